@@ -1,0 +1,146 @@
+import Foundation
+import Logging
+
+/// The event store: append with optimistic concurrency, read per tenant, read all tenants in a
+/// late-commit-safe order, and subscribe. Every statement is parameterised.
+public final class EventStore: Sendable {
+    public let pool: ConnectionPool
+    let logger: Logger
+    /// How many times a statement that failed because the connection broke is retried (appends are idempotent).
+    let connectionRetries: Int
+
+    public init(url: String, maxConnections: Int = 8, logger: Logger = Logger(label: "routeplane.eventstore"), connectionRetries: Int = 3) {
+        self.pool = ConnectionPool(url: url, configuration: .init(maxConnections: maxConnections), logger: logger)
+        self.logger = logger
+        self.connectionRetries = connectionRetries
+    }
+
+    public func shutdown() async {
+        await pool.shutdown()
+    }
+
+    /// Appends `events` to `tenant` in one transaction (all or nothing) and returns their sequence numbers.
+    /// Throws `EventStoreError.conflict` when the tenant is not at `expected`.
+    @discardableResult
+    public func append(tenant: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> ClosedRange<Int64> {
+        guard !events.isEmpty else { throw EventStoreError.invalidArgument("append needs at least one event") }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let metadata = try events.map { String(decoding: try encoder.encode($0.metadata), as: UTF8.self) }
+        let parameters: [String?] = [
+            tenant,
+            String(expected.sqlValue),
+            PostgresArray.literal(events.map { $0.id.uuidString.lowercased() }),
+            PostgresArray.literal(events.map(\.type)),
+            PostgresArray.literal(events.map(\.data)),
+            PostgresArray.literal(metadata),
+        ]
+        let count = Int64(events.count)
+        do {
+            let rows = try await retryingOnConnectionLoss("append") {
+                try await self.pool.withSession { session in
+                    try session.query("SELECT append_events($1, $2, $3::uuid[], $4::text[], $5::json[], $6::jsonb[]) AS head", parameters)
+                }
+            }
+            guard let text = rows.rows.first?.first ?? nil, let head = Int64(text) else {
+                throw EventStoreError.invalidResponse("append_events returned no head")
+            }
+            return (head - count + 1)...head
+        } catch let EventStoreError.server(sqlState, message, detail) where sqlState == "RP409" {
+            let actual = Self.actualVersion(fromDetail: detail) ?? -1
+            logger.debug("append conflict", metadata: ["tenant": "\(tenant)", "detail": "\(message)"])
+            throw EventStoreError.conflict(tenant: tenant, expected: expected.sqlValue, actual: actual)
+        }
+    }
+
+    /// The tenant's last sequence number (0 when it has no events).
+    public func version(tenant: String) async throws -> Int64 {
+        let rows = try await retryingOnConnectionLoss("version") {
+            try await self.pool.withSession { session in
+                try session.query("SELECT seq FROM tenant_heads WHERE tenant_id = $1", [tenant])
+            }
+        }
+        return rows.rows.first.flatMap { $0[0] }.flatMap { Int64($0) } ?? 0
+    }
+
+    /// Events of one tenant with sequence ≥ `fromSequence`, in sequence order.
+    public func read(tenant: String, fromSequence: Int64 = 1, limit: Int = 1000) async throws -> [RecordedEvent] {
+        let rows = try await retryingOnConnectionLoss("read") {
+            try await self.pool.withSession { session in
+                try session.query(
+                    "SELECT \(Self.columns) FROM events WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+                    [tenant, String(fromSequence), String(limit)])
+            }
+        }
+        return try Self.decode(rows)
+    }
+
+    /// Events of every tenant after `position`, in global order, never skipping one committed late:
+    /// only events of transactions older than the oldest still running one are returned, ordered by
+    /// (transaction id, position), so nothing can later appear before what was already returned.
+    /// Within a tenant this order is its sequence order (appends take the tenant lock before getting an xid).
+    public func readAll(after position: GlobalPosition, limit: Int = 1000) async throws -> [RecordedEvent] {
+        let rows = try await retryingOnConnectionLoss("readAll") {
+            try await self.pool.withSession { session in
+                try session.query(
+                    """
+                    SELECT \(Self.columns) FROM events
+                     WHERE (tx_id, position) > ($1::text::xid8, $2::bigint)
+                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                     ORDER BY tx_id, position
+                     LIMIT $3
+                    """,
+                    [String(position.transaction), String(position.position), String(limit)])
+            }
+        }
+        return try Self.decode(rows)
+    }
+
+    /// Catches up from `position`, then follows new appends (LISTEN/NOTIFY, with a poll every
+    /// `pollInterval` in case a notification is missed or the listening connection is down).
+    public func subscribe(after position: GlobalPosition = .start, batchSize: Int = 500, pollInterval: Duration = .seconds(1)) -> EventSubscription {
+        EventSubscription(store: self, start: position, batchSize: batchSize, pollInterval: pollInterval)
+    }
+
+    // MARK: - Internals
+
+    static let columns = "event_id, tenant_id, seq, tx_id, position, type, data, metadata, (extract(epoch FROM recorded_at) * 1000000)::bigint"
+
+    func retryingOnConnectionLoss<T: Sendable>(_ operation: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as EventStoreError {
+                guard case .connectionLost = error, attempt < connectionRetries else { throw error }
+                attempt += 1
+                logger.warning("retrying after lost connection", metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(50 * attempt))
+            }
+        }
+    }
+
+    static func actualVersion(fromDetail detail: String?) -> Int64? {
+        guard let detail, let range = detail.range(of: "actual=") else { return nil }
+        return Int64(detail[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    static func decode(_ rows: PostgresRows) throws -> [RecordedEvent] {
+        let decoder = JSONDecoder()
+        return try rows.rows.map { row in
+            guard row.count == 9,
+                  let idText = row[0], let id = UUID(uuidString: idText),
+                  let tenant = row[1],
+                  let seqText = row[2], let seq = Int64(seqText),
+                  let txText = row[3], let tx = UInt64(txText),
+                  let posText = row[4], let pos = Int64(posText),
+                  let type = row[5], let data = row[6], let metadataText = row[7],
+                  let recordedText = row[8], let recordedMicros = Int64(recordedText)
+            else { throw EventStoreError.invalidResponse("malformed event row") }
+            let metadata = try decoder.decode(EventMetadata.self, from: Data(metadataText.utf8))
+            return RecordedEvent(id: id, tenant: tenant, sequence: seq, globalPosition: GlobalPosition(transaction: tx, position: pos),
+                                 type: type, data: data, metadata: metadata,
+                                 recordedAt: Date(timeIntervalSince1970: Double(recordedMicros) / 1_000_000))
+        }
+    }
+}

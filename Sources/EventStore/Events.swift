@@ -1,0 +1,89 @@
+import Foundation
+
+/// Who did something and why: stored with every event, read back by the audit log.
+public struct EventMetadata: Codable, Sendable, Equatable {
+    /// The user, token or service that caused the change (e.g. "token:abc", "system").
+    public var actor: String
+    public var requestID: String?
+    public var correlationID: String?
+
+    public init(actor: String, requestID: String? = nil, correlationID: String? = nil) {
+        self.actor = actor
+        self.requestID = requestID
+        self.correlationID = correlationID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case actor
+        case requestID = "request_id"
+        case correlationID = "correlation_id"
+    }
+}
+
+/// An event about to be appended. `data` is JSON text, stored byte for byte.
+public struct NewEvent: Sendable, Equatable {
+    /// Chosen by the writer. Re-appending the same ids (a retry after a lost connection) writes nothing twice.
+    public var id: UUID
+    public var type: String
+    public var data: String
+    public var metadata: EventMetadata
+
+    public init(id: UUID = UUID(), type: String, data: String, metadata: EventMetadata) {
+        self.id = id
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+    }
+}
+
+/// Where an event sits in the global order read by catch-up readers: the writing transaction's id, then
+/// the insertion position. Readers only ever see a prefix of this order that can no longer grow in the middle.
+public struct GlobalPosition: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var transaction: UInt64
+    public var position: Int64
+
+    public init(transaction: UInt64, position: Int64) {
+        self.transaction = transaction
+        self.position = position
+    }
+
+    /// Before every event.
+    public static let start = GlobalPosition(transaction: 0, position: 0)
+
+    public static func < (a: GlobalPosition, b: GlobalPosition) -> Bool {
+        (a.transaction, a.position) < (b.transaction, b.position)
+    }
+
+    public var description: String { "\(transaction)/\(position)" }
+}
+
+/// An event as stored.
+public struct RecordedEvent: Sendable, Equatable {
+    public var id: UUID
+    public var tenant: String
+    /// Per-tenant sequence number: 1, 2, 3, … without gaps.
+    public var sequence: Int64
+    public var globalPosition: GlobalPosition
+    public var type: String
+    public var data: String
+    public var metadata: EventMetadata
+    public var recordedAt: Date
+}
+
+/// The version a writer expects the tenant to be at when its append lands.
+public enum ExpectedVersion: Sendable, Equatable {
+    /// Append whatever the tenant's version.
+    case any
+    /// The tenant must have no events yet.
+    case noEvents
+    /// The tenant's last sequence number must be exactly this.
+    case exactly(Int64)
+
+    var sqlValue: Int64 {
+        switch self {
+        case .any: -1
+        case .noEvents: 0
+        case let .exactly(n): n
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Crypto
+
+/// Canonical JSON of a view: UTF-8, no whitespace, object keys in byte order, arrays in the view's
+/// canonical order (the view keeps them sorted), strings escaped one way only (`\"`, `\\`, `\b`,
+/// `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx`, everything else raw UTF-8).
+/// Written by hand rather than by `JSONEncoder` so the bytes can never change under a Foundation
+/// upgrade; decodes with `JSONDecoder` into `PeerRouteView` (same keys).
+extension PeerRouteView {
+    public func canonicalJSON() -> [UInt8] {
+        var w = CanonicalJSONWriter()
+        w.raw("{\"forwards\":[")
+        for (i, f) in forwards.enumerated() {
+            if i > 0 { w.raw(",") }
+            // Keys in byte order: domains < masquerade < network < network_id.
+            w.raw("{")
+            switch f.key.destination {
+            case .domains:
+                w.destination(f.key.destination)
+                w.raw(",\"masquerade\":"); w.bool(f.masquerade)
+            case .network:
+                w.raw("\"masquerade\":"); w.bool(f.masquerade)
+                w.raw(",")
+                w.destination(f.key.destination)
+            }
+            w.raw(",\"network_id\":"); w.string(f.key.networkID)
+            w.raw(",\"network_type\":"); w.string(f.key.destination.networkType)
+            w.raw(",\"route_id\":"); w.string(f.routeID.rawValue)
+            w.raw("}")
+        }
+        w.raw("],\"ha_sets\":[")
+        for (i, s) in haSets.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"candidates\":[")
+            for (j, c) in s.candidates.enumerated() {
+                if j > 0 { w.raw(",") }
+                w.raw("{\"keep_route\":"); w.bool(c.keepRoute)
+                w.raw(",\"masquerade\":"); w.bool(c.masquerade)
+                w.raw(",\"mesh_ip\":"); w.address(c.meshIP)
+                w.raw(",\"metric\":"); w.int(c.metric)
+                w.raw(",\"peer_id\":"); w.string(c.peerID.rawValue)
+                w.raw(",\"route_id\":"); w.string(c.routeID.rawValue)
+                w.raw(",\"skip_auto_apply\":"); w.bool(c.skipAutoApply)
+                w.raw("}")
+            }
+            w.raw("],")
+            w.destination(s.key.destination)
+            w.raw(",\"network_id\":"); w.string(s.key.networkID)
+            w.raw(",\"network_type\":"); w.string(s.key.destination.networkType)
+            w.raw("}")
+        }
+        w.raw("],\"peer_id\":"); w.string(peerID.rawValue)
+        w.raw("}")
+        return w.bytes
+    }
+
+    /// SHA-256 of `canonicalJSON()`, lowercase hex.
+    public var digest: String { Self.digest(of: canonicalJSON()) }
+
+    /// Canonical bytes and their digest, computed once.
+    public func encoded() -> (json: [UInt8], digest: String) {
+        let json = canonicalJSON()
+        return (json, Self.digest(of: json))
+    }
+
+    public static func digest(of bytes: [UInt8]) -> String {
+        let hash = SHA256.hash(data: bytes)
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for b in hash {
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+struct CanonicalJSONWriter {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(512) }
+
+    mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func bool(_ b: Bool) { b ? raw("true") : raw("false") }
+
+    mutating func int(_ i: Int) {
+        if i < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            if i == .min { bytes.append(contentsOf: String(i).utf8.dropFirst()); return }
+            int(-i)
+            return
+        }
+        if i >= 10 { int(i / 10) }
+        bytes.append(UInt8(ascii: "0") + UInt8(i % 10))
+    }
+
+    /// An address as a JSON string; IPv4 without building an intermediate String.
+    mutating func address(_ a: IPAddress) {
+        guard a.isV4 else { string(a.description); return }
+        let v = UInt32(truncatingIfNeeded: a.low)
+        bytes.append(UInt8(ascii: "\""))
+        int(Int(v >> 24)); bytes.append(UInt8(ascii: "."))
+        int(Int((v >> 16) & 0xff)); bytes.append(UInt8(ascii: "."))
+        int(Int((v >> 8) & 0xff)); bytes.append(UInt8(ascii: "."))
+        int(Int(v & 0xff))
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func prefix(_ p: Prefix) {
+        guard p.isV4 else { string(p.description); return }
+        address(p.address)
+        bytes.removeLast()
+        bytes.append(UInt8(ascii: "/"))
+        int(p.length)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes `"domains":[…]` or `"network":"…"` (the keys sort the same way in both objects).
+    mutating func destination(_ d: RouteDestination) {
+        switch d {
+        case .network(let p):
+            raw("\"network\":"); prefix(p)
+        case .domains(let ds):
+            raw("\"domains\":[")
+            for (i, x) in ds.enumerated() {
+                if i > 0 { raw(",") }
+                string(x)
+            }
+            raw("]")
+        }
+    }
+
+    mutating func string(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { utf8 in
+            // Fast path: nothing to escape.
+            if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            escape(utf8)
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func escape(_ utf8: UnsafeBufferPointer<UInt8>) {
+        for c in utf8 {
+            switch c {
+            case UInt8(ascii: "\""): raw("\\\"")
+            case UInt8(ascii: "\\"): raw("\\\\")
+            case 0x08: raw("\\b")
+            case 0x0c: raw("\\f")
+            case 0x0a: raw("\\n")
+            case 0x0d: raw("\\r")
+            case 0x09: raw("\\t")
+            case 0..<0x20:
+                raw("\\u00")
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                bytes.append(hex[Int(c >> 4)])
+                bytes.append(hex[Int(c & 0x0f)])
+            default: bytes.append(c)
+            }
+        }
+    }
+}

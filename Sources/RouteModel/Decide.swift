@@ -1,0 +1,245 @@
+/// `decide(command, state)`: the events a command produces against the tenant's current state, or
+/// the rule it breaks. Pure and deterministic: ids and addresses come in the command.
+///
+/// A command that changes nothing (an update to identical values) yields no events.
+public func decide(_ command: Command, _ state: TenantState) -> Result<[RouteEvent], ValidationError> {
+    do {
+        return .success(try decideOrThrow(command, state))
+    } catch {
+        return .failure(error)
+    }
+}
+
+/// Throwing form of `decide`.
+public func decideOrThrow(_ command: Command, _ state: TenantState) throws(ValidationError) -> [RouteEvent] {
+    switch command {
+    case .createRoute(let id, let input):
+        try checkID(id.rawValue, field: "id", what: "route")
+        if state.route(id) != nil { throw .conflict("id", "route \(id) already exists") }
+        let route = try RouteValidation.validate(input, id: id, in: state)
+        return [.routeCreated(RouteCreated(route: route))]
+
+    case .updateRoute(let id, let input):
+        guard let old = state.route(id) else { throw .notFound("route_id", "route \(id) not found") }
+        let new = try RouteValidation.validate(input, id: id, in: state)
+        if new == old { return [] }
+        return [.routeUpdated(RouteUpdated(old: old, new: new))]
+
+    case .deleteRoute(let id):
+        guard let old = state.route(id) else { throw .notFound("route_id", "route \(id) not found") }
+        return [.routeDeleted(RouteDeleted(route: old))]
+
+    case .createGroup(let id, let name, let peers):
+        try checkID(id.rawValue, field: "id", what: "group")
+        if state.group(id) != nil { throw .conflict("id", "group \(id) already exists") }
+        try checkGroupName(name, for: id, in: state)
+        let members = try checkPeersExist(peers, in: state)
+        return [.groupCreated(GroupCreated(group: Group(id: id, name: name, peers: members)))]
+
+    case .updateGroup(let id, let name, let peers):
+        guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
+        try checkGroupName(name, for: id, in: state)
+        let members = try checkPeersExist(peers, in: state)
+        var events: [RouteEvent] = []
+        if name != old.name {
+            events.append(.groupUpdated(GroupUpdated(groupID: id, oldName: old.name, name: name)))
+        }
+        if let change = membershipChange(of: old, to: Set(members)) { events.append(change) }
+        return events
+
+    case .addGroupPeers(let id, let peers):
+        guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
+        let added = try checkPeersExist(peers, in: state)
+        return membershipChange(of: old, to: Set(old.peers).union(added)).map { [$0] } ?? []
+
+    case .removeGroupPeers(let id, let peers):
+        guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
+        return membershipChange(of: old, to: Set(old.peers).subtracting(peers)).map { [$0] } ?? []
+
+    case .deleteGroup(let id):
+        guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
+        let users = state.routes(using: id)
+        if !users.isEmpty {
+            throw .conflict("group_id", "group \(id) is still used by routes: \(users.map(\.rawValue).joined(separator: ", "))")
+        }
+        return [.groupDeleted(GroupDeleted(group: old))]
+
+    case .enrollPeer(let id, let name, let os, let meshIPText):
+        try checkID(id.rawValue, field: "id", what: "peer")
+        if state.peer(id) != nil { throw .conflict("id", "peer \(id) already exists") }
+        try checkName(name, field: "name")
+        let osName = os.lowercased()
+        if osName.isEmpty { throw .invalid("os", "os must not be empty") }
+        let meshIP: IPAddress
+        do {
+            meshIP = try IPAddress(parsing: meshIPText)
+        } catch {
+            throw .invalid("ip", "invalid mesh ip \(error)")
+        }
+        if let other = state.peer(meshIP: meshIP) {
+            throw .conflict("ip", "mesh ip \(meshIP) is already used by peer \(other)")
+        }
+        return [.peerEnrolled(PeerEnrolled(peer: Peer(id: id, name: name, os: osName, meshIP: meshIP)))]
+
+    case .renamePeer(let id, let name):
+        guard let old = state.peer(id) else { throw .notFound("peer_id", "peer \(id) not found") }
+        try checkName(name, field: "name")
+        if name == old.name { return [] }
+        return [.peerRenamed(PeerRenamed(peerID: id, oldName: old.name, name: name))]
+
+    case .removePeer(let id):
+        guard let old = state.peer(id) else { throw .notFound("peer_id", "peer \(id) not found") }
+        let routed = state.routes(routedBy: id)
+        if !routed.isEmpty {
+            throw .conflict("peer_id", "peer \(id) is the routing peer of routes: \(routed.map(\.rawValue).joined(separator: ", "))")
+        }
+        return [.peerRemoved(PeerRemoved(peer: old, groups: state.groups(of: id).sorted()))]
+    }
+}
+
+private func membershipChange(of group: Group, to newMembers: Set<PeerID>) -> RouteEvent? {
+    let old = Set(group.peers)
+    let added = newMembers.subtracting(old).sorted()
+    let removed = old.subtracting(newMembers).sorted()
+    if added.isEmpty && removed.isEmpty { return nil }
+    return .groupMembersChanged(GroupMembersChanged(groupID: group.id, added: added, removed: removed))
+}
+
+private func checkID(_ id: String, field: String, what: String) throws(ValidationError) {
+    if id.isEmpty { throw .invalid(field, "\(what) id must not be empty") }
+}
+
+private func checkName(_ name: String, field: String) throws(ValidationError) {
+    let n = name.unicodeScalars.count
+    if n < 1 || n > Limits.nameMaxScalars {
+        throw .invalid(field, "\(field) must be 1 to \(Limits.nameMaxScalars) characters, got \(n)")
+    }
+}
+
+private func checkGroupName(_ name: String, for id: GroupID, in state: TenantState) throws(ValidationError) {
+    try checkName(name, field: "name")
+    if let other = state.group(named: name), other != id {
+        throw .conflict("name", "group with name \(name) already exists")
+    }
+}
+
+/// Checks every peer exists; returns them sorted without duplicates.
+private func checkPeersExist(_ peers: [PeerID], in state: TenantState) throws(ValidationError) -> [PeerID] {
+    let unique = Set(peers).sorted()
+    for p in unique where state.peer(p) == nil {
+        throw .invalid("peers", "peer with ID \(p) not found")
+    }
+    return unique
+}
+
+/// NetBird's route rules (routes HTTP handler, `route/route.go`, `management/server/route.go`).
+enum RouteValidation {
+    static func validate(_ input: RouteInput, id: RouteID, in state: TenantState) throws(ValidationError) -> Route {
+        // Shape first, as NetBird's handler does.
+        if input.network != nil && input.domains != nil {
+            throw .invalid("network", "only one of 'network' or 'domains' should be provided")
+        }
+        if input.network == nil && input.domains == nil {
+            throw .invalid("network", "either 'network' or 'domains' should be provided")
+        }
+        if input.peer != nil && input.peerGroups != nil {
+            throw .invalid("peer", "only one of 'peer' or 'peer_groups' should be provided")
+        }
+        if input.peer == nil && input.peerGroups == nil {
+            throw .invalid("peer", "either 'peer' or 'peer_groups' should be provided")
+        }
+        let idLength = input.networkID.unicodeScalars.count
+        if idLength < 1 || idLength > Limits.networkIDMaxScalars {
+            throw .invalid("network_id", "network_id must be 1 to \(Limits.networkIDMaxScalars) characters, got \(idLength)")
+        }
+        if !Limits.metricRange.contains(input.metric) {
+            throw .invalid("metric", "metric must be between \(Limits.metricRange.lowerBound) and \(Limits.metricRange.upperBound), got \(input.metric)")
+        }
+        let descLength = input.description.unicodeScalars.count
+        if descLength > Limits.descriptionMaxScalars {
+            throw .invalid("description", "description must be at most \(Limits.descriptionMaxScalars) characters, got \(descLength)")
+        }
+
+        let destination: RouteDestination
+        if let network = input.network {
+            do {
+                destination = .network(try Prefix(parsing: network))
+            } catch {
+                throw .invalid("network", "invalid network \(error)")
+            }
+        } else {
+            destination = .domains(try validateDomains(input.domains ?? []))
+        }
+
+        // Distribution groups.
+        if input.groups.isEmpty { throw .invalid("groups", "groups must not be empty") }
+        let groups = try existingGroups(input.groups, field: "groups", in: state)
+        let acl = try existingGroups(input.accessControlGroups ?? [], field: "access_control_groups", in: state)
+
+        // Routing peers.
+        let routingPeers: RoutingPeers
+        if let peer = input.peer {
+            guard let p = state.peer(peer) else { throw .invalid("peer", "peer with ID \(peer) not found") }
+            if !p.canRoute {
+                throw .precondition("peer", "peer \(peer) runs \(p.os): only linux peers can be routing peers")
+            }
+            routingPeers = .peer(peer)
+        } else {
+            let pg = input.peerGroups ?? []
+            if pg.isEmpty { throw .invalid("peer_groups", "peer_groups must not be empty") }
+            routingPeers = .peerGroups(try existingGroups(pg, field: "peer_groups", in: state))
+        }
+
+        let route = Route(
+            id: id, networkID: input.networkID, description: input.description, destination: destination,
+            routingPeers: routingPeers, metric: input.metric, masquerade: input.masquerade, groups: groups,
+            enabled: input.enabled, keepRoute: input.keepRoute, accessControlGroups: acl,
+            skipAutoApply: input.skipAutoApply ?? false)
+        try checkNotServedTwice(route, in: state)
+        return route
+    }
+
+    static func validateDomains(_ domains: [String]) throws(ValidationError) -> [String] {
+        if domains.isEmpty || domains.count > Limits.maxDomains {
+            throw .invalid("domains", "domains must hold 1 to \(Limits.maxDomains) entries, got \(domains.count)")
+        }
+        var seen = Set<String>()
+        for d in domains {
+            switch DomainName.canonical(d) {
+            case .failure(let e):
+                throw .invalid("domains", "invalid domains: \(e)")
+            case .success(let c):
+                if !seen.insert(c).inserted { throw .invalid("domains", "invalid domains: duplicate domain \(c)") }
+            }
+        }
+        return seen.sorted()
+    }
+
+    static func existingGroups(_ ids: [GroupID], field: String, in state: TenantState) throws(ValidationError) -> [GroupID] {
+        let unique = Set(ids).sorted()
+        for g in unique where state.group(g) == nil {
+            throw .invalid(field, "group id \(g) not found")
+        }
+        return unique
+    }
+
+    /// A peer may not serve the same range (or domain list) twice, under any network id
+    /// (NetBird: AlreadyExists). Checked against every other route with that destination,
+    /// enabled or not; peer groups are expanded to their members.
+    static func checkNotServedTwice(_ route: Route, in state: TenantState) throws(ValidationError) {
+        let others = state.routeIDs(destination: route.destination).subtracting([route.id]).sorted()
+        if others.isEmpty { return }
+        let mine = state.routingPeerIDs(of: route)
+        let field = route.routingPeers.peer != nil ? "peer" : "peer_groups"
+        for otherID in others {
+            guard let other = state.route(otherID) else { continue }
+            if let pg = route.routingPeers.peerGroups, let opg = other.routingPeers.peerGroups,
+               let shared = Set(pg).intersection(opg).min() {
+                throw .conflict(field, "failed to add route with \(route.destination) - peer group \(shared) already has this route (route \(otherID))")
+            }
+            if let shared = mine.intersection(state.routingPeerIDs(of: other)).min() {
+                throw .conflict(field, "failed to add route with \(route.destination) - peer \(shared) already has this route (route \(otherID))")
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import ArgumentParser
+import EventStore
+import Foundation
+
+/// `routeplane bench append`: events/s through `EventStore.append`, single and batched, 1 and 4 writers,
+/// next to pgbench running an equivalent plain INSERT into a table of the same shape on the same server,
+/// in the same run.
+struct BenchAppend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "append", abstract: "Append throughput vs pgbench plain INSERT.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Seconds per measurement.") var seconds: Double = 5
+    @Option(help: "Events per append in the batched cases.") var batch: Int = 100
+    @Flag(help: "Shorter measurements (2 s each).") var quick = false
+
+    struct Case { let name: String; let writers: Int; let batch: Int }
+
+    func run() async throws {
+        let url = try database.resolvedURL()
+        let duration = quick ? 2.0 : seconds
+        let store = try database.makeStore(maxConnections: 4)
+        _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
+        let pgbench = try PgBench(url: url)
+        try pgbench.prepareBaselineTable()
+
+        let payload = Self.samplePayload
+        print("append benchmark: \(duration) s per case, event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
+        print("baseline: pgbench -M simple running INSERT of the same row(s) into a table shaped like `events` (same columns, keys, indexes)")
+        print("")
+        print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + "target")
+        let cases = [Case(name: "single, 1 writer", writers: 1, batch: 1), Case(name: "single, 4 writers", writers: 4, batch: 1),
+                     Case(name: "batch \(batch), 1 writer", writers: 1, batch: batch), Case(name: "batch \(batch), 4 writers", writers: 4, batch: batch)]
+        var allMet = true
+        let runID = UUID().uuidString.prefix(8).lowercased()
+        for c in cases {
+            let ours = try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: duration, runID: "\(runID)-\(c.writers)-\(c.batch)")
+            let theirs = try pgbench.measure(writers: c.writers, batch: c.batch, seconds: duration, payload: payload)
+            let ratio = ours / theirs
+            let target = c.batch == 1 ? 0.70 : 0.50
+            let met = ratio >= target
+            allMet = allMet && met
+            print(pad(c.name, 22) + pad(String(format: "%.0f ev/s", ours), 16) + pad(String(format: "%.0f rows/s", theirs), 16)
+                  + pad(String(format: "%.0f%%", ratio * 100), 8) + "≥\(Int(target * 100))% " + (met ? "met" : "NOT met"))
+        }
+        print("")
+        print(allMet ? "all append targets met" : "some append targets NOT met")
+        await store.shutdown()
+    }
+
+    func measureAppends(store: EventStore, writers: Int, batch: Int, seconds: Double, runID: String) async throws -> Double {
+        let payload = Self.samplePayload
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        let start = ContinuousClock.now
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for w in 0..<writers {
+                group.addTask {
+                    let tenant = "bench-\(runID)-w\(w)"
+                    var version: Int64 = 0
+                    var appended = 0
+                    let metadata = EventMetadata(actor: "bench", requestID: runID)
+                    while ContinuousClock.now < deadline {
+                        let events = (0..<batch).map { _ in NewEvent(type: "RouteUpdated", data: payload, metadata: metadata) }
+                        let seqs = try await store.append(tenant: tenant, expected: version == 0 ? .noEvents : .exactly(version), events: events)
+                        version = seqs.upperBound
+                        appended += batch
+                    }
+                    return appended
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let elapsed = ContinuousClock.now - start
+        return Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+
+    static let samplePayload = #"{"event_version":1,"route":{"id":"d2k7q9n1f0g3h5j6k8m0","network_id":"office-lan","description":"printers and the NAS","network":"10.20.0.0/16","network_type":"IPv4","peer_groups":["cq8h2r9k3l4m5n6p7q8r"],"metric":100,"masquerade":true,"groups":["cq8h2r9k3l4m5n6p7q9s","cq8h2r9k3l4m5n6p7q9t"],"enabled":true,"keep_route":false,"access_control_groups":[],"skip_auto_apply":false}}"#
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+}
+
+/// Runs pgbench against the same server for a baseline.
+struct PgBench {
+    let url: String
+    let binary: String
+    let serverVersion: String
+
+    init(url: String) throws {
+        self.url = url
+        let candidates = [ProcessInfo.processInfo.environment["ROUTEPLANE_PG_BIN"].map { $0 + "/pgbench" }]
+            + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/pgbench" }
+        guard let found = candidates.compactMap({ $0 }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ValidationError("pgbench not found (Debian's postgresql package has it under /usr/lib/postgresql/*/bin); run ops/setup")
+        }
+        binary = found
+        let psql = (found as NSString).deletingLastPathComponent + "/psql"
+        serverVersion = (try? Self.run(psql, ["-Atqc", "SHOW server_version", url]).trimmingCharacters(in: .whitespacesAndNewlines)).map { "PostgreSQL \($0)" } ?? "PostgreSQL"
+    }
+
+    func prepareBaselineTable() throws {
+        let psql = (binary as NSString).deletingLastPathComponent + "/psql"
+        _ = try Self.run(psql, ["-v", "ON_ERROR_STOP=1", "-qc", """
+            DROP TABLE IF EXISTS bench_baseline_events;
+            CREATE TABLE bench_baseline_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES);
+            """, url])
+    }
+
+    /// Rows per second for `writers` clients each inserting `batch` rows per statement.
+    func measure(writers: Int, batch: Int, seconds: Double, payload: String) throws -> Double {
+        let escaped = payload.replacingOccurrences(of: "'", with: "''")
+        let script: String
+        if batch == 1 {
+            script = "INSERT INTO bench_baseline_events (event_id, tenant_id, seq, type, data, metadata) VALUES (gen_random_uuid(), 'pgbench-' || :client_id, nextval('bench_baseline_seq'), 'RouteUpdated', '\(escaped)', '{\"actor\":\"bench\"}');\n"
+        } else {
+            script = "INSERT INTO bench_baseline_events (event_id, tenant_id, seq, type, data, metadata) SELECT gen_random_uuid(), 'pgbench-' || :client_id, nextval('bench_baseline_seq'), 'RouteUpdated', '\(escaped)', '{\"actor\":\"bench\"}' FROM generate_series(1, \(batch));\n"
+        }
+        let psql = (binary as NSString).deletingLastPathComponent + "/psql"
+        _ = try Self.run(psql, ["-qc", "TRUNCATE bench_baseline_events; DROP SEQUENCE IF EXISTS bench_baseline_seq; CREATE SEQUENCE bench_baseline_seq;", url])
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-pgbench-\(UUID().uuidString).sql")
+        try script.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let output = try Self.run(binary, ["-n", "-M", "simple", "-c", String(writers), "-j", String(writers), "-T", String(max(1, Int(seconds.rounded()))),
+                                           "-f", file.path, url])
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+              let tps = Double(line.dropFirst(6).prefix { $0 != " " }) else {
+            throw ValidationError("could not read pgbench's tps from its output:\n\(output)")
+        }
+        return tps * Double(batch)
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        // pgbench -T stops on SIGALRM. Dispatch's threads block signals and a spawned child inherits the
+        // calling thread's mask, so unblock SIGALRM on this thread while spawning, then restore the mask.
+        var alarm = sigset_t(), previous = sigset_t()
+        sigemptyset(&alarm)
+        sigaddset(&alarm, SIGALRM)
+        pthread_sigmask(SIG_UNBLOCK, &alarm, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("\(executable) \(arguments.dropLast().joined(separator: " ")) failed (\(process.terminationStatus)):\n\(text)")
+        }
+        return text
+    }
+}

@@ -1,0 +1,305 @@
+@testable import EventStore
+import Foundation
+import Testing
+
+/// Every test here talks to the real PostgreSQL started by `ops/services`. They run one at a time
+/// because one of them restarts that server.
+@Suite("Event store on PostgreSQL", .serialized)
+struct EventStoreTests {
+    @Test("8 concurrent writers on one tenant: every sequence number taken once, losers get conflicts, no gaps")
+    func concurrentWritersOneTenant() async throws {
+        let db = try await TestDatabase.create(maxConnections: 8)
+        defer { Task { await db.drop() } }
+        let target = 240
+        let store = db.store
+        let results = try await withThrowingTaskGroup(of: (won: [Int64], conflicts: Int).self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    var won: [Int64] = []
+                    var conflicts = 0
+                    while true {
+                        let version = try await store.version(tenant: "t1")
+                        if version >= Int64(target) { break }
+                        do {
+                            let seqs = try await store.append(tenant: "t1", expected: .exactly(version),
+                                                              events: [event("Written", #"{"writer":\#(writer)}"#)])
+                            #expect(seqs == (version + 1)...(version + 1))
+                            won.append(seqs.lowerBound)
+                        } catch let EventStoreError.conflict(tenant, expected, actual) {
+                            #expect(tenant == "t1")
+                            #expect(expected == version)
+                            #expect(actual > version)
+                            conflicts += 1
+                        }
+                    }
+                    return (won, conflicts)
+                }
+            }
+            return try await group.reduce(into: [(won: [Int64], conflicts: Int)]()) { $0.append($1) }
+        }
+        let allWon = results.flatMap(\.won).sorted()
+        let conflicts = results.map(\.conflicts).reduce(0, +)
+        #expect(allWon.count >= target)
+        #expect(Set(allWon).count == allWon.count, "a sequence number was handed out twice")
+        #expect(allWon == Array(1...Int64(allWon.count)), "sequence has a gap")
+        #expect(conflicts > 0, "8 writers racing on one tenant should have produced conflicts")
+        let stored = try await store.read(tenant: "t1", fromSequence: 1, limit: 10_000)
+        #expect(stored.map(\.sequence) == allWon)
+        #expect(try await store.version(tenant: "t1") == Int64(allWon.count))
+    }
+
+    @Test("noEvents and exactly(n) expectations, and the conflict names expected and actual")
+    func expectedVersions() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        let store = db.store
+        #expect(try await store.append(tenant: "a", expected: .noEvents, events: [event(), event()]) == 1...2)
+        await #expect(throws: EventStoreError.conflict(tenant: "a", expected: 0, actual: 2)) {
+            try await store.append(tenant: "a", expected: .noEvents, events: [event()])
+        }
+        await #expect(throws: EventStoreError.conflict(tenant: "a", expected: 5, actual: 2)) {
+            try await store.append(tenant: "a", expected: .exactly(5), events: [event()])
+        }
+        #expect(try await store.append(tenant: "a", expected: .exactly(2), events: [event()]) == 3...3)
+        #expect(try await store.append(tenant: "a", expected: .any, events: [event()]) == 4...4)
+        // A failed append left nothing behind.
+        #expect(try await store.read(tenant: "a").map(\.sequence) == [1, 2, 3, 4])
+        await #expect(throws: EventStoreError.self) {
+            try await store.append(tenant: "a", expected: .any, events: [])
+        }
+    }
+
+    @Test("a batch is all or nothing: one invalid JSON value rejects the whole append")
+    func batchAtomic() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        let store = db.store
+        await #expect(throws: EventStoreError.self) {
+            try await store.append(tenant: "x", expected: .any, events: [event(), event("Bad", "{not json")])
+        }
+        #expect(try await store.read(tenant: "x").isEmpty)
+        #expect(try await store.version(tenant: "x") == 0)
+    }
+
+    @Test("re-appending the same event ids (a retry) writes nothing twice and returns the original sequence")
+    func idempotentRetry() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        let batch = [event(), event()]
+        #expect(try await db.store.append(tenant: "r", expected: .noEvents, events: batch) == 1...2)
+        #expect(try await db.store.append(tenant: "r", expected: .noEvents, events: batch) == 1...2)
+        #expect(try await db.store.read(tenant: "r").count == 2)
+    }
+
+    @Test("two tenants append in parallel: a held append on one does not block the other")
+    func tenantsDoNotBlockEachOther() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        let held = try await db.rawConnection()
+        defer { held.close() }
+        try await held.withSession { session in
+            try session.query("BEGIN")
+            try session.query("SELECT append_events('busy', -1, ARRAY[gen_random_uuid()], ARRAY['Held'], ARRAY['{}'::json], ARRAY['{\"actor\":\"t\"}'::jsonb])")
+        }
+        // Another tenant appends while 'busy' holds its lock.
+        let clock = ContinuousClock()
+        let elapsed = try await clock.measure {
+            try await db.store.append(tenant: "free", expected: .any, events: [event()])
+        }
+        #expect(elapsed < .seconds(2), "tenant 'free' waited \(elapsed) behind tenant 'busy'")
+        // The same tenant does wait: its append completes only after the holder commits.
+        let store = db.store
+        let sameTenant = Task { try await store.append(tenant: "busy", expected: .any, events: [event()]) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await held.withSession { try $0.query("COMMIT") }
+        #expect(try await sameTenant.value == 2...2)
+    }
+
+    @Test("an event committed late by a slower transaction is delivered by readAll, in order, exactly once")
+    func lateCommitReadAll() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        try await db.store.append(tenant: "early", expected: .any, events: [event()])
+        var delivered = try await db.store.readAll(after: .start)
+        #expect(delivered.count == 1)
+
+        // A slow transaction takes its position first and holds it...
+        let slow = try await db.rawConnection()
+        defer { slow.close() }
+        try await slow.withSession { session in
+            try session.query("BEGIN")
+            try session.query("SELECT append_events('slow', -1, ARRAY[gen_random_uuid()], ARRAY['Slow'], ARRAY['{}'::json], ARRAY['{\"actor\":\"t\"}'::jsonb])")
+        }
+        // ...while a fast one takes a later position and commits.
+        try await db.store.append(tenant: "fast", expected: .any, events: [event("Fast")])
+        let positions = try await db.store.pool.withSession { try $0.query("SELECT count(*) FROM events") }
+        #expect(positions.rows[0][0] == "2", "the slow transaction's row is not visible yet")
+
+        // A reader that ran now and trusted "max position seen" would skip the slow event forever.
+        let middle = try await db.store.readAll(after: delivered.last!.globalPosition)
+        #expect(middle.isEmpty, "events behind a running transaction must be held back, got \(middle.map(\.type))")
+        delivered += middle
+
+        try await slow.withSession { try $0.query("COMMIT") }
+        let rest = try await db.store.readAll(after: delivered.last!.globalPosition)
+        delivered += rest
+        #expect(delivered.map(\.tenant) == ["early", "slow", "fast"])
+        #expect(Set(delivered.map(\.id)).count == 3)
+        // Reading again from the end yields nothing new.
+        #expect(try await db.store.readAll(after: delivered.last!.globalPosition).isEmpty)
+    }
+
+    @Test("subscribe catches up, follows live appends, and delivers a late commit exactly once and in order")
+    func subscribeLateCommit() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        let store = db.store
+        for i in 0..<5 { try await store.append(tenant: "s", expected: .any, events: [event("Before", #"{"i":\#(i)}"#)]) }
+
+        let collector = Task { () -> [RecordedEvent] in
+            var seen: [RecordedEvent] = []
+            for try await e in store.subscribe(pollInterval: .milliseconds(200)) {
+                seen.append(e)
+                if seen.count == 5 + 1 + 3 { break }
+            }
+            return seen
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let slow = try await db.rawConnection()
+        defer { slow.close() }
+        try await slow.withSession { session in
+            try session.query("BEGIN")
+            try session.query("SELECT append_events('late', -1, ARRAY[gen_random_uuid()], ARRAY['Late'], ARRAY['{}'::json], ARRAY['{\"actor\":\"t\"}'::jsonb])")
+        }
+        for i in 0..<3 { try await store.append(tenant: "live", expected: .any, events: [event("Live", #"{"i":\#(i)}"#)]) }
+        try await Task.sleep(for: .milliseconds(500))
+        try await slow.withSession { try $0.query("COMMIT") }
+
+        let seen = try await withTimeout(.seconds(10)) { try await collector.value }
+        #expect(seen.map(\.type) == Array(repeating: "Before", count: 5) + ["Late"] + Array(repeating: "Live", count: 3))
+        #expect(Set(seen.map(\.id)).count == seen.count)
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.globalPosition < $1.globalPosition })
+    }
+
+    @Test("quotes, semicolons, unicode and 1 MB of JSON round-trip unchanged")
+    func roundTrip() async throws {
+        let db = try await TestDatabase.create()
+        defer { Task { await db.drop() } }
+        let tricky = #"{"q":"it's \"quoted\"; DROP TABLE events; --","u":"Zürich 東京 🛰️ e\u0301 \\ back\\slash","arr":[1,2.5,-3e10,true,null]}"#
+        var big = #"{"items":["#
+        var i = 0
+        while big.utf8.count < 1_048_576 {
+            if i > 0 { big += "," }
+            big += #"{"id":\#(i),"name":"peer-\#(i) ✓ 'x';","cidr":"10.\#(i % 256).0.0/16"}"#
+            i += 1
+        }
+        big += "]}"
+        let metadata = EventMetadata(actor: "o'brien; \"admin\" 🧑‍💻", requestID: "req;'1'", correlationID: "c\\1")
+        let events = [NewEvent(type: "Tricky'Type;", data: tricky, metadata: metadata), NewEvent(type: "Big", data: big, metadata: metadata)]
+        try await db.store.append(tenant: "tenant 'ü'; --", expected: .noEvents, events: events)
+        let back = try await db.store.read(tenant: "tenant 'ü'; --")
+        #expect(back.count == 2)
+        #expect(back[0].data == tricky)
+        #expect(back[0].type == "Tricky'Type;")
+        #expect(back[0].metadata == metadata)
+        #expect(back[1].data.utf8.count == big.utf8.count)
+        #expect(back[1].data == big)
+        #expect(back.map(\.id) == events.map(\.id))
+    }
+
+    @Test("migrate twice and concurrently is harmless; a changed applied migration is refused")
+    func migrations() async throws {
+        let db = try await TestDatabase.create(migrate: false)
+        defer { Task { await db.drop() } }
+        let files = try Migrator.load(directory: TestDatabase.migrationsDirectory)
+        let other = EventStore(url: db.url, maxConnections: 1)
+        async let first = Migrator(store: db.store).migrate(files)
+        async let second = Migrator(store: other).migrate(files)
+        let outcomes = try await [first, second]
+        await other.shutdown()
+        let applied = outcomes.flatMap { $0 }.filter { if case .applied = $0 { true } else { false } }
+        #expect(applied.count == files.count, "each migration applied exactly once across both runs")
+        let again = try await Migrator(store: db.store).migrate(files)
+        #expect(again.allSatisfy { if case .alreadyApplied = $0 { true } else { false } })
+        let recorded = try await db.store.pool.withSession { try $0.query("SELECT count(*) FROM schema_migrations") }
+        #expect(recorded.rows[0][0] == String(files.count))
+
+        var changed = files
+        changed[0].sql += "\n-- edited after apply\n"
+        await #expect(throws: Migrator.MigrationError.changedAfterApply(version: changed[0].version, name: changed[0].name)) {
+            try await Migrator(store: db.store).migrate(changed)
+        }
+    }
+
+    @Test("a PostgreSQL restart during appends: the pool recovers, no event lost or duplicated")
+    func restartDuringAppends() async throws {
+        let db = try await TestDatabase.create(maxConnections: 4)
+        defer { Task { await db.drop() } }
+        let store = db.store
+        let stop = Deadline(after: .seconds(60))
+        // Writers keep appending; an append that fails because the database is gone is retried with the
+        // same event ids until it is acknowledged, exactly as a careful client would.
+        let writers = (0..<3).map { w in
+            Task { () -> (acknowledged: [UUID], failures: Int) in
+                var acknowledged: [UUID] = []
+                var failures = 0
+                var n = 0
+                while n < 150 && !stop.passed {
+                    let batch = [event("W", #"{"w":\#(w),"n":\#(n)}"#)]
+                    while !stop.passed {
+                        do {
+                            try await store.append(tenant: "w\(w)", expected: .any, events: batch)
+                            acknowledged.append(batch[0].id)
+                            break
+                        } catch let error as EventStoreError where error.isUnavailable {
+                            failures += 1
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                    }
+                    n += 1
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                return (acknowledged, failures)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        _ = try await runOps(["ops/services", "restart", "postgres"])
+        var acknowledged: [UUID] = []
+        var failures = 0
+        for writer in writers {
+            let r = try await writer.value
+            acknowledged += r.acknowledged
+            failures += r.failures
+        }
+        #expect(acknowledged.count == 3 * 150, "writers did not finish within the deadline")
+        var stored: [RecordedEvent] = []
+        for w in 0..<3 {
+            let events = try await store.read(tenant: "w\(w)", limit: 10_000)
+            #expect(events.map(\.sequence) == Array(1...Int64(events.count)), "gap in tenant w\(w)")
+            stored += events
+        }
+        #expect(Set(stored.map(\.id)) == Set(acknowledged), "stored events differ from acknowledged ones")
+        #expect(stored.count == acknowledged.count, "an event was stored twice")
+        // The pool works normally afterwards.
+        #expect(try await store.append(tenant: "after", expected: .noEvents, events: [event()]) == 1...1)
+        print("restart test: \(acknowledged.count) appends acknowledged, \(failures) failed attempts retried during the restart")
+    }
+}
+
+struct Deadline: Sendable {
+    let instant: ContinuousClock.Instant
+    init(after duration: Duration) { instant = .now + duration }
+    var passed: Bool { ContinuousClock.now >= instant }
+}
+
+struct TimeoutError: Error {}
+
+func withTimeout<T: Sendable>(_ duration: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask { try await Task.sleep(for: duration); throw TimeoutError() }
+        let first = try await group.next()!
+        group.cancelAll()
+        return first
+    }
+}

@@ -1,0 +1,115 @@
+@testable import EventStore
+import Foundation
+import Testing
+
+/// A fresh database on the PostgreSQL that `ops/services start` runs, migrated, dropped afterwards.
+struct TestDatabase {
+    let name: String
+    let url: String
+    let store: EventStore
+
+    static var serverURL: String {
+        get throws {
+            if let url = ProcessInfo.processInfo.environment["ROUTEPLANE_DATABASE_URL"], !url.isEmpty { return url }
+            // Not started through ops/test: read the settings ops/services wrote.
+            let env = repoRoot.appendingPathComponent(".services/env")
+            if let text = try? String(contentsOf: env, encoding: .utf8),
+               let line = text.split(separator: "\n").first(where: { $0.contains("ROUTEPLANE_DATABASE_URL=") }) {
+                return String(line.split(separator: "=", maxSplits: 1)[1]).trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+            }
+            throw TestSetupError("no ROUTEPLANE_DATABASE_URL and no .services/env: run `ops/services start` (ops/test does)")
+        }
+    }
+
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var migrationsDirectory: String { repoRoot.appendingPathComponent("migrations").path }
+
+    /// `postgresql://user@host:port/db` with the database name replaced.
+    static func url(_ base: String, database: String) -> String {
+        guard let slash = base.range(of: "/", options: .backwards), base[..<slash.lowerBound].hasSuffix("//") == false else {
+            return base + "/" + database
+        }
+        var rest = String(base[slash.upperBound...])
+        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
+        rest = database + query
+        return String(base[..<slash.upperBound]) + rest
+    }
+
+    static func create(migrate: Bool = true, maxConnections: Int = 8) async throws -> TestDatabase {
+        let server = try serverURL
+        let name = "rp_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let admin = EventStore(url: url(server, database: "postgres"), maxConnections: 1)
+        try await admin.pool.withSession { try $0.query("CREATE DATABASE \(name)") }
+        await admin.shutdown()
+        let dbURL = url(server, database: name)
+        let store = EventStore(url: dbURL, maxConnections: maxConnections)
+        if migrate {
+            _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrationsDirectory))
+        }
+        return TestDatabase(name: name, url: dbURL, store: store)
+    }
+
+    func drop() async {
+        await store.shutdown()
+        guard let server = try? Self.serverURL else { return }
+        let admin = EventStore(url: Self.url(server, database: "postgres"), maxConnections: 1)
+        _ = try? await admin.pool.withSession { try $0.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+        await admin.shutdown()
+    }
+
+    /// A connection outside the store's pool, for holding transactions open.
+    func rawConnection() async throws -> PostgresConnection {
+        try await PostgresConnection.connect(url: url, label: "test-raw")
+    }
+}
+
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func event(_ type: String = "TestEvent", _ data: String = #"{"n":1}"#, actor: String = "test") -> NewEvent {
+    NewEvent(type: type, data: data, metadata: EventMetadata(actor: actor, requestID: UUID().uuidString))
+}
+
+/// Runs `bash ARGS…` from the repo root (used to restart the test PostgreSQL) and returns its output.
+/// Uses posix_spawn + waitpid on a Dispatch thread: Foundation's Process can miss the child's exit
+/// inside the test runner, and waiting must not block Swift's cooperative threads.
+func runOps(_ arguments: [String]) async throws -> String {
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-ops-\(UUID().uuidString).log").path
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    let root = TestDatabase.repoRoot.path
+    // The scripts find the repo from their own path, so give them an absolute one.
+    let argv = ["/bin/bash"] + arguments.enumerated().map { $0.offset == 0 && !$0.element.hasPrefix("/") ? root + "/" + $0.element : $0.element }
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var noSignals = sigset_t()
+            sigemptyset(&noSignals)
+            posix_spawnattr_setsigmask(&attributes, &noSignals)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+            let cArgs = argv.map { strdup($0) } + [nil]
+            defer { cArgs.forEach { free($0) } }
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, cArgs, environ)
+            guard rc == 0 else {
+                continuation.resume(throwing: TestSetupError("posix_spawn failed: \(rc)"))
+                return
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            continuation.resume(returning: status)
+        }
+    }
+    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+    guard status == 0 else { throw TestSetupError("bash \(arguments) failed (status \(status)): \(text)") }
+    return text
+}
