@@ -34,11 +34,19 @@ let package = Package(
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Projections: per-peer route views, read models and the outbox, from the event stream.
+        .target(
+            name: "Projections",
+            dependencies: ["EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
+        .target(name: "TestSupport", dependencies: ["EventStore"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // The one executable: serve, migrate, bench, demo, admin commands.
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "EventStore", "RouteModel",
+                "EventStore", "RouteModel", "Projections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -46,7 +54,8 @@ let package = Package(
         ),
 
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore"], swiftSettings: swiftSettings),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -19,7 +19,7 @@ public actor ConnectionPool {
 
     /// Leases a connection for the duration of `body`, which runs on the connection's own thread.
     /// A connection that breaks during `body` is discarded and replaced.
-    nonisolated func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+    public nonisolated func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let (id, connection) = try await lease()
         do {
             let result = try await connection.withSession(body)
@@ -35,7 +35,7 @@ public actor ConnectionPool {
     }
 
     /// Opens a connection outside the pool (for LISTEN, which holds a connection for a long time).
-    func dedicatedConnection(label: String) async throws -> PostgresConnection {
+    public func dedicatedConnection(label: String) async throws -> PostgresConnection {
         try await PostgresConnection.connect(url: url, label: label)
     }
 

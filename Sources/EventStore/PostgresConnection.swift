@@ -6,12 +6,12 @@ import Logging
 /// One libpq connection. libpq calls block, so every call runs on this connection's own serial
 /// `DispatchQueue` (a Dispatch worker thread), never on a NIO event loop or Swift's cooperative pool.
 /// With a bounded pool, at most `maxConnections` threads are ever blocked in libpq at once.
-final class PostgresConnection: @unchecked Sendable {
+public final class PostgresConnection: @unchecked Sendable {
     // Why @unchecked Sendable is safe: `handle` is read and written only by blocks running on `queue`,
     // a serial queue, so libpq's rule "one thread at a time per PGconn" holds. `label` is immutable.
     private let queue: DispatchQueue
     private var handle: OpaquePointer?
-    let label: String
+    public let label: String
 
     private init(handle: OpaquePointer, label: String) {
         self.handle = handle
@@ -20,7 +20,7 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Opens a connection; `url` is a libpq URI or key=value string.
-    static func connect(url: String, label: String, connectTimeoutSeconds: Int = 5) async throws -> PostgresConnection {
+    public static func connect(url: String, label: String, connectTimeoutSeconds: Int = 5) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "routeplane.pg.connect.\(label)")
         let handle: OpaquePointer = try await withCheckedThrowingContinuation { continuation in
             queue.async {
@@ -52,7 +52,7 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs `body` with exclusive use of the connection, on the connection's thread.
-    func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+    public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 guard let handle = self.handle else {
@@ -64,7 +64,7 @@ final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    func close() {
+    public func close() {
         queue.async {
             if let handle = self.handle { PQfinish(handle) }
             self.handle = nil
@@ -86,12 +86,12 @@ public struct PostgresRows: Sendable {
 }
 
 /// Exclusive access to a connection during one `withSession` call. Not Sendable: it lives on the connection's thread.
-struct PostgresSession {
+public struct PostgresSession {
     let handle: OpaquePointer
 
     /// Runs one statement with `$1…` parameters (text format). Values are never interpolated into SQL.
     @discardableResult
-    func query(_ sql: String, _ parameters: [String?] = []) throws -> PostgresRows {
+    public func query(_ sql: String, _ parameters: [String?] = []) throws -> PostgresRows {
         let cParams: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cParams.forEach { free($0) } }
         let result: OpaquePointer? = cParams.withUnsafeBufferPointer { buffer in
@@ -103,12 +103,12 @@ struct PostgresSession {
     }
 
     /// Runs a script of several statements without parameters (migrations only).
-    func script(_ sql: String) throws {
+    public func script(_ sql: String) throws {
         try consume(PQexec(handle, sql))
     }
 
     /// Waits up to `timeout` for a NOTIFY on this connection; returns the channels and payloads received.
-    func waitForNotifications(timeout: Duration) throws -> [(channel: String, payload: String)] {
+    public func waitForNotifications(timeout: Duration) throws -> [(channel: String, payload: String)] {
         var received = drainNotifications()
         if !received.isEmpty { return received }
         let socket = PQsocket(handle)

@@ -1,15 +1,14 @@
 @testable import EventStore
 import Foundation
+import TestSupport
 import Testing
 
-/// Every test here talks to the real PostgreSQL started by `ops/services`. They run one at a time
-/// because one of them restarts that server.
-@Suite("Event store on PostgreSQL", .serialized)
+/// Every test here talks to the real PostgreSQL started by `ops/services`, each in a fresh database.
+@Suite("Event store on PostgreSQL")
 struct EventStoreTests {
     @Test("8 concurrent writers on one tenant: every sequence number taken once, losers get conflicts, no gaps")
     func concurrentWritersOneTenant() async throws {
         let db = try await TestDatabase.create(maxConnections: 8)
-        defer { Task { await db.drop() } }
         let target = 240
         let store = db.store
         let results = try await withThrowingTaskGroup(of: (won: [Int64], conflicts: Int).self) { group in
@@ -46,12 +45,12 @@ struct EventStoreTests {
         let stored = try await store.read(tenant: "t1", fromSequence: 1, limit: 10_000)
         #expect(stored.map(\.sequence) == allWon)
         #expect(try await store.version(tenant: "t1") == Int64(allWon.count))
+        await db.drop()
     }
 
     @Test("noEvents and exactly(n) expectations, and the conflict names expected and actual")
     func expectedVersions() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         let store = db.store
         #expect(try await store.append(tenant: "a", expected: .noEvents, events: [event(), event()]) == 1...2)
         await #expect(throws: EventStoreError.conflict(tenant: "a", expected: 0, actual: 2)) {
@@ -67,34 +66,34 @@ struct EventStoreTests {
         await #expect(throws: EventStoreError.self) {
             try await store.append(tenant: "a", expected: .any, events: [])
         }
+        await db.drop()
     }
 
     @Test("a batch is all or nothing: one invalid JSON value rejects the whole append")
     func batchAtomic() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         let store = db.store
         await #expect(throws: EventStoreError.self) {
             try await store.append(tenant: "x", expected: .any, events: [event(), event("Bad", "{not json")])
         }
         #expect(try await store.read(tenant: "x").isEmpty)
         #expect(try await store.version(tenant: "x") == 0)
+        await db.drop()
     }
 
     @Test("re-appending the same event ids (a retry) writes nothing twice and returns the original sequence")
     func idempotentRetry() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         let batch = [event(), event()]
         #expect(try await db.store.append(tenant: "r", expected: .noEvents, events: batch) == 1...2)
         #expect(try await db.store.append(tenant: "r", expected: .noEvents, events: batch) == 1...2)
         #expect(try await db.store.read(tenant: "r").count == 2)
+        await db.drop()
     }
 
     @Test("two tenants append in parallel: a held append on one does not block the other")
     func tenantsDoNotBlockEachOther() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         let held = try await db.rawConnection()
         defer { held.close() }
         try await held.withSession { session in
@@ -113,12 +112,12 @@ struct EventStoreTests {
         try await Task.sleep(for: .milliseconds(300))
         try await held.withSession { try $0.query("COMMIT") }
         #expect(try await sameTenant.value == 2...2)
+        await db.drop()
     }
 
     @Test("an event committed late by a slower transaction is delivered by readAll, in order, exactly once")
     func lateCommitReadAll() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         try await db.store.append(tenant: "early", expected: .any, events: [event()])
         var delivered = try await db.store.readAll(after: .start)
         #expect(delivered.count == 1)
@@ -147,12 +146,12 @@ struct EventStoreTests {
         #expect(Set(delivered.map(\.id)).count == 3)
         // Reading again from the end yields nothing new.
         #expect(try await db.store.readAll(after: delivered.last!.globalPosition).isEmpty)
+        await db.drop()
     }
 
     @Test("subscribe catches up, follows live appends, and delivers a late commit exactly once and in order")
     func subscribeLateCommit() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         let store = db.store
         for i in 0..<5 { try await store.append(tenant: "s", expected: .any, events: [event("Before", #"{"i":\#(i)}"#)]) }
 
@@ -179,12 +178,12 @@ struct EventStoreTests {
         #expect(seen.map(\.type) == Array(repeating: "Before", count: 5) + ["Late"] + Array(repeating: "Live", count: 3))
         #expect(Set(seen.map(\.id)).count == seen.count)
         #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.globalPosition < $1.globalPosition })
+        await db.drop()
     }
 
     @Test("quotes, semicolons, unicode and 1 MB of JSON round-trip unchanged")
     func roundTrip() async throws {
         let db = try await TestDatabase.create()
-        defer { Task { await db.drop() } }
         let tricky = #"{"q":"it's \"quoted\"; DROP TABLE events; --","u":"Zürich 東京 🛰️ e\u0301 \\ back\\slash","arr":[1,2.5,-3e10,true,null]}"#
         var big = #"{"items":["#
         var i = 0
@@ -205,12 +204,12 @@ struct EventStoreTests {
         #expect(back[1].data.utf8.count == big.utf8.count)
         #expect(back[1].data == big)
         #expect(back.map(\.id) == events.map(\.id))
+        await db.drop()
     }
 
     @Test("migrate twice and concurrently is harmless; a changed applied migration is refused")
     func migrations() async throws {
         let db = try await TestDatabase.create(migrate: false)
-        defer { Task { await db.drop() } }
         let files = try Migrator.load(directory: TestDatabase.migrationsDirectory)
         let other = EventStore(url: db.url, maxConnections: 1)
         async let first = Migrator(store: db.store).migrate(files)
@@ -229,12 +228,14 @@ struct EventStoreTests {
         await #expect(throws: Migrator.MigrationError.changedAfterApply(version: changed[0].version, name: changed[0].name)) {
             try await Migrator(store: db.store).migrate(changed)
         }
+        await db.drop()
     }
 
     @Test("a PostgreSQL restart during appends: the pool recovers, no event lost or duplicated")
     func restartDuringAppends() async throws {
-        let db = try await TestDatabase.create(maxConnections: 4)
-        defer { Task { await db.drop() } }
+        // A server of its own: restarting the shared one would disturb tests running in parallel.
+        let server = try await PrivatePostgres.start(name: "restart-test", port: 55442)
+        let db = try await TestDatabase.create(maxConnections: 4, server: server.url)
         let store = db.store
         let stop = Deadline(after: .seconds(60))
         // Writers keep appending; an append that fails because the database is gone is retried with the
@@ -263,7 +264,7 @@ struct EventStoreTests {
             }
         }
         try await Task.sleep(for: .milliseconds(400))
-        _ = try await runOps(["ops/services", "restart", "postgres"])
+        try await server.restart()
         var acknowledged: [UUID] = []
         var failures = 0
         for writer in writers {
@@ -283,6 +284,8 @@ struct EventStoreTests {
         // The pool works normally afterwards.
         #expect(try await store.append(tenant: "after", expected: .noEvents, events: [event()]) == 1...1)
         print("restart test: \(acknowledged.count) appends acknowledged, \(failures) failed attempts retried during the restart")
+        await db.drop()
+        try await server.stop()
     }
 }
 

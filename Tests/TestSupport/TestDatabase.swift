@@ -1,14 +1,15 @@
-@testable import EventStore
+import EventStore
 import Foundation
-import Testing
 
 /// A fresh database on the PostgreSQL that `ops/services start` runs, migrated, dropped afterwards.
-struct TestDatabase {
-    let name: String
-    let url: String
-    let store: EventStore
+public struct TestDatabase: Sendable {
+    public let name: String
+    public let url: String
+    public let store: EventStore
+    /// The server this database lives on.
+    public let serverURL: String
 
-    static var serverURL: String {
+    public static var defaultServerURL: String {
         get throws {
             if let url = ProcessInfo.processInfo.environment["ROUTEPLANE_DATABASE_URL"], !url.isEmpty { return url }
             // Not started through ops/test: read the settings ops/services wrote.
@@ -21,11 +22,11 @@ struct TestDatabase {
         }
     }
 
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var migrationsDirectory: String { repoRoot.appendingPathComponent("migrations").path }
+    public static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static var migrationsDirectory: String { repoRoot.appendingPathComponent("migrations").path }
 
     /// `postgresql://user@host:port/db` with the database name replaced.
-    static func url(_ base: String, database: String) -> String {
+    public static func url(_ base: String, database: String) -> String {
         guard let slash = base.range(of: "/", options: .backwards), base[..<slash.lowerBound].hasSuffix("//") == false else {
             return base + "/" + database
         }
@@ -35,8 +36,8 @@ struct TestDatabase {
         return String(base[..<slash.upperBound]) + rest
     }
 
-    static func create(migrate: Bool = true, maxConnections: Int = 8) async throws -> TestDatabase {
-        let server = try serverURL
+    public static func create(migrate: Bool = true, maxConnections: Int = 8, server: String? = nil) async throws -> TestDatabase {
+        let server = try server ?? defaultServerURL
         let name = "rp_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let admin = EventStore(url: url(server, database: "postgres"), maxConnections: 1)
         try await admin.pool.withSession { try $0.query("CREATE DATABASE \(name)") }
@@ -46,36 +47,40 @@ struct TestDatabase {
         if migrate {
             _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrationsDirectory))
         }
-        return TestDatabase(name: name, url: dbURL, store: store)
+        return TestDatabase(name: name, url: dbURL, store: store, serverURL: server)
     }
 
-    func drop() async {
+    /// Shuts the store down and drops the database.
+    public func drop() async {
         await store.shutdown()
-        guard let server = try? Self.serverURL else { return }
-        let admin = EventStore(url: Self.url(server, database: "postgres"), maxConnections: 1)
+        let admin = EventStore(url: Self.url(serverURL, database: "postgres"), maxConnections: 1)
         _ = try? await admin.pool.withSession { try $0.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
         await admin.shutdown()
     }
 
     /// A connection outside the store's pool, for holding transactions open.
-    func rawConnection() async throws -> PostgresConnection {
+    public func rawConnection() async throws -> PostgresConnection {
         try await PostgresConnection.connect(url: url, label: "test-raw")
     }
 }
 
-struct TestSetupError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
-func event(_ type: String = "TestEvent", _ data: String = #"{"n":1}"#, actor: String = "test") -> NewEvent {
+public func event(_ type: String = "TestEvent", _ data: String = #"{"n":1}"#, actor: String = "test") -> NewEvent {
     NewEvent(type: type, data: data, metadata: EventMetadata(actor: actor, requestID: UUID().uuidString))
 }
 
 /// Runs `bash ARGS…` from the repo root (used to restart the test PostgreSQL) and returns its output.
 /// Uses posix_spawn + waitpid on a Dispatch thread: Foundation's Process can miss the child's exit
 /// inside the test runner, and waiting must not block Swift's cooperative threads.
-func runOps(_ arguments: [String]) async throws -> String {
+public func runOps(_ arguments: [String], environment: [String: String] = [:]) async throws -> String {
+    try await runOpsImpl(arguments, environment: environment)
+}
+
+func runOpsImpl(_ arguments: [String], environment: [String: String]) async throws -> String {
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-ops-\(UUID().uuidString).log").path
     defer { try? FileManager.default.removeItem(atPath: log) }
     let root = TestDatabase.repoRoot.path
@@ -99,7 +104,11 @@ func runOps(_ arguments: [String]) async throws -> String {
             let cArgs = argv.map { strdup($0) } + [nil]
             defer { cArgs.forEach { free($0) } }
             var pid: pid_t = 0
-            let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, cArgs, environ)
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in environment { env[k] = v }
+            let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer { cEnv.forEach { free($0) } }
+            let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, cArgs, cEnv)
             guard rc == 0 else {
                 continuation.resume(throwing: TestSetupError("posix_spawn failed: \(rc)"))
                 return
@@ -112,4 +121,27 @@ func runOps(_ arguments: [String]) async throws -> String {
     let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
     guard status == 0 else { throw TestSetupError("bash \(arguments) failed (status \(status)): \(text)") }
     return text
+}
+
+/// A PostgreSQL of its own (a second ops/services instance on another port), for a test that restarts
+/// or stops its server without disturbing tests running in parallel on the shared one.
+public struct PrivatePostgres: Sendable {
+    public let name: String
+    public let port: Int
+    public var url: String { "postgresql://postgres@127.0.0.1:\(port)/routeplane" }
+    var environment: [String: String] { ["ROUTEPLANE_SERVICES_NAME": name, "ROUTEPLANE_PG_PORT": String(port)] }
+
+    public static func start(name: String, port: Int) async throws -> PrivatePostgres {
+        let server = PrivatePostgres(name: name, port: port)
+        _ = try await runOps(["ops/services", "start", "postgres"], environment: server.environment)
+        return server
+    }
+
+    public func restart() async throws {
+        _ = try await runOps(["ops/services", "restart", "postgres"], environment: environment)
+    }
+
+    public func stop() async throws {
+        _ = try await runOps(["ops/services", "stop", "postgres"], environment: environment)
+    }
 }

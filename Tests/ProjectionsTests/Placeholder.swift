@@ -1,0 +1,1 @@
+// Projection tests (issue 5) live here.
