@@ -119,7 +119,9 @@ struct EventStoreTests {
     func lateCommitReadAll() async throws {
         let db = try await TestDatabase.create()
         try await db.store.append(tenant: "early", expected: .any, events: [event()])
-        var delivered = try await db.store.readAll(after: .start)
+        // readAll holds back everything behind any running transaction of the cluster (other tests'
+        // too), so wait until the committed event is released.
+        var delivered = try await readAllEventually(db.store, after: .start, count: 1)
         #expect(delivered.count == 1)
 
         // A slow transaction takes its position first and holds it...
@@ -140,7 +142,7 @@ struct EventStoreTests {
         delivered += middle
 
         try await slow.withSession { try $0.query("COMMIT") }
-        let rest = try await db.store.readAll(after: delivered.last!.globalPosition)
+        let rest = try await readAllEventually(db.store, after: delivered.last!.globalPosition, count: 2)
         delivered += rest
         #expect(delivered.map(\.tenant) == ["early", "slow", "fast"])
         #expect(Set(delivered.map(\.id)).count == 3)
@@ -287,6 +289,17 @@ struct EventStoreTests {
         await db.drop()
         try await server.stop()
     }
+}
+
+/// readAll until `count` events came back (or 10 s passed): events wait while older transactions run.
+func readAllEventually(_ store: EventStore, after: GlobalPosition, count: Int) async throws -> [RecordedEvent] {
+    let deadline = Deadline(after: .seconds(10))
+    var events: [RecordedEvent] = []
+    while events.count < count && !deadline.passed {
+        events += try await store.readAll(after: events.last?.globalPosition ?? after)
+        if events.count < count { try await Task.sleep(for: .milliseconds(20)) }
+    }
+    return events
 }
 
 struct Deadline: Sendable {
