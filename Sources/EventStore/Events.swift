@@ -18,6 +18,36 @@ public struct EventMetadata: Codable, Sendable, Equatable {
         case requestID = "request_id"
         case correlationID = "correlation_id"
     }
+
+    /// The stored JSON form (same keys as the Codable form), written without JSONEncoder: it is built for every appended event.
+    var json: String {
+        var out = #"{"actor":"# + JSONText.quoted(actor)
+        if let correlationID { out += #","correlation_id":"# + JSONText.quoted(correlationID) }
+        if let requestID { out += #","request_id":"# + JSONText.quoted(requestID) }
+        return out + "}"
+    }
+}
+
+/// Minimal JSON string quoting (RFC 8259): quotes, backslashes and control characters escaped.
+enum JSONText {
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
 }
 
 /// An event about to be appended. `data` is JSON text, stored byte for byte.

@@ -9,23 +9,24 @@ struct BenchAppend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "append", abstract: "Append throughput vs pgbench plain INSERT.")
 
     @OptionGroup var database: DatabaseOptions
-    @Option(help: "Seconds per measurement.") var seconds: Double = 5
+    @Option(help: "Rounds per case; each round measures Routeplane then pgbench for 2 s each, so both see the same background load.") var rounds: Int = 3
     @Option(help: "Events per append in the batched cases.") var batch: Int = 100
-    @Flag(help: "Shorter measurements (2 s each).") var quick = false
+    @Flag(help: "One round per case.") var quick = false
 
     struct Case { let name: String; let writers: Int; let batch: Int }
 
     func run() async throws {
         let url = try database.resolvedURL()
-        let duration = quick ? 2.0 : seconds
+        let rounds = quick ? 1 : max(1, self.rounds)
+        let roundSeconds = 2.0
         let store = try database.makeStore(maxConnections: 4)
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         let pgbench = try PgBench(url: url)
         try pgbench.prepareBaselineTable()
 
         let payload = Self.samplePayload
-        print("append benchmark: \(duration) s per case, event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
-        print("baseline: pgbench -M simple running INSERT of the same row(s) into a table shaped like `events` (same columns, keys, indexes)")
+        print("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
+        print("baseline: pgbench -M simple running a plain INSERT of the same row(s) (batch: a \(batch)-row VALUES list) into a table shaped like `events` (same columns, keys, indexes), same server")
         print("")
         print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + "target")
         let cases = [Case(name: "single, 1 writer", writers: 1, batch: 1), Case(name: "single, 4 writers", writers: 4, batch: 1),
@@ -33,8 +34,13 @@ struct BenchAppend: AsyncParsableCommand {
         var allMet = true
         let runID = UUID().uuidString.prefix(8).lowercased()
         for c in cases {
-            let ours = try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: duration, runID: "\(runID)-\(c.writers)-\(c.batch)")
-            let theirs = try pgbench.measure(writers: c.writers, batch: c.batch, seconds: duration, payload: payload)
+            var oursTotal = 0.0, theirsTotal = 0.0
+            for round in 0..<rounds {
+                oursTotal += try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: roundSeconds,
+                                                      runID: "\(runID)-\(c.writers)-\(c.batch)-\(round)")
+                theirsTotal += try pgbench.measure(writers: c.writers, batch: c.batch, seconds: roundSeconds, payload: payload)
+            }
+            let ours = oursTotal / Double(rounds), theirs = theirsTotal / Double(rounds)
             let ratio = ours / theirs
             let target = c.batch == 1 ? 0.70 : 0.50
             let met = ratio >= target
@@ -42,6 +48,20 @@ struct BenchAppend: AsyncParsableCommand {
             print(pad(c.name, 22) + pad(String(format: "%.0f ev/s", ours), 16) + pad(String(format: "%.0f rows/s", theirs), 16)
                   + pad(String(format: "%.0f%%", ratio * 100), 8) + "≥\(Int(target * 100))% " + (met ? "met" : "NOT met"))
         }
+        // Where the time goes: the client's round trip alone, and the append function driven by pgbench itself.
+        print("")
+        print("diagnostics (same server, 1 client, \(rounds) round(s) of 2 s each):")
+        var oursTrip = 0.0, theirsTrip = 0.0, functionRate = 0.0
+        for _ in 0..<rounds {
+            oursTrip += try await measureRoundTrips(store: store, seconds: roundSeconds)
+            theirsTrip += try pgbench.measureScript("SELECT 1;\n", writers: 1, seconds: roundSeconds)
+            functionRate += try pgbench.measureScript(
+                "SELECT append_events('pgbench-fn-' || :client_id, -1, ARRAY[gen_random_uuid()], ARRAY['RouteUpdated'], ARRAY['\(payload.replacingOccurrences(of: "'", with: "''"))'::json], ARRAY['{\"actor\":\"bench\"}'::jsonb]);\n",
+                writers: 1, seconds: roundSeconds)
+        }
+        let r = Double(rounds)
+        print(pad("  SELECT 1 round trips", 40) + String(format: "routeplane pool %.0f/s, pgbench %.0f/s (%.0f%%)", oursTrip / r, theirsTrip / r, oursTrip / theirsTrip * 100))
+        print(pad("  append_events called by pgbench", 40) + String(format: "%.0f/s: the SQL alone, without Routeplane's client", functionRate / r))
         print("")
         print(allMet ? "all append targets met" : "some append targets NOT met")
         await store.shutdown()
@@ -73,6 +93,18 @@ struct BenchAppend: AsyncParsableCommand {
         return Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
+    func measureRoundTrips(store: EventStore, seconds: Double) async throws -> Double {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        let start = ContinuousClock.now
+        var n = 0
+        while ContinuousClock.now < deadline {
+            _ = try await store.pool.withSession { try $0.query("SELECT 1") }
+            n += 1
+        }
+        let elapsed = ContinuousClock.now - start
+        return Double(n) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+
     static let samplePayload = #"{"event_version":1,"route":{"id":"d2k7q9n1f0g3h5j6k8m0","network_id":"office-lan","description":"printers and the NAS","network":"10.20.0.0/16","network_type":"IPv4","peer_groups":["cq8h2r9k3l4m5n6p7q8r"],"metric":100,"masquerade":true,"groups":["cq8h2r9k3l4m5n6p7q9s","cq8h2r9k3l4m5n6p7q9t"],"enabled":true,"keep_route":false,"access_control_groups":[],"skip_auto_apply":false}}"#
 }
 
@@ -98,10 +130,13 @@ struct PgBench {
         serverVersion = (try? Self.run(psql, ["-Atqc", "SHOW server_version", url]).trimmingCharacters(in: .whitespacesAndNewlines)).map { "PostgreSQL \($0)" } ?? "PostgreSQL"
     }
 
+    /// A table shaped like `events`; rows accumulate across rounds as events do, so both sides see growing indexes.
     func prepareBaselineTable() throws {
         let psql = (binary as NSString).deletingLastPathComponent + "/psql"
         _ = try Self.run(psql, ["-v", "ON_ERROR_STOP=1", "-qc", """
             DROP TABLE IF EXISTS bench_baseline_events;
+            DROP SEQUENCE IF EXISTS bench_baseline_seq;
+            CREATE SEQUENCE bench_baseline_seq;
             CREATE TABLE bench_baseline_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES);
             """, url])
     }
@@ -113,10 +148,15 @@ struct PgBench {
         if batch == 1 {
             script = "INSERT INTO bench_baseline_events (event_id, tenant_id, seq, type, data, metadata) VALUES (gen_random_uuid(), 'pgbench-' || :client_id, nextval('bench_baseline_seq'), 'RouteUpdated', '\(escaped)', '{\"actor\":\"bench\"}');\n"
         } else {
-            script = "INSERT INTO bench_baseline_events (event_id, tenant_id, seq, type, data, metadata) SELECT gen_random_uuid(), 'pgbench-' || :client_id, nextval('bench_baseline_seq'), 'RouteUpdated', '\(escaped)', '{\"actor\":\"bench\"}' FROM generate_series(1, \(batch));\n"
+            // One statement carrying `batch` rows, each with its own literals, as a client inserting a batch sends them.
+            let row = "(gen_random_uuid(), 'pgbench-' || :client_id, nextval('bench_baseline_seq'), 'RouteUpdated', '\(escaped)', '{\"actor\":\"bench\"}')"
+            script = "INSERT INTO bench_baseline_events (event_id, tenant_id, seq, type, data, metadata) VALUES " + Array(repeating: row, count: batch).joined(separator: ", ") + ";\n"
         }
-        let psql = (binary as NSString).deletingLastPathComponent + "/psql"
-        _ = try Self.run(psql, ["-qc", "TRUNCATE bench_baseline_events; DROP SEQUENCE IF EXISTS bench_baseline_seq; CREATE SEQUENCE bench_baseline_seq;", url])
+        return try measureScript(script, writers: writers, seconds: seconds) * Double(batch)
+    }
+
+    /// Transactions per second of pgbench running `script`.
+    func measureScript(_ script: String, writers: Int, seconds: Double) throws -> Double {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-pgbench-\(UUID().uuidString).sql")
         try script.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
@@ -126,7 +166,7 @@ struct PgBench {
               let tps = Double(line.dropFirst(6).prefix { $0 != " " }) else {
             throw ValidationError("could not read pgbench's tps from its output:\n\(output)")
         }
-        return tps * Double(batch)
+        return tps
     }
 
     @discardableResult

@@ -3,6 +3,27 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run.",
-        subcommands: [BenchAppend.self]
+        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self]
     )
+}
+
+/// `routeplane bench model`: the pure route model at tenant scale (no I/O).
+struct BenchModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Cost of view(for:) and affectedPeers at 10,000 peers, vs recomputing every view.")
+
+    @Option var peers = 10_000
+    @Option var groups = 500
+    @Option var routes = 2_000
+    @Option var seed: UInt64 = 42
+
+    func run() async throws {
+        #if DEBUG
+        print("note: debug build; use `swift run -c release routeplane bench model` for representative figures")
+        #endif
+        for line in runModelBenchmark(peers: peers, groups: groups, routes: routes, seed: seed) {
+            print(line)
+        }
+    }
 }

@@ -81,12 +81,18 @@ struct EventStoreTests {
         await db.drop()
     }
 
-    @Test("re-appending the same event ids (a retry) writes nothing twice and returns the original sequence")
+    @Test("re-appending the same event ids (a client retry) writes nothing twice and returns the original sequence")
     func idempotentRetry() async throws {
         let db = try await TestDatabase.create()
         let batch = [event(), event()]
         #expect(try await db.store.append(tenant: "r", expected: .noEvents, events: batch) == 1...2)
         #expect(try await db.store.append(tenant: "r", expected: .noEvents, events: batch) == 1...2)
+        #expect(try await db.store.append(tenant: "r", expected: .any, events: batch) == 1...2)
+        #expect(try await db.store.read(tenant: "r").count == 2)
+        // Reusing one id inside a different batch is refused, not half-applied.
+        await #expect(throws: EventStoreError.self) {
+            try await db.store.append(tenant: "r", expected: .any, events: [event(), batch[0]])
+        }
         #expect(try await db.store.read(tenant: "r").count == 2)
         await db.drop()
     }
@@ -195,7 +201,7 @@ struct EventStoreTests {
             i += 1
         }
         big += "]}"
-        let metadata = EventMetadata(actor: "o'brien; \"admin\" 🧑‍💻", requestID: "req;'1'", correlationID: "c\\1")
+        let metadata = EventMetadata(actor: "o'brien; \"admin\" 🧑‍💻", requestID: "req;'1'\n\t\u{01}", correlationID: "c\\1")
         let events = [NewEvent(type: "Tricky'Type;", data: tricky, metadata: metadata), NewEvent(type: "Big", data: big, metadata: metadata)]
         try await db.store.append(tenant: "tenant 'ü'; --", expected: .noEvents, events: events)
         let back = try await db.store.read(tenant: "tenant 'ü'; --")
