@@ -16,10 +16,16 @@ struct BenchAppend: AsyncParsableCommand {
     struct Case { let name: String; let writers: Int; let batch: Int }
 
     func run() async throws {
-        let url = try database.resolvedURL()
+        // A fresh database for the run, so the events table and pgbench's table both start empty
+        // (a long-lived events table with millions of rows would make the comparison unfair).
+        let serverURL = try database.resolvedURL()
+        let benchDatabase = "routeplane_bench_append_\(UUID().uuidString.prefix(8).lowercased())"
+        let url = try await BenchDatabase.create(name: benchDatabase, server: serverURL)
+        defer { BenchDatabase.drop(name: benchDatabase, server: serverURL) }
         let rounds = quick ? 1 : max(1, self.rounds)
         let roundSeconds = 2.0
-        let store = try database.makeStore(maxConnections: 4)
+        bootstrapLogging(level: database.logLevel)
+        let store = EventStore(url: url, maxConnections: 4)
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         let pgbench = try PgBench(url: url)
         try pgbench.prepareBaselineTable()
@@ -110,6 +116,31 @@ struct BenchAppend: AsyncParsableCommand {
 
 func pad(_ s: String, _ width: Int) -> String {
     s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+}
+
+/// A throwaway database on the benchmark's server.
+enum BenchDatabase {
+    /// `postgresql://user@host:port/db?…` with the database name replaced.
+    static func url(_ base: String, database: String) -> String {
+        guard let schemeEnd = base.range(of: "://") else { return base }
+        let afterScheme = base[schemeEnd.upperBound...]
+        guard let slash = afterScheme.firstIndex(of: "/") else { return base + "/" + database }
+        let query = afterScheme[slash...].firstIndex(of: "?").map { String(afterScheme[$0...]) } ?? ""
+        return String(base[..<slash]) + "/" + database + query
+    }
+
+    static func create(name: String, server: String) async throws -> String {
+        let admin = EventStore(url: url(server, database: "postgres"), maxConnections: 1)
+        defer { Task { await admin.shutdown() } }
+        try await admin.pool.withSession { _ = try $0.query("CREATE DATABASE \(name)") }
+        return url(server, database: name)
+    }
+
+    static func drop(name: String, server: String) {
+        let psqlCandidates = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/psql" }
+        guard let psql = psqlCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return }
+        _ = try? PgBench.run(psql, ["-qc", "DROP DATABASE IF EXISTS \(name) WITH (FORCE)", url(server, database: "postgres")])
+    }
 }
 
 /// Runs pgbench against the same server for a baseline.

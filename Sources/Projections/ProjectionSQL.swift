@@ -1,0 +1,214 @@
+import EventStore
+import RouteModel
+
+/// The SQL of the projections: synchronous calls on a session, used inside one `withSession` closure
+/// (one transaction). Every value is a parameter; arrays travel as one text-array parameter each.
+enum ProjectionSQL {
+    /// The advisory lock key of a tenant's projection (the runner, rebuild and verify agree on it).
+    static let lockKey = "hashtextextended('routeplane.projection:' || $1, 0)"
+
+    /// Tries the tenant's projection lock for this transaction; false when another runner holds it.
+    static func tryLock(_ s: PostgresSession, tenant: String) throws -> Bool {
+        let rows = try s.query("SELECT pg_try_advisory_xact_lock(\(lockKey))", [tenant])
+        return rows.rows.first?.first == "t"
+    }
+
+    /// Waits for the tenant's projection lock (rebuild).
+    static func lock(_ s: PostgresSession, tenant: String) throws {
+        try s.query("SELECT pg_advisory_xact_lock(\(lockKey))", [tenant])
+    }
+
+    /// The checkpoint, locked for this transaction (created at 0 when missing).
+    static func checkpointForUpdate(_ s: PostgresSession, tenant: String) throws -> Int64 {
+        try s.query("INSERT INTO projection_checkpoints (tenant_id, seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING", [tenant])
+        let rows = try s.query("SELECT seq FROM projection_checkpoints WHERE tenant_id = $1 FOR UPDATE", [tenant])
+        guard let text = rows.rows.first?.first ?? nil, let seq = Int64(text) else {
+            throw ProjectionError.invalidResponse("no checkpoint row for tenant \(tenant)")
+        }
+        return seq
+    }
+
+    static func checkpoint(_ s: PostgresSession, tenant: String) throws -> Int64 {
+        let rows = try s.query("SELECT seq FROM projection_checkpoints WHERE tenant_id = $1", [tenant])
+        return (rows.rows.first?.first ?? nil).flatMap { Int64($0) } ?? 0
+    }
+
+    static func setCheckpoint(_ s: PostgresSession, tenant: String, sequence: Int64) throws {
+        try s.query("UPDATE projection_checkpoints SET seq = $2, updated_at = now() WHERE tenant_id = $1", [tenant, String(sequence)])
+        // Delivered at commit: wakes `waitUntilProjected` in other controllers.
+        try s.query("SELECT pg_notify('routeplane_projected', $1)", [tenant])
+    }
+
+    /// Events of `tenant` with `after < seq <= upTo`, at most `limit`, decoded.
+    static func readEvents(_ s: PostgresSession, tenant: String, after: Int64, upTo: Int64 = .max, limit: Int) throws -> [SequencedEvent] {
+        let rows = try s.query(
+            "SELECT seq, type, data FROM events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+            [tenant, String(after), String(upTo), String(limit)])
+        return try decode(rows, tenant: tenant)
+    }
+
+    static func decode(_ rows: PostgresRows, tenant: String) throws -> [SequencedEvent] {
+        var out: [SequencedEvent] = []
+        out.reserveCapacity(rows.count)
+        for row in rows.rows {
+            guard row.count == 3, let seqText = row[0], let seq = Int64(seqText), let type = row[1], let data = row[2] else {
+                throw ProjectionError.invalidResponse("malformed event row of tenant \(tenant)")
+            }
+            do {
+                out.append(SequencedEvent(sequence: seq, event: try RouteEvent.decode(type: type, json: Array(data.utf8))))
+            } catch {
+                throw ProjectionError.undecodableEvent(tenant: tenant, sequence: seq, type: type, reason: error.description)
+            }
+        }
+        return out
+    }
+
+    /// Folds every event of `tenant` up to `upTo` (paged, inside the caller's transaction).
+    static func fold(_ s: PostgresSession, tenant: String, upTo: Int64, pageSize: Int = 10_000) throws -> TenantFold {
+        var fold = TenantFold(tenant: tenant)
+        while fold.sequence < upTo {
+            let page = try readEvents(s, tenant: tenant, after: fold.sequence, upTo: upTo, limit: pageSize)
+            if page.isEmpty { break }
+            try fold.fold(page)
+        }
+        return fold
+    }
+
+    /// (version, digest) of every stored view of `tenant`.
+    static func storedRefs(_ s: PostgresSession, tenant: String) throws -> [PeerID: StoredViewRef] {
+        let rows = try s.query("SELECT peer_id, version, digest FROM peer_views WHERE tenant_id = $1", [tenant])
+        var out: [PeerID: StoredViewRef] = [:]
+        out.reserveCapacity(rows.count)
+        for row in rows.rows {
+            guard let p = row[0], let vText = row[1], let v = Int64(vText), let d = row[2] else {
+                throw ProjectionError.invalidResponse("malformed peer_views row of tenant \(tenant)")
+            }
+            out[PeerID(p)] = StoredViewRef(version: v, digest: d)
+        }
+        return out
+    }
+
+    static func storedViews(_ s: PostgresSession, tenant: String) throws -> [PeerID: StoredView] {
+        let rows = try s.query("SELECT peer_id, version, digest, body FROM peer_views WHERE tenant_id = $1", [tenant])
+        var out: [PeerID: StoredView] = [:]
+        for row in rows.rows {
+            guard let p = row[0], let vText = row[1], let v = Int64(vText), let d = row[2], let b = row[3] else {
+                throw ProjectionError.invalidResponse("malformed peer_views row of tenant \(tenant)")
+            }
+            out[PeerID(p)] = StoredView(version: v, digest: d, body: Array(b.utf8))
+        }
+        return out
+    }
+
+    static func storedReadModels(_ s: PostgresSession, tenant: String) throws -> [ReadModelKey: ReadModelUpdate] {
+        var out: [ReadModelKey: ReadModelUpdate] = [:]
+        for kind in ReadModelKind.allCases {
+            let (table, idColumn) = kind.table
+            let rows = try s.query("SELECT \(idColumn), version, body FROM \(table) WHERE tenant_id = $1", [tenant])
+            for row in rows.rows {
+                guard let id = row[0], let vText = row[1], let v = Int64(vText), let b = row[2] else {
+                    throw ProjectionError.invalidResponse("malformed \(table) row of tenant \(tenant)")
+                }
+                let key = ReadModelKey(kind, id)
+                out[key] = ReadModelUpdate(key: key, version: v, body: b)
+            }
+        }
+        return out
+    }
+
+    /// Upserts the views that exist and deletes those of removed peers.
+    static func writeViews(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
+        let live = updates.filter { !$0.removed }
+        let gone = updates.filter(\.removed)
+        if !live.isEmpty {
+            try s.query(
+                """
+                INSERT INTO peer_views (tenant_id, peer_id, version, digest, body)
+                SELECT $1, u.p, u.v, u.d, u.b FROM unnest($2::text[], $3::bigint[], $4::text[], $5::json[]) AS u(p, v, d, b)
+                ON CONFLICT (tenant_id, peer_id) DO UPDATE
+                   SET version = EXCLUDED.version, digest = EXCLUDED.digest, body = EXCLUDED.body, updated_at = now()
+                """,
+                [tenant, arrayLiteral(live.map(\.peer.rawValue)), arrayLiteral(live.map { String($0.version) }),
+                 arrayLiteral(live.map(\.digest)), arrayLiteral(live.map { String(decoding: $0.body, as: UTF8.self) })])
+        }
+        if !gone.isEmpty {
+            try s.query("DELETE FROM peer_views WHERE tenant_id = $1 AND peer_id = ANY($2::text[])",
+                        [tenant, arrayLiteral(gone.map(\.peer.rawValue))])
+        }
+    }
+
+    /// One outbox row per update. A (peer, version) already in the outbox is an error: nothing ever
+    /// publishes two contents under one version.
+    static func writeOutbox(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
+        guard !updates.isEmpty else { return }
+        try s.query(
+            """
+            INSERT INTO outbox (tenant_id, peer_id, version, digest, body, removed)
+            SELECT $1, u.p, u.v, u.d, u.b, u.r FROM unnest($2::text[], $3::bigint[], $4::text[], $5::json[], $6::boolean[]) AS u(p, v, d, b, r)
+            ORDER BY u.p
+            """,
+            [tenant, arrayLiteral(updates.map(\.peer.rawValue)), arrayLiteral(updates.map { String($0.version) }),
+             arrayLiteral(updates.map(\.digest)), arrayLiteral(updates.map { String(decoding: $0.body, as: UTF8.self) }),
+             arrayLiteral(updates.map { $0.removed ? "t" : "f" })])
+        // Delivered at commit: wakes the relay.
+        try s.query("SELECT pg_notify('routeplane_outbox', $1)", [tenant])
+    }
+
+    static func writeReadModels(_ s: PostgresSession, tenant: String, _ updates: [ReadModelUpdate]) throws {
+        for kind in ReadModelKind.allCases {
+            let (table, idColumn) = kind.table
+            let live = updates.filter { $0.key.kind == kind && $0.body != nil }
+            let gone = updates.filter { $0.key.kind == kind && $0.body == nil }
+            if !live.isEmpty {
+                try s.query(
+                    """
+                    INSERT INTO \(table) (tenant_id, \(idColumn), version, body)
+                    SELECT $1, u.i, u.v, u.b FROM unnest($2::text[], $3::bigint[], $4::json[]) AS u(i, v, b)
+                    ON CONFLICT (tenant_id, \(idColumn)) DO UPDATE SET version = EXCLUDED.version, body = EXCLUDED.body
+                    """,
+                    [tenant, arrayLiteral(live.map(\.key.id)), arrayLiteral(live.map { String($0.version) }), arrayLiteral(live.map { $0.body! })])
+            }
+            if !gone.isEmpty {
+                try s.query("DELETE FROM \(table) WHERE tenant_id = $1 AND \(idColumn) = ANY($2::text[])", [tenant, arrayLiteral(gone.map(\.key.id))])
+            }
+        }
+    }
+
+    /// Replaces every projected row of `tenant` (rebuild's swap).
+    static func replaceAll(_ s: PostgresSession, tenant: String, views: [ViewUpdate], readModels: [ReadModelUpdate]) throws {
+        try s.query("DELETE FROM peer_views WHERE tenant_id = $1", [tenant])
+        for kind in ReadModelKind.allCases {
+            try s.query("DELETE FROM \(kind.table.name) WHERE tenant_id = $1", [tenant])
+        }
+        // In chunks, so one statement's parameters stay a few MB.
+        var i = 0
+        while i < views.count {
+            try writeViews(s, tenant: tenant, Array(views[i..<min(i + 5_000, views.count)]))
+            i += 5_000
+        }
+        i = 0
+        while i < readModels.count {
+            try writeReadModels(s, tenant: tenant, Array(readModels[i..<min(i + 5_000, readModels.count)]))
+            i += 5_000
+        }
+    }
+
+    /// PostgreSQL's text form of an array of strings (every element quoted, `"` and `\` escaped), built
+    /// on UTF-8 bytes (appending unicode scalars one by one made the rebuild's swap slow).
+    static func arrayLiteral(_ elements: [String]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(elements.reduce(2) { $0 + $1.utf8.count + 3 })
+        out.append(UInt8(ascii: "{"))
+        for (i, element) in elements.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for b in element.utf8 {
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(b)
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,1 +1,0 @@
-// Projection tests (issue 5) live here.
