@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The event store: append with optimistic concurrency, read per tenant, read all tenants in a
 /// late-commit-safe order, and subscribe. Every statement is parameterised.
@@ -28,27 +29,36 @@ public final class EventStore: Sendable {
     @discardableResult
     public func append(tenant: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> ClosedRange<Int64> {
         guard !events.isEmpty else { throw EventStoreError.invalidArgument("append needs at least one event") }
-        let metadata = events.map { $0.metadata.json }
-        var parameters: [String?] = [
-            tenant,
-            String(expected.sqlValue),
-            PostgresArray.literal(events.map { $0.id.uuidString.lowercased() }),
-            PostgresArray.literal(events.map(\.type)),
-            PostgresArray.literal(events.map(\.data)),
-            PostgresArray.literal(metadata),
-            "false",
-        ]
+        var parameters: [String?]
+        let sql: String
+        if events.count == 1 {
+            // One event: plain scalar parameters, no array literal to build, escape and parse.
+            let event = events[0]
+            parameters = [tenant, String(expected.sqlValue), FastUUID.text(event.id), event.type, event.data, event.metadata.json, "false"]
+            sql = Self.appendOneSQL
+        } else {
+            parameters = [
+                tenant,
+                String(expected.sqlValue),
+                PostgresArray.literal(events.map { FastUUID.text($0.id) }),
+                PostgresArray.literal(events.map(\.type)),
+                PostgresArray.literal(events.map(\.data)),
+                PostgresArray.literal(events.map { $0.metadata.json }),
+                "false",
+            ]
+            sql = Self.appendBatchSQL
+        }
         let count = Int64(events.count)
         do {
             var attempt = 0
-            let rows: PostgresRows
+            let text: String?
             while true {
                 // A retry after a lost connection asks the server to check whether the first attempt committed.
                 parameters[6] = attempt == 0 ? "false" : "true"
                 let statementParameters = parameters
                 do {
-                    rows = try await pool.withSession { session in
-                        try session.query("SELECT append_events($1, $2, $3::uuid[], $4::text[], $5::json[], $6::jsonb[], $7::boolean) AS head", statementParameters)
+                    text = try await pool.withSession { session in
+                        try session.value(prepared: sql, statementParameters)
                     }
                     break
                 } catch let error as EventStoreError {
@@ -58,10 +68,10 @@ public final class EventStore: Sendable {
                     try await Task.sleep(for: .milliseconds(50 * attempt))
                 }
             }
-            guard let text = rows.rows.first?.first ?? nil, let head = Int64(text) else {
+            guard let text, let head = Int64(text) else {
                 throw EventStoreError.invalidResponse("append_events returned no head")
             }
-            await notifier.appended(tenant: tenant)
+            notifier.appended(tenant: tenant)
             return (head - count + 1)...head
         } catch let EventStoreError.server(sqlState, message, detail) where sqlState == "RP409" || sqlState == "23505" {
             // The same event ids appended before (a client retrying a request that did commit): answer as
@@ -78,12 +88,16 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// Prepared once per connection (see `PostgresSession.query(prepared:)`).
+    static let appendOneSQL = "SELECT append_events($1, $2, ARRAY[$3::uuid], ARRAY[$4::text], ARRAY[$5::json], ARRAY[$6::jsonb], $7::boolean)"
+    static let appendBatchSQL = "SELECT append_events($1, $2, $3::uuid[], $4::text[], $5::json[], $6::jsonb[], $7::boolean)"
+
     /// The sequence numbers of a batch if every one of its event ids is stored for this tenant, consecutively.
     private func storedSequences(tenant: String, ids: [UUID]) async throws -> ClosedRange<Int64>? {
         let rows = try await retryingOnConnectionLoss("append-lookup") {
             try await self.pool.withSession { session in
                 try session.query("SELECT seq FROM events WHERE tenant_id = $1 AND event_id = ANY($2::uuid[]) ORDER BY seq",
-                                  [tenant, PostgresArray.literal(ids.map { $0.uuidString.lowercased() })])
+                                  [tenant, PostgresArray.literal(ids.map { FastUUID.text($0) })])
             }
         }
         let seqs = rows.rows.compactMap { $0[0].flatMap { Int64($0) } }
@@ -187,11 +201,17 @@ public final class EventStore: Sendable {
 /// transaction and coalesced: the tenants appended within `window` (2 ms) go out in one statement, and while
 /// it is in flight the next ones are collected. A NOTIFY per append would cost a second transaction per
 /// append (measured: about half the single-writer rate). Subscribers also poll, so a lost NOTIFY delays, never loses.
-actor AppendNotifier {
+///
+/// A `Mutex`, not an actor: `appended` is called after every append and must not cost the caller a hop.
+final class AppendNotifier: Sendable {
+    private struct State {
+        var pending: Set<String> = []
+        var flushing: Task<Void, Never>?
+    }
+
     private let pool: ConnectionPool
     private let logger: Logger
-    private var pending: Set<String> = []
-    private var flushing: Task<Void, Never>?
+    private let state = Mutex(State())
     private let window: Duration
 
     init(pool: ConnectionPool, logger: Logger, window: Duration = .milliseconds(2)) {
@@ -201,30 +221,41 @@ actor AppendNotifier {
     }
 
     func appended(tenant: String) {
-        pending.insert(tenant)
-        if flushing == nil {
-            flushing = Task { await self.drain() }
+        state.withLock { state in
+            state.pending.insert(tenant)
+            if state.flushing == nil {
+                state.flushing = Task { await self.drain() }
+            }
         }
     }
 
     /// Waits until every pending notification was sent.
     func flush() async {
-        await flushing?.value
+        await state.withLock { $0.flushing }?.value
     }
 
     private func drain() async {
         try? await Task.sleep(for: window)
-        while !pending.isEmpty {
-            let tenants = pending.sorted()
-            pending.removeAll()
+        while true {
+            let tenants: [String]? = state.withLock { state in
+                if state.pending.isEmpty {
+                    state.flushing = nil
+                    return nil
+                }
+                defer { state.pending.removeAll(keepingCapacity: true) }
+                return state.pending.sorted()
+            }
+            guard let tenants else { return }
             do {
                 try await pool.withSession { session in
-                    try session.query("SELECT pg_notify('routeplane_events', t) FROM unnest($1::text[]) AS t", [PostgresArray.literal(tenants)])
+                    // A wake-up hint: its commit need not wait for the WAL flush (PostgreSQL gives every
+                    // NOTIFY transaction an xid, so it would otherwise wait like a write).
+                    try session.query(prepared: "SELECT set_config('synchronous_commit', 'off', true), pg_notify('routeplane_events', t) FROM unnest($1::text[]) AS t",
+                                      [PostgresArray.literal(tenants)])
                 }
             } catch {
                 logger.debug("could not NOTIFY subscribers; they will poll", metadata: ["error": "\(error)"])
             }
         }
-        flushing = nil
     }
 }

@@ -58,7 +58,7 @@ public struct NewEvent: Sendable, Equatable {
     public var data: String
     public var metadata: EventMetadata
 
-    public init(id: UUID = UUID(), type: String, data: String, metadata: EventMetadata) {
+    public init(id: UUID = FastUUID.random(), type: String, data: String, metadata: EventMetadata) {
         self.id = id
         self.type = type
         self.data = data

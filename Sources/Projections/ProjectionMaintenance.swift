@@ -34,6 +34,10 @@ public struct ProjectionMaintenance: Sendable {
         public var elapsed = Duration.zero
         /// Time spent reading and folding events (the rest is computing views and writing rows).
         public var foldTime = Duration.zero
+        /// Time spent computing views and read models from the folded states (in the swap).
+        public var viewTime = Duration.zero
+        /// Time spent in the swap transactions' SQL (lock, catch-up reads, replacing rows, outbox, commit).
+        public var writeTime = Duration.zero
     }
 
     public struct TenantVerification: Sendable {
@@ -65,7 +69,9 @@ public struct ProjectionMaintenance: Sendable {
 
     /// Replays `tenant` (or every tenant) from event zero and swaps the result in, one transaction per
     /// tenant under its projection lock. Writes outbox rows for the views that differ from the stored ones.
-    public func rebuild(tenant: String? = nil, progress: @Sendable (Progress) -> Void = { _ in }) async throws -> RebuildReport {
+    /// The next tenant is read and folded (in a task) while the current one's views are computed and
+    /// written, so PostgreSQL's work and this process's overlap.
+    public func rebuild(tenant: String? = nil, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> RebuildReport {
         let all = try await tenants()
         let selected = tenant.map { t in all.filter { $0.tenant == t }.isEmpty ? [(t, Int64(0))] : all.filter { $0.tenant == t } } ?? all
         let total = selected.reduce(Int64(0)) { $0 + $1.head }
@@ -73,14 +79,34 @@ public struct ProjectionMaintenance: Sendable {
         let start = clock.now
         var report = RebuildReport()
         var done: Int64 = 0
-        for (i, t) in selected.enumerated() {
-            let foldStart = clock.now
-            let base = done
-            let fold = try await foldTenant(t.tenant) { folded in
-                progress(Progress(events: base + folded, totalEvents: max(total, base + folded), tenants: i, totalTenants: selected.count,
-                                  elapsed: clock.now - start))
+        // Events before each tenant, by the heads read above (for progress while folding ahead).
+        var bases: [Int64] = []
+        bases.reserveCapacity(selected.count)
+        var running: Int64 = 0
+        for t in selected {
+            bases.append(running)
+            running += t.head
+        }
+        let count = selected.count
+        func startFold(_ i: Int) -> Task<(TenantFold, Duration), any Error> {
+            let tenant = selected[i].tenant
+            let base = bases[i]
+            return Task {
+                let foldStart = clock.now
+                let fold = try await foldTenant(tenant) { folded in
+                    progress(Progress(events: base + folded, totalEvents: max(total, base + folded), tenants: i, totalTenants: count,
+                                      elapsed: clock.now - start))
+                }
+                return (fold, clock.now - foldStart)
             }
-            report.foldTime += clock.now - foldStart
+        }
+        var next = selected.isEmpty ? nil : startFold(0)
+        defer { next?.cancel() }
+        for (i, t) in selected.enumerated() {
+            guard let current = next else { break }
+            let (fold, foldTime) = try await current.value
+            next = i + 1 < count ? startFold(i + 1) : nil
+            report.foldTime += foldTime
             let outcome = try await swap(tenant: t.tenant, fold: fold)
             done += outcome.events
             report.tenants += 1
@@ -89,31 +115,36 @@ public struct ProjectionMaintenance: Sendable {
             report.changedViews += outcome.changed
             if !outcome.unpublishable.isEmpty { report.unpublishable[t.tenant] = outcome.unpublishable }
             report.readModels += outcome.readModels
-            progress(Progress(events: done, totalEvents: max(total, done), tenants: i + 1, totalTenants: selected.count, elapsed: clock.now - start))
+            report.viewTime += outcome.viewTime
+            report.writeTime += outcome.writeTime
+            progress(Progress(events: done, totalEvents: max(total, done), tenants: i + 1, totalTenants: count, elapsed: clock.now - start))
         }
         report.elapsed = clock.now - start
         return report
     }
 
-    /// Reads and folds every event of `tenant`, reading the next page while folding the current one.
+    /// Reads and folds every event of `tenant`: the next page is read and decoded in a task (on
+    /// another core) while the current one is folded.
     func foldTenant(_ tenant: String, progress: (Int64) -> Void) async throws -> TenantFold {
+        try Task.checkCancellation()
         var fold = TenantFold(tenant: tenant)
         let pageSize = pageSize
         let store = store
-        @Sendable func read(after: Int64) async throws -> PostgresRows {
-            try await store.pool.withSession { s in
+        @Sendable func read(after: Int64) async throws -> (events: [SequencedEvent], rows: Int) {
+            let rows = try await store.pool.withSession { s in
                 try s.query("SELECT seq, type, data FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                             [tenant, String(after), String(pageSize)])
             }
+            return (try ProjectionSQL.decode(rows, tenant: tenant), rows.count)
         }
         var next = Task { try await read(after: 0) }
         while true {
-            let rows = try await next.value
-            guard let lastText = rows.rows.last?[0], let last = Int64(lastText) else { break }
-            if rows.count == pageSize { next = Task { try await read(after: last) } }
-            try fold.fold(try ProjectionSQL.decode(rows, tenant: tenant))
+            let page = try await next.value
+            guard let last = page.events.last?.sequence else { break }
+            if page.rows == pageSize { next = Task { try await read(after: last) } }
+            try fold.fold(page.events)
             progress(fold.sequence)
-            if rows.count < pageSize { break }
+            if page.rows < pageSize { break }
         }
         return fold
     }
@@ -124,6 +155,8 @@ public struct ProjectionMaintenance: Sendable {
         var changed: Int
         var readModels: Int
         var unpublishable: [PeerID]
+        var viewTime = Duration.zero
+        var writeTime = Duration.zero
     }
 
     /// One transaction: wait for the tenant's projection lock, fold the events appended since the fold,
@@ -131,9 +164,12 @@ public struct ProjectionMaintenance: Sendable {
     func swap(tenant: String, fold folded: TenantFold) async throws -> SwapOutcome {
         let pageSize = pageSize
         return try await store.pool.withSession { s in
+            let clock = ContinuousClock()
+            let start = clock.now
             try s.query("BEGIN")
             do {
                 try ProjectionSQL.lock(s, tenant: tenant)
+                try ProjectionSQL.preferFastCompression(s)
                 _ = try ProjectionSQL.checkpointForUpdate(s, tenant: tenant)
                 var fold = folded
                 while true {
@@ -142,14 +178,17 @@ public struct ProjectionMaintenance: Sendable {
                     try fold.fold(more)
                 }
                 let stored = try ProjectionSQL.storedRefs(s, tenant: tenant)
+                let viewStart = clock.now
                 let rebuilt = fold.result()
                 let (rows, outbox, unpublishable) = rebuilt.replacement(stored: stored)
                 let readModels = rebuilt.readModels.values.sorted { $0.key < $1.key }
+                let viewTime = clock.now - viewStart
                 try ProjectionSQL.replaceAll(s, tenant: tenant, views: rows, readModels: readModels)
                 try ProjectionSQL.writeOutbox(s, tenant: tenant, outbox)
                 try ProjectionSQL.setCheckpoint(s, tenant: tenant, sequence: fold.sequence)
                 try s.query("COMMIT")
-                return SwapOutcome(events: fold.sequence, views: rows.count, changed: outbox.count, readModels: readModels.count, unpublishable: unpublishable)
+                return SwapOutcome(events: fold.sequence, views: rows.count, changed: outbox.count, readModels: readModels.count,
+                                   unpublishable: unpublishable, viewTime: viewTime, writeTime: clock.now - start - viewTime)
             } catch {
                 _ = try? s.query("ROLLBACK")
                 throw error

@@ -39,6 +39,15 @@ enum ProjectionSQL {
         try s.query("SELECT pg_notify('routeplane_projected', $1)", [tenant])
     }
 
+    /// For this transaction, compresses large values (view bodies) with LZ4 instead of pglz where the
+    /// server supports it: several times faster to write, read back transparently. A no-op elsewhere.
+    static func preferFastCompression(_ s: PostgresSession) throws {
+        try s.query("""
+            SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings
+             WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)
+            """)
+    }
+
     /// Events of `tenant` with `after < seq <= upTo`, at most `limit`, decoded.
     static func readEvents(_ s: PostgresSession, tenant: String, after: Int64, upTo: Int64 = .max, limit: Int) throws -> [SequencedEvent] {
         let rows = try s.query(
@@ -55,7 +64,7 @@ enum ProjectionSQL {
                 throw ProjectionError.invalidResponse("malformed event row of tenant \(tenant)")
             }
             do {
-                out.append(SequencedEvent(sequence: seq, event: try RouteEvent.decode(type: type, json: Array(data.utf8))))
+                out.append(SequencedEvent(sequence: seq, event: try RouteEvent.decode(type: type, json: data)))
             } catch {
                 throw ProjectionError.undecodableEvent(tenant: tenant, sequence: seq, type: type, reason: error.description)
             }
@@ -129,7 +138,7 @@ enum ProjectionSQL {
                    SET version = EXCLUDED.version, digest = EXCLUDED.digest, body = EXCLUDED.body, updated_at = now()
                 """,
                 [tenant, arrayLiteral(live.map(\.peer.rawValue)), arrayLiteral(live.map { String($0.version) }),
-                 arrayLiteral(live.map(\.digest)), arrayLiteral(live.map { String(decoding: $0.body, as: UTF8.self) })])
+                 arrayLiteral(live.map(\.digest)), arrayLiteral(bodies: live.map(\.body))])
         }
         if !gone.isEmpty {
             try s.query("DELETE FROM peer_views WHERE tenant_id = $1 AND peer_id = ANY($2::text[])",
@@ -148,7 +157,7 @@ enum ProjectionSQL {
             ORDER BY u.p
             """,
             [tenant, arrayLiteral(updates.map(\.peer.rawValue)), arrayLiteral(updates.map { String($0.version) }),
-             arrayLiteral(updates.map(\.digest)), arrayLiteral(updates.map { String(decoding: $0.body, as: UTF8.self) }),
+             arrayLiteral(updates.map(\.digest)), arrayLiteral(bodies: updates.map(\.body)),
              arrayLiteral(updates.map { $0.removed ? "t" : "f" })])
         // Delivered at commit: wakes the relay.
         try s.query("SELECT pg_notify('routeplane_outbox', $1)", [tenant])
@@ -196,6 +205,44 @@ enum ProjectionSQL {
     /// PostgreSQL's text form of an array of strings (every element quoted, `"` and `\` escaped), built
     /// on UTF-8 bytes (appending unicode scalars one by one made the rebuild's swap slow).
     static func arrayLiteral(_ elements: [String]) -> String {
+        arrayLiteral(count: elements.count, bytes: elements.reduce(0) { $0 + $1.utf8.count }) { i, body in
+            var element = elements[i]
+            element.withUTF8 { body($0) }
+        }
+    }
+
+    /// The same for UTF-8 bodies (view JSON), without making Strings of them first.
+    static func arrayLiteral(bodies: [[UInt8]]) -> String {
+        arrayLiteral(count: bodies.count, bytes: bodies.reduce(0) { $0 + $1.count }) { i, body in
+            bodies[i].withUnsafeBufferPointer { body($0) }
+        }
+    }
+
+    private static func arrayLiteral(count: Int, bytes: Int,
+                                     _ element: (Int, (UnsafeBufferPointer<UInt8>) -> Void) -> Void) -> String {
+        var out: [UInt8] = []
+        // Room for the quotes and commas, and for escaping about one byte in eight (JSON's quotes).
+        out.reserveCapacity(2 + count * 3 + bytes + bytes / 8)
+        out.append(UInt8(ascii: "{"))
+        for i in 0..<count {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            element(i) { utf8 in
+                var runStart = 0
+                for (k, b) in utf8.enumerated() where b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<k]))
+                    out.append(UInt8(ascii: "\\"))
+                    runStart = k
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func arrayLiteralReference(_ elements: [String]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(elements.reduce(2) { $0 + $1.utf8.count + 3 })
         out.append(UInt8(ascii: "{"))

@@ -12,6 +12,8 @@ struct BenchAppend: AsyncParsableCommand {
     @Option(help: "Rounds per case; each round measures Routeplane then pgbench for 2 s each, so both see the same background load.") var rounds: Int = 3
     @Option(help: "Events per append in the batched cases.") var batch: Int = 100
     @Flag(help: "One round per case.") var quick = false
+    @Option(help: "Profiling aid: only run Routeplane's single-event appends with this many writers for --profile-seconds, no baseline, no targets (e.g. under `perf record`).") var profileWriters: Int?
+    @Option(help: "Seconds for --profile-writers.") var profileSeconds: Double = 10
 
     struct Case { let name: String; let writers: Int; let batch: Int }
 
@@ -25,25 +27,34 @@ struct BenchAppend: AsyncParsableCommand {
         let rounds = quick ? 1 : max(1, self.rounds)
         let roundSeconds = 2.0
         bootstrapLogging(level: database.logLevel)
-        let store = EventStore(url: url, maxConnections: 4)
+        let store = EventStore(url: url)  // the default pool (8): 4 writers plus the coalesced NOTIFY never wait for a connection
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         let pgbench = try PgBench(url: url)
         try pgbench.prepareBaselineTable()
+
+        if let writers = profileWriters {
+            let m = try await measureAppends(store: store, writers: writers, batch: 1, seconds: profileSeconds, runID: "profile")
+            print(String(format: "profile: %d writer(s), %.0f ev/s, client CPU %.1f µs/append (user %.1f + sys %.1f)", writers, m.rate, m.cpuMicrosPerAppend, m.userMicrosPerAppend, m.sysMicrosPerAppend))
+            await store.shutdown()
+            return
+        }
 
         let payload = Self.samplePayload
         print("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
         print("baseline: pgbench -M simple running a plain INSERT of the same row(s) (batch: a \(batch)-row VALUES list) into a table shaped like `events` (same columns, keys, indexes), same server")
         print("")
-        print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + "target")
+        print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + pad("target", 14) + "client CPU/append")
         let cases = [Case(name: "single, 1 writer", writers: 1, batch: 1), Case(name: "single, 4 writers", writers: 4, batch: 1),
                      Case(name: "batch \(batch), 1 writer", writers: 1, batch: batch), Case(name: "batch \(batch), 4 writers", writers: 4, batch: batch)]
         var allMet = true
         let runID = UUID().uuidString.prefix(8).lowercased()
         for c in cases {
-            var oursTotal = 0.0, theirsTotal = 0.0
+            var oursTotal = 0.0, theirsTotal = 0.0, cpuTotal = 0.0
             for round in 0..<rounds {
-                oursTotal += try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: roundSeconds,
-                                                      runID: "\(runID)-\(c.writers)-\(c.batch)-\(round)")
+                let m = try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: roundSeconds,
+                                                 runID: "\(runID)-\(c.writers)-\(c.batch)-\(round)")
+                oursTotal += m.rate
+                cpuTotal += m.cpuMicrosPerAppend
                 theirsTotal += try pgbench.measure(writers: c.writers, batch: c.batch, seconds: roundSeconds, payload: payload)
             }
             let ours = oursTotal / Double(rounds), theirs = theirsTotal / Double(rounds)
@@ -52,7 +63,8 @@ struct BenchAppend: AsyncParsableCommand {
             let met = ratio >= target
             allMet = allMet && met
             print(pad(c.name, 22) + pad(String(format: "%.0f ev/s", ours), 16) + pad(String(format: "%.0f rows/s", theirs), 16)
-                  + pad(String(format: "%.0f%%", ratio * 100), 8) + "≥\(Int(target * 100))% " + (met ? "met" : "NOT met"))
+                  + pad(String(format: "%.0f%%", ratio * 100), 8) + pad("≥\(Int(target * 100))% " + (met ? "met" : "NOT met"), 14)
+                  + String(format: "%.0f µs", cpuTotal / Double(rounds)))
         }
         // Where the time goes: the client's round trip alone, and the append function driven by pgbench itself.
         print("")
@@ -73,9 +85,19 @@ struct BenchAppend: AsyncParsableCommand {
         await store.shutdown()
     }
 
-    func measureAppends(store: EventStore, writers: Int, batch: Int, seconds: Double, runID: String) async throws -> Double {
+    struct AppendMeasurement {
+        /// Events per second.
+        var rate: Double
+        /// CPU time of this whole process (all threads, user + system) per `append` call.
+        var userMicrosPerAppend: Double
+        var sysMicrosPerAppend: Double
+        var cpuMicrosPerAppend: Double { userMicrosPerAppend + sysMicrosPerAppend }
+    }
+
+    func measureAppends(store: EventStore, writers: Int, batch: Int, seconds: Double, runID: String) async throws -> AppendMeasurement {
         let payload = Self.samplePayload
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        let cpuBefore = ProcessCPU.now()
         let start = ContinuousClock.now
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
             for w in 0..<writers {
@@ -96,7 +118,10 @@ struct BenchAppend: AsyncParsableCommand {
             return try await group.reduce(0, +)
         }
         let elapsed = ContinuousClock.now - start
-        return Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        let cpu = ProcessCPU.now() - cpuBefore
+        let appends = Double(max(counts / batch, 1))
+        return AppendMeasurement(rate: Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18),
+                                 userMicrosPerAppend: cpu.user * 1e6 / appends, sysMicrosPerAppend: cpu.system * 1e6 / appends)
     }
 
     func measureRoundTrips(store: EventStore, seconds: Double) async throws -> Double {
@@ -112,6 +137,27 @@ struct BenchAppend: AsyncParsableCommand {
     }
 
     static let samplePayload = #"{"event_version":1,"route":{"id":"d2k7q9n1f0g3h5j6k8m0","network_id":"office-lan","description":"printers and the NAS","network":"10.20.0.0/16","network_type":"IPv4","peer_groups":["cq8h2r9k3l4m5n6p7q8r"],"metric":100,"masquerade":true,"groups":["cq8h2r9k3l4m5n6p7q9s","cq8h2r9k3l4m5n6p7q9t"],"enabled":true,"keep_route":false,"access_control_groups":[],"skip_auto_apply":false}}"#
+}
+
+/// CPU time used so far by this process (all threads), from getrusage.
+struct ProcessCPU {
+    var user: Double
+    var system: Double
+
+    static func now() -> ProcessCPU {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return ProcessCPU(user: seconds(usage.ru_utime), system: seconds(usage.ru_stime))
+    }
+
+    static func - (a: ProcessCPU, b: ProcessCPU) -> ProcessCPU {
+        ProcessCPU(user: a.user - b.user, system: a.system - b.system)
+    }
 }
 
 func pad(_ s: String, _ width: Int) -> String {

@@ -241,8 +241,45 @@ private struct ModelBench {
         log("affectedPeers(\(name)): \(Self.fmt(Self.us(d) / Double(repeats))) us/call, \(count / repeats) peers")
     }
 
+    /// Decoding stored events (what a projection rebuild does per event): the hand-written
+    /// `RouteEvent.decode` against the Foundation `JSONDecoder` path it replaced, same events, same run.
+    mutating func measureDecoding() {
+        var stored: [(type: String, json: [UInt8])] = []
+        var routeUpdates: [(type: String, json: [UInt8])] = []
+        for p in peerIDs.prefix(1_000) { if let peer = state.peer(p) { stored.append(RouteEvent.peerEnrolled(PeerEnrolled(peer: peer)).encode()) } }
+        for g in state.groups.values.sorted(by: { $0.id < $1.id }) { stored.append(RouteEvent.groupCreated(GroupCreated(group: g)).encode()) }
+        for r in state.routes.values.sorted(by: { $0.id < $1.id }).prefix(1_000) {
+            var new = r
+            new.metric = r.metric == 9999 ? 1 : r.metric + 1
+            stored.append(RouteEvent.routeCreated(RouteCreated(route: r)).encode())
+            let update = RouteEvent.routeUpdated(RouteUpdated(old: r, new: new)).encode()
+            stored.append(update)
+            routeUpdates.append(update)
+        }
+        func time(_ events: [(type: String, json: [UInt8])], rounds: Int, _ decode: (String, [UInt8]) throws(EventDecodingError) -> RouteEvent) -> (us: Double, ok: Int) {
+            var ok = 0
+            let t = clock.now
+            for _ in 0..<rounds {
+                for e in events { if (try? decode(e.type, e.json)) != nil { ok += 1 } }
+            }
+            return (Self.us(clock.now - t) / Double(rounds * events.count), ok)
+        }
+        var same = 0
+        for e in stored where (try? RouteEvent.decode(type: e.type, json: e.json)) == (try? RouteEvent.decodeWithFoundation(type: e.type, json: e.json)) { same += 1 }
+        let bytes = stored.reduce(0) { $0 + $1.json.count }
+        let oldAll = time(stored, rounds: 1, RouteEvent.decodeWithFoundation)
+        let newAll = time(stored, rounds: 10, RouteEvent.decode)
+        let oldUpd = time(routeUpdates, rounds: 1, RouteEvent.decodeWithFoundation)
+        let newUpd = time(routeUpdates, rounds: 10, RouteEvent.decode)
+        log("decode stored events (\(stored.count) mixed, avg \(bytes / max(stored.count, 1)) bytes; \(same) of them decode identically both ways):")
+        log("    Foundation JSONDecoder \(Self.fmt(oldAll.us)) us/event, JSONReader \(Self.fmt(newAll.us)) us/event: \(Self.fmt(oldAll.us / max(newAll.us, 1e-9), 1))x faster")
+        log("    RouteUpdated only (\(routeUpdates.count)): Foundation \(Self.fmt(oldUpd.us)) us/event, JSONReader \(Self.fmt(newUpd.us)) us/event: "
+            + "\(Self.fmt(oldUpd.us / max(newUpd.us, 1e-9), 1))x faster")
+    }
+
     mutating func run() -> [String] {
         buildTenant()
+        measureDecoding()
         let fullMs = measureViews()
         guard let ten = state.route(tenRoute) else {
             log("route-ten missing: benchmark tenant did not build")

@@ -1,4 +1,4 @@
-import Projections
+@testable import Projections
 import RouteModel
 import Testing
 
@@ -102,5 +102,18 @@ import Testing
         #expect(p.sequence == 3)
         _ = try p.apply(Array(script.events[3...]))
         #expect(p.sequence == Int64(script.events.count))
+    }
+}
+
+@Suite struct ProjectionSQLTests {
+    /// The byte-level array literal (view bodies go through it) equals the plain one.
+    @Test func arrayLiteralsAgree() {
+        let cases: [[String]] = [[], [""], ["a"], ["\"", "\\", "\\\""], ["{\"a\":\"b\\\"c\"}", "é😀", "x,y", "{}"],
+                                 [String(repeating: "\"q\\", count: 100)]]
+        for elements in cases {
+            let expected = ProjectionSQL.arrayLiteralReference(elements)
+            #expect(ProjectionSQL.arrayLiteral(elements) == expected)
+            #expect(ProjectionSQL.arrayLiteral(bodies: elements.map { Array($0.utf8) }) == expected)
+        }
     }
 }
