@@ -42,6 +42,7 @@ struct BenchAppend: AsyncParsableCommand {
         let payload = Self.samplePayload
         print("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
         print("baseline: pgbench -M simple running a plain INSERT of the same row(s) (batch: a \(batch)-row VALUES list) into a table shaped like `events` (same columns, keys, indexes), same server")
+        print("note: Routeplane sends append_events as a statement prepared once per connection; pgbench's simple mode parses each INSERT")
         print("")
         print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + pad("target", 14) + "client CPU/append")
         let cases = [Case(name: "single, 1 writer", writers: 1, batch: 1), Case(name: "single, 4 writers", writers: 4, batch: 1),
