@@ -41,7 +41,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
-        .target(name: "TestSupport", dependencies: ["EventStore"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // The one executable: serve, migrate, bench, demo, admin commands.
         .executableTarget(
             name: "routeplane",
@@ -53,7 +53,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "RouteModelTests", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "RouteModelTests", dependencies: ["RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
     ],

@@ -1,5 +1,6 @@
 @testable import Projections
 import RouteModel
+import TestSupport
 import Testing
 
 /// The pure projection step, without a database.

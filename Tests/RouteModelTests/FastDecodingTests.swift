@@ -1,4 +1,5 @@
 @testable import RouteModel
+import TestSupport
 import Testing
 
 /// The hand-written event decoder (`RouteEvent.decode`, on `JSONReader`) against the reference

@@ -1,4 +1,5 @@
 @testable import RouteModel
+import TestSupport
 import Testing
 
 @Suite struct PrefixTests {

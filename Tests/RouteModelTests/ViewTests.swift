@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 @testable import RouteModel
+import TestSupport
 import Testing
 
 @Suite struct ViewTests {
