@@ -247,7 +247,7 @@ final class AppendNotifier: Sendable {
             }
             guard let tenants else { return }
             do {
-                try await pool.withSession { session in
+                _ = try await pool.withSession { session in
                     // A wake-up hint: its commit need not wait for the WAL flush (PostgreSQL gives every
                     // NOTIFY transaction an xid, so it would otherwise wait like a write).
                     try session.query(prepared: "SELECT set_config('synchronous_commit', 'off', true), pg_notify('routeplane_events', t) FROM unnest($1::text[]) AS t",

@@ -74,7 +74,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
             lastAttempt = now
             do {
                 let connection = try await store.pool.dedicatedConnection(label: "listen")
-                try await connection.withSession { try $0.query("LISTEN routeplane_events") }
+                _ = try await connection.withSession { try $0.query("LISTEN routeplane_events") }
                 self.connection = connection
                 if loggedDown { store.logger.notice("event subscription listening again") }
                 loggedDown = false

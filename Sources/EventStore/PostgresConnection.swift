@@ -248,15 +248,24 @@ public struct PostgresSession {
 }
 
 /// PostgreSQL's text form of an array, for passing a Swift array as one `$n` parameter.
-enum PostgresArray {
+public enum PostgresArray {
     /// `{"a","b\"c"}`: every element quoted, `"` and `\` escaped. Built on UTF-8 bytes in one allocation
     /// (the scalar-by-scalar version showed up in the append profile for a 380-byte JSON payload).
-    static func literal(_ elements: [String]) -> String {
+    public static func literal(_ elements: [String]) -> String {
+        literal(utf8: elements.map(\.utf8))
+    }
+
+    /// The same for elements that are already UTF-8 bytes (view JSON), without making Strings of them first.
+    public static func literal(bytes elements: [[UInt8]]) -> String {
+        literal(utf8: elements)
+    }
+
+    private static func literal<Bytes: Collection<UInt8>>(utf8 elements: [Bytes]) -> String {
         let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
         var length = 2 + max(elements.count - 1, 0)
         for element in elements {
             length += 2
-            for byte in element.utf8 {
+            for byte in element {
                 length += (byte == quote || byte == backslash) ? 2 : 1
             }
         }
@@ -266,7 +275,7 @@ enum PostgresArray {
             for (i, element) in elements.enumerated() {
                 if i > 0 { out[o] = UInt8(ascii: ","); o += 1 }
                 out[o] = quote; o += 1
-                for byte in element.utf8 {
+                for byte in element {
                     if byte == quote || byte == backslash { out[o] = backslash; o += 1 }
                     out[o] = byte; o += 1
                 }

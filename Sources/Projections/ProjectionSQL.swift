@@ -137,12 +137,12 @@ enum ProjectionSQL {
                 ON CONFLICT (tenant_id, peer_id) DO UPDATE
                    SET version = EXCLUDED.version, digest = EXCLUDED.digest, body = EXCLUDED.body, updated_at = now()
                 """,
-                [tenant, arrayLiteral(live.map(\.peer.rawValue)), arrayLiteral(live.map { String($0.version) }),
-                 arrayLiteral(live.map(\.digest)), arrayLiteral(bodies: live.map(\.body))])
+                [tenant, PostgresArray.literal(live.map(\.peer.rawValue)), PostgresArray.literal(live.map { String($0.version) }),
+                 PostgresArray.literal(live.map(\.digest)), PostgresArray.literal(bytes: live.map(\.body))])
         }
         if !gone.isEmpty {
             try s.query("DELETE FROM peer_views WHERE tenant_id = $1 AND peer_id = ANY($2::text[])",
-                        [tenant, arrayLiteral(gone.map(\.peer.rawValue))])
+                        [tenant, PostgresArray.literal(gone.map(\.peer.rawValue))])
         }
     }
 
@@ -156,9 +156,9 @@ enum ProjectionSQL {
             SELECT $1, u.p, u.v, u.d, u.b, u.r FROM unnest($2::text[], $3::bigint[], $4::text[], $5::json[], $6::boolean[]) AS u(p, v, d, b, r)
             ORDER BY u.p
             """,
-            [tenant, arrayLiteral(updates.map(\.peer.rawValue)), arrayLiteral(updates.map { String($0.version) }),
-             arrayLiteral(updates.map(\.digest)), arrayLiteral(bodies: updates.map(\.body)),
-             arrayLiteral(updates.map { $0.removed ? "t" : "f" })])
+            [tenant, PostgresArray.literal(updates.map(\.peer.rawValue)), PostgresArray.literal(updates.map { String($0.version) }),
+             PostgresArray.literal(updates.map(\.digest)), PostgresArray.literal(bytes: updates.map(\.body)),
+             PostgresArray.literal(updates.map { $0.removed ? "t" : "f" })])
         // Delivered at commit: wakes the relay.
         try s.query("SELECT pg_notify('routeplane_outbox', $1)", [tenant])
     }
@@ -175,10 +175,10 @@ enum ProjectionSQL {
                     SELECT $1, u.i, u.v, u.b FROM unnest($2::text[], $3::bigint[], $4::json[]) AS u(i, v, b)
                     ON CONFLICT (tenant_id, \(idColumn)) DO UPDATE SET version = EXCLUDED.version, body = EXCLUDED.body
                     """,
-                    [tenant, arrayLiteral(live.map(\.key.id)), arrayLiteral(live.map { String($0.version) }), arrayLiteral(live.map { $0.body! })])
+                    [tenant, PostgresArray.literal(live.map(\.key.id)), PostgresArray.literal(live.map { String($0.version) }), PostgresArray.literal(live.map { $0.body! })])
             }
             if !gone.isEmpty {
-                try s.query("DELETE FROM \(table) WHERE tenant_id = $1 AND \(idColumn) = ANY($2::text[])", [tenant, arrayLiteral(gone.map(\.key.id))])
+                try s.query("DELETE FROM \(table) WHERE tenant_id = $1 AND \(idColumn) = ANY($2::text[])", [tenant, PostgresArray.literal(gone.map(\.key.id))])
             }
         }
     }
@@ -202,60 +202,4 @@ enum ProjectionSQL {
         }
     }
 
-    /// PostgreSQL's text form of an array of strings (every element quoted, `"` and `\` escaped), built
-    /// on UTF-8 bytes (appending unicode scalars one by one made the rebuild's swap slow).
-    static func arrayLiteral(_ elements: [String]) -> String {
-        arrayLiteral(count: elements.count, bytes: elements.reduce(0) { $0 + $1.utf8.count }) { i, body in
-            var element = elements[i]
-            element.withUTF8 { body($0) }
-        }
-    }
-
-    /// The same for UTF-8 bodies (view JSON), without making Strings of them first.
-    static func arrayLiteral(bodies: [[UInt8]]) -> String {
-        arrayLiteral(count: bodies.count, bytes: bodies.reduce(0) { $0 + $1.count }) { i, body in
-            bodies[i].withUnsafeBufferPointer { body($0) }
-        }
-    }
-
-    private static func arrayLiteral(count: Int, bytes: Int,
-                                     _ element: (Int, (UnsafeBufferPointer<UInt8>) -> Void) -> Void) -> String {
-        var out: [UInt8] = []
-        // Room for the quotes and commas, and for escaping about one byte in eight (JSON's quotes).
-        out.reserveCapacity(2 + count * 3 + bytes + bytes / 8)
-        out.append(UInt8(ascii: "{"))
-        for i in 0..<count {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            element(i) { utf8 in
-                var runStart = 0
-                for (k, b) in utf8.enumerated() where b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<k]))
-                    out.append(UInt8(ascii: "\\"))
-                    runStart = k
-                }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
-            }
-            out.append(UInt8(ascii: "\""))
-        }
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func arrayLiteralReference(_ elements: [String]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(elements.reduce(2) { $0 + $1.utf8.count + 3 })
-        out.append(UInt8(ascii: "{"))
-        for (i, element) in elements.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            for b in element.utf8 {
-                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
-                out.append(b)
-            }
-            out.append(UInt8(ascii: "\""))
-        }
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
-    }
 }

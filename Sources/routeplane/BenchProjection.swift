@@ -211,7 +211,7 @@ struct BenchProjection: AsyncParsableCommand {
             let seqs = (0..<chunk.count).map { String(first + $0) }
             let types = chunk.map(\.type)
             let data = chunk.map { String(decoding: $0.encode().json, as: UTF8.self) }
-            let params: [String?] = [tenant, BenchArray.literal(seqs), BenchArray.literal(types), BenchArray.literal(data)]
+            let params: [String?] = [tenant, PostgresArray.literal(seqs), PostgresArray.literal(types), PostgresArray.literal(data)]
             _ = try await store.pool.withSession { s in
                 try s.query("""
                     INSERT INTO events (event_id, tenant_id, seq, type, data, metadata)
@@ -223,23 +223,6 @@ struct BenchProjection: AsyncParsableCommand {
         _ = try await store.pool.withSession { s in
             try s.query("INSERT INTO tenant_heads (tenant_id, seq) VALUES ($1, $2)", [tenant, String(events.count)])
         }
-    }
-}
-
-enum BenchArray {
-    static func literal(_ elements: [String]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        for (i, e) in elements.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            for b in e.utf8 {
-                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
-                out.append(b)
-            }
-            out.append(UInt8(ascii: "\""))
-        }
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -343,6 +326,7 @@ struct BenchTenant {
     }
 }
 
+/// SplitMix64: the benchmarks' seeded generator (same seed, same tenant).
 struct BenchRNG: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {

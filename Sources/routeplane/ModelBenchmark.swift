@@ -10,22 +10,11 @@ func runModelBenchmark(peers: Int = 10_000, groups: Int = 500, routes: Int = 2_0
     return bench.run()
 }
 
-private struct ModelBenchRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private struct ModelBench {
     let peerCount: Int
     let groupCount: Int
     let routeCount: Int
-    var rng: ModelBenchRNG
+    var rng: BenchRNG
     var lines: [String] = []
     var state = TenantState()
     let clock = ContinuousClock()
@@ -44,7 +33,7 @@ private struct ModelBench {
         self.peerCount = peerCount
         self.groupCount = groupCount
         self.routeCount = routeCount
-        rng = ModelBenchRNG(state: seed)
+        rng = BenchRNG(state: seed)
         routerCount = max(4, peerCount / 50)
         routerGroupCount = max(2, groupCount / 10)
     }

@@ -91,8 +91,10 @@ struct PoolStateMachineTests {
 
 @Suite("PostgreSQL array literal")
 struct PostgresArrayTests {
-    @Test func escapesQuotesAndBackslashes() {
+    @Test func escapesQuotesAndBackslashesAndKeepsUnicode() {
         #expect(PostgresArray.literal([]) == "{}")
+        #expect(PostgresArray.literal(["a"]) == #"{"a"}"#)
+        #expect(PostgresArray.literal(["a\"b", "c\\d", "Zürich 東京 🛰️", ""]) == #"{"a\"b","c\\d","Zürich 東京 🛰️",""}"#)
         #expect(PostgresArray.literal(["a", #"b"c"#, #"d\e"#, "{x,y}", "NULL"]) == #"{"a","b\"c","d\\e","{x,y}","NULL"}"#)
     }
 }

@@ -81,11 +81,4 @@ struct PreparedStatementTests {
         }
         #expect(NewEvent(type: "T", data: "{}", metadata: EventMetadata(actor: "a")).id != NewEvent(type: "T", data: "{}", metadata: EventMetadata(actor: "a")).id)
     }
-
-    @Test("array literals escape quotes and backslashes and keep unicode")
-    func arrayLiteral() {
-        #expect(PostgresArray.literal([]) == "{}")
-        #expect(PostgresArray.literal(["a"]) == #"{"a"}"#)
-        #expect(PostgresArray.literal(["a\"b", "c\\d", "Zürich 東京 🛰️", ""]) == #"{"a\"b","c\\d","Zürich 東京 🛰️",""}"#)
-    }
 }

@@ -1,4 +1,5 @@
 @testable import Projections
+import EventStore
 import RouteModel
 import TestSupport
 import Testing
@@ -107,14 +108,28 @@ import Testing
 }
 
 @Suite struct ProjectionSQLTests {
-    /// The byte-level array literal (view bodies go through it) equals the plain one.
+    /// The byte-level array literal (view bodies go through it) equals the plain one and a straightforward reference.
     @Test func arrayLiteralsAgree() {
         let cases: [[String]] = [[], [""], ["a"], ["\"", "\\", "\\\""], ["{\"a\":\"b\\\"c\"}", "é😀", "x,y", "{}"],
                                  [String(repeating: "\"q\\", count: 100)]]
         for elements in cases {
-            let expected = ProjectionSQL.arrayLiteralReference(elements)
-            #expect(ProjectionSQL.arrayLiteral(elements) == expected)
-            #expect(ProjectionSQL.arrayLiteral(bodies: elements.map { Array($0.utf8) }) == expected)
+            let expected = Self.arrayLiteralReference(elements)
+            #expect(PostgresArray.literal(elements) == expected)
+            #expect(PostgresArray.literal(bytes: elements.map { Array($0.utf8) }) == expected)
         }
+    }
+
+    static func arrayLiteralReference(_ elements: [String]) -> String {
+        var out = "{"
+        for (i, element) in elements.enumerated() {
+            if i > 0 { out += "," }
+            out += "\""
+            for scalar in element.unicodeScalars {
+                if scalar == "\"" || scalar == "\\" { out += "\\" }
+                out.unicodeScalars.append(scalar)
+            }
+            out += "\""
+        }
+        return out + "}"
     }
 }

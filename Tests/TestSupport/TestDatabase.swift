@@ -40,7 +40,7 @@ public struct TestDatabase: Sendable {
         let server = try server ?? defaultServerURL
         let name = "rp_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let admin = EventStore(url: url(server, database: "postgres"), maxConnections: 1)
-        try await admin.pool.withSession { try $0.query("CREATE DATABASE \(name)") }
+        _ = try await admin.pool.withSession { try $0.query("CREATE DATABASE \(name)") }
         await admin.shutdown()
         let dbURL = url(server, database: name)
         let store = EventStore(url: dbURL, maxConnections: maxConnections)
