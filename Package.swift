@@ -16,6 +16,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System libraries from Debian's packages (ops/setup installs them).
@@ -40,15 +46,47 @@ let package = Package(
             dependencies: ["EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // The agent's choice between HA routing peers: a pure state machine (no I/O).
+        .target(name: "RouteSelection", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
+        // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
+        .target(
+            name: "Messaging",
+            dependencies: ["CNATS", "EventStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
+        .target(
+            name: "RouteAgent",
+            dependencies: ["RouteModel", "RouteSelection", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
+        .target(
+            name: "ControllerAPI",
+            dependencies: [
+                "EventStore", "Projections", "RouteModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // The one executable: serve, migrate, bench, demo, admin commands.
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "EventStore", "RouteModel", "Projections",
+                "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -56,6 +94,19 @@ let package = Package(
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ControllerAPITests",
+            dependencies: [
+                "ControllerAPI", "EventStore", "Projections", "RouteModel", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

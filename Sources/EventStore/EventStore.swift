@@ -88,6 +88,59 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// A statement run in the append's transaction (e.g. storing a credential's hash with the event
+    /// that creates it): both commit or neither does.
+    public struct SideStatement: Sendable {
+        public var sql: String
+        public var parameters: [String?]
+        public init(_ sql: String, _ parameters: [String?]) {
+            self.sql = sql
+            self.parameters = parameters
+        }
+    }
+
+    /// `append` plus `statements`, in one transaction. Not retried on a lost connection: the caller
+    /// cannot know whether it committed, so it gets `connectionLost` (retrying with the same event
+    /// ids is safe: the append is idempotent by event id and side statements should be too).
+    @discardableResult
+    public func append(tenant: String, expected: ExpectedVersion, events: [NewEvent], with statements: [SideStatement]) async throws -> ClosedRange<Int64> {
+        guard !statements.isEmpty else { return try await append(tenant: tenant, expected: expected, events: events) }
+        guard !events.isEmpty else { throw EventStoreError.invalidArgument("append needs at least one event") }
+        let parameters: [String?] = [
+            tenant,
+            String(expected.sqlValue),
+            PostgresArray.literal(events.map { FastUUID.text($0.id) }),
+            PostgresArray.literal(events.map(\.type)),
+            PostgresArray.literal(events.map(\.data)),
+            PostgresArray.literal(events.map { $0.metadata.json }),
+            "false",
+        ]
+        let count = Int64(events.count)
+        do {
+            let text = try await pool.withSession { session -> String? in
+                try session.script("BEGIN")
+                do {
+                    let head = try session.value(prepared: Self.appendBatchSQL, parameters)
+                    for statement in statements { try session.query(statement.sql, statement.parameters) }
+                    try session.script("COMMIT")
+                    return head
+                } catch {
+                    try? session.script("ROLLBACK")
+                    throw error
+                }
+            }
+            guard let text, let head = Int64(text) else {
+                throw EventStoreError.invalidResponse("append_events returned no head")
+            }
+            notifier.appended(tenant: tenant)
+            return (head - count + 1)...head
+        } catch let EventStoreError.server(sqlState, message, detail) where sqlState == "RP409" {
+            let actual = Self.actualVersion(fromDetail: detail) ?? -1
+            logger.debug("append conflict", metadata: ["tenant": "\(tenant)", "detail": "\(message)"])
+            throw EventStoreError.conflict(tenant: tenant, expected: expected.sqlValue, actual: actual)
+        }
+    }
+
     /// Prepared once per connection (see `PostgresSession.query(prepared:)`).
     static let appendOneSQL = "SELECT append_events($1, $2, ARRAY[$3::uuid], ARRAY[$4::text], ARRAY[$5::json], ARRAY[$6::jsonb], $7::boolean)"
     static let appendBatchSQL = "SELECT append_events($1, $2, $3::uuid[], $4::text[], $5::json[], $6::jsonb[], $7::boolean)"

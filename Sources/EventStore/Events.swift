@@ -6,24 +6,34 @@ public struct EventMetadata: Codable, Sendable, Equatable {
     public var actor: String
     public var requestID: String?
     public var correlationID: String?
+    /// A readable name for the actor (token name, "setup key <name>"), for the audit log.
+    public var actorName: String?
+    /// The id of the object the event is about (route, group, peer, setup key, token): the audit
+    /// log filters on it without decoding payloads.
+    public var target: String?
 
-    public init(actor: String, requestID: String? = nil, correlationID: String? = nil) {
+    public init(actor: String, requestID: String? = nil, correlationID: String? = nil, actorName: String? = nil, target: String? = nil) {
         self.actor = actor
         self.requestID = requestID
         self.correlationID = correlationID
+        self.actorName = actorName
+        self.target = target
     }
 
     enum CodingKeys: String, CodingKey {
-        case actor
+        case actor, target
         case requestID = "request_id"
         case correlationID = "correlation_id"
+        case actorName = "actor_name"
     }
 
     /// The stored JSON form (same keys as the Codable form), written without JSONEncoder: it is built for every appended event.
     var json: String {
         var out = #"{"actor":"# + JSONText.quoted(actor)
+        if let actorName { out += #","actor_name":"# + JSONText.quoted(actorName) }
         if let correlationID { out += #","correlation_id":"# + JSONText.quoted(correlationID) }
         if let requestID { out += #","request_id":"# + JSONText.quoted(requestID) }
+        if let target { out += #","target":"# + JSONText.quoted(target) }
         return out + "}"
     }
 }

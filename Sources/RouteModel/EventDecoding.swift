@@ -433,15 +433,24 @@ extension PeerEnrolled: JSONDecodablePayload {
     struct Fields: JSONObjectFields {
         var seen = SeenKeys()
         var peer: Peer?
+        var setupKeyID: SetupKeyID?
+        var enrolledAt: Int64?
         init() {}
         mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            guard key.is("peer") else { return false }
-            if seen.first(0) { peer = try r.readPeer() } else { try r.skipValue() }
+            if key.is("peer") {
+                if seen.first(0) { peer = try r.readPeer() } else { try r.skipValue() }
+            } else if key.is("setup_key_id") {
+                if seen.first(1) { setupKeyID = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in SetupKeyID(rawValue: try r.readString()) } } else { try r.skipValue() }
+            } else if key.is("enrolled_at") {
+                if seen.first(2) { enrolledAt = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in Int64(try r.readInt()) } } else { try r.skipValue() }
+            } else {
+                return false
+            }
             return true
         }
         func finish(_ r: inout JSONReader) throws(JSONReadError) -> PeerEnrolled {
             guard let peer else { throw r.missing("peer") }
-            return PeerEnrolled(peer: peer)
+            return PeerEnrolled(peer: peer, setupKeyID: setupKeyID, enrolledAt: enrolledAt)
         }
     }
 }

@@ -24,6 +24,12 @@ public enum RouteEvent: Hashable, Sendable {
     case peerEnrolled(PeerEnrolled)
     case peerRenamed(PeerRenamed)
     case peerRemoved(PeerRemoved)
+    case tenantCreated(TenantCreated)
+    case tokenCreated(TokenCreated)
+    case tokenRevoked(TokenRevoked)
+    case setupKeyCreated(SetupKeyCreated)
+    case setupKeyUpdated(SetupKeyUpdated)
+    case setupKeyDeleted(SetupKeyDeleted)
 
     /// Stable type string stored next to the JSON ("RouteCreated", …). Never rename one.
     public var type: String {
@@ -38,6 +44,12 @@ public enum RouteEvent: Hashable, Sendable {
         case .peerEnrolled: return PeerEnrolled.type
         case .peerRenamed: return PeerRenamed.type
         case .peerRemoved: return PeerRemoved.type
+        case .tenantCreated: return TenantCreated.type
+        case .tokenCreated: return TokenCreated.type
+        case .tokenRevoked: return TokenRevoked.type
+        case .setupKeyCreated: return SetupKeyCreated.type
+        case .setupKeyUpdated: return SetupKeyUpdated.type
+        case .setupKeyDeleted: return SetupKeyDeleted.type
         }
     }
 
@@ -54,6 +66,12 @@ public enum RouteEvent: Hashable, Sendable {
         case .peerEnrolled: return PeerEnrolled.eventVersion
         case .peerRenamed: return PeerRenamed.eventVersion
         case .peerRemoved: return PeerRemoved.eventVersion
+        case .tenantCreated: return TenantCreated.eventVersion
+        case .tokenCreated: return TokenCreated.eventVersion
+        case .tokenRevoked: return TokenRevoked.eventVersion
+        case .setupKeyCreated: return SetupKeyCreated.eventVersion
+        case .setupKeyUpdated: return SetupKeyUpdated.eventVersion
+        case .setupKeyDeleted: return SetupKeyDeleted.eventVersion
         }
     }
 
@@ -61,6 +79,7 @@ public enum RouteEvent: Hashable, Sendable {
     public static let knownTypes: [String] = [
         RouteCreated.type, RouteUpdated.type, RouteDeleted.type, GroupCreated.type, GroupUpdated.type,
         GroupMembersChanged.type, GroupDeleted.type, PeerEnrolled.type, PeerRenamed.type, PeerRemoved.type,
+        TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type,
     ]
 
     /// Type string and JSON body (UTF-8, sorted keys, snake_case, `event_version` included).
@@ -80,6 +99,12 @@ public enum RouteEvent: Hashable, Sendable {
         case .peerEnrolled(let e): return EventCoding.encode(e)
         case .peerRenamed(let e): return EventCoding.encode(e)
         case .peerRemoved(let e): return EventCoding.encode(e)
+        case .tenantCreated(let e): return EventCoding.encode(e)
+        case .tokenCreated(let e): return EventCoding.encode(e)
+        case .tokenRevoked(let e): return EventCoding.encode(e)
+        case .setupKeyCreated(let e): return EventCoding.encode(e)
+        case .setupKeyUpdated(let e): return EventCoding.encode(e)
+        case .setupKeyDeleted(let e): return EventCoding.encode(e)
         }
     }
 
@@ -113,6 +138,9 @@ public enum RouteEvent: Hashable, Sendable {
         case PeerEnrolled.type: return .peerEnrolled(try FastEventCoding.decode(PeerEnrolled.self, json))
         case PeerRenamed.type: return .peerRenamed(try FastEventCoding.decode(PeerRenamed.self, json))
         case PeerRemoved.type: return .peerRemoved(try FastEventCoding.decode(PeerRemoved.self, json))
+        // Access events are rare (a few per tenant): the Foundation decoder is fast enough.
+        case TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type:
+            return try decodeWithFoundation(type: type, json: Array(json))
         default: throw .unknownType(type)
         }
     }
@@ -132,6 +160,12 @@ public enum RouteEvent: Hashable, Sendable {
         case PeerEnrolled.type: return .peerEnrolled(try EventCoding.decode(PeerEnrolled.self, json))
         case PeerRenamed.type: return .peerRenamed(try EventCoding.decode(PeerRenamed.self, json))
         case PeerRemoved.type: return .peerRemoved(try EventCoding.decode(PeerRemoved.self, json))
+        case TenantCreated.type: return .tenantCreated(try EventCoding.decode(TenantCreated.self, json))
+        case TokenCreated.type: return .tokenCreated(try EventCoding.decode(TokenCreated.self, json))
+        case TokenRevoked.type: return .tokenRevoked(try EventCoding.decode(TokenRevoked.self, json))
+        case SetupKeyCreated.type: return .setupKeyCreated(try EventCoding.decode(SetupKeyCreated.self, json))
+        case SetupKeyUpdated.type: return .setupKeyUpdated(try EventCoding.decode(SetupKeyUpdated.self, json))
+        case SetupKeyDeleted.type: return .setupKeyDeleted(try EventCoding.decode(SetupKeyDeleted.self, json))
         default: throw .unknownType(type)
         }
     }
@@ -250,7 +284,20 @@ public struct PeerEnrolled: EventPayload {
     public static let type = "PeerEnrolled"
     public static let eventVersion = 1
     public var peer: Peer
-    public init(peer: Peer) { self.peer = peer }
+    /// The setup key the agent enrolled with (nil for peers added by an operator).
+    public var setupKeyID: SetupKeyID?
+    /// Unix seconds (set when enrolled through the API).
+    public var enrolledAt: Int64?
+    public init(peer: Peer, setupKeyID: SetupKeyID? = nil, enrolledAt: Int64? = nil) {
+        self.peer = peer
+        self.setupKeyID = setupKeyID
+        self.enrolledAt = enrolledAt
+    }
+    enum CodingKeys: String, CodingKey {
+        case peer
+        case setupKeyID = "setup_key_id"
+        case enrolledAt = "enrolled_at"
+    }
 }
 
 public struct PeerRenamed: EventPayload {

@@ -52,6 +52,9 @@ enum Impact {
             if phase == .after { out.insert(e.peer.id) }
         case .peerRenamed:
             return
+        case .tenantCreated, .tokenCreated, .tokenRevoked, .setupKeyCreated, .setupKeyUpdated, .setupKeyDeleted:
+            // Access changes are in no view.
+            return
         case .peerRemoved(let e):
             guard phase == .before else { return }
             out.insert(e.peer.id)

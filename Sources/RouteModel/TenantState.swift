@@ -7,6 +7,11 @@ public struct TenantState: Sendable, Equatable {
     public private(set) var routes: [RouteID: Route] = [:]
     public private(set) var groups: [GroupID: Group] = [:]
     public private(set) var peers: [PeerID: Peer] = [:]
+    /// Set by `TenantCreated` (nil for streams written before tenants had one).
+    public private(set) var tenantName: String?
+    public private(set) var tokens: [TokenID: TokenInfo] = [:]
+    public private(set) var setupKeys: [SetupKeyID: SetupKey] = [:]
+    public private(set) var setupKeyUsage: [SetupKeyID: SetupKeyUsage] = [:]
 
     // Indexes. Empty sets are removed, so rebuilt and incrementally kept indexes compare equal.
     /// peer -> groups it is a member of.
@@ -33,7 +38,8 @@ public struct TenantState: Sendable, Equatable {
     }
 
     public static func == (a: TenantState, b: TenantState) -> Bool {
-        a.routes == b.routes && a.groups == b.groups && a.peers == b.peers
+        a.routes == b.routes && a.groups == b.groups && a.peers == b.peers && a.tenantName == b.tenantName
+            && a.tokens == b.tokens && a.setupKeys == b.setupKeys && a.setupKeyUsage == b.setupKeyUsage
     }
 
     // MARK: - queries
@@ -121,6 +127,10 @@ public struct TenantState: Sendable, Equatable {
         case .peerEnrolled(let e):
             peers[e.peer.id] = e.peer
             peerByMeshIP[e.peer.meshIP] = e.peer.id
+            if let k = e.setupKeyID {
+                setupKeyUsage[k, default: SetupKeyUsage()].usedTimes += 1
+                if let t = e.enrolledAt { setupKeyUsage[k]?.lastUsed = t }
+            }
         case .peerRenamed(let e):
             peers[e.peerID]?.name = e.name
         case .peerRemoved(let e):
@@ -129,6 +139,19 @@ public struct TenantState: Sendable, Equatable {
             if let p = peers.removeValue(forKey: e.peer.id), peerByMeshIP[p.meshIP] == p.id {
                 peerByMeshIP[p.meshIP] = nil
             }
+        case .tenantCreated(let e):
+            tenantName = e.name
+        case .tokenCreated(let e):
+            tokens[e.tokenID] = TokenInfo(name: e.name, revoked: false)
+        case .tokenRevoked(let e):
+            tokens[e.tokenID]?.revoked = true
+        case .setupKeyCreated(let e):
+            setupKeys[e.setupKey.id] = e.setupKey
+        case .setupKeyUpdated(let e):
+            setupKeys[e.new.id] = e.new
+        case .setupKeyDeleted(let e):
+            setupKeys[e.setupKey.id] = nil
+            setupKeyUsage[e.setupKey.id] = nil
         }
     }
 

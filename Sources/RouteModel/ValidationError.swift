@@ -13,6 +13,8 @@ public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertibl
         /// The request is well-formed but the current state of another object forbids it (412),
         /// e.g. a non-Linux peer named as routing peer.
         case preconditionFailed = "precondition_failed"
+        /// The caller may not do this (403), e.g. an invalid or used-up setup key.
+        case permissionDenied = "permission_denied"
 
         public var httpStatus: Int {
             switch self {
@@ -20,6 +22,7 @@ public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertibl
             case .alreadyExists: return 409
             case .notFound: return 404
             case .preconditionFailed: return 412
+            case .permissionDenied: return 403
             }
         }
     }

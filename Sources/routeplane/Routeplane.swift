@@ -9,7 +9,7 @@ struct Routeplane: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routeplane",
         abstract: "Routeplane: an event-sourced control plane for mesh-VPN network routes.",
-        subcommands: [Migrate.self, Serve.self, Demo.self, Events.self, ProjectionsCommand.self, Bench.self]
+        subcommands: [Migrate.self, Serve.self, Tenants.self, Tokens.self, Demo.self, Events.self, ProjectionsCommand.self, Bench.self]
     )
 }
 
@@ -78,14 +78,5 @@ struct Migrate: AsyncParsableCommand {
             }
         }
         await store.shutdown()
-    }
-}
-
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the controller (PLACEHOLDER: the REST API, projections and relay come with issues 5–7).")
-
-    func run() async throws {
-        throw ValidationError("`routeplane serve` is a placeholder in this build: the controller API is not implemented yet")
     }
 }

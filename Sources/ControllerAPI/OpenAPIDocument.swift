@@ -1,0 +1,204 @@
+import Foundation
+
+/// `GET /api/openapi.json`: the API described for clients and tools (schemathesis, generators).
+/// Kept in step with the router by a test that compares its paths and methods with the endpoints
+/// the router registers (`Controller.makeRouter().endpoints`).
+public enum OpenAPIDocument {
+    public static let bytes: [UInt8] = {
+        let data = try! JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
+        return Array(data)
+    }()
+
+    /// (method, path) pairs the document describes.
+    public static var endpoints: [Endpoint] {
+        var out: [Endpoint] = []
+        for (path, item) in paths {
+            for method in item.keys where method != "parameters" { out.append(Endpoint(method: method.uppercased(), path: path)) }
+        }
+        return out.sorted()
+    }
+
+    static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
+    static func array(_ items: [String: Any]) -> [String: Any] { ["type": "array", "items": items] }
+    static var string: [String: Any] { ["type": "string"] }
+    static var strings: [String: Any] { array(string) }
+    static var boolean: [String: Any] { ["type": "boolean"] }
+    static var integer: [String: Any] { ["type": "integer", "format": "int64"] }
+
+    static func json(_ schema: [String: Any], _ description: String = "OK") -> [String: Any] {
+        ["description": description, "content": ["application/json": ["schema": schema]]]
+    }
+
+    static func body(_ schema: String) -> [String: Any] {
+        ["required": true, "content": ["application/json": ["schema": ref(schema)]]]
+    }
+
+    static var errors: [String: Any] { [
+        "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
+        "401": json(ref("Error"), "Missing, invalid or revoked token"),
+        "404": json(ref("Error"), "Not found (also another tenant's object)"),
+        "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
+        "412": json(ref("Error"), "If-Match does not match the object's version"),
+        "422": json(ref("Error"), "A field breaks a rule; `field` names it"),
+        "503": json(ref("Error"), "Database unavailable; see Retry-After"),
+    ] }
+
+    static func op(_ summary: String, _ ok: [String: Any], body: String? = nil, query: [[String: Any]] = [], ifMatch: Bool = false) -> [String: Any] {
+        var responses = errors
+        responses["200"] = ok
+        var o: [String: Any] = ["summary": summary, "responses": responses]
+        var parameters = query
+        if ifMatch {
+            parameters.append(["name": "If-Match", "in": "header", "required": false, "schema": string,
+                               "description": "ETag of the version the change was based on; 412 when the object moved on"])
+        }
+        if !parameters.isEmpty { o["parameters"] = parameters }
+        if let body { o["requestBody"] = Self.body(body) }
+        return o
+    }
+
+    static var idParameter: [[String: Any]] { [["name": "id", "in": "path", "required": true, "schema": string]] }
+
+    static func q(_ name: String, _ schema: [String: Any], _ description: String) -> [String: Any] {
+        ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
+    }
+
+    static var paths: [String: [String: Any]] { [
+        "/healthz": ["get": ["summary": "PostgreSQL and NATS reachable", "security": [], "responses": ["200": json(ref("Health")), "503": json(ref("Health"), "Unhealthy")]]],
+        "/metrics": ["get": ["summary": "Prometheus metrics", "security": [], "responses": ["200": ["description": "Prometheus text format", "content": ["text/plain": ["schema": string]]]]]],
+        "/api/openapi.json": ["get": ["summary": "This document", "security": [], "responses": ["200": json(["type": "object"])]]],
+        "/api/routes": [
+            "get": op("List routes", json(array(ref("Route")))),
+            "post": op("Create a route", json(ref("Route")), body: "RouteRequest"),
+        ],
+        "/api/routes/{id}": [
+            "parameters": idParameter,
+            "get": op("Get a route", json(ref("Route"))),
+            "put": op("Replace a route (every field)", json(ref("Route")), body: "RouteRequest", ifMatch: true),
+            "delete": op("Delete a route", json(["type": "object"]), ifMatch: true),
+        ],
+        "/api/groups": [
+            "get": op("List groups", json(array(ref("Group")))),
+            "post": op("Create a group", json(ref("Group")), body: "GroupRequest"),
+        ],
+        "/api/groups/{id}": [
+            "parameters": idParameter,
+            "get": op("Get a group", json(ref("Group"))),
+            "put": op("Replace a group's name and peers", json(ref("Group")), body: "GroupRequest", ifMatch: true),
+            "delete": op("Delete a group (409 while a route uses it)", json(["type": "object"]), ifMatch: true),
+        ],
+        "/api/peers": ["get": op("List peers", json(array(ref("Peer"))))],
+        "/api/peers/{id}": [
+            "parameters": idParameter,
+            "get": op("Get a peer", json(ref("Peer"))),
+            "put": op("Rename a peer", json(ref("Peer")), body: "PeerRequest", ifMatch: true),
+            "delete": op("Remove a peer (409 while it routes a route)", json(["type": "object"]), ifMatch: true),
+        ],
+        "/api/setup-keys": [
+            "get": op("List setup keys", json(array(ref("SetupKey")))),
+            "post": op("Create a setup key (the key is answered once)", json(ref("SetupKey")), body: "SetupKeyRequest"),
+        ],
+        "/api/setup-keys/{id}": [
+            "parameters": idParameter,
+            "get": op("Get a setup key", json(ref("SetupKey"))),
+            "put": op("Revoke a setup key or change its auto groups", json(ref("SetupKey")), body: "SetupKeyUpdate", ifMatch: true),
+            "delete": op("Delete a setup key", json(["type": "object"]), ifMatch: true),
+        ],
+        "/api/agent/enroll": ["post": [
+            "summary": "Enroll a peer with a setup key", "security": [], "requestBody": body("EnrollRequest"),
+            "responses": ["201": json(ref("Enrollment"), "Enrolled"), "403": json(ref("Error"), "Setup key invalid, revoked, expired or used up"),
+                          "422": json(ref("Error"), "A field breaks a rule")],
+        ]],
+        "/api/agent/view": ["get": [
+            "summary": "The calling agent's current route view (agent credential)",
+            "responses": ["200": json(ref("AgentView")), "401": json(ref("Error"), "Not an agent credential"), "404": json(ref("Error"), "No view yet")],
+        ]],
+        "/api/events/audit": ["get": op("The audit log, newest first, keyset pages", json(array(ref("Event"))), query: [
+            q("limit", integer, "1..1000, default 100"),
+            q("cursor", string, "id of the last entry of the previous page (also in X-Next-Cursor and Link)"),
+            q("order", ["type": "string", "enum": ["desc", "asc"]], "default desc"),
+            q("start_date", ["type": "string", "format": "date-time"], "entries at or after"),
+            q("end_date", ["type": "string", "format": "date-time"], "entries before"),
+            q("initiator_id", string, "e.g. token:<id>, setup_key:<id>"),
+            q("target_id", string, "id of the route, group, peer, setup key or token"),
+            q("activity_code", string, "NetBird activity code, e.g. route.add"),
+            q("search", string, "text contained in the entry's data"),
+        ])],
+    ] }
+
+    static var document: [String: Any] { [
+        "openapi": "3.0.3",
+        "info": ["title": "Routeplane controller API", "version": "1.0.0",
+                 "description": "NetBird-compatible management API for network routes, groups, peers, setup keys and the audit log."],
+        "servers": [["url": "/"]],
+        "security": [["TokenAuth": []]],
+        "paths": paths,
+        "components": [
+            "securitySchemes": ["TokenAuth": ["type": "apiKey", "in": "header", "name": "Authorization",
+                                              "description": "\"Token <token>\" (from `routeplane tokens create`)"]],
+            "schemas": [
+                "Error": ["type": "object", "required": ["message", "code"],
+                          "properties": ["message": string, "code": ["type": "integer"], "field": string]],
+                "Health": ["type": "object", "properties": ["status": string, "checks": ["type": "object", "additionalProperties": string]]],
+                "RouteRequest": ["type": "object", "required": ["network_id", "metric", "masquerade", "groups", "enabled"], "properties": [
+                    "network_id": ["type": "string", "minLength": 1, "maxLength": 40], "description": string,
+                    "network": ["type": "string", "description": "CIDR; exclusive with domains"],
+                    "domains": ["type": "array", "items": string, "maxItems": 32], "network_type": string,
+                    "peer": ["type": "string", "description": "routing peer; exclusive with peer_groups"], "peer_groups": strings,
+                    "metric": ["type": "integer", "minimum": 1, "maximum": 9999], "masquerade": boolean, "groups": strings,
+                    "enabled": boolean, "keep_route": boolean, "access_control_groups": strings, "skip_auto_apply": boolean,
+                ]],
+                "Route": ["type": "object", "required": ["id", "network_id", "network_type", "metric", "masquerade", "groups", "enabled", "keep_route"],
+                          "properties": [
+                    "id": string, "network_id": string, "description": string, "network_type": ["type": "string", "enum": ["IPv4", "IPv6", "Domain"]],
+                    "network": string, "domains": strings, "peer": string, "peer_groups": strings, "metric": ["type": "integer"],
+                    "masquerade": boolean, "groups": strings, "enabled": boolean, "keep_route": boolean,
+                    "access_control_groups": strings, "skip_auto_apply": boolean,
+                ]],
+                "GroupRequest": ["type": "object", "required": ["name"], "properties": ["name": string, "peers": strings]],
+                "PeerMinimum": ["type": "object", "properties": ["id": string, "name": string]],
+                "Group": ["type": "object", "properties": [
+                    "id": string, "name": string, "peers_count": ["type": "integer"], "resources_count": ["type": "integer"],
+                    "issued": string, "peers": array(ref("PeerMinimum")), "resources": strings,
+                ]],
+                "GroupMinimum": ["type": "object", "properties": ["id": string, "name": string, "peers_count": ["type": "integer"]]],
+                "PeerRequest": ["type": "object", "required": ["name"], "properties": [
+                    "name": string, "ssh_enabled": boolean, "login_expiration_enabled": boolean,
+                ]],
+                "Peer": ["type": "object", "properties": [
+                    "id": string, "name": string, "ip": string, "connected": boolean, "last_seen": ["type": "string", "format": "date-time"],
+                    "os": string, "version": string, "hostname": string, "dns_label": string, "groups": array(ref("GroupMinimum")),
+                    "ssh_enabled": boolean, "login_expiration_enabled": boolean, "login_expired": boolean, "approval_required": boolean,
+                    "accessible_peers_count": ["type": "integer"], "applied_view_version": integer,
+                ]],
+                "SetupKeyRequest": ["type": "object", "required": ["name", "type"], "properties": [
+                    "name": string, "type": ["type": "string", "enum": ["reusable", "one-off"]],
+                    "expires_in": ["type": "integer", "minimum": 0, "maximum": 31_536_000], "auto_groups": strings,
+                    "usage_limit": ["type": "integer", "minimum": 0], "ephemeral": boolean,
+                ]],
+                "SetupKeyUpdate": ["type": "object", "required": ["revoked", "auto_groups"], "properties": ["revoked": boolean, "auto_groups": strings]],
+                "SetupKey": ["type": "object", "properties": [
+                    "id": string, "key": string, "name": string, "expires": string, "type": string, "valid": boolean, "revoked": boolean,
+                    "used_times": ["type": "integer"], "last_used": string, "state": ["type": "string", "enum": ["valid", "revoked", "expired", "overused"]],
+                    "auto_groups": strings, "updated_at": string, "usage_limit": ["type": "integer"], "ephemeral": boolean,
+                    "allow_extra_dns_labels": boolean,
+                ]],
+                "EnrollRequest": ["type": "object", "required": ["setup_key", "name", "os"], "properties": [
+                    "setup_key": string, "name": string, "os": string, "ip": ["type": "string", "description": "mesh IP the peer has; allocated when absent"],
+                ]],
+                "Enrollment": ["type": "object", "properties": [
+                    "peer_id": string, "tenant_id": string, "ip": string, "credential": ["type": "string", "description": "shown once; the agent's Token"],
+                    "routes_subject": string, "status_subject": string, "nats_url": string,
+                ]],
+                "AgentView": ["type": "object", "properties": [
+                    "tenant_id": string, "peer_id": string, "version": integer, "digest": string, "stale": boolean, "view": ["type": "object"],
+                ]],
+                "Event": ["type": "object", "properties": [
+                    "id": string, "timestamp": ["type": "string", "format": "date-time"], "activity": string, "activity_code": string,
+                    "initiator_id": string, "initiator_name": string, "initiator_email": string, "target_id": string, "request_id": string,
+                    "meta": ["type": "object", "description": "every field; for changes, changes.<field> = {old, new}"],
+                ]],
+            ] as [String: Any],
+        ] as [String: Any],
+    ] }
+}

@@ -1,0 +1,120 @@
+import EventStore
+import RouteModel
+import Synchronization
+
+/// An object the API serves, for ETags and the audit log's target.
+public struct ObjectRef: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case route, group, peer, setupKey = "setup_key", token, tenant }
+    public var kind: Kind
+    public var id: String
+    public init(_ kind: Kind, _ id: String) {
+        self.kind = kind
+        self.id = id
+    }
+    public var description: String { "\(kind.rawValue) \(id)" }
+}
+
+extension RouteEvent {
+    /// The object an event is about (the audit log's `target_id`).
+    public var target: ObjectRef {
+        switch self {
+        case .routeCreated(let e): ObjectRef(.route, e.route.id.rawValue)
+        case .routeUpdated(let e): ObjectRef(.route, e.new.id.rawValue)
+        case .routeDeleted(let e): ObjectRef(.route, e.route.id.rawValue)
+        case .groupCreated(let e): ObjectRef(.group, e.group.id.rawValue)
+        case .groupUpdated(let e): ObjectRef(.group, e.groupID.rawValue)
+        case .groupMembersChanged(let e): ObjectRef(.group, e.groupID.rawValue)
+        case .groupDeleted(let e): ObjectRef(.group, e.group.id.rawValue)
+        case .peerEnrolled(let e): ObjectRef(.peer, e.peer.id.rawValue)
+        case .peerRenamed(let e): ObjectRef(.peer, e.peerID.rawValue)
+        case .peerRemoved(let e): ObjectRef(.peer, e.peer.id.rawValue)
+        case .tenantCreated: ObjectRef(.tenant, "")
+        case .tokenCreated(let e): ObjectRef(.token, e.tokenID.rawValue)
+        case .tokenRevoked(let e): ObjectRef(.token, e.tokenID.rawValue)
+        case .setupKeyCreated(let e): ObjectRef(.setupKey, e.setupKey.id.rawValue)
+        case .setupKeyUpdated(let e): ObjectRef(.setupKey, e.new.id.rawValue)
+        case .setupKeyDeleted(let e): ObjectRef(.setupKey, e.setupKey.id.rawValue)
+        }
+    }
+
+    /// Every object whose representation the event changes (its ETag moves): the target, plus the
+    /// groups a peer joins or leaves and the peers whose group list changes.
+    func touchedObjects(in before: TenantState) -> [ObjectRef] {
+        switch self {
+        case .groupMembersChanged(let e):
+            return [ObjectRef(.group, e.groupID.rawValue)] + (e.added + e.removed).map { ObjectRef(.peer, $0.rawValue) }
+        case .groupCreated(let e):
+            return [ObjectRef(.group, e.group.id.rawValue)] + e.group.peers.map { ObjectRef(.peer, $0.rawValue) }
+        case .groupDeleted(let e):
+            return [ObjectRef(.group, e.group.id.rawValue)] + e.group.peers.map { ObjectRef(.peer, $0.rawValue) }
+        case .groupUpdated(let e):
+            // Peers list their groups by name.
+            return [ObjectRef(.group, e.groupID.rawValue)] + (before.group(e.groupID)?.peers ?? []).map { ObjectRef(.peer, $0.rawValue) }
+        case .peerRemoved(let e):
+            return [ObjectRef(.peer, e.peer.id.rawValue)] + before.groups(of: e.peer.id).union(e.groups).map { ObjectRef(.group, $0.rawValue) }
+        case .peerRenamed(let e):
+            // Groups list their peers by name.
+            return [ObjectRef(.peer, e.peerID.rawValue)] + before.groups(of: e.peerID).map { ObjectRef(.group, $0.rawValue) }
+        default:
+            return [target]
+        }
+    }
+}
+
+/// One tenant's state at a version, with the version of every object (its ETag): what the API
+/// decides commands against and answers reads from. Rebuilt from the event store at any time.
+public struct TenantSnapshot: Sendable {
+    public private(set) var state = TenantState()
+    /// The tenant's last sequence number folded in (0 = no events).
+    public private(set) var version: Int64 = 0
+    public private(set) var objectVersions: [ObjectRef: Int64] = [:]
+
+    public init() {}
+
+    public func version(of object: ObjectRef) -> Int64? { objectVersions[object] }
+
+    public var exists: Bool { version > 0 }
+
+    public mutating func apply(_ event: RouteEvent, sequence: Int64) {
+        for ref in event.touchedObjects(in: state) { objectVersions[ref] = sequence }
+        state.apply(event)
+        version = sequence
+    }
+}
+
+/// The latest snapshot of every tenant this controller has served, caught up from the event store
+/// on every use (one indexed query for the events after the cached version), so a read after a write
+/// on any controller sees that write. Holds nothing PostgreSQL cannot rebuild.
+public final class TenantCache: Sendable {
+    let store: EventStore
+    private let snapshots = Mutex<[String: TenantSnapshot]>([:])
+
+    public init(store: EventStore) { self.store = store }
+
+    /// The tenant's snapshot, caught up to its latest committed event.
+    public func current(_ tenant: String) async throws -> TenantSnapshot {
+        var snapshot = snapshots.withLock { $0[tenant] } ?? TenantSnapshot()
+        while true {
+            let batch = try await store.read(tenant: tenant, fromSequence: snapshot.version + 1, limit: 2000)
+            for recorded in batch {
+                let event: RouteEvent
+                do {
+                    event = try RouteEvent.decode(type: recorded.type, json: recorded.data)
+                } catch {
+                    throw APIError(.internalError, "tenant \(tenant): event \(recorded.sequence) (\(recorded.type)) does not decode: \(error)")
+                }
+                snapshot.apply(event, sequence: recorded.sequence)
+            }
+            if batch.count < 2000 { break }
+        }
+        remember(tenant, snapshot)
+        return snapshot
+    }
+
+    /// Keeps `snapshot` if it is newer than the cached one.
+    func remember(_ tenant: String, _ snapshot: TenantSnapshot) {
+        snapshots.withLock { all in
+            if (all[tenant]?.version ?? -1) < snapshot.version { all[tenant] = snapshot }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+// Tenants, API tokens and setup keys: who may change a tenant and how peers join it.
+// Secrets never appear here: the I/O shell keeps only their SHA-256 (table `credentials`);
+// events carry ids, names and policy, so the audit log shows who created or revoked what.
+
+public struct SetupKeyID: StringIdentifier {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+}
+
+public struct TokenID: StringIdentifier {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+}
+
+/// NetBird's setup key (`api.SetupKey`): lets an agent enroll a peer into the tenant.
+public struct SetupKey: Hashable, Sendable, Codable {
+    public enum KeyType: String, Hashable, Sendable, Codable, CaseIterable {
+        case reusable
+        case oneOff = "one-off"
+    }
+
+    public var id: SetupKeyID
+    public var name: String
+    public var type: KeyType
+    /// Unix seconds; nil = never expires.
+    public var expiresAt: Int64?
+    /// Groups every peer enrolled with this key joins (sorted, no duplicates).
+    public var autoGroups: [GroupID]
+    /// 0 = unlimited (NetBird); a one-off key is limited to 1 whatever this says.
+    public var usageLimit: Int
+    public var revoked: Bool
+    /// Unix seconds of creation (for the API's `updated_at`/listing).
+    public var createdAt: Int64
+
+    public init(id: SetupKeyID, name: String, type: KeyType, expiresAt: Int64?, autoGroups: [GroupID],
+                usageLimit: Int, revoked: Bool = false, createdAt: Int64) {
+        self.id = id
+        self.name = name
+        self.type = type
+        self.expiresAt = expiresAt
+        self.autoGroups = autoGroups
+        self.usageLimit = usageLimit
+        self.revoked = revoked
+        self.createdAt = createdAt
+    }
+
+    /// How many enrollments the key allows (nil = unlimited).
+    public var effectiveLimit: Int? {
+        if type == .oneOff { return 1 }
+        return usageLimit > 0 ? usageLimit : nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, type, revoked
+        case expiresAt = "expires_at"
+        case autoGroups = "auto_groups"
+        case usageLimit = "usage_limit"
+        case createdAt = "created_at"
+    }
+}
+
+/// An API token as the state knows it (its secret is only in the credentials table, hashed).
+public struct TokenInfo: Hashable, Sendable {
+    public var name: String
+    public var revoked: Bool
+}
+
+/// What the state knows about a setup key besides its policy.
+public struct SetupKeyUsage: Hashable, Sendable {
+    public var usedTimes: Int = 0
+    /// Unix seconds of the last enrollment with it.
+    public var lastUsed: Int64?
+}
+
+/// NetBird's setup-key states (`api.SetupKey.state`).
+public enum SetupKeyState: String, Sendable {
+    case valid, revoked, expired, overused
+}
+
+extension TenantState {
+    public func setupKeyState(_ id: SetupKeyID, now: Int64) -> SetupKeyState? {
+        guard let key = setupKeys[id] else { return nil }
+        if key.revoked { return .revoked }
+        if let e = key.expiresAt, now >= e { return .expired }
+        if let limit = key.effectiveLimit, (setupKeyUsage[id]?.usedTimes ?? 0) >= limit { return .overused }
+        return .valid
+    }
+}
+
+// MARK: - Events
+
+/// The first event of every tenant.
+public struct TenantCreated: EventPayload {
+    public static let type = "TenantCreated"
+    public static let eventVersion = 1
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+public struct TokenCreated: EventPayload {
+    public static let type = "TokenCreated"
+    public static let eventVersion = 1
+    public var tokenID: TokenID
+    public var name: String
+    public init(tokenID: TokenID, name: String) {
+        self.tokenID = tokenID
+        self.name = name
+    }
+    enum CodingKeys: String, CodingKey {
+        case name
+        case tokenID = "token_id"
+    }
+}
+
+public struct TokenRevoked: EventPayload {
+    public static let type = "TokenRevoked"
+    public static let eventVersion = 1
+    public var tokenID: TokenID
+    public var name: String
+    public init(tokenID: TokenID, name: String) {
+        self.tokenID = tokenID
+        self.name = name
+    }
+    enum CodingKeys: String, CodingKey {
+        case name
+        case tokenID = "token_id"
+    }
+}
+
+public struct SetupKeyCreated: EventPayload {
+    public static let type = "SetupKeyCreated"
+    public static let eventVersion = 1
+    public var setupKey: SetupKey
+    public init(setupKey: SetupKey) { self.setupKey = setupKey }
+    enum CodingKeys: String, CodingKey { case setupKey = "setup_key" }
+}
+
+/// A setup key changed (revoked, auto groups): old and new carried whole.
+public struct SetupKeyUpdated: EventPayload {
+    public static let type = "SetupKeyUpdated"
+    public static let eventVersion = 1
+    public var old: SetupKey
+    public var new: SetupKey
+    public init(old: SetupKey, new: SetupKey) {
+        self.old = old
+        self.new = new
+    }
+}
+
+public struct SetupKeyDeleted: EventPayload {
+    public static let type = "SetupKeyDeleted"
+    public static let eventVersion = 1
+    public var setupKey: SetupKey
+    public init(setupKey: SetupKey) { self.setupKey = setupKey }
+    enum CodingKeys: String, CodingKey { case setupKey = "setup_key" }
+}
+
+// MARK: - Rules
+
+enum AccessRules {
+    static func decide(_ command: AccessCommand, _ state: TenantState) throws(ValidationError) -> [RouteEvent] {
+        switch command {
+        case .createTenant(let name):
+            try checkName(name, field: "name")
+            if state.tenantName != nil { throw .conflict("tenant", "tenant already exists") }
+            return [.tenantCreated(TenantCreated(name: name))]
+
+        case .createToken(let id, let name):
+            try checkName(name, field: "name")
+            if state.tokens[id] != nil { throw .conflict("id", "token \(id) already exists") }
+            return [.tokenCreated(TokenCreated(tokenID: id, name: name))]
+
+        case .revokeToken(let id):
+            guard let token = state.tokens[id] else { throw .notFound("token_id", "token \(id) not found") }
+            if token.revoked { return [] }
+            return [.tokenRevoked(TokenRevoked(tokenID: id, name: token.name))]
+
+        case .createSetupKey(let id, let name, let type, let expiresIn, let autoGroups, let usageLimit, let now):
+            if id.rawValue.isEmpty { throw .invalid("id", "setup key id must not be empty") }
+            if state.setupKeys[id] != nil { throw .conflict("id", "setup key \(id) already exists") }
+            try checkName(name, field: "name")
+            guard let type else { throw .invalid("type", "type must be \"reusable\" or \"one-off\"") }
+            if expiresIn < 0 || expiresIn > Limits.setupKeyMaxExpiresIn {
+                throw .invalid("expires_in", "expires_in must be 0 (never) to \(Limits.setupKeyMaxExpiresIn) seconds, got \(expiresIn)")
+            }
+            if usageLimit < 0 { throw .invalid("usage_limit", "usage_limit must be 0 (unlimited) or more, got \(usageLimit)") }
+            let groups = try checkGroups(autoGroups, field: "auto_groups", in: state)
+            let key = SetupKey(id: id, name: name, type: type, expiresAt: expiresIn == 0 ? nil : now + expiresIn,
+                               autoGroups: groups, usageLimit: usageLimit, createdAt: now)
+            return [.setupKeyCreated(SetupKeyCreated(setupKey: key))]
+
+        case .updateSetupKey(let id, let revoked, let autoGroups):
+            guard let old = state.setupKeys[id] else { throw .notFound("setup_key_id", "setup key \(id) not found") }
+            if old.revoked && !revoked { throw .invalid("revoked", "a revoked setup key cannot be reactivated") }
+            var new = old
+            new.revoked = revoked
+            new.autoGroups = try checkGroups(autoGroups, field: "auto_groups", in: state)
+            return new == old ? [] : [.setupKeyUpdated(SetupKeyUpdated(old: old, new: new))]
+
+        case .deleteSetupKey(let id):
+            guard let old = state.setupKeys[id] else { throw .notFound("setup_key_id", "setup key \(id) not found") }
+            return [.setupKeyDeleted(SetupKeyDeleted(setupKey: old))]
+
+        case .enrollWithSetupKey(let key, let peerID, let name, let os, let meshIP, let now):
+            switch state.setupKeyState(key, now: now) {
+            case nil: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is not valid")
+            case .revoked?: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is revoked")
+            case .expired?: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is expired")
+            case .overused?: throw ValidationError(.permissionDenied, field: "setup_key", "setup key reached its usage limit")
+            case .valid?: break
+            }
+            var events = try decideOrThrow(.enrollPeer(id: peerID, name: name, os: os, meshIP: meshIP), state)
+            guard case .peerEnrolled(var enrolled)? = events.first else { return events }
+            enrolled.setupKeyID = key
+            enrolled.enrolledAt = now
+            events[0] = .peerEnrolled(enrolled)
+            for g in state.setupKeys[key]?.autoGroups ?? [] where state.group(g) != nil {
+                events.append(.groupMembersChanged(GroupMembersChanged(groupID: g, added: [peerID], removed: [])))
+            }
+            return events
+        }
+    }
+
+    private static func checkName(_ name: String, field: String) throws(ValidationError) {
+        let n = name.unicodeScalars.count
+        if n < 1 || n > Limits.nameMaxScalars {
+            throw .invalid(field, "\(field) must be 1 to \(Limits.nameMaxScalars) characters, got \(n)")
+        }
+    }
+
+    private static func checkGroups(_ groups: [GroupID], field: String, in state: TenantState) throws(ValidationError) -> [GroupID] {
+        let unique = Set(groups).sorted()
+        for g in unique where state.group(g) == nil {
+            throw .invalid(field, "group id \(g) not found")
+        }
+        return unique
+    }
+}
+
+/// Commands about access (tenants, tokens, setup keys, enrollment). Ids, clock and addresses
+/// come from the I/O shell so the rules stay pure.
+public enum AccessCommand: Hashable, Sendable {
+    case createTenant(name: String)
+    case createToken(id: TokenID, name: String)
+    case revokeToken(id: TokenID)
+    /// `type` nil when the request's type string is not one NetBird knows.
+    case createSetupKey(id: SetupKeyID, name: String, type: SetupKey.KeyType?, expiresIn: Int64, autoGroups: [GroupID],
+                        usageLimit: Int, now: Int64)
+    case updateSetupKey(id: SetupKeyID, revoked: Bool, autoGroups: [GroupID])
+    case deleteSetupKey(id: SetupKeyID)
+    /// An agent joining with a setup key: the peer, then its auto groups.
+    case enrollWithSetupKey(key: SetupKeyID, peerID: PeerID, name: String, os: String, meshIP: String, now: Int64)
+}
+
+public func decide(_ command: AccessCommand, _ state: TenantState) -> Result<[RouteEvent], ValidationError> {
+    do {
+        return .success(try AccessRules.decide(command, state))
+    } catch {
+        return .failure(error)
+    }
+}
+
+public func decideOrThrow(_ command: AccessCommand, _ state: TenantState) throws(ValidationError) -> [RouteEvent] {
+    try AccessRules.decide(command, state)
+}
+
+extension Limits {
+    /// NetBird allows setup keys to expire within a year at most.
+    public static let setupKeyMaxExpiresIn: Int64 = 365 * 24 * 3600
+}

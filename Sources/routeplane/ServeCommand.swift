@@ -1,0 +1,150 @@
+import ArgumentParser
+import ControllerAPI
+import EventStore
+import Foundation
+import Hummingbird
+import Logging
+import Projections
+import RouteModel
+import ServiceLifecycle
+import UnixSignals
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the controller: the REST API and the projection runner (SIGTERM/SIGINT stop it gracefully).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Address to listen on (loopback by default).")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
+    var port = 8080
+
+    @Option(name: .customLong("nats-url"), help: "NATS URL told to agents at enrollment (default: $ROUTEPLANE_NATS_URL).")
+    var natsURL: String?
+
+    @Flag(inversion: .prefixedNo, help: "Apply migrations at start (safe with several controllers starting together).")
+    var migrate = true
+
+    @Option(help: "Folder of migrations (default: $ROUTEPLANE_MIGRATIONS or ./migrations).")
+    var migrations: String?
+
+    @Option(help: "PostgreSQL connections of this process.")
+    var maxConnections = 16
+
+    func run() async throws {
+        let store = try database.makeStore(maxConnections: maxConnections)
+        let logger = Logger(label: "routeplane.serve")
+        if migrate {
+            _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrations ?? Migrator.defaultDirectory()))
+        }
+        let nats = natsURL ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
+        let controller = Controller(configuration: ControllerConfiguration(host: host, port: port, natsURL: nats), store: store,
+                                    logger: Logger(label: "routeplane.api"))
+        let runner = ProjectionRunner(store: store)
+        let app = Application(router: controller.makeRouter().router,
+                              configuration: .init(address: .hostname(host, port: port), serverName: "routeplane"),
+                              onServerRunning: { _ in logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"]) },
+                              logger: Logger(label: "routeplane.http"))
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: ProjectionService(runner: runner))],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        await store.shutdown()
+        logger.notice("controller stopped")
+    }
+}
+
+/// The projection runner as a service: follows NOTIFY and sweeps until graceful shutdown.
+struct ProjectionService: Service {
+    let runner: ProjectionRunner
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await runner.run()
+        }
+    }
+}
+
+struct Tenants: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create and list tenants (works on the database directly).",
+        subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a tenant; prints its id.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The tenant's name.") var name: String
+
+        func run() async throws {
+            let store = try database.makeStore(maxConnections: 2)
+            let controller = Controller(configuration: .init(), store: store)
+            do {
+                print(try await controller.createTenant(name: name))
+            } catch let e as APIError {
+                await store.shutdown()
+                throw ValidationError(e.message)
+            }
+            await store.shutdown()
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tenants: id, creation time, name.")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let store = try database.makeStore(maxConnections: 2)
+            for t in try await Controller(configuration: .init(), store: store).listTenants() {
+                print("\(t.id)\t\(t.created)\t\(t.name)")
+            }
+            await store.shutdown()
+        }
+    }
+}
+
+struct Tokens: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create and revoke API tokens (works on the database directly).",
+        subcommands: [Create.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API token for a tenant; prints the token (shown once).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Tenant id (from `routeplane tenants create`).") var tenant: String
+        @Option(help: "A name for the token (shown in the audit log).") var name = "api"
+
+        func run() async throws {
+            let store = try database.makeStore(maxConnections: 2)
+            do {
+                let created = try await Controller(configuration: .init(), store: store).createToken(tenant: tenant, name: name)
+                print(created.token)
+                FileHandle.standardError.write(Data("token id \(created.id) for tenant \(tenant); the token is shown only this once\n".utf8))
+            } catch let e as APIError {
+                await store.shutdown()
+                throw ValidationError(e.message)
+            }
+            await store.shutdown()
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an API token, given the token itself or --tenant and its id.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Tenant id (needed when revoking by token id).") var tenant: String?
+        @Argument(help: "The token, or its id.") var token: String
+
+        func run() async throws {
+            let store = try database.makeStore(maxConnections: 2)
+            do {
+                try await Controller(configuration: .init(), store: store).revokeToken(tenant: tenant, token: token)
+                print("revoked")
+            } catch let e as APIError {
+                await store.shutdown()
+                throw ValidationError(e.message)
+            }
+            await store.shutdown()
+        }
+    }
+}
