@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "ControllerAPITests",
             dependencies: [

@@ -1,0 +1,1 @@
+// RouteAgent: enrollment, subscription, appliers.

@@ -1,0 +1,156 @@
+import ArgumentParser
+import ControllerAPI
+import Dispatch
+import EventStore
+import Foundation
+import Hummingbird
+import Logging
+import RouteModel
+
+/// `routeplane bench api`: requests/s and latency of the controller's API under wrk (a separate C
+/// process, so the load generator is not what is measured), on loopback, bounded in time.
+/// Baseline in the same run: `GET /api/openapi.json` (the HTTP stack and middleware, no database).
+struct BenchAPI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api",
+        abstract: "GET/POST/PUT /api/routes under wrk vs a no-database endpoint, in one run.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Flag(help: "2 s per endpoint instead of 8.") var quick = false
+    @Option(help: "Concurrent connections wrk keeps open.") var connections = 8
+    @Option(help: "Routes in the tenant before the run.") var routes = 100
+
+    func run() async throws {
+        #if DEBUG
+        print("note: debug build; use `swift build -c release` and .build/release/routeplane for representative figures")
+        #endif
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
+            throw ValidationError("wrk not found: run ops/setup (Debian package wrk)")
+        }
+        let server = try database.resolvedURL()
+        let name = "routeplane_bench_api_\(ProcessInfo.processInfo.processIdentifier)"
+        let url = try await BenchDatabase.create(name: name, server: server)
+        defer { BenchDatabase.drop(name: name, server: server) }
+        let store = EventStore(url: url, maxConnections: 16)
+        _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
+        var logger = Logger(label: "routeplane.bench.api")
+        logger.logLevel = .error
+        let controller = Controller(configuration: .init(), store: store, logger: logger)
+
+        // A tenant with a group, 40 Linux routing peers and `routes` routes.
+        let tenant = try await controller.createTenant(name: "bench")
+        let token = try await controller.createToken(tenant: tenant, name: "bench").token
+        let actor = Actor(id: "bench")
+        let group = GroupID("clients")
+        let peers = (0..<40).map { PeerID("p\($0)") }
+        for (i, p) in peers.enumerated() {
+            _ = try await controller.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
+                try decideOrThrow(.enrollPeer(id: p, name: "peer\(i)", os: "linux", meshIP: "100.64.\(i / 250).\(i % 250 + 1)"), s.state)
+            }
+        }
+        _ = try await controller.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
+            try decideOrThrow(.createGroup(id: group, name: "clients", peers: peers), s.state)
+        }
+        for i in 0..<routes {
+            _ = try await controller.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
+                try decideOrThrow(.createRoute(id: RouteID("r\(i)"), RouteInput(networkID: "n\(i)", network: "10.\(i / 250).\(i % 250).0/24",
+                                                                                 peer: peers[i % peers.count], metric: 100, groups: [group])), s.state)
+            }
+        }
+
+        let port = 18_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)
+        let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
+        let serverTask = Task { try await app.runService(gracefulShutdownSignals: []) }
+        try await Task.sleep(for: .milliseconds(500))
+        let base = "http://127.0.0.1:\(port)"
+        let seconds = quick ? 2 : 8
+        let scripts = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-wrk-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scripts) }
+
+        // POST: a new route per request (distinct range and peer pairs, so no 409); PUT: route r0 with a
+        // new metric per request (each one appends an event; no If-Match, so writers queue on the tenant).
+        let post = """
+            local n = 0
+            request = function()
+              n = n + 1
+              local body = string.format('{"network_id":"w%d","network":"11.%d.%d.%d/32","peer":"p%d","metric":100,"masquerade":true,"groups":["clients"],"enabled":true}', n, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256, n % 40)
+              return wrk.format("POST", "/api/routes", {["Authorization"] = "Token \(token)", ["Content-Type"] = "application/json"}, body)
+            end
+            """
+        let put = """
+            local n = 0
+            request = function()
+              n = n + 1
+              local body = string.format('{"network_id":"n0","network":"10.0.0.0/24","peer":"p0","metric":%d,"masquerade":true,"groups":["clients"],"enabled":true}', 1 + n % 9000)
+              return wrk.format("PUT", "/api/routes/r0", {["Authorization"] = "Token \(token)", ["Content-Type"] = "application/json"}, body)
+            end
+            """
+        let auth = """
+            wrk.headers["Authorization"] = "Token \(token)"
+            """
+        for (file, text) in [("post.lua", post), ("put.lua", put), ("auth.lua", auth)] {
+            try text.write(to: scripts.appendingPathComponent(file), atomically: true, encoding: .utf8)
+        }
+        print("routeplane bench api: wrk -c \(connections) -t 1 -d \(seconds)s on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores, tenant with \(routes) routes, 40 peers")
+        print(pad("endpoint", 34) + pad("requests/s", 12) + pad("p50 ms", 9) + pad("p99 ms", 9) + "non-2xx")
+        var rows: [(String, WrkResult)] = []
+        for (label, path, script) in [
+            ("GET /api/openapi.json (baseline)", "/api/openapi.json", nil),
+            ("GET /api/routes (\(routes) routes)", "/api/routes", "auth.lua"),
+            ("GET /api/routes/{id}", "/api/routes/r1", "auth.lua"),
+            ("POST /api/routes", "/api/routes", "post.lua"),
+            ("PUT /api/routes/{id}", "/api/routes/r0", "put.lua"),
+        ] as [(String, String, String?)] {
+            var arguments = ["-c", String(connections), "-t", "1", "-d", "\(seconds)s", "--latency"]
+            if let script { arguments += ["-s", scripts.appendingPathComponent(script).path] }
+            arguments.append(base + path)
+            let wrkArguments = arguments
+            let output = try await runOffCooperativePool { try PgBench.run("/usr/bin/wrk", wrkArguments) }
+            let result = WrkResult(output)
+            rows.append((label, result))
+            print(pad(label, 34) + pad(String(format: "%.0f", result.requestsPerSecond), 12) + pad(String(format: "%.2f", result.p50), 9)
+                  + pad(String(format: "%.2f", result.p99), 9) + String(result.non2xx))
+        }
+        if let baseline = rows.first?.1.requestsPerSecond, baseline > 0 {
+            for (label, r) in rows.dropFirst() {
+                print("  \(label): \(String(format: "%.0f%%", 100 * r.requestsPerSecond / baseline)) of the baseline's requests/s")
+            }
+        }
+        serverTask.cancel()
+        _ = try? await serverTask.value
+        await store.shutdown()
+    }
+}
+
+/// The figures wrk prints with --latency.
+struct WrkResult {
+    var requestsPerSecond = 0.0
+    var p50 = 0.0
+    var p99 = 0.0
+    var non2xx = 0
+
+    init(_ output: String) {
+        for line in output.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if parts.first == "Requests/sec:", parts.count > 1 { requestsPerSecond = Double(parts[1]) ?? 0 }
+            if parts.first == "50%", parts.count > 1 { p50 = Self.milliseconds(String(parts[1])) }
+            if parts.first == "99%", parts.count > 1 { p99 = Self.milliseconds(String(parts[1])) }
+            if line.contains("Non-2xx or 3xx responses:"), let n = parts.last.flatMap({ Int($0) }) { non2xx = n }
+        }
+    }
+
+    static func milliseconds(_ text: String) -> Double {
+        for (suffix, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] where text.hasSuffix(suffix) {
+            return (Double(text.dropLast(suffix.count)) ?? 0) * factor
+        }
+        return Double(text) ?? 0
+    }
+}
+
+/// Runs blocking work (a child process) on a plain thread, not on the cooperative pool the server needs.
+func runOffCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
