@@ -57,7 +57,7 @@ let package = Package(
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RouteModel", "RouteSelection", "Messaging", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.

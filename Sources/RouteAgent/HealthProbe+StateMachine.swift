@@ -53,7 +53,7 @@ public struct ProbeTarget: Hashable, Comparable, Sendable, CustomStringConvertib
     public var description: String { "\(id)@\(address.isV6 ? "[\(address)]" : address.description):\(port)" }
 }
 
-public enum Reachability: String, Hashable, Sendable {
+public enum ProbeReachability: String, Hashable, Sendable {
     /// Not yet decided (just added: no echo and fewer than `missThreshold` misses).
     case unknown
     case reachable
@@ -61,9 +61,9 @@ public enum Reachability: String, Hashable, Sendable {
 }
 
 /// What the prober knows about one candidate.
-public struct PeerHealth: Hashable, Sendable, CustomStringConvertible {
+public struct ProbeHealth: Hashable, Sendable, CustomStringConvertible {
     public var target: ProbeTarget
-    public var reachability: Reachability
+    public var reachability: ProbeReachability
     /// Smoothed round-trip time (RFC 6298: 7/8 old + 1/8 sample); nil before the first echo.
     public var smoothedRTT: Duration?
     /// Mean deviation of the RTT (RFC 6298: 3/4 old + 1/4 |srtt − sample|).
@@ -101,11 +101,11 @@ public struct PeerHealth: Hashable, Sendable, CustomStringConvertible {
 public struct HealthProbeStateMachine: Sendable {
     public enum Action: Hashable, Sendable {
         case send(ProbePacket, to: ProbeTarget)
-        case reachabilityChanged(PeerHealth)
+        case reachabilityChanged(ProbeHealth)
     }
 
     struct Peer: Sendable {
-        var health: PeerHealth
+        var health: ProbeHealth
         var nextSendAt: UInt64
         /// Outstanding probes: nonce → send time.
         var outstanding: [UInt64: UInt64] = [:]
@@ -136,7 +136,7 @@ public struct HealthProbeStateMachine: Sendable {
             keep.insert(t.id)
             if let p = peers[t.id], p.health.target == t { continue }
             drop(t.id)
-            peers[t.id] = Peer(health: PeerHealth(target: t), nextSendAt: now)
+            peers[t.id] = Peer(health: ProbeHealth(target: t), nextSendAt: now)
         }
         for id in peers.keys where !keep.contains(id) { drop(id) }
     }
@@ -223,14 +223,14 @@ public struct HealthProbeStateMachine: Sendable {
         return d
     }
 
-    public func health(of id: String) -> PeerHealth? { peers[id]?.health }
+    public func health(of id: String) -> ProbeHealth? { peers[id]?.health }
 
     /// Every target's health, by id.
-    public var allHealth: [PeerHealth] { peers.keys.sorted().map { peers[$0]!.health } }
+    public var allHealth: [ProbeHealth] { peers.keys.sorted().map { peers[$0]!.health } }
 
     // MARK: - internals
 
-    private mutating func miss(_ h: inout PeerHealth) -> Action? {
+    private mutating func miss(_ h: inout ProbeHealth) -> Action? {
         h.missed += 1
         h.consecutiveMisses += 1
         h.consecutiveReplies = 0

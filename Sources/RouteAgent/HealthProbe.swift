@@ -122,12 +122,12 @@ public final class HealthResponder: Sendable {
 /// Probes candidate routing peers and reports their reachability and RTT.
 ///
 /// A thin shell over `HealthProbeStateMachine`: one thread sleeps in `poll` until the machine's next
-/// deadline or a datagram, feeds it, sends what it says. Reachability changes arrive on `events`;
+/// deadline or a datagram, feeds it, sends what it says. ProbeReachability changes arrive on `events`;
 /// `health()` gives the current picture (RTT included) at any time.
 public final class HealthProber: Sendable {
     public let configuration: HealthProbeConfiguration
     /// Every reachability change (unknown → reachable, reachable → unreachable, …), in order.
-    public let events: AsyncStream<PeerHealth>
+    public let events: AsyncStream<ProbeHealth>
     private let shared: Shared
 
     final class Shared: Sendable {
@@ -140,11 +140,11 @@ public final class HealthProber: Sendable {
         let v4: UDPSocket?
         let v6: UDPSocket?
         let wake: WakePipe
-        let continuation: AsyncStream<PeerHealth>.Continuation
+        let continuation: AsyncStream<ProbeHealth>.Continuation
         let finished = DispatchSemaphore(value: 0)
 
         init(machine: HealthProbeStateMachine, v4: UDPSocket?, v6: UDPSocket?, wake: WakePipe,
-             continuation: AsyncStream<PeerHealth>.Continuation) {
+             continuation: AsyncStream<ProbeHealth>.Continuation) {
             self.machine = Mutex(machine)
             self.v4 = v4
             self.v6 = v6
@@ -169,7 +169,7 @@ public final class HealthProber: Sendable {
             throw error
         }
         self.configuration = configuration
-        let (stream, continuation) = AsyncStream<PeerHealth>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        let (stream, continuation) = AsyncStream<ProbeHealth>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         events = stream
         shared = Shared(machine: HealthProbeStateMachine(configuration: configuration, seed: seed), v4: v4, v6: v6,
                         wake: wake, continuation: continuation)
@@ -184,9 +184,9 @@ public final class HealthProber: Sendable {
         shared.wake.wake()
     }
 
-    public func health(of id: String) -> PeerHealth? { shared.machine.withLock { $0.health(of: id) } }
+    public func health(of id: String) -> ProbeHealth? { shared.machine.withLock { $0.health(of: id) } }
 
-    public func health() -> [PeerHealth] { shared.machine.withLock { $0.allHealth } }
+    public func health() -> [ProbeHealth] { shared.machine.withLock { $0.allHealth } }
 
     public func start() {
         let go = shared.flags.withLock { f -> Bool in

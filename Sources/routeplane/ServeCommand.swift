@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import Messaging
 import Projections
 import RouteModel
 import ServiceLifecycle
@@ -43,15 +44,31 @@ struct Serve: AsyncParsableCommand {
         let controller = Controller(configuration: ControllerConfiguration(host: host, port: port, natsURL: nats), store: store,
                                     logger: Logger(label: "routeplane.api"))
         let runner = ProjectionRunner(store: store)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: ProjectionService(runner: runner))]
+        var natsConnection: NATSConnection?
+        if let nats {
+            // Started even when NATS is down: the relay waits (rows stay in the outbox) and libnats keeps reconnecting.
+            var natsConfiguration = NATSConfiguration(url: nats, name: "routeplane-controller-\(port)")
+            natsConfiguration.failIfUnreachable = false
+            let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
+            natsConnection = connection
+            services.append(.init(service: RelayService(relay: OutboxRelay(store: store, connection: connection,
+                                                                           configuration: .init(name: "relay-\(port)"),
+                                                                           logger: Logger(label: "routeplane.relay")))))
+            services.append(.init(service: StatusService(recorder: PeerStatusRecorder(store: store, connection: connection))))
+        } else {
+            logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
+        }
         let app = Application(router: controller.makeRouter().router,
                               configuration: .init(address: .hostname(host, port: port), serverName: "routeplane"),
                               onServerRunning: { _ in logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"]) },
                               logger: Logger(label: "routeplane.http"))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: ProjectionService(runner: runner))],
+            services: [.init(service: app)] + services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+        await natsConnection?.close()
         await store.shutdown()
         logger.notice("controller stopped")
     }
@@ -64,6 +81,22 @@ struct ProjectionService: Service {
         await cancelWhenGracefulShutdown {
             await runner.run()
         }
+    }
+}
+
+/// The outbox relay as a service (runs on every controller; rows are claimed with SKIP LOCKED).
+struct RelayService: Service {
+    let relay: OutboxRelay
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await relay.run() }
+    }
+}
+
+/// Agents' status messages into `peer_status`.
+struct StatusService: Service {
+    let recorder: PeerStatusRecorder
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await recorder.run() }
     }
 }
 

@@ -12,7 +12,7 @@ private struct Simulation {
     var now: UInt64 = ms(1000)
     /// Echoes in flight: (arrival time, packet).
     var inFlight: [(UInt64, ProbePacket)] = []
-    var changes: [(UInt64, Reachability)] = []
+    var changes: [(UInt64, ProbeReachability)] = []
     var sent = 0
 
     init(configuration: HealthProbeConfiguration = HealthProbeConfiguration(), seed: UInt64 = 1) {
@@ -49,7 +49,7 @@ private struct Simulation {
         for case .reachabilityChanged(let h) in actions { changes.append((now, h.reachability)) }
     }
 
-    var health: PeerHealth { machine.health(of: "r1")! }
+    var health: ProbeHealth { machine.health(of: "r1")! }
 }
 
 @Suite struct HealthProbeStateMachineTests {

@@ -1,0 +1,383 @@
+/// The message a relay publishes for one outbox row and an agent receives: a versioned JSON envelope
+/// around the view's canonical JSON, which is carried byte for byte as the outbox row holds it, so the
+/// agent can check the SHA-256 digest against exactly the bytes the controller hashed.
+///
+///     {"envelope":1,"tenant":"t1","peer":"p1","version":42,"removed":false,
+///      "digest":"<64 hex>","created_at":1732590000123,"view":{…canonical view JSON…}}
+///
+/// `created_at` is the outbox row's creation time in Unix milliseconds (for propagation latency).
+/// Decoding is strict: one JSON object, every field exactly once, no unknown field, no trailing bytes,
+/// `envelope` must be a version this code knows, and the digest must match the view bytes.
+public struct ViewEnvelope: Sendable, Equatable {
+    public static let currentVersion = 1
+
+    public var tenant: String
+    public var peer: String
+    /// The view's version (tenant sequence of the event that last changed it); agents apply only newer ones.
+    public var version: Int64
+    /// SHA-256 (lowercase hex) of `view`.
+    public var digest: String
+    /// The peer was removed: `view` is its empty view; the agent clears every route it installed.
+    public var removed: Bool
+    /// When the outbox row was written, Unix milliseconds.
+    public var createdAtMillis: Int64
+    /// The view's canonical JSON, unchanged.
+    public var view: [UInt8]
+
+    /// An envelope for a view whose digest is already known (the outbox row's).
+    public init(tenant: String, peer: String, version: Int64, digest: String, removed: Bool, createdAtMillis: Int64, view: [UInt8]) {
+        self.tenant = tenant
+        self.peer = peer
+        self.version = version
+        self.digest = digest
+        self.removed = removed
+        self.createdAtMillis = createdAtMillis
+        self.view = view
+    }
+
+    /// An envelope whose digest is computed from `view`.
+    public init(tenant: String, peer: String, version: Int64, removed: Bool, createdAtMillis: Int64, view: [UInt8]) {
+        self.init(tenant: tenant, peer: peer, version: version, digest: SHA256Digest.hex(view), removed: removed,
+                  createdAtMillis: createdAtMillis, view: view)
+    }
+
+    public var subject: String { get throws(NATSError) { try ViewSubjects.subject(tenant: tenant, peer: peer) } }
+    public var messageID: String { ViewSubjects.messageID(tenant: tenant, peer: peer, version: version) }
+
+    /// The envelope's bytes. `view` is spliced in unchanged (it must be one JSON value, as the outbox holds).
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(view.count + tenant.utf8.count + peer.utf8.count + 160)
+        out += Array(#"{"envelope":"#.utf8) + Array(String(Self.currentVersion).utf8)
+        out += Array(#","tenant":"#.utf8); JSONText.appendString(tenant, to: &out)
+        out += Array(#","peer":"#.utf8); JSONText.appendString(peer, to: &out)
+        out += Array(#","version":"#.utf8) + Array(String(version).utf8)
+        out += Array(#","removed":"#.utf8) + Array((removed ? "true" : "false").utf8)
+        out += Array(#","digest":"#.utf8); JSONText.appendString(digest, to: &out)
+        out += Array(#","created_at":"#.utf8) + Array(String(createdAtMillis).utf8)
+        out += Array(#","view":"#.utf8) + view
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// Decodes and checks an envelope. With `tenant`/`peer` given, a message for anyone else is rejected too
+    /// (an agent passes its own identity).
+    public static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, expectedTenant: String? = nil, expectedPeer: String? = nil) throws(ViewEnvelopeError) -> ViewEnvelope {
+        let data = Array(bytes)
+        var reader = JSONText.Reader(data)
+        let fields: [(key: String, value: Range<Int>)]
+        do {
+            fields = try reader.topLevelObject()
+        } catch {
+            throw .unparseable(error.description)
+        }
+        var byKey: [String: Range<Int>] = [:]
+        for field in fields {
+            guard byKey.updateValue(field.value, forKey: field.key) == nil else { throw .unparseable("field \"\(field.key)\" appears twice") }
+        }
+        // The envelope version first: a newer envelope may legitimately have other fields.
+        guard let versionRange = byKey["envelope"] else { throw .unparseable("no \"envelope\" field") }
+        guard let envelopeVersion = JSONText.integer(data[versionRange]) else { throw .unparseable("\"envelope\" is not an integer") }
+        guard envelopeVersion == Int64(currentVersion) else { throw .unsupportedEnvelopeVersion(Int(clamping: envelopeVersion)) }
+        let known: Set<String> = ["envelope", "tenant", "peer", "version", "removed", "digest", "created_at", "view"]
+        if let unknown = byKey.keys.filter({ !known.contains($0) }).sorted().first { throw .unparseable("unknown field \"\(unknown)\"") }
+        func required(_ key: String) throws(ViewEnvelopeError) -> ArraySlice<UInt8> {
+            guard let range = byKey[key] else { throw .unparseable("no \"\(key)\" field") }
+            return data[range]
+        }
+        func string(_ key: String) throws(ViewEnvelopeError) -> String {
+            guard let s = JSONText.string(try required(key)) else { throw .unparseable("\"\(key)\" is not a string") }
+            return s
+        }
+        func integer(_ key: String) throws(ViewEnvelopeError) -> Int64 {
+            guard let i = JSONText.integer(try required(key)) else { throw .unparseable("\"\(key)\" is not an integer") }
+            return i
+        }
+        let tenant = try string("tenant"), peer = try string("peer"), digest = try string("digest")
+        let version = try integer("version"), createdAt = try integer("created_at")
+        let removedText = try required("removed")
+        guard removedText.elementsEqual("true".utf8) || removedText.elementsEqual("false".utf8) else { throw .unparseable("\"removed\" is not a boolean") }
+        let view = Array(try required("view"))
+        guard view.first == UInt8(ascii: "{") else { throw .unparseable("\"view\" is not an object") }
+        guard !tenant.isEmpty, !peer.isEmpty else { throw .unparseable("empty tenant or peer") }
+        guard version >= 1 else { throw .unparseable("version \(version) is not positive") }
+        guard digest.utf8.count == 64, digest.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            throw .unparseable("\"digest\" is not 64 lowercase hex digits")
+        }
+        let actual = SHA256Digest.hex(view)
+        guard actual == digest else { throw .digestMismatch(expected: digest, actual: actual) }
+        if let expectedTenant, expectedTenant != tenant { throw .wrongRecipient(tenant: tenant, peer: peer) }
+        if let expectedPeer, expectedPeer != peer { throw .wrongRecipient(tenant: tenant, peer: peer) }
+        return ViewEnvelope(tenant: tenant, peer: peer, version: version, digest: digest, removed: removedText.first == UInt8(ascii: "t"),
+                            createdAtMillis: createdAt, view: view)
+    }
+}
+
+/// Why a received message was not accepted as a view. The agent logs it and keeps its current routes.
+public enum ViewEnvelopeError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Not a well-formed envelope (not JSON, missing / duplicate / unknown / mistyped field).
+    case unparseable(String)
+    /// An envelope version this code does not understand (a newer controller).
+    case unsupportedEnvelopeVersion(Int)
+    /// The view bytes do not hash to the digest the envelope claims: tampered or corrupted.
+    case digestMismatch(expected: String, actual: String)
+    /// A well-formed view for another tenant or peer.
+    case wrongRecipient(tenant: String, peer: String)
+
+    public var description: String {
+        switch self {
+        case let .unparseable(why): "unparseable view message: \(why)"
+        case let .unsupportedEnvelopeVersion(v): "view message has envelope version \(v); this build understands \(ViewEnvelope.currentVersion)"
+        case let .digestMismatch(expected, actual): "view message digest mismatch: envelope says \(expected), view hashes to \(actual)"
+        case let .wrongRecipient(tenant, peer): "view message is for tenant \(tenant) peer \(peer), not for this agent"
+        }
+    }
+}
+
+/// A small strict JSON reader over bytes: enough to split the envelope into fields, keeping each value's
+/// exact byte range (so the embedded view is never re-encoded), and to read strings and integers.
+enum JSONText {
+    struct SyntaxError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var i = 0
+        static let maxDepth = 256
+
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+        /// `{ "key": value, … }` and nothing after it but whitespace.
+        mutating func topLevelObject() throws(SyntaxError) -> [(key: String, value: Range<Int>)] {
+            skipWhitespace()
+            try expect(UInt8(ascii: "{"))
+            var fields: [(key: String, value: Range<Int>)] = []
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") {
+                i += 1
+            } else {
+                while true {
+                    skipWhitespace()
+                    let keyStart = i
+                    try skipString()
+                    guard let key = JSONText.string(bytes[keyStart..<i]) else { throw SyntaxError(description: "bad key at byte \(keyStart)") }
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    skipWhitespace()
+                    let valueStart = i
+                    try skipValue(depth: 1)
+                    fields.append((key, valueStart..<i))
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "}"))
+                    break
+                }
+            }
+            skipWhitespace()
+            guard i == bytes.count else { throw SyntaxError(description: "trailing bytes at \(i)") }
+            return fields
+        }
+
+        func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
+
+        mutating func expect(_ byte: UInt8) throws(SyntaxError) {
+            guard peek() == byte else {
+                throw SyntaxError(description: i < bytes.count ? "expected '\(Character(UnicodeScalar(byte)))' at byte \(i)" : "unexpected end of message")
+            }
+            i += 1
+        }
+
+        mutating func skipWhitespace() {
+            while let b = peek(), b == 0x20 || b == 0x0a || b == 0x0d || b == 0x09 { i += 1 }
+        }
+
+        mutating func skipValue(depth: Int) throws(SyntaxError) {
+            guard depth <= Self.maxDepth else { throw SyntaxError(description: "nested too deeply") }
+            guard let b = peek() else { throw SyntaxError(description: "unexpected end of message") }
+            switch b {
+            case UInt8(ascii: "{"):
+                i += 1
+                skipWhitespace()
+                if peek() == UInt8(ascii: "}") { i += 1; return }
+                while true {
+                    skipWhitespace()
+                    try skipString()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    skipWhitespace()
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "}"))
+                    return
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                skipWhitespace()
+                if peek() == UInt8(ascii: "]") { i += 1; return }
+                while true {
+                    skipWhitespace()
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "]"))
+                    return
+                }
+            case UInt8(ascii: "\""):
+                try skipString()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            default:
+                try skipNumber()
+            }
+        }
+
+        mutating func literal(_ word: String) throws(SyntaxError) {
+            for c in word.utf8 { try expect(c) }
+        }
+
+        mutating func skipNumber() throws(SyntaxError) {
+            let start = i
+            if peek() == UInt8(ascii: "-") { i += 1 }
+            guard let first = peek(), first >= 0x30, first <= 0x39 else { throw SyntaxError(description: "bad value at byte \(start)") }
+            i += 1
+            if first != 0x30 { while let d = peek(), d >= 0x30, d <= 0x39 { i += 1 } }
+            if peek() == UInt8(ascii: ".") {
+                i += 1
+                guard let d = peek(), d >= 0x30, d <= 0x39 else { throw SyntaxError(description: "bad number at byte \(start)") }
+                while let d = peek(), d >= 0x30, d <= 0x39 { i += 1 }
+            }
+            if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+                i += 1
+                if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { i += 1 }
+                guard let d = peek(), d >= 0x30, d <= 0x39 else { throw SyntaxError(description: "bad number at byte \(start)") }
+                while let d = peek(), d >= 0x30, d <= 0x39 { i += 1 }
+            }
+        }
+
+        /// Skips a string token, checking escapes and that no raw control character appears.
+        mutating func skipString() throws(SyntaxError) {
+            let start = i
+            try expect(UInt8(ascii: "\""))
+            while true {
+                guard let b = peek() else { throw SyntaxError(description: "unterminated string at byte \(start)") }
+                i += 1
+                switch b {
+                case UInt8(ascii: "\""): return
+                case UInt8(ascii: "\\"):
+                    guard let e = peek() else { throw SyntaxError(description: "unterminated string at byte \(start)") }
+                    i += 1
+                    switch e {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        break
+                    case UInt8(ascii: "u"):
+                        for _ in 0..<4 {
+                            guard let h = peek(), JSONText.hexValue(h) != nil else { throw SyntaxError(description: "bad \\u escape at byte \(i)") }
+                            i += 1
+                        }
+                    default:
+                        throw SyntaxError(description: "bad escape at byte \(i - 1)")
+                    }
+                case 0..<0x20:
+                    throw SyntaxError(description: "control character in string at byte \(i - 1)")
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    static func hexValue(_ b: UInt8) -> UInt32? {
+        switch b {
+        case 0x30...0x39: UInt32(b - 0x30)
+        case 0x41...0x46: UInt32(b - 0x41 + 10)
+        case 0x61...0x66: UInt32(b - 0x61 + 10)
+        default: nil
+        }
+    }
+
+    /// The value of a string token (escapes resolved, UTF-8 validated); nil if it is not one.
+    static func string(_ token: ArraySlice<UInt8>) -> String? {
+        guard token.count >= 2, token.first == UInt8(ascii: "\""), token.last == UInt8(ascii: "\"") else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(token.count)
+        var i = token.startIndex + 1
+        let end = token.endIndex - 1
+        func hex4(_ at: Int) -> UInt32? {
+            guard at + 4 <= end else { return nil }
+            var v: UInt32 = 0
+            for k in at..<(at + 4) {
+                guard let h = hexValue(token[k]) else { return nil }
+                v = v << 4 | h
+            }
+            return v
+        }
+        while i < end {
+            let b = token[i]
+            if b == UInt8(ascii: "\"") || b < 0x20 { return nil }
+            guard b == UInt8(ascii: "\\") else { out.append(b); i += 1; continue }
+            guard i + 1 < end else { return nil }
+            let e = token[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "\""): out.append(0x22)
+            case UInt8(ascii: "\\"): out.append(0x5c)
+            case UInt8(ascii: "/"): out.append(0x2f)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0c)
+            case UInt8(ascii: "n"): out.append(0x0a)
+            case UInt8(ascii: "r"): out.append(0x0d)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = hex4(i) else { return nil }
+                i += 4
+                if scalar >= 0xD800 && scalar < 0xDC00 {
+                    // A high surrogate must be followed by an escaped low surrogate.
+                    guard i + 1 < end, token[i] == UInt8(ascii: "\\"), token[i + 1] == UInt8(ascii: "u"),
+                          let low = hex4(i + 2), low >= 0xDC00, low < 0xE000 else { return nil }
+                    i += 6
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                    return nil
+                }
+                guard let u = Unicode.Scalar(scalar) else { return nil }
+                out += Array(String(Character(u)).utf8)
+            default:
+                return nil
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    /// The value of an integer token (no fraction, no exponent, no leading zeros); nil otherwise.
+    static func integer(_ token: ArraySlice<UInt8>) -> Int64? {
+        var digits = token[...]
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative { digits = digits.dropFirst() }
+        guard !digits.isEmpty, digits.count <= 19, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        if digits.count > 1 && digits.first == 0x30 { return nil }
+        guard let value = Int64(String(decoding: digits, as: UTF8.self)) else { return nil }
+        return negative ? -value : value
+    }
+
+    /// Appends `s` as a JSON string literal.
+    static func appendString(_ s: String, to out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(0x22)
+        for b in s.utf8 {
+            switch b {
+            case 0x22: out += [0x5c, 0x22]
+            case 0x5c: out += [0x5c, 0x5c]
+            case 0x0a: out += [0x5c, UInt8(ascii: "n")]
+            case 0x0d: out += [0x5c, UInt8(ascii: "r")]
+            case 0x09: out += [0x5c, UInt8(ascii: "t")]
+            case 0..<0x20: out += Array(#"\u00"#.utf8) + [hex[Int(b >> 4)], hex[Int(b & 0xf)]]
+            default: out.append(b)
+            }
+        }
+        out.append(0x22)
+    }
+}

@@ -1,0 +1,188 @@
+import RouteModel
+import RouteSelection
+
+/// The agent's decisions, without I/O: which view it holds, what it asks the OS to have, which
+/// routing peers it probes, when it reports. The shell (`AgentRunner`) feeds it views (from NATS,
+/// the HTTP fallback or the state folder), health observations and ticks, and performs its actions.
+public struct AgentStateMachine: Sendable {
+    public typealias Instant = ContinuousClock.Instant
+
+    public struct Configuration: Sendable {
+        /// The mesh ranges traffic to a routing peer comes from (its masquerade rules' sources).
+        public var meshRanges: [Prefix]
+        public var selection: SelectionStateMachine.Configuration
+        /// Treat every candidate as connected (direct, latency unknown) instead of waiting for probes:
+        /// for simulated agents whose mesh addresses exist nowhere.
+        public var assumeCandidatesUp: Bool
+
+        public init(meshRanges: [Prefix] = [try! Prefix(parsing: "100.64.0.0/10")],
+                    selection: SelectionStateMachine.Configuration = .default, assumeCandidatesUp: Bool = false) {
+            self.meshRanges = meshRanges
+            self.selection = selection
+            self.assumeCandidatesUp = assumeCandidatesUp
+        }
+    }
+
+    /// A verified view (its digest already checked against its bytes by the envelope decoder).
+    public struct ViewUpdate: Sendable, Equatable {
+        public enum Source: String, Sendable { case nats, http, persisted }
+        public var version: Int64
+        public var digest: String
+        /// The view's canonical JSON as published (kept so the persisted copy can be verified again).
+        public var body: [UInt8]
+        /// nil for a tombstone (the peer was removed): nothing to install.
+        public var view: PeerRouteView?
+        public var source: Source
+
+        public init(version: Int64, digest: String, body: [UInt8], view: PeerRouteView?, source: Source) {
+            self.version = version
+            self.digest = digest
+            self.body = body
+            self.view = view
+            self.source = source
+        }
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Keep this view in the state folder (it is the one applied).
+        case persist(ViewUpdate)
+        /// Make the OS have exactly this.
+        case apply(DesiredRouteState)
+        /// Probe these routing peers (mesh addresses) from now on.
+        case probe([PeerID: IPAddress])
+        /// Send a status message now.
+        case publishStatus
+        /// Something an operator wants in the log (selection switches with their reasons, ignored views).
+        case log(String)
+    }
+
+    public struct Counters: Sendable, Equatable {
+        public var applied = 0
+        public var ignoredOlder = 0
+        public var ignoredDuplicate = 0
+        public var switches = 0
+    }
+
+    public let configuration: Configuration
+    public private(set) var appliedVersion: Int64 = 0
+    public private(set) var appliedDigest: String?
+    public private(set) var view: PeerRouteView?
+    public private(set) var selection: SelectionStateMachine
+    public private(set) var desired = DesiredRouteState.empty
+    public private(set) var counters = Counters()
+    private var probeTargets: [PeerID: IPAddress] = [:]
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+        self.selection = SelectionStateMachine(configuration: configuration.selection)
+    }
+
+    /// A view from any source. Applied only when newer than the one held; an older one or the same
+    /// version again is ignored and counted.
+    public mutating func receive(_ update: ViewUpdate, now: Instant) -> [Action] {
+        if update.version < appliedVersion {
+            counters.ignoredOlder += 1
+            return []
+        }
+        if update.version == appliedVersion, appliedDigest != nil {
+            counters.ignoredDuplicate += 1
+            if update.digest != appliedDigest {
+                return [.log("ignored view version \(update.version) from \(update.source.rawValue): same version as the applied one but another digest")]
+            }
+            return []
+        }
+        appliedVersion = update.version
+        appliedDigest = update.digest
+        view = update.view
+        counters.applied += 1
+        var actions: [Action] = [.persist(update)]
+        let haSets = update.view?.haSets ?? []
+        var selectionActions = selection.haSetsChanged(haSets, now: now)
+        let targets = Self.candidates(of: haSets)
+        if targets != probeTargets {
+            probeTargets = targets
+            actions.append(.probe(targets))
+        }
+        if configuration.assumeCandidatesUp {
+            selectionActions += selection.healthObserved(Dictionary(uniqueKeysWithValues: targets.keys.map { ($0, PeerHealth.connected()) }), now: now)
+        }
+        actions += logLines(selectionActions)
+        actions += reconcile()
+        actions.append(.publishStatus)
+        return actions
+    }
+
+    /// Health of routing peers (from probes).
+    public mutating func healthObserved(_ health: [PeerID: PeerHealth], now: Instant) -> [Action] {
+        guard !configuration.assumeCandidatesUp else { return [] }
+        let selectionActions = selection.healthObserved(health, now: now)
+        let changes = reconcile()
+        return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
+    }
+
+    /// Periodic re-evaluation (latency-only changes, held-back switches).
+    public mutating func tick(now: Instant) -> [Action] {
+        let selectionActions = selection.tick(now: now)
+        let changes = reconcile()
+        return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
+    }
+
+    /// Operator drain marks of routing peers.
+    public mutating func drainingChanged(_ peers: Set<PeerID>, now: Instant) -> [Action] {
+        let selectionActions = selection.drainingChanged(peers, now: now)
+        let changes = reconcile()
+        return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
+    }
+
+    /// The OS state the current view and choices call for.
+    public func computeDesired() -> DesiredRouteState {
+        var routes: [ClientRoute] = []
+        for key in selection.keys {
+            // Domain routes need a resolver on the client; only network ranges are installed here.
+            guard case .network(let prefix) = key.destination, let chosen = selection.selection(for: key)?.candidate else { continue }
+            if chosen.skipAutoApply { continue }
+            guard chosen.meshIP.family == prefix.family else { continue }
+            routes.append(ClientRoute(destination: prefix, nextHop: chosen.meshIP, keepRoute: chosen.keepRoute))
+        }
+        var networks: [(network: Prefix, masquerade: Bool)] = []
+        for forward in view?.forwards ?? [] {
+            if case .network(let prefix) = forward.key.destination { networks.append((prefix, forward.masquerade)) }
+        }
+        let routing = networks.isEmpty ? RoutingPeerState.off : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges)
+        return DesiredRouteState(routes: routes.sorted(), routingPeer: routing)
+    }
+
+    private mutating func reconcile() -> [Action] {
+        let next = computeDesired()
+        guard next != desired else { return [] }
+        desired = next
+        return [.apply(next)]
+    }
+
+    private mutating func logLines(_ actions: [SelectionStateMachine.Action]) -> [Action] {
+        var out: [Action] = []
+        for a in actions where a.changesRoutes {
+            if case .switch = a { counters.switches += 1 }
+            out.append(.log(a.description))
+        }
+        return out
+    }
+
+    static func candidates(of haSets: [HASet]) -> [PeerID: IPAddress] {
+        var out: [PeerID: IPAddress] = [:]
+        for set in haSets { for c in set.candidates { out[c.peerID] = c.meshIP } }
+        return out
+    }
+}
+
+extension ProbeHealth {
+    /// What the selection state machine needs from a probe result: up or not, and the smoothed RTT.
+    /// The probe runs over the peers' direct mesh path, so a reachable peer counts as direct.
+    public var selectionHealth: PeerHealth {
+        switch reachability {
+        case .reachable: .connected(relayed: false, latency: smoothedRTT)
+        case .unreachable: .unreachable
+        case .unknown: .connecting
+        }
+    }
+}

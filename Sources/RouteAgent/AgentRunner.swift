@@ -1,0 +1,323 @@
+import Foundation
+import Logging
+import Messaging
+import RouteModel
+import RouteSelection
+
+/// Settings of `routeplane agent`.
+public struct AgentConfiguration: Sendable {
+    public var controller: String
+    public var setupKey: String?
+    public var stateFolder: String
+    public var name: String
+    public var os: String
+    /// Mesh IP to report at enrollment (allocated by the controller when nil).
+    public var ip: String?
+    /// Overrides the NATS URL the controller gave at enrollment.
+    public var natsURL: String?
+    public var statusInterval: Duration
+    /// How often the view is read over HTTP while NATS is not connected.
+    public var httpFallbackInterval: Duration
+    public var machine: AgentStateMachine.Configuration
+    /// Probe candidates over UDP (nil: no probes; with `assumeCandidatesUp` for simulated agents).
+    public var probe: HealthProbeConfiguration?
+    /// Answer other agents' probes on our mesh address.
+    public var answerProbes: Bool
+
+    public init(controller: String, setupKey: String?, stateFolder: String, name: String, os: String = "linux", ip: String? = nil,
+                natsURL: String? = nil, statusInterval: Duration = .seconds(5), httpFallbackInterval: Duration = .seconds(10),
+                machine: AgentStateMachine.Configuration = .init(), probe: HealthProbeConfiguration? = HealthProbeConfiguration(),
+                answerProbes: Bool = true) {
+        self.controller = controller
+        self.setupKey = setupKey
+        self.stateFolder = stateFolder
+        self.name = name
+        self.os = os
+        self.ip = ip
+        self.natsURL = natsURL
+        self.statusInterval = statusInterval
+        self.httpFallbackInterval = httpFallbackInterval
+        self.machine = machine
+        self.probe = probe
+        self.answerProbes = answerProbes
+    }
+}
+
+/// The agent's shell: enrolls (once), applies the persisted view, follows its NATS subject (last
+/// message, live messages, re-read after reconnects), falls back to HTTP while NATS is down, probes
+/// candidates, publishes status. Every decision is `AgentStateMachine`'s; this only performs actions.
+public actor AgentRunner {
+    enum Input: Sendable {
+        case view(AgentStateMachine.ViewUpdate)
+        case probe(ProbeHealth)
+        case tick
+        case publishStatus
+        case rejected(String)
+        case nats(connected: Bool)
+    }
+
+    public let configuration: AgentConfiguration
+    let applier: any RouteApplier
+    let logger: Logger
+    let folder: AgentStateFolder
+    public private(set) var identity: AgentIdentity?
+    var machine: AgentStateMachine
+    var connection: NATSConnection?
+    var natsConnected = false
+    var prober: HealthProber?
+    var responder: HealthResponder?
+    var probeIDs: [String: PeerID] = [:]
+    public private(set) var rejectedMessages = 0
+    public private(set) var applyFailures = 0
+    let inputs: AsyncStream<Input>
+    let input: AsyncStream<Input>.Continuation
+
+    public init(configuration: AgentConfiguration, applier: any RouteApplier, logger: Logger = Logger(label: "routeplane.agent")) throws {
+        self.configuration = configuration
+        self.applier = applier
+        self.logger = logger
+        self.folder = try AgentStateFolder(path: configuration.stateFolder)
+        self.machine = AgentStateMachine(configuration: configuration.machine)
+        (inputs, input) = AsyncStream<Input>.makeStream(bufferingPolicy: .unbounded)
+    }
+
+    /// The applied view's version (0 before the first).
+    public var appliedVersion: Int64 { machine.appliedVersion }
+    public var appliedView: PeerRouteView? { machine.view }
+    public var counters: AgentStateMachine.Counters { machine.counters }
+    public var desired: DesiredRouteState { machine.desired }
+
+    /// Enrolls when the state folder has no identity yet; otherwise uses the stored one.
+    public func loadOrEnroll() async throws -> AgentIdentity {
+        if let stored = try folder.loadIdentity() {
+            identity = stored
+            return stored
+        }
+        guard let key = configuration.setupKey else {
+            throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no --setup-key to enroll with")
+        }
+        let enrolled = try await ControllerClient(baseURL: configuration.controller).enroll(setupKey: key, name: configuration.name,
+                                                                                            os: configuration.os, ip: configuration.ip)
+        try folder.save(enrolled)
+        logger.notice("enrolled", metadata: ["peer_id": "\(enrolled.peerID)", "tenant_id": "\(enrolled.tenantID)", "ip": "\(enrolled.ip)"])
+        identity = enrolled
+        return enrolled
+    }
+
+    /// Runs until the task is cancelled. Starts from the persisted view (so routes are in place even with the
+    /// controller and NATS unreachable), then follows NATS, with HTTP as the fallback.
+    public func run() async throws {
+        let identity = try await loadOrEnroll()
+        if let persisted = try? folder.loadView() {
+            let view = try? JSONDecoder().decode(PeerRouteView.self, from: Data(persisted.body))
+            await handle(.view(.init(version: persisted.version, digest: persisted.digest, body: persisted.body, view: view, source: .persisted)))
+        }
+        if configuration.answerProbes, let address = try? IPAddress(parsing: identity.ip) {
+            do {
+                let r = try HealthResponder(address: address, port: configuration.probe?.port ?? HealthProbeConfiguration.defaultPort)
+                r.start()
+                responder = r
+            } catch {
+                logger.warning("not answering health probes", metadata: ["address": "\(identity.ip)", "error": "\(error)"])
+            }
+        }
+        if let probeConfiguration = configuration.probe {
+            let p = try HealthProber(configuration: probeConfiguration)
+            p.start()
+            prober = p
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.followNATS(identity) }
+            group.addTask { await self.httpFallback(identity) }
+            group.addTask { await self.ticks() }
+            if let prober = await self.prober {
+                group.addTask {
+                    for await health in prober.events { await self.enqueue(.probe(health)) }
+                }
+            }
+            group.addTask {
+                for await event in self.inputs {
+                    if Task.isCancelled { break }
+                    await self.handle(event)
+                }
+            }
+            await withTaskCancellationHandler {
+                await group.next()
+            } onCancel: {
+                self.input.finish()
+            }
+            group.cancelAll()
+        }
+        prober?.stop()
+        responder?.stop()
+        await connection?.close()
+    }
+
+    /// Removes what the applier added (`--cleanup`, and graceful exit keeping keep_route routes).
+    public func cleanup(keepRoutes: Bool) async throws {
+        let report = try await applier.cleanup(keepRoutes: keepRoutes)
+        logger.notice("cleaned up", metadata: ["actions": "\(report.actions.count)", "kept_keep_routes": "\(keepRoutes)"])
+    }
+
+    nonisolated func enqueue(_ event: Input) { input.yield(event) }
+
+    func handle(_ event: Input) async {
+        let now = ContinuousClock.now
+        var actions: [AgentStateMachine.Action] = []
+        switch event {
+        case .view(let update): actions = machine.receive(update, now: now)
+        case .probe(let health):
+            guard let peer = probeIDs[health.target.id] else { return }
+            actions = machine.healthObserved([peer: health.selectionHealth], now: now)
+        case .tick: actions = machine.tick(now: now)
+        case .publishStatus: actions = [.publishStatus]
+        case .rejected(let reason):
+            rejectedMessages += 1
+            logger.warning("rejected a view message; keeping the current routes", metadata: ["reason": "\(reason)", "applied_version": "\(machine.appliedVersion)"])
+        case .nats(let connected):
+            if connected != natsConnected { logger.notice(connected ? "NATS connected" : "NATS disconnected") }
+            natsConnected = connected
+        }
+        await perform(actions)
+    }
+
+    func perform(_ actions: [AgentStateMachine.Action]) async {
+        for action in actions {
+            switch action {
+            case .persist(let update):
+                if update.source != .persisted {
+                    do { try folder.saveView(version: update.version, digest: update.digest, body: update.body) } catch {
+                        logger.error("could not persist the view", metadata: ["error": "\(error)"])
+                    }
+                }
+                logger.info("view", metadata: ["version": "\(update.version)", "source": "\(update.source.rawValue)"])
+            case .apply(let desired):
+                do {
+                    let report = try await applier.apply(desired)
+                    if !report.conflicts.isEmpty {
+                        logger.warning("routes not installed: another route has the same destination and metric", metadata: ["conflicts": "\(report.conflicts)"])
+                    }
+                } catch {
+                    applyFailures += 1
+                    logger.error("applying routes failed; will retry with the next change", metadata: ["error": "\(error)"])
+                }
+            case .probe(let targets):
+                probeIDs = Dictionary(uniqueKeysWithValues: targets.keys.map { ($0.rawValue, $0) })
+                let port = configuration.probe?.port ?? HealthProbeConfiguration.defaultPort
+                prober?.setTargets(targets.map { ProbeTarget(id: $0.key.rawValue, address: $0.value, port: port) }.sorted())
+            case .publishStatus:
+                publishStatus()
+            case .log(let line):
+                logger.notice("\(line)")
+            }
+        }
+    }
+
+    func publishStatus() {
+        guard let identity, let connection, natsConnected else { return }
+        var selections: [[String: String]] = []
+        for key in machine.selection.keys {
+            guard let s = machine.selection.selection(for: key) else { continue }
+            selections.append(["network_id": key.networkID, "network": key.destination.description,
+                               "peer_id": s.candidate.peerID.rawValue, "status": s.status.rawValue])
+        }
+        var health: [[String: String]] = []
+        for h in prober?.health() ?? [] {
+            var entry = ["peer_id": h.target.id, "reachability": h.reachability.rawValue]
+            if let rtt = h.smoothedRTT { entry["rtt_us"] = String(rtt.components.seconds * 1_000_000 + rtt.components.attoseconds / 1_000_000_000_000) }
+            health.append(entry)
+        }
+        let status: [String: Any] = [
+            "status_version": 1, "tenant_id": identity.tenantID, "peer_id": identity.peerID,
+            "applied_version": machine.appliedVersion, "digest": machine.appliedDigest ?? "",
+            "selections": selections, "health": health,
+            "ignored_older": machine.counters.ignoredOlder, "ignored_duplicate": machine.counters.ignoredDuplicate,
+            "rejected": rejectedMessages,
+        ]
+        guard let payload = try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys]) else { return }
+        do {
+            try connection.publish("routeplane.\(identity.tenantID).peer.\(identity.peerID).status", payload: Array(payload))
+        } catch {
+            logger.debug("status not published", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func setConnection(_ c: NATSConnection) { connection = c }
+
+    func followNATS(_ identity: AgentIdentity) async {
+        guard let url = configuration.natsURL ?? identity.natsURL else {
+            logger.warning("no NATS URL (give --nats-url); following the view over HTTP only")
+            return
+        }
+        var backoff = Duration.milliseconds(250)
+        while !Task.isCancelled {
+            do {
+                var natsConfiguration = NATSConfiguration(url: url, name: "routeplane-agent-\(identity.peerID)")
+                natsConfiguration.failIfUnreachable = true
+                let connection = try await NATSConnection.connect(natsConfiguration, logger: logger)
+                setConnection(connection)
+                enqueue(.nats(connected: true))
+                let feed = try await ViewFeed.follow(connection: connection, tenant: identity.tenantID, peer: identity.peerID, logger: logger)
+                for await event in feed.events {
+                    if Task.isCancelled { break }
+                    switch event {
+                    case .view(let envelope, let origin):
+                        let view = envelope.removed ? nil : try? JSONDecoder().decode(PeerRouteView.self, from: Data(envelope.view))
+                        if !envelope.removed && view == nil {
+                            enqueue(.rejected("view version \(envelope.version) does not decode as a route view"))
+                            continue
+                        }
+                        _ = origin
+                        enqueue(.view(.init(version: envelope.version, digest: envelope.digest, body: envelope.view, view: view, source: .nats)))
+                    case .rejected(let error, _):
+                        enqueue(.rejected("\(error)"))
+                    case .noView:
+                        break
+                    case .disconnected:
+                        enqueue(.nats(connected: false))
+                    case .reconnected:
+                        enqueue(.nats(connected: true))
+                    }
+                }
+                feed.cancel()
+                return
+            } catch {
+                enqueue(.nats(connected: false))
+                logger.debug("NATS not reachable yet", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
+    func isNATSConnected() -> Bool { natsConnected }
+
+    func httpFallback(_ identity: AgentIdentity) async {
+        let client = ControllerClient(baseURL: configuration.controller)
+        // Give NATS a moment first; then read over HTTP whenever NATS is not connected.
+        try? await Task.sleep(for: .seconds(2))
+        while !Task.isCancelled {
+            if !isNATSConnected() || machine.appliedVersion == 0 {
+                do {
+                    if let update = try await client.view(credential: identity.credential) { enqueue(.view(update)) }
+                } catch {
+                    logger.debug("HTTP view fallback failed", metadata: ["error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: configuration.httpFallbackInterval)
+        }
+    }
+
+    func ticks() async {
+        var sinceStatus = Duration.zero
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            enqueue(.tick)
+            sinceStatus += .seconds(1)
+            if sinceStatus >= configuration.statusInterval {
+                sinceStatus = .zero
+                enqueue(.publishStatus)
+            }
+        }
+    }
+}

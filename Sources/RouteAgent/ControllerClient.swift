@@ -1,0 +1,68 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import RouteModel
+
+/// The agent's HTTP calls to the controller: enrollment, and the view as a fallback when NATS is down.
+public struct ControllerClient: Sendable {
+    public let baseURL: String
+    let session: URLSession
+
+    public init(baseURL: String, timeout: Duration = .seconds(5)) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = Double(timeout.components.seconds)
+        session = URLSession(configuration: configuration)
+    }
+
+    func call(_ method: String, _ path: String, token: String? = nil, body: [String: String]? = nil) async throws -> (Int, Data) {
+        guard let url = URL(string: baseURL + path) else { throw AgentError.controller("bad controller URL \(baseURL)") }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        if let token { request.setValue("Token \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        }
+        let (data, response) = try await session.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    static func message(_ data: Data) -> String {
+        ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["message"] as? String ?? String(decoding: data.prefix(200), as: UTF8.self)
+    }
+
+    /// `POST /api/agent/enroll`.
+    public func enroll(setupKey: String, name: String, os: String, ip: String?) async throws -> AgentIdentity {
+        var body = ["setup_key": setupKey, "name": name, "os": os]
+        if let ip { body["ip"] = ip }
+        let (status, data) = try await call("POST", "/api/agent/enroll", body: body)
+        guard status == 201 else { throw AgentError.enrollment("controller answered \(status): \(Self.message(data))") }
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let tenant = object["tenant_id"] as? String, let peer = object["peer_id"] as? String,
+              let meshIP = object["ip"] as? String, let credential = object["credential"] as? String else {
+            throw AgentError.enrollment("unexpected answer: \(String(decoding: data.prefix(200), as: UTF8.self))")
+        }
+        return AgentIdentity(controller: baseURL, tenantID: tenant, peerID: peer, ip: meshIP, credential: credential,
+                             natsURL: object["nats_url"] as? String)
+    }
+
+    /// `GET /api/agent/view`: the view re-encoded canonically and checked against the digest the controller gave.
+    public func view(credential: String) async throws -> AgentStateMachine.ViewUpdate? {
+        let (status, data) = try await call("GET", "/api/agent/view", token: credential)
+        if status == 404 { return nil }
+        guard status == 200 else { throw AgentError.controller("GET /api/agent/view answered \(status): \(Self.message(data))") }
+        struct Answer: Decodable {
+            var version: Int64
+            var digest: String
+            var view: PeerRouteView
+        }
+        let answer = try JSONDecoder().decode(Answer.self, from: data)
+        let body = answer.view.canonicalJSON()
+        guard PeerRouteView.digest(of: body) == answer.digest else {
+            throw AgentError.controller("view version \(answer.version) from HTTP does not match its digest")
+        }
+        return .init(version: answer.version, digest: answer.digest, body: body, view: answer.view, source: .http)
+    }
+}

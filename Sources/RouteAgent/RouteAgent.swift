@@ -1,1 +1,0 @@
-// RouteAgent: enrollment, subscription, appliers.

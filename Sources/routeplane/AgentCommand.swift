@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RouteAgent
+import RouteModel
+import ServiceLifecycle
+import UnixSignals
+
+struct Agent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the agent on a peer: enroll once, follow this peer's route view, choose HA routing peers locally, apply routes.")
+
+    enum ApplierKind: String, ExpressibleByArgument, CaseIterable { case linux, dryRun = "dry-run" }
+
+    @Option(help: "Controller URL, e.g. http://127.0.0.1:8080.") var controller: String
+    @Option(help: "Setup key to enroll with (only needed the first time).") var setupKey: String?
+    @Option(help: "Folder for the identity and the last applied view (created 0700, files 0600).") var stateDir: String
+    @Option(help: "linux (ip route / nftables; needs root) or dry-run (records what it would do).") var applier: ApplierKind = .linux
+    @Option(help: "Peer name at enrollment (default: host name).") var name: String?
+    @Option(help: "Mesh IP to report at enrollment (default: the controller allocates one).") var ip: String?
+    @Option(help: "NATS URL (default: the one the controller gave at enrollment).") var natsURL: String?
+    @Option(help: "Probe interval in milliseconds (a dead routing peer is detected after 3 misses + 1 s).") var probeIntervalMs = 500
+    @Option(help: "UDP port of the health probe/echo on mesh addresses.") var probePort: UInt16 = 51821
+    @Flag(help: "Treat every candidate as reachable (simulated agents without a mesh network).") var assumeCandidatesUp = false
+    @Flag(help: "Remove every route and NAT rule the agent added (keep_route routes included) and exit.") var cleanup = false
+    @Option(help: "Log level.") var logLevel: Logger.Level = .notice
+
+    func run() async throws {
+        bootstrapLogging(level: logLevel)
+        let logger = Logger(label: "routeplane.agent")
+        let routeApplier: any RouteApplier
+        switch applier {
+        case .linux: routeApplier = try LinuxApplier(logger: logger)
+        case .dryRun: routeApplier = DryRunApplier()
+        }
+        var probe = HealthProbeConfiguration()
+        probe.interval = .milliseconds(probeIntervalMs)
+        probe.port = probePort
+        let configuration = AgentConfiguration(
+            controller: controller, setupKey: setupKey, stateFolder: stateDir,
+            name: name ?? ProcessInfo.processInfo.hostName, os: "linux", ip: ip, natsURL: natsURL,
+            machine: .init(assumeCandidatesUp: assumeCandidatesUp), probe: assumeCandidatesUp ? nil : probe,
+            answerProbes: !assumeCandidatesUp)
+        let runner = try AgentRunner(configuration: configuration, applier: routeApplier, logger: logger)
+        if cleanup {
+            try await runner.cleanup(keepRoutes: false)
+            return
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: AgentService(runner: runner))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        // Graceful exit: take our routes out, except keep_route ones.
+        try? await runner.cleanup(keepRoutes: true)
+    }
+}
+
+struct AgentService: Service {
+    let runner: AgentRunner
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await runner.run() }
+    }
+}
