@@ -98,6 +98,16 @@ let package = Package(
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
+            name: "SystemTests",
+            dependencies: [
+                "ControllerAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ControllerAPITests",
             dependencies: [
                 "ControllerAPI", "EventStore", "Projections", "RouteModel", "TestSupport",

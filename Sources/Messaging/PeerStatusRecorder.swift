@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Logging
+import Synchronization
 
 /// Records agents' status messages (`routeplane.<tenant>.peer.<peer>.status`) in `peer_status`, so
 /// `GET /api/peers/{id}` shows `connected`, `last_seen` and the applied view version. Runs in every
@@ -40,7 +41,7 @@ public final class PeerStatusRecorder: Sendable {
         return Report(tenant: tenant, peer: peer, appliedVersion: version, json: String(decoding: payload, as: UTF8.self))
     }
 
-    /// Follows status messages until cancelled.
+    /// Follows status messages until cancelled; what arrived is written every `flushInterval`.
     public func run() async {
         let subscription: NATSSubscription
         do {
@@ -49,31 +50,40 @@ public final class PeerStatusRecorder: Sendable {
             logger.error("cannot subscribe to agent status", metadata: ["error": "\(error)"])
             return
         }
-        var pending: [String: Report] = [:]
-        var lastFlush = ContinuousClock.now
-        var ignored = 0
-        for await message in subscription.messages {
-            if let r = Self.report(subject: message.subject, payload: message.payload) {
-                pending[r.tenant + "/" + r.peer] = r
-            } else {
-                ignored += 1
-                if ignored == 1 || ignored % 1000 == 0 { logger.warning("ignored malformed status messages", metadata: ["count": "\(ignored)"]) }
+        let pending = Mutex<[String: Report]>([:])
+        let ignored = Mutex(0)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in subscription.messages {
+                    if let r = Self.report(subject: message.subject, payload: message.payload) {
+                        pending.withLock { $0[r.tenant + "/" + r.peer] = r }
+                    } else {
+                        let n = ignored.withLock { n in n += 1; return n }
+                        if n == 1 || n % 1000 == 0 { self.logger.warning("ignored malformed status messages", metadata: ["count": "\(n)"]) }
+                    }
+                }
             }
-            if ContinuousClock.now - lastFlush >= flushInterval || pending.count >= 1000 {
-                await flush(pending)
-                pending.removeAll(keepingCapacity: true)
-                lastFlush = ContinuousClock.now
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.flushInterval)
+                    await self.flush(pending.withLock { p in defer { p.removeAll(keepingCapacity: true) }; return p })
+                }
             }
-            if Task.isCancelled { break }
+            await withTaskCancellationHandler {
+                await group.next()
+            } onCancel: {
+                subscription.unsubscribe()
+            }
+            group.cancelAll()
         }
-        await flush(pending)
+        await flush(pending.withLock { $0 })
     }
 
     func flush(_ reports: [String: Report]) async {
         guard !reports.isEmpty else { return }
         let rows = Array(reports.values)
         do {
-            try await store.pool.withSession { s in
+            _ = try await store.pool.withSession { s in
                 try s.query("""
                     INSERT INTO peer_status (tenant_id, peer_id, applied_version, status, last_seen)
                     SELECT t, p, v, s::jsonb, now() FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(t, p, v, s)

@@ -1,0 +1,148 @@
+import ControllerAPI
+import EventStore
+import Foundation
+import Hummingbird
+import Logging
+import Messaging
+import NIOCore
+import Projections
+import RouteAgent
+import RouteModel
+import Synchronization
+import TestSupport
+
+/// The whole system in one process, on the real PostgreSQL and a private nats-server: the controller's
+/// HTTP API on a loopback port, its projection runner and outbox relay, and agents (`AgentRunner` with
+/// dry-run appliers) that enroll over HTTP and follow their views over NATS.
+final class System: Sendable {
+    let db: TestDatabase
+    let nats: PrivateNATS
+    let controller: Controller
+    let port: Int
+    let logger: Logger
+    private let tasks = Mutex<[String: Task<Void, Never>]>([:])
+    private let relayConnections = Mutex<[NATSConnection]>([])
+
+    var api: String { "http://127.0.0.1:\(port)" }
+
+    private init(db: TestDatabase, nats: PrivateNATS, controller: Controller, port: Int, logger: Logger) {
+        self.db = db
+        self.nats = nats
+        self.controller = controller
+        self.port = port
+        self.logger = logger
+    }
+
+    static func start() async throws -> System {
+        let db = try await TestDatabase.create(maxConnections: 16)
+        let nats = try await PrivateNATS.start()
+        var logger = Logger(label: "test.system")
+        logger.logLevel = .warning
+        let controller = Controller(configuration: ControllerConfiguration(natsURL: nats.url), store: db.store, logger: logger)
+        let portBox = Mutex<Int?>(nil)
+        let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port } }, logger: logger)
+        let server = Task { try? await app.runService(gracefulShutdownSignals: []) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while portBox.withLock({ $0 }) == nil {
+            guard ContinuousClock.now < deadline else { throw TestSetupError("controller did not start") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let system = System(db: db, nats: nats, controller: controller, port: portBox.withLock { $0! }, logger: logger)
+        system.tasks.withLock { $0["server"] = Task { _ = await server.result } }
+        system.tasks.withLock { $0["server-handle"] = server.mapToVoid() }
+        let runner = ProjectionRunner(store: db.store, logger: logger)
+        system.tasks.withLock { $0["projections"] = Task { await runner.run() } }
+        try await system.startRelay(name: "relay")
+        return system
+    }
+
+    /// Starts an outbox relay (several may run). `afterPublish` runs between publish and mark-sent.
+    func startRelay(name: String, afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) async throws {
+        var configuration = NATSConfiguration(url: nats.url, name: name)
+        configuration.failIfUnreachable = false
+        let connection = try await NATSConnection.connect(configuration, logger: logger)
+        relayConnections.withLock { $0.append(connection) }
+        let relay = OutboxRelay(store: db.store, connection: connection, configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
+        tasks.withLock { $0[name] = Task { await relay.run() } }
+    }
+
+    func stopTask(_ name: String) async {
+        let task = tasks.withLock { $0.removeValue(forKey: name) }
+        task?.cancel()
+        _ = await task?.value
+    }
+
+    func shutdown() async {
+        for name in tasks.withLock({ Array($0.keys) }) { await stopTask(name) }
+        for c in relayConnections.withLock({ $0 }) { await c.close() }
+        await nats.destroy()
+        await db.drop()
+    }
+
+    // MARK: - API calls (over real HTTP)
+
+    func call(_ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil) async throws -> (Int, [String: Any]) {
+        var request = URLRequest(url: URL(string: api + path)!)
+        request.httpMethod = method
+        if let token { request.setValue("Token \(token)", forHTTPHeaderField: "Authorization") }
+        if let body { request.httpBody = try JSONSerialization.data(withJSONObject: body) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+    }
+
+    /// The stored view version of every peer of a tenant.
+    func viewVersions(_ tenant: String) async throws -> [String: Int64] {
+        let rows = try await db.store.pool.withSession { s in
+            try s.query("SELECT peer_id, version FROM peer_views WHERE tenant_id = $1", [tenant])
+        }
+        return Dictionary(uniqueKeysWithValues: rows.rows.map { ($0[0]!, Int64($0[1]!)!) })
+    }
+
+    func projected(_ tenant: String) async throws {
+        let head = try await db.store.version(tenant: tenant)
+        try await ProjectionCheckpoints(store: db.store).waitUntilProjected(tenant: tenant, sequence: head, timeout: .seconds(20))
+    }
+}
+
+/// One in-process agent and its task.
+struct TestAgent: Sendable {
+    let runner: AgentRunner
+    let applier: DryRunApplier
+    let task: Task<Void, Never>
+    let folder: String
+    var peerID: String { get async { await runner.identity?.peerID ?? "" } }
+
+    static func start(system: System, setupKey: String?, name: String, folder: String? = nil) async throws -> TestAgent {
+        let dir = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-agent-\(UUID().uuidString.prefix(8))").path
+        let applier = DryRunApplier()
+        var logger = Logger(label: "test.agent.\(name)")
+        logger.logLevel = .critical
+        let runner = try AgentRunner(configuration: AgentConfiguration(
+            controller: system.api, setupKey: setupKey, stateFolder: dir, name: name, statusInterval: .seconds(1),
+            httpFallbackInterval: .seconds(1), machine: .init(assumeCandidatesUp: true), probe: nil, answerProbes: false),
+            applier: applier, logger: logger)
+        _ = try await runner.loadOrEnroll()
+        let task = Task { try? await runner.run() }
+        return TestAgent(runner: runner, applier: applier, task: task, folder: dir)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.value
+    }
+}
+
+extension Task where Failure == Never {
+    func mapToVoid() -> Task<Void, Never> { Task<Void, Never> { _ = await self.value } }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+
+/// A nats-server of the test's own (JetStream, loopback, port in 54300-54399, store in a temp folder), started
+/// with posix_spawn (Foundation's Process can hang in this test runner), so a test can stop and restart it
+/// without disturbing the shared one of ops/services.
+public final class PrivateNATS: Sendable {
+    public let port: Int
+    public let directory: String
+    private let pid = Mutex<pid_t?>(nil)
+    public var url: String { "nats://127.0.0.1:\(port)" }
+    public var logPath: String { directory + "/nats.log" }
+
+    private static let nextPort = Mutex(54300 + Int(getpid() % 40))
+
+    public static func start() async throws -> PrivateNATS {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-nats-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A client's ephemeral port can take a port between the check and the server's bind: try another one.
+        for attempt in 1...5 {
+            let server = PrivateNATS(port: try freePort(), directory: directory)
+            do {
+                try await server.start()
+                return server
+            } catch let error as PortInUse {
+                if attempt == 5 { throw TestSetupError("\(error)") }
+            }
+        }
+        throw TestSetupError("unreachable")
+    }
+
+    struct PortInUse: Error {}
+
+    private init(port: Int, directory: String) {
+        self.port = port
+        self.directory = directory
+    }
+
+    /// A port in 54300-54399 that nothing listens on now.
+    public static func freePort() throws -> Int {
+        for _ in 0..<100 {
+            let candidate = nextPort.withLock { p in
+                defer { p = p >= 54399 ? 54300 : p + 1 }
+                return p
+            }
+            if portIsFree(candidate) { return candidate }
+        }
+        throw TestSetupError("no free port in 54300-54399")
+    }
+
+    public static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// Starts the server (same port and store as before) and waits until it says it is ready.
+    public func start() async throws {
+        let argv = ["/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", directory + "/js", "-l", logPath]
+        try? FileManager.default.removeItem(atPath: logPath)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, argv[0], &actions, &attributes, cArgs, environ)
+        guard rc == 0 else { throw TestSetupError("posix_spawn nats-server failed: \(rc)") }
+        pid.withLock { $0 = child }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if log.contains("Server is ready") { return }
+            if log.contains("address already in use") {
+                await stop()
+                throw PortInUse()
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await stop()
+        throw TestSetupError("nats-server on \(port) not ready: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
+    }
+
+    /// Starts the stopped server again on the same port (retrying while a client's ephemeral port holds it).
+    public func restart() async throws {
+        for attempt in 1...20 {
+            do {
+                try await start()
+                return
+            } catch is PortInUse {
+                if attempt == 20 { throw TestSetupError("port \(port) stays in use") }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and reaps it.
+    public func stop() async {
+        guard let child = pid.withLock({ p in defer { p = nil }; return p }) else { return }
+        kill(child, SIGTERM)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                var status: Int32 = 0
+                for _ in 0..<100 {
+                    if waitpid(child, &status, WNOHANG) == child { continuation.resume(); return }
+                    usleep(50_000)
+                }
+                kill(child, SIGKILL)
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                continuation.resume()
+            }
+        }
+    }
+
+    public func destroy() async {
+        await stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Runs `body` with a fresh migrated database and a private nats-server; drops both afterwards.
