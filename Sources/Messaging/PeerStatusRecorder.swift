@@ -50,15 +50,14 @@ public final class PeerStatusRecorder: Sendable {
             logger.error("cannot subscribe to agent status", metadata: ["error": "\(error)"])
             return
         }
-        let pending = Mutex<[String: Report]>([:])
-        let ignored = Mutex(0)
+        let pending = Pending()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in subscription.messages {
                     if let r = Self.report(subject: message.subject, payload: message.payload) {
-                        pending.withLock { $0[r.tenant + "/" + r.peer] = r }
+                        pending.reports.withLock { $0[r.tenant + "/" + r.peer] = r }
                     } else {
-                        let n = ignored.withLock { n in n += 1; return n }
+                        let n = pending.ignored.withLock { n in n += 1; return n }
                         if n == 1 || n % 1000 == 0 { self.logger.warning("ignored malformed status messages", metadata: ["count": "\(n)"]) }
                     }
                 }
@@ -66,7 +65,7 @@ public final class PeerStatusRecorder: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.flushInterval)
-                    await self.flush(pending.withLock { p in defer { p.removeAll(keepingCapacity: true) }; return p })
+                    await self.flush(pending.reports.withLock { p in defer { p.removeAll(keepingCapacity: true) }; return p })
                 }
             }
             await withTaskCancellationHandler {
@@ -76,7 +75,13 @@ public final class PeerStatusRecorder: Sendable {
             }
             group.cancelAll()
         }
-        await flush(pending.withLock { $0 })
+        await flush(pending.reports.withLock { $0 })
+    }
+
+    /// Reports received and not yet written, shared by the receiving and the flushing task.
+    final class Pending: Sendable {
+        let reports = Mutex<[String: Report]>([:])
+        let ignored = Mutex(0)
     }
 
     func flush(_ reports: [String: Report]) async {

@@ -71,6 +71,8 @@ public struct AgentStateMachine: Sendable {
     public private(set) var desired = DesiredRouteState.empty
     public private(set) var counters = Counters()
     private var probeTargets: [PeerID: IPAddress] = [:]
+    /// The last health observation of every probed candidate (the full picture the selection machine needs).
+    private var observed: [PeerID: PeerHealth] = [:]
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -100,6 +102,12 @@ public struct AgentStateMachine: Sendable {
         var selectionActions = selection.haSetsChanged(haSets, now: now)
         let targets = Self.candidates(of: haSets)
         if targets != probeTargets {
+            // A candidate whose mesh address changed is probed afresh: its old observation goes too.
+            let kept = observed.filter { targets[$0.key] != nil && targets[$0.key] == probeTargets[$0.key] }
+            if !configuration.assumeCandidatesUp, kept.count != observed.count {
+                observed = kept
+                selectionActions += selection.healthObserved(observed, now: now)
+            }
             probeTargets = targets
             actions.append(.probe(targets))
         }
@@ -112,10 +120,13 @@ public struct AgentStateMachine: Sendable {
         return actions
     }
 
-    /// Health of routing peers (from probes).
+    /// Health of routing peers (from probes): a partial update. Peers not in `health` keep their last
+    /// observation (the prober reports one peer's change at a time; a missing peer is not a dead one).
+    /// Peers that are no longer candidates are forgotten when the view changes.
     public mutating func healthObserved(_ health: [PeerID: PeerHealth], now: Instant) -> [Action] {
         guard !configuration.assumeCandidatesUp else { return [] }
-        let selectionActions = selection.healthObserved(health, now: now)
+        observed.merge(health) { _, new in new }
+        let selectionActions = selection.healthObserved(observed, now: now)
         let changes = reconcile()
         return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
     }

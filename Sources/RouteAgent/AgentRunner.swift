@@ -169,7 +169,15 @@ public actor AgentRunner {
         case .probe(let health):
             guard let peer = probeIDs[health.target.id] else { return }
             actions = machine.healthObserved([peer: health.selectionHealth], now: now)
-        case .tick: actions = machine.tick(now: now)
+        case .tick:
+            // The prober reports reachability changes as events; RTTs only change in its picture. Feed
+            // that picture each tick so latency-only changes are re-evaluated (with the hysteresis).
+            if let prober {
+                var snapshot: [PeerID: PeerHealth] = [:]
+                for h in prober.health() { if let peer = probeIDs[h.target.id] { snapshot[peer] = h.selectionHealth } }
+                if !snapshot.isEmpty { actions = machine.healthObserved(snapshot, now: now) }
+            }
+            actions += machine.tick(now: now)
         case .publishStatus: actions = [.publishStatus]
         case .rejected(let reason):
             rejectedMessages += 1

@@ -1,6 +1,9 @@
 import ControllerAPI
 import EventStore
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Hummingbird
 import Logging
 import Messaging
@@ -24,6 +27,7 @@ final class System: Sendable {
     private let relayConnections = Mutex<[NATSConnection]>([])
 
     var api: String { "http://127.0.0.1:\(port)" }
+    let session = URLSession(configuration: .ephemeral)
 
     private init(db: TestDatabase, nats: PrivateNATS, controller: Controller, port: Int, logger: Logger) {
         self.db = db
@@ -34,8 +38,11 @@ final class System: Sendable {
     }
 
     static func start() async throws -> System {
+        trace("db")
         let db = try await TestDatabase.create(maxConnections: 16)
+        trace("nats")
         let nats = try await PrivateNATS.start()
+        trace("app")
         var logger = Logger(label: "test.system")
         logger.logLevel = .warning
         let controller = Controller(configuration: ControllerConfiguration(natsURL: nats.url), store: db.store, logger: logger)
@@ -51,9 +58,11 @@ final class System: Sendable {
         let system = System(db: db, nats: nats, controller: controller, port: portBox.withLock { $0! }, logger: logger)
         system.tasks.withLock { $0["server"] = Task { _ = await server.result } }
         system.tasks.withLock { $0["server-handle"] = server.mapToVoid() }
+        trace("runner")
         let runner = ProjectionRunner(store: db.store, logger: logger)
         system.tasks.withLock { $0["projections"] = Task { await runner.run() } }
         try await system.startRelay(name: "relay")
+        trace("started")
         return system
     }
 
@@ -87,7 +96,9 @@ final class System: Sendable {
         request.httpMethod = method
         if let token { request.setValue("Token \(token)", forHTTPHeaderField: "Authorization") }
         if let body { request.httpBody = try JSONSerialization.data(withJSONObject: body) }
-        let (data, response) = try await URLSession.shared.data(for: request)
+        trace("call \(method) \(path)")
+        let (data, response) = try await session.data(for: request)
+        trace("called \(method) \(path)")
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
     }
 
@@ -122,8 +133,10 @@ struct TestAgent: Sendable {
             controller: system.api, setupKey: setupKey, stateFolder: dir, name: name, statusInterval: .seconds(1),
             httpFallbackInterval: .seconds(1), machine: .init(assumeCandidatesUp: true), probe: nil, answerProbes: false),
             applier: applier, logger: logger)
+        trace("enroll \(name)")
         _ = try await runner.loadOrEnroll()
-        let task = Task { try? await runner.run() }
+        trace("enrolled \(name)")
+        let task = Task { _ = try? await runner.run() }
         return TestAgent(runner: runner, applier: applier, task: task, folder: dir)
     }
 
@@ -145,4 +158,8 @@ func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+func trace(_ s: String) {
+    if ProcessInfo.processInfo.environment["ROUTEPLANE_TRACE"] != nil { FileHandle.standardError.write(Data("trace: \(s)\n".utf8)) }
 }
