@@ -107,7 +107,7 @@ import Testing
             .peerEnrolled(PeerEnrolled(peer: p)),
             .peerRenamed(PeerRenamed(peerID: "p", oldName: "peer", name: "peer2")),
             .peerRemoved(PeerRemoved(peer: p, groups: ["g"])),
-        ]
+        ] + accessEvents()
     }
 
     @Test func roundTripEveryEventType() throws {
@@ -139,8 +139,8 @@ import Testing
     }
 
     @Test func decodingErrors() throws {
-        #expect(throws: EventDecodingError.unknownType("TokenCreated")) {
-            try RouteEvent.decode(type: "TokenCreated", json: Array("{}".utf8))
+        #expect(throws: EventDecodingError.unknownType("NoSuchEvent")) {
+            try RouteEvent.decode(type: "NoSuchEvent", json: Array("{}".utf8))
         }
         #expect(throws: EventDecodingError.unsupportedVersion(type: "PeerRenamed", version: 2)) {
             try RouteEvent.decode(type: "PeerRenamed", json: Array(#"{"event_version":2,"peer_id":"p","old_name":"a","name":"b"}"#.utf8))
@@ -152,4 +152,20 @@ import Testing
         #expect(try RouteEvent.decode(type: "PeerRenamed", json: Array(#"{"peer_id":"p","old_name":"a","name":"b"}"#.utf8))
                 == .peerRenamed(PeerRenamed(peerID: "p", oldName: "a", name: "b")))
     }
+}
+
+/// One of each access event (tenants, tokens, setup keys).
+func accessEvents() -> [RouteEvent] {
+    let key = SetupKey(id: "k", name: "office", type: .oneOff, expiresAt: 1_900_000_000, autoGroups: ["g"], usageLimit: 0, createdAt: 1_800_000_000)
+    var revoked = key
+    revoked.revoked = true
+    return [
+        .tenantCreated(TenantCreated(name: "acme")),
+        .tokenCreated(TokenCreated(tokenID: "t", name: "ci")),
+        .tokenRevoked(TokenRevoked(tokenID: "t", name: "ci")),
+        .setupKeyCreated(SetupKeyCreated(setupKey: key)),
+        .setupKeyUpdated(SetupKeyUpdated(old: key, new: revoked)),
+        .setupKeyDeleted(SetupKeyDeleted(setupKey: revoked)),
+        .peerEnrolled(PeerEnrolled(peer: Peer(id: "q", name: "q", os: "linux", meshIP: IPAddress(v4: 0x6440_0002)), setupKeyID: "k", enrolledAt: 1_800_000_001)),
+    ]
 }
