@@ -43,7 +43,7 @@ let package = Package(
         // Projections: per-peer route views, read models and the outbox, from the event stream.
         .target(
             name: "Projections",
-            dependencies: ["EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibPQ", "EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent's choice between HA routing peers: a pure state machine (no I/O).

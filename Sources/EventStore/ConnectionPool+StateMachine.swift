@@ -74,6 +74,15 @@ public struct PoolStateMachine: Sendable {
         return openIfNeeded()
     }
 
+    /// A lease served at once from the idle connections, without queueing a waiter: the connection now
+    /// leased, or nil (nothing idle, or shutting down), in which case the caller asks with `leaseRequested`.
+    /// Never overtakes a waiter: connections are idle only while nobody waits.
+    public mutating func leaseIdle() -> ConnectionID? {
+        guard !shuttingDown, let connection = idle.popLast() else { return nil }
+        connections[connection] = .leased
+        return connection
+    }
+
     public mutating func waiterCancelled(_ waiter: WaiterID) -> [Action] {
         guard let index = waiters.firstIndex(of: waiter) else { return [] }
         waiters.remove(at: index)

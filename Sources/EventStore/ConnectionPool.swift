@@ -49,6 +49,35 @@ public final class ConnectionPool: Sendable {
         }
     }
 
+    /// Runs one statement, prepared once per connection, on a pooled connection through libpq's non-blocking
+    /// API: sent from the caller's thread, completed by the I/O loop's thread (see `PostgresIOLoop`), with
+    /// no thread blocked in libpq. For single hot statements; transactions of several statements use `withSession`.
+    public func query(prepared sql: String, _ parameters: [String?] = []) async throws -> PostgresRows {
+        try await withConnection { try await $0.query(prepared: sql, parameters) }
+    }
+
+    /// The first column of the first row of a prepared statement (nil for no row or SQL NULL), as `query(prepared:)`.
+    func value(prepared sql: String, _ parameters: [String?]) async throws -> String? {
+        try await withConnection { try await $0.value(prepared: sql, parameters) }
+    }
+
+    /// Leases a connection for `body`, which drives it with its async (non-blocking) statements.
+    /// A connection that breaks during `body` is discarded and replaced.
+    private func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let (id, connection) = try await lease()
+        do {
+            let result = try await body(connection)
+            release(id, broken: false)
+            return result
+        } catch let error as EventStoreError {
+            if case .connectionLost = error { release(id, broken: true) } else { release(id, broken: false) }
+            throw error
+        } catch {
+            release(id, broken: false)
+            throw error
+        }
+    }
+
     /// Opens a connection outside the pool (for LISTEN, which holds a connection for a long time).
     public func dedicatedConnection(label: String) async throws -> PostgresConnection {
         try await PostgresConnection.connect(url: url, label: label)
@@ -64,6 +93,15 @@ public final class ConnectionPool: Sendable {
     }
 
     private func lease() async throws -> (ConnectionID, PostgresConnection) {
+        // An idle connection: take it without a continuation (the common case under load).
+        let idle: (ConnectionID, PostgresConnection)? = state.withLock { state in
+            guard let id = state.machine.leaseIdle() else { return nil }
+            guard let connection = state.open[id] else {
+                preconditionFailure("state machine leased \(id), which the pool does not hold")
+            }
+            return (id, connection)
+        }
+        if let idle { return idle }
         let waiter = state.withLock { state in
             defer { state.nextWaiter += 1 }
             return WaiterID(raw: state.nextWaiter)

@@ -41,6 +41,10 @@ public struct EventMetadata: Codable, Sendable, Equatable {
 /// Minimal JSON string quoting (RFC 8259): quotes, backslashes and control characters escaped.
 enum JSONText {
     static func quoted(_ text: String) -> String {
+        // Most values (actor ids, request ids, names) need no escaping: one copy, no per-scalar appends.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {

@@ -3,15 +3,26 @@ import Dispatch
 import Foundation
 import Logging
 
-/// One libpq connection. libpq calls block, so every call runs on this connection's own serial
-/// `DispatchQueue` (a Dispatch worker thread), never on a NIO event loop or Swift's cooperative pool.
-/// With a bounded pool, at most `maxConnections` threads are ever blocked in libpq at once.
+/// One libpq connection, used in one of two ways:
+/// - `withSession`: a synchronous body of blocking libpq calls (transactions, migrations, LISTEN) runs on this
+///   connection's own serial `DispatchQueue` (a Dispatch worker thread), never on a NIO event loop or Swift's
+///   cooperative pool. With a bounded pool, at most `maxConnections` threads are ever blocked in libpq at once.
+/// - `execute(prepared:)`/`query(prepared:)` (async): one statement through libpq's non-blocking API. The
+///   caller's thread sends it without blocking and suspends; `PostgresIOLoop`'s thread, already polling the
+///   socket, wakes when the answer arrives and resumes the caller (no thread hop to send, none blocked in libpq).
 public final class PostgresConnection: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: `handle` is read and written only by blocks running on `queue`,
-    // a serial queue, so libpq's rule "one thread at a time per PGconn" holds. `label` is immutable.
+    // Why @unchecked Sendable is safe: libpq's rule is "one thread at a time per PGconn". A connection is used
+    // by one party at a time: the pool leases it to one holder, who either runs blocks on `queue` (a serial
+    // queue) or runs one non-blocking statement at a time, during which the `PGconn` passes from the
+    // caller's thread to the I/O thread and back through a lock and a continuation (both synchronising).
+    // `close` is only called on a connection nobody holds. `label` and `socket` are immutable.
     private let queue: DispatchQueue
     private var handle: OpaquePointer?
-    /// Statements prepared on this connection (touched only on `queue`, like `handle`). A reconnect makes a
+    /// The connection's socket (for the I/O loop); libpq keeps one socket for a connection's whole life.
+    private let socket: Int32
+    /// This connection's socket in the I/O loop, from its first async statement (touched only by the holder, like `handle`).
+    private var watch: PostgresIOLoop.Watch?
+    /// Statements prepared on this connection (touched only by the holder, like `handle`). A reconnect makes a
     /// new `PostgresConnection`, so a new server session starts with an empty set and prepares again.
     private let prepared = PreparedStatements()
     public let label: String
@@ -19,6 +30,7 @@ public final class PostgresConnection: @unchecked Sendable {
     private init(handle: OpaquePointer, label: String) {
         self.handle = handle
         self.label = label
+        self.socket = PQsocket(handle)
         self.queue = DispatchQueue(label: "routeplane.pg.\(label)")
     }
 
@@ -51,6 +63,13 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         // Server NOTICEs ("relation … already exists, skipping") are not errors: keep them off stderr.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
+        // Sends never wait for the socket (the async path needs it; libpq's blocking calls — PQexec and
+        // friends, used by `withSession` — still wait for their results whatever this setting).
+        guard PQsetnonblocking(conn, 1) == 0 else {
+            let message = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(conn)
+            throw EventStoreError.connectionUnavailable(reason: "cannot make the connection non-blocking: \(message)")
+        }
         return conn
     }
 
@@ -69,8 +88,119 @@ public final class PostgresConnection: @unchecked Sendable {
 
     public func close() {
         queue.async {
+            if let watch = self.watch { PostgresIOLoop.shared.unwatch(watch) }
             if let handle = self.handle { PQfinish(handle) }
             self.handle = nil
+        }
+    }
+
+    // MARK: - One statement, non-blocking (the caller must hold the connection: see ConnectionPool.withConnection)
+
+    /// Runs `sql` as a statement prepared once per connection (like `PostgresSession.query(prepared:)`,
+    /// re-prepared once if the server forgot it) and returns its rows.
+    func query(prepared sql: String, _ parameters: [String?]) async throws -> PostgresRows {
+        let result = try await execute(prepared: sql, parameters)
+        return try PostgresSession.rows(of: result.raw, handle: try liveHandle())
+    }
+
+    /// The first column of the first row (nil for no row or SQL NULL).
+    func value(prepared sql: String, _ parameters: [String?]) async throws -> String? {
+        let result = try await execute(prepared: sql, parameters)
+        try PostgresSession.check(result.raw, handle: try liveHandle())
+        guard PQntuples(result.raw) > 0, PQnfields(result.raw) > 0, PQgetisnull(result.raw, 0, 0) == 0 else { return nil }
+        return String(cString: PQgetvalue(result.raw, 0, 0))
+    }
+
+    private func liveHandle() throws -> OpaquePointer {
+        guard let handle else { throw EventStoreError.connectionLost(reason: "connection \(label) is closed") }
+        return handle
+    }
+
+    /// The result of the prepared statement (checked only for "statement unknown", which re-prepares once).
+    private func execute(prepared sql: String, _ parameters: [String?]) async throws -> PGResultBox {
+        let handle = try liveHandle()
+        var attempt = 0
+        while true {
+            let name: String
+            if let known = prepared.names[sql] {
+                name = known
+            } else {
+                prepared.counter += 1
+                name = "rp_\(prepared.counter)"
+                let count = Int32(parameters.count)
+                let made = try await roundTrip(handle) { PQsendPrepare($0, name, sql, count, nil) }
+                try PostgresSession.check(made.raw, handle: handle)
+                prepared.names[sql] = name
+            }
+            let result = try await roundTrip(handle) { conn in
+                withCParameters(parameters) { PQsendQueryPrepared(conn, name, Int32(parameters.count), $0, nil, nil, 0) }
+            }
+            if attempt == 0, PostgresSession.isUnknownStatement(result.raw) {
+                prepared.names[sql] = nil
+                attempt += 1
+                continue
+            }
+            return result
+        }
+    }
+
+    /// Sends one command with `send` (a `PQsend…` call: non-blocking), then waits for its result, which the
+    /// I/O loop's thread reads when the socket is ready.
+    private func roundTrip(_ handle: OpaquePointer, _ send: (OpaquePointer) -> Int32) async throws -> PGResultBox {
+        let loop = PostgresIOLoop.shared
+        let watch: PostgresIOLoop.Watch
+        if let existing = self.watch {
+            watch = existing
+        } else {
+            watch = loop.watch(socket: socket)
+            self.watch = watch
+        }
+        let result = try await loop.perform(on: watch, connection: PGConnHandle(raw: handle)) { conn in
+            guard send(conn) == 1 else { throw EventStoreError.connectionLost(reason: PostgresIOLoop.errorMessage(conn)) }
+            let flushed = PQflush(conn)
+            guard flushed >= 0 else { throw EventStoreError.connectionLost(reason: PostgresIOLoop.errorMessage(conn)) }
+            return flushed == 1
+        }
+        guard let result else { throw EventStoreError.connectionLost(reason: PostgresIOLoop.errorMessage(handle)) }
+        return result
+    }
+}
+
+/// Calls `body` with `parameters` as C strings (NULL for nil), all copied into one temporary buffer (one
+/// allocation, on the stack when small) instead of a `strdup` each.
+func withCParameters<R>(_ parameters: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws -> R) rethrows -> R {
+    if parameters.isEmpty { return try body(nil) }
+    var total = 0
+    for parameter in parameters { total += (parameter?.utf8.count ?? 0) + 1 }
+    return try withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: parameters.count) { pointers in
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: total) { bytes in
+            var offset = 0
+            for (i, parameter) in parameters.enumerated() {
+                guard let parameter else {
+                    pointers[i] = nil
+                    continue
+                }
+                let start = bytes.baseAddress! + offset
+                let copied = parameter.utf8.withContiguousStorageIfAvailable { utf8 -> Int in
+                    guard let source = utf8.baseAddress, !utf8.isEmpty else { return 0 }
+                    // A C string ends at the first NUL, as a strdup'ed copy did.
+                    let length = memchr(source, 0, utf8.count).map { UnsafeRawPointer($0) - UnsafeRawPointer(source) } ?? utf8.count
+                    start.update(from: source, count: length)
+                    return length
+                } ?? {
+                    var n = 0
+                    for byte in parameter.utf8 {
+                        if byte == 0 { break }
+                        start[n] = byte
+                        n += 1
+                    }
+                    return n
+                }()
+                start[copied] = 0
+                offset += copied + 1
+                pointers[i] = UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)
+            }
+            return try body(UnsafePointer(pointers.baseAddress!))
         }
     }
 }
@@ -99,15 +229,17 @@ public struct PostgresSession {
     let handle: OpaquePointer
     let prepared: PreparedStatements
 
+    /// The session's libpq connection (`PGconn *`), for protocol features this type does not wrap (COPY,
+    /// in Projections). Only inside the `withSession` body, on its thread. The connection is in non-blocking
+    /// mode (see `PostgresConnection.open`): `PQputCopyData`, `PQputCopyEnd` and `PQflush` may answer "would
+    /// block"; `PQexec…` and `PQgetResult` still wait.
+    public var libpqHandle: OpaquePointer { handle }
+
     /// Runs one statement with `$1…` parameters (text format). Values are never interpolated into SQL.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> PostgresRows {
-        let cParams: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } ?? nil }
-        defer { cParams.forEach { free($0) } }
-        let result: OpaquePointer? = cParams.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(buffer.count, 1)) { params in
-                PQexecParams(handle, sql, Int32(parameters.count), nil, parameters.isEmpty ? nil : params, nil, nil, 0)
-            }
+        let result: OpaquePointer? = withCParameters(parameters) { params in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, params, nil, nil, 0)
         }
         return try consume(result)
     }
@@ -131,8 +263,6 @@ public struct PostgresSession {
 
     /// Executes `sql` as a prepared statement; the caller clears (or consumes) the result.
     private func executePrepared(_ sql: String, _ parameters: [String?]) throws -> OpaquePointer {
-        let cParams: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } ?? nil }
-        defer { cParams.forEach { free($0) } }
         var attempt = 0
         while true {
             let name: String
@@ -144,14 +274,11 @@ public struct PostgresSession {
                 try consume(PQprepare(handle, name, sql, Int32(parameters.count), nil))
                 prepared.names[sql] = name
             }
-            let result: OpaquePointer? = cParams.withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { params in
-                    PQexecPrepared(handle, name, Int32(parameters.count), parameters.isEmpty ? nil : params.baseAddress, nil, nil, 0)
-                }
+            let result: OpaquePointer? = withCParameters(parameters) { params in
+                PQexecPrepared(handle, name, Int32(parameters.count), params, nil, nil, 0)
             }
             guard let result else { throw EventStoreError.connectionLost(reason: errorMessage()) }
-            if attempt == 0, PQresultStatus(result) == PGRES_FATAL_ERROR,
-               let code = PQresultErrorField(result, Int32(UInt8(ascii: "C"))), String(cString: code) == "26000" {
+            if attempt == 0, Self.isUnknownStatement(result) {
                 // Prepared statement does not exist (the session was reset): prepare it again.
                 PQclear(result)
                 prepared.names[sql] = nil
@@ -198,13 +325,24 @@ public struct PostgresSession {
         String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// "Prepared statement does not exist" (SQLSTATE 26000): the server session forgot it (DEALLOCATE, reset).
+    static func isUnknownStatement(_ result: OpaquePointer) -> Bool {
+        guard PQresultStatus(result) == PGRES_FATAL_ERROR, let code = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) else { return false }
+        return String(cString: code) == "26000"
+    }
+
     @discardableResult
     private func consume(_ result: OpaquePointer?) throws -> PostgresRows {
         guard let result else {
             throw EventStoreError.connectionLost(reason: errorMessage())
         }
         defer { PQclear(result) }
-        try check(result)
+        return try Self.rows(of: result, handle: handle)
+    }
+
+    /// Checks `result` and copies its rows out (the caller still owns and clears `result`).
+    static func rows(of result: OpaquePointer, handle: OpaquePointer) throws -> PostgresRows {
+        try check(result, handle: handle)
         let rowCount = Int(PQntuples(result))
         let columnCount = Int(PQnfields(result))
         let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
@@ -226,8 +364,12 @@ public struct PostgresSession {
         return PostgresRows(columns: columns, rows: rows, affectedRows: affected)
     }
 
-    /// Throws the typed error of a failed result; returns for a successful one.
     private func check(_ result: OpaquePointer) throws {
+        try Self.check(result, handle: handle)
+    }
+
+    /// Throws the typed error of a failed result; returns for a successful one.
+    static func check(_ result: OpaquePointer, handle: OpaquePointer) throws {
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             return
@@ -237,7 +379,7 @@ public struct PostgresSession {
                 return String(cString: p)
             }
             let sqlState = field("C") ?? ""
-            let message = field("M") ?? errorMessage()
+            let message = field("M") ?? String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
             let detail = field("D")
             if PQstatus(handle) != CONNECTION_OK || sqlState.hasPrefix("08") || sqlState.hasPrefix("57P") {
                 throw EventStoreError.connectionLost(reason: sqlState.isEmpty ? message : "\(sqlState): \(message)")

@@ -7,10 +7,14 @@ public struct ProjectionMaintenance: Sendable {
     public let store: EventStore
     /// Events read per query.
     public var pageSize: Int
+    /// Pages `rebuild` reads ahead of its fold, each on its own pooled connection (so one is decoded
+    /// while PostgreSQL produces the next). The swap needs one more connection.
+    public var readAhead: Int
 
-    public init(store: EventStore, pageSize: Int = 10_000) {
+    public init(store: EventStore, pageSize: Int = 10_000, readAhead: Int = 2) {
         self.store = store
         self.pageSize = pageSize
+        self.readAhead = max(1, readAhead)
     }
 
     public struct Progress: Sendable {
@@ -25,16 +29,19 @@ public struct ProjectionMaintenance: Sendable {
         public var tenants = 0
         public var events: Int64 = 0
         public var views = 0
-        /// Views whose digest differed from the stored one (or new / removed peers) and were published (outbox rows).
+        /// Views whose digest differed from the stored one (or new / removed peers) and were published (outbox
+        /// rows written, or an unsent one at the head version given the repaired content).
         public var changedViews = 0
-        /// Changed views whose stored version already is the tenant's head: repaired, not republished
-        /// (see `RebuiltTenant.replacement`).
+        /// Changed views that could not be republished: their stored version already is the tenant's head and
+        /// the outbox row at that version was sent with other content (see `RebuiltTenant.Replacement.atHead`).
+        /// Repaired; agents get them with the next event that changes them.
         public var unpublishable: [String: [PeerID]] = [:]
         public var readModels = 0
         public var elapsed = Duration.zero
         /// Time spent reading and folding events (the rest is computing views and writing rows).
         public var foldTime = Duration.zero
-        /// Time spent computing views and read models from the folded states (in the swap).
+        /// Time spent computing views and read models from the folded states (ahead of each swap; again in
+        /// the swap when events arrived meanwhile) and the swap's replacement plan.
         public var viewTime = Duration.zero
         /// Time spent in the swap transactions' SQL (lock, catch-up reads, replacing rows, outbox, commit).
         public var writeTime = Duration.zero
@@ -69,8 +76,11 @@ public struct ProjectionMaintenance: Sendable {
 
     /// Replays `tenant` (or every tenant) from event zero and swaps the result in, one transaction per
     /// tenant under its projection lock. Writes outbox rows for the views that differ from the stored ones.
-    /// The next tenant is read and folded (in a task) while the current one's views are computed and
-    /// written, so PostgreSQL's work and this process's overlap.
+    ///
+    /// A pipeline of three stages, so PostgreSQL's work and this process's overlap on several cores:
+    /// `EventPages` reads and decodes the events (up to `readAhead` pages ahead, each on its own pooled
+    /// connection, crossing tenant boundaries); a task folds the next tenant and computes its views and
+    /// read models; the current tenant's swap writes its rows.
     public func rebuild(tenant: String? = nil, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> RebuildReport {
         let all = try await tenants()
         let selected = tenant.map { t in all.filter { $0.tenant == t }.isEmpty ? [(t, Int64(0))] : all.filter { $0.tenant == t } } ?? all
@@ -88,26 +98,37 @@ public struct ProjectionMaintenance: Sendable {
             running += t.head
         }
         let count = selected.count
-        func startFold(_ i: Int) -> Task<(TenantFold, Duration), any Error> {
+        let pages = EventPages(store: store, tenants: selected, pageSize: pageSize, readAhead: readAhead)
+        /// Folds tenant `i` from its pages and computes its views and read models (before its swap, so
+        /// that this overlaps the previous tenant's writes).
+        func startFold(_ i: Int) -> Task<Folded, any Error> {
             let tenant = selected[i].tenant
             let base = bases[i]
             return Task {
                 let foldStart = clock.now
-                let fold = try await foldTenant(tenant) { folded in
-                    progress(Progress(events: base + folded, totalEvents: max(total, base + folded), tenants: i, totalTenants: count,
-                                      elapsed: clock.now - start))
+                var fold = TenantFold(tenant: tenant)
+                while let page = try await pages.next(of: i) {
+                    try fold.fold(page)
+                    progress(Progress(events: base + fold.sequence, totalEvents: max(total, base + fold.sequence), tenants: i,
+                                      totalTenants: count, elapsed: clock.now - start))
                 }
-                return (fold, clock.now - foldStart)
+                let viewStart = clock.now
+                let rebuilt = fold.result()
+                return Folded(fold: fold, rebuilt: rebuilt, foldTime: viewStart - foldStart, viewTime: clock.now - viewStart)
             }
         }
         var next = selected.isEmpty ? nil : startFold(0)
-        defer { next?.cancel() }
+        defer {
+            next?.cancel()
+            Task { await pages.cancel() }
+        }
         for (i, t) in selected.enumerated() {
             guard let current = next else { break }
-            let (fold, foldTime) = try await current.value
+            let folded = try await current.value
             next = i + 1 < count ? startFold(i + 1) : nil
-            report.foldTime += foldTime
-            let outcome = try await swap(tenant: t.tenant, fold: fold)
+            report.foldTime += folded.foldTime
+            report.viewTime += folded.viewTime
+            let outcome = try await swap(tenant: t.tenant, folded)
             done += outcome.events
             report.tenants += 1
             report.events += outcome.events
@@ -123,30 +144,12 @@ public struct ProjectionMaintenance: Sendable {
         return report
     }
 
-    /// Reads and folds every event of `tenant`: the next page is read and decoded in a task (on
-    /// another core) while the current one is folded.
-    func foldTenant(_ tenant: String, progress: (Int64) -> Void) async throws -> TenantFold {
-        try Task.checkCancellation()
-        var fold = TenantFold(tenant: tenant)
-        let pageSize = pageSize
-        let store = store
-        @Sendable func read(after: Int64) async throws -> (events: [SequencedEvent], rows: Int) {
-            let rows = try await store.pool.withSession { s in
-                try s.query("SELECT seq, type, data FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                            [tenant, String(after), String(pageSize)])
-            }
-            return (try ProjectionSQL.decode(rows, tenant: tenant), rows.count)
-        }
-        var next = Task { try await read(after: 0) }
-        while true {
-            let page = try await next.value
-            guard let last = page.events.last?.sequence else { break }
-            if page.rows == pageSize { next = Task { try await read(after: last) } }
-            try fold.fold(page.events)
-            progress(fold.sequence)
-            if page.rows < pageSize { break }
-        }
-        return fold
+    /// A tenant folded from its pages, with the views and read models of that state.
+    struct Folded: Sendable {
+        var fold: TenantFold
+        var rebuilt: RebuiltTenant
+        var foldTime: Duration
+        var viewTime: Duration
     }
 
     struct SwapOutcome: Sendable {
@@ -159,9 +162,10 @@ public struct ProjectionMaintenance: Sendable {
         var writeTime = Duration.zero
     }
 
-    /// One transaction: wait for the tenant's projection lock, fold the events appended since the fold,
-    /// replace the tenant's rows, write outbox rows for changed views, set the checkpoint.
-    func swap(tenant: String, fold folded: TenantFold) async throws -> SwapOutcome {
+    /// One transaction: wait for the tenant's projection lock, fold the events appended since the fold
+    /// (and then compute the views again), replace the tenant's rows, write outbox rows for changed views,
+    /// set the checkpoint.
+    func swap(tenant: String, _ folded: Folded) async throws -> SwapOutcome {
         let pageSize = pageSize
         return try await store.pool.withSession { s in
             let clock = ContinuousClock()
@@ -171,7 +175,7 @@ public struct ProjectionMaintenance: Sendable {
                 try ProjectionSQL.lock(s, tenant: tenant)
                 try ProjectionSQL.preferFastCompression(s)
                 _ = try ProjectionSQL.checkpointForUpdate(s, tenant: tenant)
-                var fold = folded
+                var fold = folded.fold
                 while true {
                     let more = try ProjectionSQL.readEvents(s, tenant: tenant, after: fold.sequence, limit: pageSize)
                     if more.isEmpty { break }
@@ -179,21 +183,47 @@ public struct ProjectionMaintenance: Sendable {
                 }
                 let stored = try ProjectionSQL.storedRefs(s, tenant: tenant)
                 let viewStart = clock.now
-                let rebuilt = fold.result()
-                let (rows, outbox, unpublishable) = rebuilt.replacement(stored: stored)
+                let rebuilt = fold.sequence == folded.fold.sequence ? folded.rebuilt : fold.result()
+                var plan = rebuilt.replacement(stored: stored)
                 let readModels = rebuilt.readModels.values.sorted { $0.key < $1.key }
                 let viewTime = clock.now - viewStart
-                try ProjectionSQL.replaceAll(s, tenant: tenant, views: rows, readModels: readModels)
-                try ProjectionSQL.writeOutbox(s, tenant: tenant, outbox)
+                try ProjectionSQL.replaceAll(s, tenant: tenant, views: plan.rows, readModels: readModels)
+                let republished = try Self.publishAtHead(s, tenant: tenant, &plan)
+                try ProjectionSQL.writeOutboxFromViews(s, tenant: tenant, plan.outbox)
                 try ProjectionSQL.setCheckpoint(s, tenant: tenant, sequence: fold.sequence)
                 try s.query("COMMIT")
-                return SwapOutcome(events: fold.sequence, views: rows.count, changed: outbox.count, readModels: readModels.count,
-                                   unpublishable: unpublishable, viewTime: viewTime, writeTime: clock.now - start - viewTime)
+                return SwapOutcome(events: fold.sequence, views: plan.rows.count, changed: plan.outbox.count + republished,
+                                   readModels: readModels.count, unpublishable: plan.unpublishable, viewTime: viewTime,
+                                   writeTime: clock.now - start - viewTime)
             } catch {
                 _ = try? s.query("ROLLBACK")
                 throw error
             }
         }
+    }
+
+    /// Resolves `plan.atHead` (changed views whose stored version already is the head) against the outbox
+    /// row at that version: none → add it to `plan.outbox`; unsent → replace its content (returns how many);
+    /// same content → nothing to do; sent with another content → `plan.unpublishable`.
+    static func publishAtHead(_ s: PostgresSession, tenant: String, _ plan: inout RebuiltTenant.Replacement) throws -> Int {
+        guard !plan.atHead.isEmpty else { return 0 }
+        let existing = try ProjectionSQL.outboxAt(s, tenant: tenant, plan.atHead.map { ($0.peer, $0.version) })
+        var replaced = 0
+        for u in plan.atHead {
+            guard let row = existing[u.peer] else {
+                plan.outbox.append(u)
+                continue
+            }
+            if row.digest == u.digest && row.removed == u.removed { continue }
+            if !row.sent, try ProjectionSQL.replaceUnsentOutbox(s, tenant: tenant, u) {
+                replaced += 1
+            } else {
+                plan.unpublishable.append(u.peer)
+            }
+        }
+        plan.outbox.sort { $0.peer < $1.peer }
+        plan.unpublishable.sort()
+        return replaced
     }
 
     // MARK: - Verify
@@ -232,6 +262,72 @@ public struct ProjectionMaintenance: Sendable {
                 _ = try? s.query("ROLLBACK")
                 throw error
             }
+        }
+    }
+}
+
+/// The events of several tenants, in order, in pages planned from their heads (sequences are dense:
+/// page k of a tenant is `k * pageSize < seq <= (k + 1) * pageSize`), read and decoded up to `readAhead`
+/// pages ahead of the consumer, each read on its own pooled connection. Events appended after the heads
+/// were listed are not read here: the swap folds them under the tenant's lock.
+actor EventPages {
+    private struct Request: Sendable {
+        var tenantIndex: Int
+        var tenant: String
+        var after: Int64
+        var upTo: Int64
+    }
+
+    private let store: EventStore
+    private let pageSize: Int
+    private let readAhead: Int
+    private let plan: [Request]
+    private var planned = 0
+    private var ahead: [(tenantIndex: Int, task: Task<[SequencedEvent], any Error>)] = []
+
+    init(store: EventStore, tenants: [(tenant: String, head: Int64)], pageSize: Int, readAhead: Int) {
+        self.store = store
+        self.pageSize = pageSize
+        self.readAhead = readAhead
+        var plan: [Request] = []
+        for (i, t) in tenants.enumerated() {
+            var after: Int64 = 0
+            repeat {
+                let upTo = min(after + Int64(pageSize), t.head)
+                plan.append(Request(tenantIndex: i, tenant: t.tenant, after: after, upTo: upTo))
+                after = upTo
+            } while after < t.head
+        }
+        self.plan = plan
+    }
+
+    /// The next page of tenant `index` (the tenants are consumed in order), or nil when it has no more.
+    func next(of index: Int) async throws -> [SequencedEvent]? {
+        fill()
+        guard let first = ahead.first, first.tenantIndex == index else { return nil }
+        ahead.removeFirst()
+        fill()
+        return try await first.task.value
+    }
+
+    func cancel() {
+        for a in ahead { a.task.cancel() }
+        ahead.removeAll()
+        planned = plan.count
+    }
+
+    private func fill() {
+        while ahead.count < readAhead && planned < plan.count {
+            let r = plan[planned]
+            planned += 1
+            let store = store
+            let limit = pageSize
+            ahead.append((r.tenantIndex, Task {
+                try Task.checkCancellation()
+                return try await store.pool.withSession { s in
+                    try ProjectionSQL.readEvents(s, tenant: r.tenant, after: r.after, upTo: r.upTo, limit: limit)
+                }
+            }))
         }
     }
 }

@@ -48,28 +48,11 @@ enum ProjectionSQL {
             """)
     }
 
-    /// Events of `tenant` with `after < seq <= upTo`, at most `limit`, decoded.
+    /// Events of `tenant` with `after < seq <= upTo`, at most `limit`, decoded (straight from the result).
     static func readEvents(_ s: PostgresSession, tenant: String, after: Int64, upTo: Int64 = .max, limit: Int) throws -> [SequencedEvent] {
-        let rows = try s.query(
-            "SELECT seq, type, data FROM events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
-            [tenant, String(after), String(upTo), String(limit)])
-        return try decode(rows, tenant: tenant)
-    }
-
-    static func decode(_ rows: PostgresRows, tenant: String) throws -> [SequencedEvent] {
-        var out: [SequencedEvent] = []
-        out.reserveCapacity(rows.count)
-        for row in rows.rows {
-            guard row.count == 3, let seqText = row[0], let seq = Int64(seqText), let type = row[1], let data = row[2] else {
-                throw ProjectionError.invalidResponse("malformed event row of tenant \(tenant)")
-            }
-            do {
-                out.append(SequencedEvent(sequence: seq, event: try RouteEvent.decode(type: type, json: data)))
-            } catch {
-                throw ProjectionError.undecodableEvent(tenant: tenant, sequence: seq, type: type, reason: error.description)
-            }
-        }
-        return out
+        try EventRowReader.read(
+            s, "SELECT seq, type, data FROM events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+            [tenant, String(after), String(upTo), String(limit)], tenant: tenant)
     }
 
     /// Folds every event of `tenant` up to `upTo` (paged, inside the caller's transaction).
@@ -183,23 +166,87 @@ enum ProjectionSQL {
         }
     }
 
-    /// Replaces every projected row of `tenant` (rebuild's swap).
+    /// Replaces every projected row of `tenant` (rebuild's swap): deletes them, then loads the new ones
+    /// with binary COPY (`views` must hold no removed peer).
     static func replaceAll(_ s: PostgresSession, tenant: String, views: [ViewUpdate], readModels: [ReadModelUpdate]) throws {
         try s.query("DELETE FROM peer_views WHERE tenant_id = $1", [tenant])
         for kind in ReadModelKind.allCases {
             try s.query("DELETE FROM \(kind.table.name) WHERE tenant_id = $1", [tenant])
         }
-        // In chunks, so one statement's parameters stay a few MB.
-        var i = 0
-        while i < views.count {
-            try writeViews(s, tenant: tenant, Array(views[i..<min(i + 5_000, views.count)]))
-            i += 5_000
+        if !views.isEmpty {
+            _ = try CopyIn.run(s, "COPY peer_views (tenant_id, peer_id, version, digest, body) FROM STDIN (FORMAT binary)") { copy in
+                for v in views {
+                    precondition(!v.removed, "replaceAll loads existing views only")
+                    try copy.row(5)
+                    copy.text(tenant)
+                    copy.text(v.peer.rawValue)
+                    copy.int64(v.version)
+                    copy.text(v.digest)
+                    copy.bytes(v.body)
+                }
+            }
         }
-        i = 0
-        while i < readModels.count {
-            try writeReadModels(s, tenant: tenant, Array(readModels[i..<min(i + 5_000, readModels.count)]))
-            i += 5_000
+        for kind in ReadModelKind.allCases {
+            let rows = readModels.filter { $0.key.kind == kind && $0.body != nil }
+            guard !rows.isEmpty else { continue }
+            let (table, idColumn) = kind.table
+            _ = try CopyIn.run(s, "COPY \(table) (tenant_id, \(idColumn), version, body) FROM STDIN (FORMAT binary)") { copy in
+                for r in rows {
+                    try copy.row(4)
+                    copy.text(tenant)
+                    copy.text(r.key.id)
+                    copy.int64(r.version)
+                    copy.text(r.body!)
+                }
+            }
         }
     }
 
+    /// The outbox rows of a swap, after `replaceAll`: a live view's row copies its body from the `peer_views`
+    /// row just written (the body is not sent, parsed and compressed a second time); a tombstone brings its
+    /// own. One row per update, in peer order, as `writeOutbox`.
+    static func writeOutboxFromViews(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
+        guard !updates.isEmpty else { return }
+        try s.query(
+            """
+            INSERT INTO outbox (tenant_id, peer_id, version, digest, body, removed)
+            SELECT $1, u.p, u.v, u.d, CASE WHEN u.r THEN u.b::json ELSE pv.body END, u.r
+              FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::boolean[]) AS u(p, v, d, b, r)
+              LEFT JOIN peer_views pv ON NOT u.r AND pv.tenant_id = $1 AND pv.peer_id = u.p
+             ORDER BY u.p
+            """,
+            [tenant, PostgresArray.literal(updates.map(\.peer.rawValue)), PostgresArray.literal(updates.map { String($0.version) }),
+             PostgresArray.literal(updates.map(\.digest)), PostgresArray.literal(bytes: updates.map { $0.removed ? $0.body : [] }),
+             PostgresArray.literal(updates.map { $0.removed ? "t" : "f" })])
+        // Delivered at commit: wakes the relay.
+        try s.query("SELECT pg_notify('routeplane_outbox', $1)", [tenant])
+    }
+
+    /// The outbox rows of `tenant` at the given `(peer, version)`s: digest, tombstone or not, and whether the relay sent it.
+    static func outboxAt(_ s: PostgresSession, tenant: String, _ keys: [(peer: PeerID, version: Int64)]) throws -> [PeerID: (digest: String, removed: Bool, sent: Bool)] {
+        guard !keys.isEmpty else { return [:] }
+        let rows = try s.query(
+            """
+            SELECT o.peer_id, o.digest, o.removed, o.sent_at IS NOT NULL FROM outbox o
+              JOIN unnest($2::text[], $3::bigint[]) AS k(p, v) ON o.tenant_id = $1 AND o.peer_id = k.p AND o.version = k.v
+            """,
+            [tenant, PostgresArray.literal(keys.map(\.peer.rawValue)), PostgresArray.literal(keys.map { String($0.version) })])
+        var out: [PeerID: (digest: String, removed: Bool, sent: Bool)] = [:]
+        for row in rows.rows {
+            guard let p = row[0], let d = row[1], let removed = row[2], let sent = row[3] else {
+                throw ProjectionError.invalidResponse("malformed outbox row of tenant \(tenant)")
+            }
+            out[PeerID(p)] = (d, removed == "t", sent == "t")
+        }
+        return out
+    }
+
+    /// Replaces the content of the unsent outbox row at `(peer, version)`; false when there is none (any more:
+    /// the relay may have sent it meanwhile).
+    static func replaceUnsentOutbox(_ s: PostgresSession, tenant: String, _ update: ViewUpdate) throws -> Bool {
+        let rows = try s.query(
+            "UPDATE outbox SET digest = $4, body = $5::json, removed = $6 WHERE tenant_id = $1 AND peer_id = $2 AND version = $3 AND sent_at IS NULL RETURNING id",
+            [tenant, update.peer.rawValue, String(update.version), update.digest, String(decoding: update.body, as: UTF8.self), update.removed ? "t" : "f"])
+        return rows.count > 0
+    }
 }

@@ -13,12 +13,20 @@ public struct TenantFold: Sendable {
 
     /// Folds events that continue at `sequence + 1`.
     public mutating func fold(_ events: [SequencedEvent]) throws(ProjectionError) {
-        for e in events {
-            guard e.sequence == sequence + 1 else { throw .gap(tenant: tenant, expected: sequence + 1, got: e.sequence) }
-            ReadModelEncoding.touched(by: e.event, in: state, into: &touched, sequence: e.sequence)
-            state.apply(e.event)
-            sequence = e.sequence
+        // Through the buffer: each event is borrowed in place, not copied out of the array (a copy of a
+        // RouteUpdated retains and releases every string and array of two routes).
+        let result = events.withUnsafeBufferPointer { buffer in
+            Result { () throws(ProjectionError) in
+                for i in buffer.indices {
+                    let s = buffer[i].sequence
+                    guard s == sequence + 1 else { throw .gap(tenant: tenant, expected: sequence + 1, got: s) }
+                    ReadModelEncoding.touched(by: buffer[i].event, in: state, into: &touched, sequence: s)
+                    state.apply(buffer[i].event)
+                    sequence = s
+                }
+            }
         }
+        try result.get()
     }
 
     /// Every view and read model of the folded state.
@@ -56,36 +64,53 @@ public struct RebuiltTenant: Sendable {
     public var views: [PeerID: RebuiltView]
     public var readModels: [ReadModelKey: ReadModelUpdate]
 
+    /// What a swap writes, given what is stored (see `replacement(stored:)`).
+    public struct Replacement: Sendable {
+        /// The new `peer_views` rows of the tenant, sorted by peer.
+        public var rows: [ViewUpdate] = []
+        /// Outbox rows to write, sorted by peer.
+        public var outbox: [ViewUpdate] = []
+        /// Changed views (and tombstones) whose stored version already is the head, sorted by peer. The
+        /// rebuild appends no event, so it has no newer version to give them; whether they can still be
+        /// published depends on the outbox row at that version (`ProjectionMaintenance.swap` looks):
+        /// none → write one; unsent → replace its content; sent with the rebuilt digest → nothing to do
+        /// (agents have the right view; only the stored row was damaged); sent with another digest →
+        /// unpublishable until the next event that changes the view (an outbox row at the same version
+        /// would be dropped by NATS de-duplication and ignored by the agent).
+        public var atHead: [ViewUpdate] = []
+        /// Views whose stored version is beyond the head (only a damaged row can be): repaired, not published.
+        public var unpublishable: [PeerID] = []
+    }
+
     /// The rows that replace the stored views, and the outbox rows to write, given what is stored.
     /// A view whose digest equals the stored one keeps its stored version (nothing to publish); a changed
     /// or new one is stamped with the tenant's head `sequence` (the moment the rebuild changed it, newer
     /// than any stored version) and published; a stored view of a peer that no longer exists gets a tombstone.
-    ///
-    /// `unpublishable`: changed views whose stored version already is the head. Versions are tenant
-    /// sequence numbers and the rebuild appends no event, so it has no newer version to give them: their
-    /// rows are repaired but agents get them only with the next event that changes them (an outbox row at
-    /// the same version would be dropped by NATS de-duplication and ignored by the agent).
-    public func replacement(stored: [PeerID: StoredViewRef]) -> (rows: [ViewUpdate], outbox: [ViewUpdate], unpublishable: [PeerID]) {
-        var rows: [ViewUpdate] = []
-        var outbox: [ViewUpdate] = []
-        var unpublishable: [PeerID] = []
-        rows.reserveCapacity(views.count)
+    public func replacement(stored: [PeerID: StoredViewRef]) -> Replacement {
+        var out = Replacement()
+        out.rows.reserveCapacity(views.count)
         let version = max(sequence, 1)
+        func publish(_ u: ViewUpdate, storedVersion: Int64?) {
+            guard let s = storedVersion, s >= version else { return out.outbox.append(u) }
+            if s == version { out.atHead.append(u) } else { out.unpublishable.append(u.peer) }
+        }
         for (p, v) in views {
             if let s = stored[p], s.digest == v.digest {
-                rows.append(ViewUpdate(peer: p, version: s.version, digest: v.digest, body: v.body, removed: false))
+                out.rows.append(ViewUpdate(peer: p, version: s.version, digest: v.digest, body: v.body, removed: false))
             } else {
                 let u = ViewUpdate(peer: p, version: version, digest: v.digest, body: v.body, removed: false)
-                rows.append(u)
-                if let s = stored[p], s.version >= version { unpublishable.append(p) } else { outbox.append(u) }
+                out.rows.append(u)
+                publish(u, storedVersion: stored[p]?.version)
             }
         }
         for (p, s) in stored where views[p] == nil {
-            if s.version >= version { unpublishable.append(p) } else { outbox.append(TenantProjection.tombstone(p, version: version)) }
+            publish(TenantProjection.tombstone(p, version: version), storedVersion: s.version)
         }
-        rows.sort { $0.peer < $1.peer }
-        outbox.sort { $0.peer < $1.peer }
-        return (rows, outbox, unpublishable.sorted())
+        out.rows.sort { $0.peer < $1.peer }
+        out.outbox.sort { $0.peer < $1.peer }
+        out.atHead.sort { $0.peer < $1.peer }
+        out.unpublishable.sort()
+        return out
     }
 }
 

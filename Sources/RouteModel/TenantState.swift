@@ -104,8 +104,14 @@ public struct TenantState: Sendable, Equatable {
         case .routeCreated(let e):
             insertRoute(e.route)
         case .routeUpdated(let e):
-            removeRoute(e.old.id)
-            insertRoute(e.new)
+            if e.old.id == e.new.id, let current = routes.index(forKey: e.new.id),
+               Self.sameIndexKeys(routes.values[current], e.new) {
+                // Metric, description, masquerade, enabled…: no index changes (the common update).
+                routes.values[current] = e.new
+            } else {
+                removeRoute(e.old.id)
+                insertRoute(e.new)
+            }
         case .routeDeleted(let e):
             removeRoute(e.route.id)
         case .groupCreated(let e):
@@ -166,6 +172,13 @@ public struct TenantState: Sendable, Equatable {
         routesByDestination[r.destination, default: []].insert(r.id)
     }
 
+    /// True when `a` and `b` sit under the same keys of every route index (so replacing one by the
+    /// other leaves the indexes as a remove and insert would).
+    private static func sameIndexKeys(_ a: Route, _ b: Route) -> Bool {
+        a.groups == b.groups && a.accessControlGroups == b.accessControlGroups && a.routingPeers == b.routingPeers
+            && a.destination == b.destination
+    }
+
     private mutating func removeRoute(_ id: RouteID) {
         guard let r = routes.removeValue(forKey: id) else { return }
         for g in r.groups { Self.remove(id, at: g, in: &routesByDistributionGroup) }
@@ -184,30 +197,53 @@ public struct TenantState: Sendable, Equatable {
         if groupByName[g.name] == id { groupByName[g.name] = nil }
     }
 
+    // Membership changes edit the group's sorted member list and the index sets in place (binary search;
+    // no copy of a set or array still referenced from the dictionary, no re-sort).
     private mutating func addMembers(_ ps: [PeerID], to id: GroupID) {
-        guard var g = groups[id], !ps.isEmpty else { return }
-        var set = Set(g.peers)
-        for p in ps where set.insert(p).inserted {
+        guard !ps.isEmpty, let g = groups.index(forKey: id) else { return }
+        for p in ps where Self.insertSorted(p, into: &groups.values[g].peers) {
             groupsOfPeer[p, default: []].insert(id)
         }
-        g.peers = set.sorted()
-        groups[id] = g
     }
 
     private mutating func removeMembers(_ ps: [PeerID], from id: GroupID) {
-        guard var g = groups[id], !ps.isEmpty else { return }
-        var set = Set(g.peers)
-        for p in ps where set.remove(p) != nil {
+        guard !ps.isEmpty, let g = groups.index(forKey: id) else { return }
+        for p in ps where Self.removeSorted(p, from: &groups.values[g].peers) {
             Self.remove(id, at: p, in: &groupsOfPeer)
         }
-        g.peers = set.sorted()
-        groups[id] = g
+    }
+
+    /// Inserts `p` into the sorted, duplicate-free `peers`; false when it is already there.
+    private static func insertSorted(_ p: PeerID, into peers: inout [PeerID]) -> Bool {
+        let i = lowerBound(p, in: peers)
+        if i < peers.count && peers[i] == p { return false }
+        peers.insert(p, at: i)
+        return true
+    }
+
+    /// Removes `p` from the sorted, duplicate-free `peers`; false when it was not there.
+    private static func removeSorted(_ p: PeerID, from peers: inout [PeerID]) -> Bool {
+        let i = lowerBound(p, in: peers)
+        guard i < peers.count && peers[i] == p else { return false }
+        peers.remove(at: i)
+        return true
+    }
+
+    /// The first index of `peers` (sorted) whose element is not less than `p`.
+    private static func lowerBound(_ p: PeerID, in peers: [PeerID]) -> Int {
+        var low = 0
+        var high = peers.count
+        while low < high {
+            let mid = (low + high) / 2
+            if peers[mid] < p { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 
     private static func remove<K: Hashable, V: Hashable>(_ v: V, at k: K, in index: inout [K: Set<V>]) {
-        guard var s = index[k] else { return }
-        s.remove(v)
-        index[k] = s.isEmpty ? nil : s
+        guard let i = index.index(forKey: k) else { return }
+        index.values[i].remove(v)
+        if index.values[i].isEmpty { index.remove(at: i) }
     }
 
     // MARK: - checks

@@ -34,7 +34,8 @@ struct BenchAppend: AsyncParsableCommand {
 
         if let writers = profileWriters {
             let m = try await measureAppends(store: store, writers: writers, batch: 1, seconds: profileSeconds, runID: "profile")
-            print(String(format: "profile: %d writer(s), %.0f ev/s, client CPU %.1f µs/append (user %.1f + sys %.1f)", writers, m.rate, m.cpuMicrosPerAppend, m.userMicrosPerAppend, m.sysMicrosPerAppend))
+            print(String(format: "profile: %d writer(s), %.0f ev/s, client CPU %.1f µs/append (user %.1f + sys %.1f), thread sleeps %.2f/append, preemptions %.2f/append",
+                         writers, m.rate, m.cpuMicrosPerAppend, m.userMicrosPerAppend, m.sysMicrosPerAppend, m.sleepsPerAppend, m.preemptionsPerAppend))
             await store.shutdown()
             return
         }
@@ -42,20 +43,21 @@ struct BenchAppend: AsyncParsableCommand {
         let payload = Self.samplePayload
         print("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
         print("baseline: pgbench -M simple running a plain INSERT of the same row(s) (batch: a \(batch)-row VALUES list) into a table shaped like `events` (same columns, keys, indexes), same server")
-        print("note: Routeplane sends append_events as a statement prepared once per connection; pgbench's simple mode parses each INSERT")
+        print("note: Routeplane sends append_events as a statement prepared once per connection, through libpq's non-blocking API (no thread hop; see PostgresIOLoop); pgbench's simple mode parses each INSERT")
         print("")
-        print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + pad("target", 14) + "client CPU/append")
+        print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + pad("target", 14) + "client CPU, thread sleeps per append")
         let cases = [Case(name: "single, 1 writer", writers: 1, batch: 1), Case(name: "single, 4 writers", writers: 4, batch: 1),
                      Case(name: "batch \(batch), 1 writer", writers: 1, batch: batch), Case(name: "batch \(batch), 4 writers", writers: 4, batch: batch)]
         var allMet = true
         let runID = UUID().uuidString.prefix(8).lowercased()
         for c in cases {
-            var oursTotal = 0.0, theirsTotal = 0.0, cpuTotal = 0.0
+            var oursTotal = 0.0, theirsTotal = 0.0, cpuTotal = 0.0, sleepsTotal = 0.0
             for round in 0..<rounds {
                 let m = try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: roundSeconds,
                                                  runID: "\(runID)-\(c.writers)-\(c.batch)-\(round)")
                 oursTotal += m.rate
                 cpuTotal += m.cpuMicrosPerAppend
+                sleepsTotal += m.sleepsPerAppend
                 theirsTotal += try pgbench.measure(writers: c.writers, batch: c.batch, seconds: roundSeconds, payload: payload)
             }
             let ours = oursTotal / Double(rounds), theirs = theirsTotal / Double(rounds)
@@ -65,14 +67,15 @@ struct BenchAppend: AsyncParsableCommand {
             allMet = allMet && met
             print(pad(c.name, 22) + pad(String(format: "%.0f ev/s", ours), 16) + pad(String(format: "%.0f rows/s", theirs), 16)
                   + pad(String(format: "%.0f%%", ratio * 100), 8) + pad("≥\(Int(target * 100))% " + (met ? "met" : "NOT met"), 14)
-                  + String(format: "%.0f µs", cpuTotal / Double(rounds)))
+                  + String(format: "%.0f µs, %.1f", cpuTotal / Double(rounds), sleepsTotal / Double(rounds)))
         }
         // Where the time goes: the client's round trip alone, and the append function driven by pgbench itself.
         print("")
         print("diagnostics (same server, 1 client, \(rounds) round(s) of 2 s each):")
-        var oursTrip = 0.0, theirsTrip = 0.0, functionRate = 0.0
+        var oursTrip = 0.0, oursBlockingTrip = 0.0, theirsTrip = 0.0, functionRate = 0.0
         for _ in 0..<rounds {
-            oursTrip += try await measureRoundTrips(store: store, seconds: roundSeconds)
+            oursTrip += try await measureRoundTrips(store: store, seconds: roundSeconds, blocking: false)
+            oursBlockingTrip += try await measureRoundTrips(store: store, seconds: roundSeconds, blocking: true)
             theirsTrip += try pgbench.measureScript("SELECT 1;\n", writers: 1, seconds: roundSeconds)
             functionRate += try pgbench.measureScript(
                 "SELECT append_events('pgbench-fn-' || :client_id, -1, ARRAY[gen_random_uuid()], ARRAY['RouteUpdated'], ARRAY['\(payload.replacingOccurrences(of: "'", with: "''"))'::json], ARRAY['{\"actor\":\"bench\"}'::jsonb]);\n",
@@ -80,6 +83,7 @@ struct BenchAppend: AsyncParsableCommand {
         }
         let r = Double(rounds)
         print(pad("  SELECT 1 round trips", 40) + String(format: "routeplane pool %.0f/s, pgbench %.0f/s (%.0f%%)", oursTrip / r, theirsTrip / r, oursTrip / theirsTrip * 100))
+        print(pad("", 40) + String(format: "(async non-blocking path, as append uses; withSession's blocking path on the connection's queue: %.0f/s)", oursBlockingTrip / r))
         print(pad("  append_events called by pgbench", 40) + String(format: "%.0f/s: the SQL alone, without Routeplane's client", functionRate / r))
         print("")
         print(allMet ? "all append targets met" : "some append targets NOT met")
@@ -93,6 +97,10 @@ struct BenchAppend: AsyncParsableCommand {
         var userMicrosPerAppend: Double
         var sysMicrosPerAppend: Double
         var cpuMicrosPerAppend: Double { userMicrosPerAppend + sysMicrosPerAppend }
+        /// Times a thread of this process went to sleep, per `append` (each costs a wake-up to continue).
+        var sleepsPerAppend: Double
+        /// Times a thread of this process was preempted, per `append` (load on the machine, not our code).
+        var preemptionsPerAppend: Double
     }
 
     func measureAppends(store: EventStore, writers: Int, batch: Int, seconds: Double, runID: String) async throws -> AppendMeasurement {
@@ -122,15 +130,22 @@ struct BenchAppend: AsyncParsableCommand {
         let cpu = ProcessCPU.now() - cpuBefore
         let appends = Double(max(counts / batch, 1))
         return AppendMeasurement(rate: Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18),
-                                 userMicrosPerAppend: cpu.user * 1e6 / appends, sysMicrosPerAppend: cpu.system * 1e6 / appends)
+                                 userMicrosPerAppend: cpu.user * 1e6 / appends, sysMicrosPerAppend: cpu.system * 1e6 / appends,
+                                 sleepsPerAppend: Double(cpu.voluntarySwitches) / appends, preemptionsPerAppend: Double(cpu.involuntarySwitches) / appends)
     }
 
-    func measureRoundTrips(store: EventStore, seconds: Double) async throws -> Double {
+    /// `SELECT 1` per second through the pool: the async non-blocking path (`query(prepared:)`, as `append`)
+    /// or a blocking `withSession` on the connection's queue.
+    func measureRoundTrips(store: EventStore, seconds: Double, blocking: Bool) async throws -> Double {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         let start = ContinuousClock.now
         var n = 0
         while ContinuousClock.now < deadline {
-            _ = try await store.pool.withSession { try $0.query("SELECT 1") }
+            if blocking {
+                _ = try await store.pool.withSession { try $0.query(prepared: "SELECT 1") }
+            } else {
+                _ = try await store.pool.query(prepared: "SELECT 1")
+            }
             n += 1
         }
         let elapsed = ContinuousClock.now - start
@@ -140,10 +155,13 @@ struct BenchAppend: AsyncParsableCommand {
     static let samplePayload = #"{"event_version":1,"route":{"id":"d2k7q9n1f0g3h5j6k8m0","network_id":"office-lan","description":"printers and the NAS","network":"10.20.0.0/16","network_type":"IPv4","peer_groups":["cq8h2r9k3l4m5n6p7q8r"],"metric":100,"masquerade":true,"groups":["cq8h2r9k3l4m5n6p7q9s","cq8h2r9k3l4m5n6p7q9t"],"enabled":true,"keep_route":false,"access_control_groups":[],"skip_auto_apply":false}}"#
 }
 
-/// CPU time used so far by this process (all threads), from getrusage.
+/// CPU time used so far by this process (all threads), and how often its threads slept (voluntary context
+/// switches: each is a wake-up later) or were preempted, from getrusage.
 struct ProcessCPU {
     var user: Double
     var system: Double
+    var voluntarySwitches = 0
+    var involuntarySwitches = 0
 
     static func now() -> ProcessCPU {
         var usage = rusage()
@@ -153,11 +171,13 @@ struct ProcessCPU {
         getrusage(RUSAGE_SELF, &usage)
         #endif
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return ProcessCPU(user: seconds(usage.ru_utime), system: seconds(usage.ru_stime))
+        return ProcessCPU(user: seconds(usage.ru_utime), system: seconds(usage.ru_stime),
+                          voluntarySwitches: usage.ru_nvcsw, involuntarySwitches: usage.ru_nivcsw)
     }
 
     static func - (a: ProcessCPU, b: ProcessCPU) -> ProcessCPU {
-        ProcessCPU(user: a.user - b.user, system: a.system - b.system)
+        ProcessCPU(user: a.user - b.user, system: a.system - b.system,
+                   voluntarySwitches: a.voluntarySwitches - b.voluntarySwitches, involuntarySwitches: a.involuntarySwitches - b.involuntarySwitches)
     }
 }
 

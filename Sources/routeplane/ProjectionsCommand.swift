@@ -29,6 +29,8 @@ struct ProjectionsCommand: AsyncParsableCommand {
             print("rebuilt \(report.tenants) tenant(s): \(report.events) events in \(String(format: "%.2f", seconds)) s "
                   + "(\(Int(Double(report.events) / seconds)) events/s); \(report.views) views, \(report.readModels) read-model rows; "
                   + "\(report.changedViews) view(s) differed from the stored ones and were published")
+            print(String(format: "  phases (overlapping): read+decode+fold %.2f s, views+read models %.2f s, swap SQL %.2f s",
+                         projectionSeconds(report.foldTime), projectionSeconds(report.viewTime), projectionSeconds(report.writeTime)))
             for (t, peers) in report.unpublishable.sorted(by: { $0.key < $1.key }) {
                 print("tenant \(t): \(peers.count) view(s) repaired but not republished (their stored version is the tenant's head; "
                       + "they go out with the next change): \(peers.prefix(10).map(\.rawValue).joined(separator: ", "))")

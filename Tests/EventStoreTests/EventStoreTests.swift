@@ -116,7 +116,7 @@ struct EventStoreTests {
         let store = db.store
         let sameTenant = Task { try await store.append(tenant: "busy", expected: .any, events: [event()]) }
         try await Task.sleep(for: .milliseconds(300))
-        try await held.withSession { try $0.query("COMMIT") }
+        _ = try await held.withSession { try $0.query("COMMIT") }
         #expect(try await sameTenant.value == 2...2)
         await db.drop()
     }
@@ -147,7 +147,7 @@ struct EventStoreTests {
         #expect(middle.isEmpty, "events behind a running transaction must be held back, got \(middle.map(\.type))")
         delivered += middle
 
-        try await slow.withSession { try $0.query("COMMIT") }
+        _ = try await slow.withSession { try $0.query("COMMIT") }
         let rest = try await readAllEventually(db.store, after: delivered.last!.globalPosition, count: 2)
         delivered += rest
         #expect(delivered.map(\.tenant) == ["early", "slow", "fast"])
@@ -180,7 +180,7 @@ struct EventStoreTests {
         }
         for i in 0..<3 { try await store.append(tenant: "live", expected: .any, events: [event("Live", #"{"i":\#(i)}"#)]) }
         try await Task.sleep(for: .milliseconds(500))
-        try await slow.withSession { try $0.query("COMMIT") }
+        _ = try await slow.withSession { try $0.query("COMMIT") }
 
         let seen = try await withTimeout(.seconds(10)) { try await collector.value }
         #expect(seen.map(\.type) == Array(repeating: "Before", count: 5) + ["Late"] + Array(repeating: "Live", count: 3))

@@ -21,6 +21,23 @@ struct PoolStateMachineTests {
         #expect(m.leaseRequested(w1) == [.lease(c0, to: w1)])
     }
 
+    @Test func leaseIdleTakesAnIdleConnectionWithoutQueueing() {
+        var m = machine(max: 1)
+        #expect(m.leaseIdle() == nil)                 // nothing open: the caller must ask with leaseRequested
+        #expect(m.waiterCount == 0)
+        #expect(m.leaseRequested(w0) == [.connect(c0)])
+        #expect(m.connected(c0) == [.lease(c0, to: w0)])
+        #expect(m.leaseIdle() == nil)                 // leased, not idle
+        #expect(m.released(c0, broken: false) == [])
+        #expect(m.leaseIdle() == c0)
+        #expect(m.idleConnectionCount == 0)
+        #expect(m.leaseRequested(w1) == [])           // queued behind the lease, as with leaseRequested
+        #expect(m.released(c0, broken: false) == [.lease(c0, to: w1)])
+        #expect(m.released(c0, broken: false) == [])
+        _ = m.shutdown()
+        #expect(m.leaseIdle() == nil)
+    }
+
     @Test func neverOpensMoreThanMaxAndQueuesWaitersFIFO() {
         var m = machine(max: 1)
         #expect(m.leaseRequested(w0) == [.connect(c0)])

@@ -14,7 +14,7 @@ struct PreparedStatementTests {
         #expect(try await store.append(tenant: "p", expected: .exactly(1), events: [event(), event()]) == 2...3)
         let before = try await store.pool.withSession { try $0.query("SELECT count(*) FROM pg_prepared_statements") }
         #expect(before.rows[0][0].flatMap { Int($0) } ?? 0 >= 2, "single and batch appends run as prepared statements")
-        try await store.pool.withSession { try $0.query("DEALLOCATE ALL") }
+        _ = try await store.pool.withSession { try $0.query("DEALLOCATE ALL") }
         #expect(try await store.append(tenant: "p", expected: .exactly(3), events: [event()]) == 4...4)
         #expect(try await store.append(tenant: "p", expected: .exactly(4), events: [event(), event()]) == 5...6)
         // A conflict through the prepared path is still the typed conflict.

@@ -47,6 +47,39 @@ import Testing
         #expect(incremental.state == script.state)
     }
 
+    /// `TenantState.apply` updates a route in place when its index keys did not change (metric, description…)
+    /// and by remove + insert otherwise: either way the indexes stay those rebuilt from the entities, and the
+    /// state and views equal a fold of the same events from zero.
+    @Test(arguments: Array(UInt64(1)...4))
+    func routeUpdatesInPlaceKeepTheIndexes(seed: UInt64) throws {
+        var script = TenantScript(tenant: "t", seed: seed)
+        var rng = SplitMix64(seed: seed &+ 1000)
+        for step in 0..<600 {
+            _ = script.nextEvents()
+            let routes = script.state.routes.keys.sorted()
+            if !routes.isEmpty, let r = script.state.route(routes[Int(rng.next() % UInt64(routes.count))]) {
+                let input = RouteInput(networkID: r.networkID, description: "d\(step)", network: r.destination.network?.description,
+                                       domains: r.destination.domains, peer: r.routingPeers.peer, peerGroups: r.routingPeers.peerGroups,
+                                       metric: 1 + Int(rng.next() % 9000), masquerade: rng.next() % 2 == 0, groups: r.groups,
+                                       enabled: rng.next() % 5 != 0, keepRoute: r.keepRoute, accessControlGroups: r.accessControlGroups,
+                                       skipAutoApply: r.skipAutoApply)
+                if case .success(let evs) = decide(.updateRoute(id: r.id, input), script.state) {
+                    for e in evs {
+                        script.state.apply(e)
+                        script.events.append(SequencedEvent(sequence: Int64(script.events.count + 1), event: e))
+                    }
+                }
+            }
+            if step % 50 == 0 { #expect(script.state.indexesAreConsistent, "seed \(seed) step \(step)") }
+        }
+        #expect(script.state.indexesAreConsistent)
+        var fold = TenantFold(tenant: "t")
+        try fold.fold(script.events)
+        #expect(fold.state == script.state && fold.state.indexesAreConsistent)
+        let fresh = TenantState(events: script.events.map(\.event))
+        for p in fresh.peers.keys { #expect(view(for: p, in: fresh) == view(for: p, in: fold.state)) }
+    }
+
     @Test func unchangedViewPublishesNothingRemovedPeerGetsATombstone() throws {
         var p = TenantProjection(tenant: "t")
         let commands: [Command] = [
@@ -131,5 +164,44 @@ import Testing
             out += "\""
         }
         return out + "}"
+    }
+}
+
+/// The rebuild's binary COPY against the real PostgreSQL: a failing COPY (duplicate key, invalid JSON)
+/// throws the server's error and leaves the session usable for the ROLLBACK and what follows.
+@Suite struct CopyTests {
+    @Test func failedCopyThrowsAndLeavesTheSessionUsable() async throws {
+        let db = try await TestDatabase.create()
+        do {
+            let view = ViewUpdate(peer: "p1", version: 3, digest: "d", body: Array(#"{"a":"\"x\\y","ü":[1,2]}"#.utf8), removed: false)
+            let results = try await db.store.pool.withSession { s -> [String] in
+                var out: [String] = []
+                for views in [[view, view], [ViewUpdate(peer: "p2", version: 1, digest: "d", body: Array("{not json".utf8), removed: false)]] {
+                    try s.query("BEGIN")
+                    do {
+                        try ProjectionSQL.replaceAll(s, tenant: "t", views: views, readModels: [])
+                        out.append("no error")
+                    } catch let EventStoreError.server(sqlState, _, _) {
+                        out.append(sqlState)
+                    }
+                    try s.query("ROLLBACK")
+                }
+                // A good one commits, byte for byte.
+                try s.query("BEGIN")
+                let model = ReadModelUpdate(key: ReadModelKey(.peer, "p1"), version: 2, body: #"{"name":"tab\tquote\" ☃"}"#)
+                try ProjectionSQL.replaceAll(s, tenant: "t", views: [view], readModels: [model])
+                try s.query("COMMIT")
+                let row = try s.query("SELECT version, digest, body::text FROM peer_views WHERE tenant_id = 't' AND peer_id = 'p1'").rows
+                let peer = try s.query("SELECT version, body::text FROM projected_peers WHERE tenant_id = 't' AND peer_id = 'p1'").rows
+                out.append((row.first ?? []).map { $0 ?? "NULL" }.joined(separator: "|"))
+                out.append((peer.first ?? []).map { $0 ?? "NULL" }.joined(separator: "|"))
+                return out
+            }
+            #expect(results == ["23505", "22P02", #"3|d|{"a":"\"x\\y","ü":[1,2]}"#, "2|{\"name\":\"tab\\tquote\\\" ☃\"}"])
+        } catch {
+            await db.drop()
+            throw error
+        }
+        await db.drop()
     }
 }

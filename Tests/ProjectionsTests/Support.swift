@@ -30,6 +30,21 @@ struct TenantScript {
         }
     }
 
+    /// Decides `command` against the script's state and appends its events (none when it changes nothing).
+    mutating func append(_ command: Command, to store: EventStore) async throws {
+        guard case .success(let evs) = decide(command, state) else {
+            Issue.record("command refused: \(command)")
+            return
+        }
+        guard !evs.isEmpty else { return }
+        let version = Int64(events.count)
+        for e in evs {
+            state.apply(e)
+            events.append(SequencedEvent(sequence: Int64(events.count + 1), event: e))
+        }
+        _ = try await store.append(tenant: tenant, expected: version == 0 ? .noEvents : .exactly(version), events: Self.newEvents(evs))
+    }
+
     /// Appends the next accepted command's events to the store (expected version checked).
     mutating func appendNext(to store: EventStore) async throws {
         let version = Int64(events.count)

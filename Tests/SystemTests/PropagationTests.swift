@@ -42,9 +42,12 @@ struct PropagationTests {
 
     /// Every agent's applied version equals its stored view's version.
     func converged(_ system: System, _ t: Tenant) async throws -> Bool {
+        trace("converged? views")
         let versions = try await system.viewVersions(t.id)
+        trace("views \(versions)")
         for agent in [t.router] + t.clients + t.bystanders {
             let peer = await agent.peerID
+            trace("agent \(peer) applied \(await agent.runner.appliedVersion)")
             guard let v = versions[peer], await agent.runner.appliedVersion == v else { return false }
         }
         return true
@@ -221,6 +224,7 @@ struct PropagationTests {
             let before = await client.runner.desired
             let version = await client.runner.appliedVersion
             let peer = await client.peerID
+            trace("attacker")
             var c = NATSConfiguration(url: system.nats.url, name: "attacker")
             c.failIfUnreachable = true
             let connection = try await NATSConnection.connect(c)
@@ -231,11 +235,15 @@ struct PropagationTests {
             try connection.publish(subject, payload: forged.encoded())
             try connection.publish(subject, payload: Array("not json at all".utf8))
             try await connection.flush()
+            trace("published")
             #expect(try await eventually(.seconds(5)) { await client.runner.rejectedMessages >= 2 })
+            trace("rejected")
             #expect(await client.runner.appliedVersion == version)
             #expect(await client.runner.desired == before)
             await connection.close()
+            trace("closed")
             for agent in [t.router] + t.clients { await agent.stop() }
+            trace("stopped")
         } catch {
             await system.shutdown()
             throw error

@@ -49,15 +49,14 @@ final class System: Sendable {
         let portBox = Mutex<Int?>(nil)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port } }, logger: logger)
-        let server = Task { try? await app.runService(gracefulShutdownSignals: []) }
+        let server = Task<Void, Never> { _ = try? await app.runService(gracefulShutdownSignals: []) }
         let deadline = ContinuousClock.now + .seconds(10)
         while portBox.withLock({ $0 }) == nil {
             guard ContinuousClock.now < deadline else { throw TestSetupError("controller did not start") }
             try await Task.sleep(for: .milliseconds(10))
         }
         let system = System(db: db, nats: nats, controller: controller, port: portBox.withLock { $0! }, logger: logger)
-        system.tasks.withLock { $0["server"] = Task { _ = await server.result } }
-        system.tasks.withLock { $0["server-handle"] = server.mapToVoid() }
+        system.tasks.withLock { $0["server"] = server }
         trace("runner")
         let runner = ProjectionRunner(store: db.store, logger: logger)
         system.tasks.withLock { $0["projections"] = Task { await runner.run() } }
@@ -111,7 +110,10 @@ final class System: Sendable {
     }
 
     func projected(_ tenant: String) async throws {
+        trace("projected? \(tenant)")
+        defer { trace("projected! \(tenant)") }
         let head = try await db.store.version(tenant: tenant)
+        trace("head \(head)")
         try await ProjectionCheckpoints(store: db.store).waitUntilProjected(tenant: tenant, sequence: head, timeout: .seconds(20))
     }
 }
@@ -146,9 +148,6 @@ struct TestAgent: Sendable {
     }
 }
 
-extension Task where Failure == Never {
-    func mapToVoid() -> Task<Void, Never> { Task<Void, Never> { _ = await self.value } }
-}
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
