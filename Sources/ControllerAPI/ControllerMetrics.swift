@@ -1,12 +1,20 @@
 import EventStore
 import Metrics
 import Prometheus
+import Synchronization
 
 /// Prometheus metrics of one controller process (swift-metrics API, swift-prometheus registry).
 /// Its own registry, not the global `MetricsSystem`, so several controllers can live in one test process.
 public final class ControllerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
+    /// Gauges other parts of the process report at scrape time (e.g. the outbox relay's publish latency).
+    private let providers = Mutex<[@Sendable () -> [(name: String, value: Double)]]>([])
+
+    /// Adds gauges read at every scrape.
+    public func addGauges(_ provider: @escaping @Sendable () -> [(name: String, value: Double)]) {
+        providers.withLock { $0.append(provider) }
+    }
 
     public init() {
         registry = PrometheusCollectorRegistry()
@@ -50,6 +58,9 @@ public final class ControllerMetrics: Sendable {
             Gauge(label: "routeplane_database_up", factory: factory).record(1)
         } catch {
             Gauge(label: "routeplane_database_up", factory: factory).record(0)
+        }
+        for provider in providers.withLock({ $0 }) {
+            for (name, value) in provider() { Gauge(label: name, factory: factory).record(value) }
         }
         return registry.emitToString()
     }

@@ -15,6 +15,8 @@ public struct AgentConfiguration: Sendable {
     public var ip: String?
     /// Overrides the NATS URL the controller gave at enrollment.
     public var natsURL: String?
+    /// A NATS credentials file (per-agent JWT and seed) once the deployment issues them.
+    public var natsCredentials: String?
     public var statusInterval: Duration
     /// How often the view is read over HTTP while NATS is not connected.
     public var httpFallbackInterval: Duration
@@ -25,7 +27,7 @@ public struct AgentConfiguration: Sendable {
     public var answerProbes: Bool
 
     public init(controller: String, setupKey: String?, stateFolder: String, name: String, os: String = "linux", ip: String? = nil,
-                natsURL: String? = nil, statusInterval: Duration = .seconds(5), httpFallbackInterval: Duration = .seconds(10),
+                natsURL: String? = nil, natsCredentials: String? = nil, statusInterval: Duration = .seconds(5), httpFallbackInterval: Duration = .seconds(10),
                 machine: AgentStateMachine.Configuration = .init(), probe: HealthProbeConfiguration? = HealthProbeConfiguration(),
                 answerProbes: Bool = true) {
         self.controller = controller
@@ -35,6 +37,7 @@ public struct AgentConfiguration: Sendable {
         self.os = os
         self.ip = ip
         self.natsURL = natsURL
+        self.natsCredentials = natsCredentials
         self.statusInterval = statusInterval
         self.httpFallbackInterval = httpFallbackInterval
         self.machine = machine
@@ -262,6 +265,7 @@ public actor AgentRunner {
             do {
                 var natsConfiguration = NATSConfiguration(url: url, name: "routeplane-agent-\(identity.peerID)")
                 natsConfiguration.failIfUnreachable = true
+                natsConfiguration.credentialsFile = configuration.natsCredentials
                 let connection = try await NATSConnection.connect(natsConfiguration, logger: logger)
                 setConnection(connection)
                 enqueue(.nats(connected: true))

@@ -19,6 +19,7 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Peer name at enrollment (default: host name).") var name: String?
     @Option(help: "Mesh IP to report at enrollment (default: the controller allocates one).") var ip: String?
     @Option(help: "NATS URL (default: the one the controller gave at enrollment).") var natsURL: String?
+    @Option(help: "NATS credentials file (JWT + NKEY seed, operator mode); default: the deployment's plain connection.") var natsCredentials: String?
     @Option(help: "Probe interval in milliseconds (a dead routing peer is detected after 3 misses + 1 s).") var probeIntervalMs = 500
     @Option(help: "UDP port of the health probe/echo on mesh addresses.") var probePort: UInt16 = 51821
     @Flag(help: "Treat every candidate as reachable (simulated agents without a mesh network).") var assumeCandidatesUp = false
@@ -38,7 +39,7 @@ struct Agent: AsyncParsableCommand {
         probe.port = probePort
         let configuration = AgentConfiguration(
             controller: controller, setupKey: setupKey, stateFolder: stateDir,
-            name: name ?? ProcessInfo.processInfo.hostName, os: "linux", ip: ip, natsURL: natsURL,
+            name: name ?? ProcessInfo.processInfo.hostName, os: "linux", ip: ip, natsURL: natsURL, natsCredentials: natsCredentials,
             machine: .init(assumeCandidatesUp: assumeCandidatesUp), probe: assumeCandidatesUp ? nil : probe,
             answerProbes: !assumeCandidatesUp)
         let runner = try AgentRunner(configuration: configuration, applier: routeApplier, logger: logger)

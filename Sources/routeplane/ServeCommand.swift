@@ -52,9 +52,17 @@ struct Serve: AsyncParsableCommand {
             natsConfiguration.failIfUnreachable = false
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
-            services.append(.init(service: RelayService(relay: OutboxRelay(store: store, connection: connection,
-                                                                           configuration: .init(name: "relay-\(port)"),
-                                                                           logger: Logger(label: "routeplane.relay")))))
+            let relay = OutboxRelay(store: store, connection: connection, configuration: .init(name: "relay-\(port)"),
+                                    logger: Logger(label: "routeplane.relay"))
+            controller.metrics.addGauges {
+                let m = relay.metrics
+                let latency = m.lastPublishLatency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+                return [("routeplane_relay_published_total", Double(m.published)), ("routeplane_relay_duplicates_total", Double(m.duplicates)),
+                        ("routeplane_relay_failed_attempts_total", Double(m.failedAttempts)),
+                        ("routeplane_relay_last_publish_latency_seconds", latency),
+                        ("routeplane_nats_connected", connection.isConnected ? 1 : 0)]
+            }
+            services.append(.init(service: RelayService(relay: relay)))
             services.append(.init(service: StatusService(recorder: PeerStatusRecorder(store: store, connection: connection))))
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
