@@ -51,7 +51,7 @@ let package = Package(
         // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
         .target(
             name: "Messaging",
-            dependencies: ["CNATS", "EventStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CNATS", "EventStore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.

@@ -13,12 +13,14 @@ import Testing
     }
 
     @Test func killsAtTheTimeout() async throws {
+        // A behaviour check, not a timing one: the child would sleep 60 s; the runner must kill it long before
+        // (the bound only has to tell "killed" from "ran to the end", so a loaded CI machine cannot break it).
         let clock = ContinuousClock()
         let start = clock.now
         await #expect(throws: CommandError.self) {
-            _ = try await runner.run(["sleep", "10"], input: nil, timeout: .milliseconds(200))
+            _ = try await runner.run(["sleep", "60"], input: nil, timeout: .milliseconds(200))
         }
-        #expect(clock.now - start < .seconds(3))
+        #expect(clock.now - start < .seconds(30))
     }
 
     @Test func childThatStopsReadingDoesNotKillUs() async throws {

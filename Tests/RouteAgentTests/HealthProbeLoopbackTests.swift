@@ -56,7 +56,7 @@ func sendRawUDP(_ bytes: [UInt8], port: UInt16) {
         #expect(await waitFor(.seconds(5)) { (prober.health(of: "self")?.received ?? 0) >= 5 } != nil)
         let h = try #require(prober.health(of: "self"))
         let rtt = try #require(h.smoothedRTT)
-        #expect(rtt > .zero && rtt < .milliseconds(200))
+        #expect(rtt > .zero && rtt < .seconds(5), "a plausible loopback RTT (generous: CI machines stall)")
 
         // Garbage at the responder is ignored, and it keeps answering.
         sendRawUDP(Array("hello".utf8), port: responder.port)

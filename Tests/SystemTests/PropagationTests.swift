@@ -55,8 +55,7 @@ struct PropagationTests {
 
     @Test("50 agents in two tenants: exactly the affected agents reach each new version; the others receive nothing")
     func fiftyAgents() async throws {
-        let system = try await System.start()
-        do {
+        try await System.with { system in
             let a = try await tenant(system, "a", clients: 20, bystanders: 4)
             let b = try await tenant(system, "b", clients: 20, bystanders: 4)
             let everyone = [a.router] + a.clients + a.bystanders + [b.router] + b.clients + b.bystanders
@@ -103,17 +102,12 @@ struct PropagationTests {
                 #expect(counters.ignoredDuplicate + counters.ignoredOlder <= counters.applied, "duplicates are possible (re-reads) but never applied")
             }
             for agent in everyone { await agent.stop() }
-        } catch {
-            await system.shutdown()
-            throw error
         }
-        await system.shutdown()
     }
 
     @Test("NATS stopped while routes change, then started: every agent reaches its latest view, no version goes backwards")
     func natsOutage() async throws {
-        let system = try await System.start()
-        do {
+        try await System.with { system in
             let t = try await tenant(system, "n", clients: 8, bystanders: 0)
             let router = await t.router.peerID
             let (_, created) = try await system.call("POST", "/api/routes", token: t.token, body: route(t, router: router))
@@ -138,17 +132,12 @@ struct PropagationTests {
             // The relay published everything: nothing left in the outbox.
             #expect(try await eventually { try await system.db.store.pool.withSession { s in try s.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL").rows[0][0] == "0" } })
             for agent in [t.router] + t.clients { await agent.stop() }
-        } catch {
-            await system.shutdown()
-            throw error
         }
-        await system.shutdown()
     }
 
     @Test("a relay killed between publish and mark-sent causes no double apply")
     func relayCrash() async throws {
-        let system = try await System.start()
-        do {
+        try await System.with { system in
             let t = try await tenant(system, "r", clients: 5, bystanders: 0)
             try await system.projected(t.id)
             #expect(try await eventually { try await converged(system, t) })
@@ -175,18 +164,12 @@ struct PropagationTests {
                 #expect(dryRun >= 1)
             }
             for agent in [t.router] + t.clients { await agent.stop() }
-        } catch {
-            await system.shutdown()
-            throw error
         }
-        await system.shutdown()
     }
 
     @Test("an agent restarted while the controller and NATS are down applies its persisted view")
     func restartOffline() async throws {
-        let system = try await System.start()
-        var stopped = false
-        do {
+        try await System.with { system in
             let t = try await tenant(system, "p", clients: 1, bystanders: 0)
             let router = await t.router.peerID
             #expect(try await system.call("POST", "/api/routes", token: t.token, body: route(t, router: router)).0 == 200)
@@ -199,22 +182,17 @@ struct PropagationTests {
             await client.stop()
             await t.router.stop()
             await system.shutdown()   // controller, relay, NATS and database all gone
-            stopped = true
             let restarted = try await TestAgent.start(system: system, setupKey: nil, name: "p-c0", folder: client.folder)
             #expect(try await eventually(.seconds(5)) { await restarted.runner.appliedVersion == version })
             #expect(await restarted.runner.desired == before)
             #expect(await restarted.applier.lastDesired == before, "the dry-run applier was asked to install the persisted routes")
             await restarted.stop()
-        } catch {
-            if !stopped { await system.shutdown() }
-            throw error
         }
     }
 
     @Test("a tampered or unparseable message is rejected with a log line; the agent keeps its routes")
     func tamperedMessage() async throws {
-        let system = try await System.start()
-        do {
+        try await System.with { system in
             let t = try await tenant(system, "x", clients: 1, bystanders: 0)
             let router = await t.router.peerID
             #expect(try await system.call("POST", "/api/routes", token: t.token, body: route(t, router: router)).0 == 200)
@@ -244,10 +222,6 @@ struct PropagationTests {
             trace("closed")
             for agent in [t.router] + t.clients { await agent.stop() }
             trace("stopped")
-        } catch {
-            await system.shutdown()
-            throw error
         }
-        await system.shutdown()
     }
 }

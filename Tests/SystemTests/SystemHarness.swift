@@ -81,7 +81,23 @@ final class System: Sendable {
         _ = await task?.value
     }
 
+    /// Runs `body` against a fresh system and shuts it down afterwards, also when `body` throws.
+    static func with(_ body: (System) async throws -> Void) async throws {
+        let system = try await start()
+        do {
+            try await body(system)
+        } catch {
+            await system.shutdown()
+            throw error
+        }
+        await system.shutdown()
+    }
+
+    private let stopped = Mutex(false)
+
+    /// Stops everything (idempotent).
     func shutdown() async {
+        guard stopped.withLock({ s in defer { s = true }; return !s }) else { return }
         for name in tasks.withLock({ Array($0.keys) }) { await stopTask(name) }
         for c in relayConnections.withLock({ $0 }) { await c.close() }
         await nats.destroy()
