@@ -2,6 +2,7 @@ import Foundation
 import EventStore
 import Logging
 import RouteModel
+import Synchronization
 
 /// Who caused a change, carried into every event's metadata.
 public struct Actor: Sendable, Equatable {
@@ -30,6 +31,9 @@ public struct CommandWriter: Sendable {
     let store: EventStore
     let cache: TenantCache
     let logger: Logger
+    /// Writers of one tenant in this process take turns (a queue, not a conflict storm); writers in other
+    /// controllers are still caught by the append's expected-version check and decided again.
+    let turns = TenantTurns()
     /// Attempts before answering 409 under heavy contention on one tenant.
     var maxAttempts = 12
 
@@ -45,6 +49,8 @@ public struct CommandWriter: Sendable {
         decide: @Sendable (TenantSnapshot) throws -> [RouteEvent],
         sideStatements: @Sendable ([RouteEvent]) -> [EventStore.SideStatement] = { _ in [] }
     ) async throws -> WriteResult {
+        try await turns.wait(tenant)
+        defer { turns.done(tenant) }
         var attempt = 0
         while true {
             attempt += 1
@@ -94,5 +100,55 @@ extension APIError {
             return nil
         default: return nil
         }
+    }
+}
+
+/// A FIFO turn per tenant: one writer at a time, the others wait in order (cancellation leaves the queue).
+final class TenantTurns: Sendable {
+    private struct Queue {
+        var busy = false
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    }
+    private let state = Mutex<(queues: [String: Queue], nextID: UInt64)>(([:], 0))
+
+    func wait(_ tenant: String) async throws {
+        let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let proceed = state.withLock { s -> Bool in
+                    var q = s.queues[tenant] ?? Queue()
+                    defer { s.queues[tenant] = q }
+                    if !q.busy {
+                        q.busy = true
+                        return true
+                    }
+                    q.waiters.append((id, continuation))
+                    return false
+                }
+                if proceed { continuation.resume() }
+            }
+        } onCancel: {
+            let removed = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+                guard var q = s.queues[tenant], let i = q.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                let c = q.waiters.remove(at: i).continuation
+                s.queues[tenant] = q
+                return c
+            }
+            removed?.resume(throwing: CancellationError())
+        }
+    }
+
+    func done(_ tenant: String) {
+        let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            guard var q = s.queues[tenant] else { return nil }
+            if q.waiters.isEmpty {
+                s.queues[tenant] = nil
+                return nil
+            }
+            let c = q.waiters.removeFirst().continuation
+            s.queues[tenant] = q
+            return c
+        }
+        next?.resume()
     }
 }
