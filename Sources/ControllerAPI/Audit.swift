@@ -65,6 +65,9 @@ public enum AuditLog {
         case .peerRenamed(let e):
             return AuditDescription(code: "peer.rename", activity: "Peer renamed",
                                     meta: ["name": .string(e.name), "changes": .object(["name": change(.string(e.oldName), .string(e.name))])])
+        case .peerDrainingChanged(let e):
+            return AuditDescription(code: "peer.drain.update", activity: "Peer drain mode changed",
+                                    meta: ["draining": .bool(e.draining), "changes": .object(["draining": change(.bool(!e.draining), .bool(e.draining))])])
         case .peerRemoved(let e):
             return AuditDescription(code: "user.peer.delete", activity: "Peer deleted",
                                     meta: ["name": .string(e.peer.name), "ip": .string(e.peer.meshIP.description),
@@ -100,6 +103,7 @@ public enum AuditLog {
         "setupkey.peer.add": "(type = 'PeerEnrolled' AND data->>'setup_key_id' IS NOT NULL)",
         "user.peer.add": "(type = 'PeerEnrolled' AND data->>'setup_key_id' IS NULL)",
         "peer.rename": "type = 'PeerRenamed'",
+        "peer.drain.update": "type = 'PeerDrainingChanged'",
         "user.peer.delete": "type = 'PeerRemoved'",
         "account.create": "type = 'TenantCreated'",
         "personal.access.token.create": "type = 'TokenCreated'",

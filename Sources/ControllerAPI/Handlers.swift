@@ -192,7 +192,9 @@ extension Controller {
         return jsonResponse(PeerJSON(peer, in: s.state, status: status, now: Date()), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
     }
 
-    /// NetBird's peer update: `name` (its other settings, SSH and login expiration, are accepted and ignored).
+    /// NetBird's peer update: `name` (its other settings, SSH and login expiration, are accepted and ignored),
+    /// plus Routeplane's `draining` (operator drain mode of a routing peer; absent = unchanged). Rename and
+    /// drain change are decided together and appended in one write.
     func updatePeer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         var request = request
@@ -200,8 +202,13 @@ extension Controller {
         let name = try body.requiredString("name")
         _ = try body.bool("ssh_enabled")
         _ = try body.bool("login_expiration_enabled")
+        let draining = try body.bool("draining")
         let (result, principal) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.peer, id)) { s in
-            try decideOrThrow(.renamePeer(id: PeerID(id), name: name), s.state)
+            var events = try decideOrThrow(.renamePeer(id: PeerID(id), name: name), s.state)
+            if let draining {
+                events += try decideOrThrow(.setPeerDraining(id: PeerID(id), draining: draining), evolve(s.state, events))
+            }
+            return events
         }
         guard let peer = result.snapshot.state.peer(PeerID(id)) else { throw APIError.notFound("peer", id, field: "peer_id") }
         let status = try await peerStatuses(tenant: principal.tenant, peer: id)[id]

@@ -63,7 +63,7 @@ struct JSONBody {
     }
 
     private func wrongType(_ key: String, _ expected: String, _ got: JSONValue) -> APIError {
-        APIError(.badRequest, "couldn't parse JSON request: field \(key) must be \(expected), got \(got.typeName)")
+        APIError(.badRequest, "couldn't parse JSON request: field \(key) must be \(expected), got \(got.typeName)", field: key)
     }
 
     private func missing(_ key: String) -> APIError {

@@ -91,7 +91,7 @@ public enum OpenAPIDocument {
         "/api/peers/{id}": [
             "parameters": idParameter,
             "get": op("Get a peer", json(ref("Peer"))),
-            "put": op("Rename a peer", json(ref("Peer")), body: "PeerRequest", ifMatch: true),
+            "put": op("Rename a peer and/or set its drain mode", json(ref("Peer")), body: "PeerRequest", ifMatch: true),
             "delete": op("Remove a peer (409 while it routes a route)", json(["type": "object"]), ifMatch: true),
         ],
         "/api/setup-keys": [
@@ -164,12 +164,14 @@ public enum OpenAPIDocument {
                 "GroupMinimum": ["type": "object", "properties": ["id": string, "name": string, "peers_count": ["type": "integer"]]],
                 "PeerRequest": ["type": "object", "required": ["name"], "properties": [
                     "name": string, "ssh_enabled": boolean, "login_expiration_enabled": boolean,
+                    "draining": ["type": "boolean", "description": "operator drain mode of a routing peer: clients choose it only when no other candidate is up; absent = unchanged"],
                 ]],
                 "Peer": ["type": "object", "properties": [
                     "id": string, "name": string, "ip": string, "connected": boolean, "last_seen": ["type": "string", "format": "date-time"],
                     "os": string, "version": string, "hostname": string, "dns_label": string, "groups": array(ref("GroupMinimum")),
                     "ssh_enabled": boolean, "login_expiration_enabled": boolean, "login_expired": boolean, "approval_required": boolean,
                     "accessible_peers_count": ["type": "integer"], "applied_view_version": integer,
+                    "draining": ["type": "boolean", "description": "operator drain mode (Routeplane)"],
                 ]],
                 "SetupKeyRequest": ["type": "object", "required": ["name", "type"], "properties": [
                     "name": string, "type": ["type": "string", "enum": ["reusable", "one-off"]],

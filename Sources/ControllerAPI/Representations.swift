@@ -97,6 +97,8 @@ struct PeerJSON: Encodable {
     var accessible_peers_count = 0
     /// Routeplane: the route-view version the agent reports as applied.
     var applied_view_version: Int64
+    /// Routeplane: operator drain mode (a draining routing peer is chosen only when nothing else is up).
+    var draining: Bool
 
     init(_ p: Peer, in state: TenantState, status: PeerStatus?, now: Date) {
         id = p.id.rawValue
@@ -113,6 +115,7 @@ struct PeerJSON: Encodable {
         connected = seen.map { now.timeIntervalSince($0) < 30 } ?? false
         last_seen = seen.map { ISO8601.format($0) } ?? "0001-01-01T00:00:00Z"
         applied_view_version = status?.appliedVersion ?? 0
+        draining = p.draining
     }
 }
 

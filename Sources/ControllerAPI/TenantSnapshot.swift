@@ -27,6 +27,7 @@ extension RouteEvent {
         case .groupDeleted(let e): ObjectRef(.group, e.group.id.rawValue)
         case .peerEnrolled(let e): ObjectRef(.peer, e.peer.id.rawValue)
         case .peerRenamed(let e): ObjectRef(.peer, e.peerID.rawValue)
+        case .peerDrainingChanged(let e): ObjectRef(.peer, e.peerID.rawValue)
         case .peerRemoved(let e): ObjectRef(.peer, e.peer.id.rawValue)
         case .tenantCreated: ObjectRef(.tenant, "")
         case .tokenCreated(let e): ObjectRef(.token, e.tokenID.rawValue)

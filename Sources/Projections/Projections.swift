@@ -191,6 +191,7 @@ enum ReadModelEncoding {
         case .groupDeleted(let e): out[ReadModelKey(.group, e.group.id.rawValue)] = sequence
         case .peerEnrolled(let e): out[ReadModelKey(.peer, e.peer.id.rawValue)] = sequence
         case .peerRenamed(let e): out[ReadModelKey(.peer, e.peerID.rawValue)] = sequence
+        case .peerDrainingChanged(let e): out[ReadModelKey(.peer, e.peerID.rawValue)] = sequence
         case .peerRemoved(let e):
             out[ReadModelKey(.peer, e.peer.id.rawValue)] = sequence
             for g in state.groups(of: e.peer.id).union(e.groups) where state.group(g) != nil {

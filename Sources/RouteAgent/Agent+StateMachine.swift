@@ -99,7 +99,10 @@ public struct AgentStateMachine: Sendable {
         counters.applied += 1
         var actions: [Action] = [.persist(update)]
         let haSets = update.view?.haSets ?? []
-        var selectionActions = selection.haSetsChanged(haSets, now: now)
+        // Drain marks first, so HA sets that are new or changed in this view are chosen knowing them
+        // (no install on a draining peer followed at once by a switch away from it).
+        var selectionActions = selection.drainingChanged(Self.draining(in: haSets), now: now)
+        selectionActions += selection.haSetsChanged(haSets, now: now)
         let targets = Self.candidates(of: haSets)
         if targets != probeTargets {
             // A candidate whose mesh address changed is probed afresh: its old observation goes too.
@@ -138,7 +141,8 @@ public struct AgentStateMachine: Sendable {
         return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
     }
 
-    /// Operator drain marks of routing peers.
+    /// Operator drain marks of routing peers. `receive` sets them from each view's candidates (the
+    /// controller's `draining` flag), replacing whatever was set here before.
     public mutating func drainingChanged(_ peers: Set<PeerID>, now: Instant) -> [Action] {
         let selectionActions = selection.drainingChanged(peers, now: now)
         let changes = reconcile()
@@ -176,6 +180,13 @@ public struct AgentStateMachine: Sendable {
             if case .switch = a { counters.switches += 1 }
             out.append(.log(a.description))
         }
+        return out
+    }
+
+    /// The routing peers an operator drains, as the view marks them.
+    static func draining(in haSets: [HASet]) -> Set<PeerID> {
+        var out = Set<PeerID>()
+        for set in haSets { for c in set.candidates where c.draining { out.insert(c.peerID) } }
         return out
     }
 

@@ -33,7 +33,11 @@ extension PeerRouteView {
             w.raw("{\"candidates\":[")
             for (j, c) in s.candidates.enumerated() {
                 if j > 0 { w.raw(",") }
-                w.raw("{\"keep_route\":"); w.bool(c.keepRoute)
+                // `draining` only when set: views without a drained candidate keep the bytes (and
+                // digests) they had before drain mode existed.
+                w.raw("{")
+                if c.draining { w.raw("\"draining\":true,") }
+                w.raw("\"keep_route\":"); w.bool(c.keepRoute)
                 w.raw(",\"masquerade\":"); w.bool(c.masquerade)
                 w.raw(",\"mesh_ip\":"); w.address(c.meshIP)
                 w.raw(",\"metric\":"); w.int(c.metric)

@@ -57,5 +57,7 @@ public enum Command: Hashable, Sendable {
     /// `meshIP` is text so its validation lives here with the other rules.
     case enrollPeer(id: PeerID, name: String, os: String, meshIP: String)
     case renamePeer(id: PeerID, name: String)
+    /// Operator drain mode (no event when the peer already is in that mode).
+    case setPeerDraining(id: PeerID, draining: Bool)
     case removePeer(id: PeerID)
 }

@@ -87,6 +87,11 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
         if name == old.name { return [] }
         return [.peerRenamed(PeerRenamed(peerID: id, oldName: old.name, name: name))]
 
+    case .setPeerDraining(let id, let draining):
+        guard let old = state.peer(id) else { throw .notFound("peer_id", "peer \(id) not found") }
+        if old.draining == draining { return [] }
+        return [.peerDrainingChanged(PeerDrainingChanged(peerID: id, draining: draining))]
+
     case .removePeer(let id):
         guard let old = state.peer(id) else { throw .notFound("peer_id", "peer \(id) not found") }
         let routed = state.routes(routedBy: id)

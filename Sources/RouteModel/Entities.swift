@@ -213,19 +213,44 @@ public struct Peer: Hashable, Sendable, Codable {
     public var os: String
     /// The peer's address inside the mesh; routes are installed via this address.
     public var meshIP: IPAddress
+    /// Marked by an operator for maintenance: as a routing peer it is chosen by clients only when no
+    /// other candidate of the HA set is up (`PeerDrainingChanged`).
+    public var draining: Bool
 
-    public init(id: PeerID, name: String, os: String, meshIP: IPAddress) {
+    public init(id: PeerID, name: String, os: String, meshIP: IPAddress, draining: Bool = false) {
         self.id = id
         self.name = name
         self.os = os
         self.meshIP = meshIP
+        self.draining = draining
     }
 
     /// Only Linux peers can be routing peers (forwarding and masquerade need Linux).
     public var canRoute: Bool { os == "linux" }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, os
+        case id, name, os, draining
         case meshIP = "ip"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(PeerID.self, forKey: .id)
+        name = try c.decode(String.self, forKey: .name)
+        os = try c.decode(String.self, forKey: .os)
+        meshIP = try c.decode(IPAddress.self, forKey: .meshIP)
+        // Absent in events written before drain mode existed (and whenever it is off).
+        draining = try c.decodeIfPresent(Bool.self, forKey: .draining) ?? false
+    }
+
+    /// `draining` is written only when set, so a peer that was never drained encodes as it always did
+    /// (stored events and read-model bodies keep their bytes).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(os, forKey: .os)
+        try c.encode(meshIP, forKey: .meshIP)
+        if draining { try c.encode(true, forKey: .draining) }
     }
 }

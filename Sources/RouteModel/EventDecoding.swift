@@ -150,6 +150,8 @@ struct PeerFields: JSONObjectFields {
     var name: String?
     var os: String?
     var meshIP: IPAddress?
+    /// Optional (`decodeIfPresent`): absent or null is false.
+    var draining: Bool?
 
     init() {}
 
@@ -162,6 +164,8 @@ struct PeerFields: JSONObjectFields {
             if seen.first(2) { os = try r.readString() } else { try r.skipValue() }
         } else if key.is("ip") {
             if seen.first(3) { meshIP = try r.readAddress() } else { try r.skipValue() }
+        } else if key.is("draining") {
+            if seen.first(4) { draining = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readBool() } } else { try r.skipValue() }
         } else {
             return false
         }
@@ -173,7 +177,7 @@ struct PeerFields: JSONObjectFields {
         guard let name else { throw r.missing("name") }
         guard let os else { throw r.missing("os") }
         guard let meshIP else { throw r.missing("ip") }
-        return Peer(id: id, name: name, os: os, meshIP: meshIP)
+        return Peer(id: id, name: name, os: os, meshIP: meshIP, draining: draining ?? false)
     }
 }
 
@@ -479,6 +483,30 @@ extension PeerRenamed: JSONDecodablePayload {
             guard let oldName else { throw r.missing("old_name") }
             guard let name else { throw r.missing("name") }
             return PeerRenamed(peerID: peerID, oldName: oldName, name: name)
+        }
+    }
+}
+
+extension PeerDrainingChanged: JSONDecodablePayload {
+    struct Fields: JSONObjectFields {
+        var seen = SeenKeys()
+        var peerID: PeerID?
+        var draining: Bool?
+        init() {}
+        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
+            if key.is("peer_id") {
+                if seen.first(0) { peerID = PeerID(rawValue: try r.readString()) } else { try r.skipValue() }
+            } else if key.is("draining") {
+                if seen.first(1) { draining = try r.readBool() } else { try r.skipValue() }
+            } else {
+                return false
+            }
+            return true
+        }
+        func finish(_ r: inout JSONReader) throws(JSONReadError) -> PeerDrainingChanged {
+            guard let peerID else { throw r.missing("peer_id") }
+            guard let draining else { throw r.missing("draining") }
+            return PeerDrainingChanged(peerID: peerID, draining: draining)
         }
     }
 }

@@ -23,6 +23,7 @@ public enum RouteEvent: Hashable, Sendable {
     case groupDeleted(GroupDeleted)
     case peerEnrolled(PeerEnrolled)
     case peerRenamed(PeerRenamed)
+    case peerDrainingChanged(PeerDrainingChanged)
     case peerRemoved(PeerRemoved)
     case tenantCreated(TenantCreated)
     case tokenCreated(TokenCreated)
@@ -43,6 +44,7 @@ public enum RouteEvent: Hashable, Sendable {
         case .groupDeleted: return GroupDeleted.type
         case .peerEnrolled: return PeerEnrolled.type
         case .peerRenamed: return PeerRenamed.type
+        case .peerDrainingChanged: return PeerDrainingChanged.type
         case .peerRemoved: return PeerRemoved.type
         case .tenantCreated: return TenantCreated.type
         case .tokenCreated: return TokenCreated.type
@@ -65,6 +67,7 @@ public enum RouteEvent: Hashable, Sendable {
         case .groupDeleted: return GroupDeleted.eventVersion
         case .peerEnrolled: return PeerEnrolled.eventVersion
         case .peerRenamed: return PeerRenamed.eventVersion
+        case .peerDrainingChanged: return PeerDrainingChanged.eventVersion
         case .peerRemoved: return PeerRemoved.eventVersion
         case .tenantCreated: return TenantCreated.eventVersion
         case .tokenCreated: return TokenCreated.eventVersion
@@ -78,7 +81,7 @@ public enum RouteEvent: Hashable, Sendable {
     /// Every type string this code can decode.
     public static let knownTypes: [String] = [
         RouteCreated.type, RouteUpdated.type, RouteDeleted.type, GroupCreated.type, GroupUpdated.type,
-        GroupMembersChanged.type, GroupDeleted.type, PeerEnrolled.type, PeerRenamed.type, PeerRemoved.type,
+        GroupMembersChanged.type, GroupDeleted.type, PeerEnrolled.type, PeerRenamed.type, PeerDrainingChanged.type, PeerRemoved.type,
         TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type,
     ]
 
@@ -98,6 +101,7 @@ public enum RouteEvent: Hashable, Sendable {
         case .groupDeleted(let e): return EventCoding.encode(e)
         case .peerEnrolled(let e): return EventCoding.encode(e)
         case .peerRenamed(let e): return EventCoding.encode(e)
+        case .peerDrainingChanged(let e): return EventCoding.encode(e)
         case .peerRemoved(let e): return EventCoding.encode(e)
         case .tenantCreated(let e): return EventCoding.encode(e)
         case .tokenCreated(let e): return EventCoding.encode(e)
@@ -137,6 +141,7 @@ public enum RouteEvent: Hashable, Sendable {
         case GroupDeleted.type: return .groupDeleted(try FastEventCoding.decode(GroupDeleted.self, json))
         case PeerEnrolled.type: return .peerEnrolled(try FastEventCoding.decode(PeerEnrolled.self, json))
         case PeerRenamed.type: return .peerRenamed(try FastEventCoding.decode(PeerRenamed.self, json))
+        case PeerDrainingChanged.type: return .peerDrainingChanged(try FastEventCoding.decode(PeerDrainingChanged.self, json))
         case PeerRemoved.type: return .peerRemoved(try FastEventCoding.decode(PeerRemoved.self, json))
         // Access events are rare (a few per tenant): the Foundation decoder is fast enough.
         case TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type:
@@ -159,6 +164,7 @@ public enum RouteEvent: Hashable, Sendable {
         case GroupDeleted.type: return .groupDeleted(try EventCoding.decode(GroupDeleted.self, json))
         case PeerEnrolled.type: return .peerEnrolled(try EventCoding.decode(PeerEnrolled.self, json))
         case PeerRenamed.type: return .peerRenamed(try EventCoding.decode(PeerRenamed.self, json))
+        case PeerDrainingChanged.type: return .peerDrainingChanged(try EventCoding.decode(PeerDrainingChanged.self, json))
         case PeerRemoved.type: return .peerRemoved(try EventCoding.decode(PeerRemoved.self, json))
         case TenantCreated.type: return .tenantCreated(try EventCoding.decode(TenantCreated.self, json))
         case TokenCreated.type: return .tokenCreated(try EventCoding.decode(TokenCreated.self, json))
@@ -315,6 +321,24 @@ public struct PeerRenamed: EventPayload {
         case name
         case peerID = "peer_id"
         case oldName = "old_name"
+    }
+}
+
+/// An operator put a peer into drain mode or took it out (`draining`, the new value; events are
+/// written only for a real change). A draining routing peer is chosen by clients only when no other
+/// candidate of the HA set is up, so it can be taken down without dropping traffic.
+public struct PeerDrainingChanged: EventPayload {
+    public static let type = "PeerDrainingChanged"
+    public static let eventVersion = 1
+    public var peerID: PeerID
+    public var draining: Bool
+    public init(peerID: PeerID, draining: Bool) {
+        self.peerID = peerID
+        self.draining = draining
+    }
+    enum CodingKeys: String, CodingKey {
+        case draining
+        case peerID = "peer_id"
     }
 }
 

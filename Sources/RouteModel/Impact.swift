@@ -52,6 +52,11 @@ enum Impact {
             if phase == .after { out.insert(e.peer.id) }
         case .peerRenamed:
             return
+        case .peerDrainingChanged(let e):
+            // The flag is on the peer's candidate entries: the clients of every enabled route it may
+            // forward (directly or as a member of a peer group) see it. Same on both sides.
+            guard phase == .after, state.peer(e.peerID)?.canRoute == true else { return }
+            addClients(ofRoutesServedBy: e.peerID, in: state, to: &out)
         case .tenantCreated, .tokenCreated, .tokenRevoked, .setupKeyCreated, .setupKeyUpdated, .setupKeyDeleted:
             // Access changes are in no view.
             return
@@ -70,6 +75,15 @@ enum Impact {
         guard route.enabled else { return }
         out.formUnion(state.members(of: route.groups))
         out.formUnion(state.routingPeerIDs(of: route))
+    }
+
+    /// The clients (distribution-group members) of every enabled route `peer` may forward.
+    static func addClients(ofRoutesServedBy peer: PeerID, in state: TenantState, to out: inout Set<PeerID>) {
+        var ids = state.routeIDs(directPeer: peer)
+        for g in state.groups(of: peer) { ids.formUnion(state.routeIDs(withPeerGroup: g)) }
+        for id in ids {
+            if let r = state.route(id), r.enabled { out.formUnion(state.members(of: r.groups)) }
+        }
     }
 
     /// `changed` peers joined or left `group` (read on one side of the change).

@@ -139,6 +139,8 @@ public struct TenantState: Sendable, Equatable {
             }
         case .peerRenamed(let e):
             peers[e.peerID]?.name = e.name
+        case .peerDrainingChanged(let e):
+            peers[e.peerID]?.draining = e.draining
         case .peerRemoved(let e):
             let member = groupsOfPeer[e.peer.id] ?? []
             for g in member.union(e.groups) { removeMembers([e.peer.id], from: g) }

@@ -8,9 +8,12 @@ public struct RouteCandidate: Hashable, Comparable, Sendable, Codable {
     public var keepRoute: Bool
     public var skipAutoApply: Bool
     public var routeID: RouteID
+    /// The routing peer is in operator drain mode: the agent picks it only when no other candidate is up.
+    /// Not part of the order (all entries of one peer carry the same flag).
+    public var draining: Bool
 
     public init(peerID: PeerID, meshIP: IPAddress, metric: Int, masquerade: Bool, keepRoute: Bool,
-                skipAutoApply: Bool, routeID: RouteID) {
+                skipAutoApply: Bool, routeID: RouteID, draining: Bool = false) {
         self.peerID = peerID
         self.meshIP = meshIP
         self.metric = metric
@@ -18,6 +21,7 @@ public struct RouteCandidate: Hashable, Comparable, Sendable, Codable {
         self.keepRoute = keepRoute
         self.skipAutoApply = skipAutoApply
         self.routeID = routeID
+        self.draining = draining
     }
 
     /// Canonical order: metric (lower first), then peer id, then route id.
@@ -28,12 +32,38 @@ public struct RouteCandidate: Hashable, Comparable, Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case metric, masquerade
+        case metric, masquerade, draining
         case peerID = "peer_id"
         case meshIP = "mesh_ip"
         case keepRoute = "keep_route"
         case skipAutoApply = "skip_auto_apply"
         case routeID = "route_id"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        peerID = try c.decode(PeerID.self, forKey: .peerID)
+        meshIP = try c.decode(IPAddress.self, forKey: .meshIP)
+        metric = try c.decode(Int.self, forKey: .metric)
+        masquerade = try c.decode(Bool.self, forKey: .masquerade)
+        keepRoute = try c.decode(Bool.self, forKey: .keepRoute)
+        skipAutoApply = try c.decode(Bool.self, forKey: .skipAutoApply)
+        routeID = try c.decode(RouteID.self, forKey: .routeID)
+        // Views published before drain mode existed (and every candidate not draining) lack the key.
+        draining = try c.decodeIfPresent(Bool.self, forKey: .draining) ?? false
+    }
+
+    /// As `canonicalJSON()` writes it: `draining` only when true.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(peerID, forKey: .peerID)
+        try c.encode(meshIP, forKey: .meshIP)
+        try c.encode(metric, forKey: .metric)
+        try c.encode(masquerade, forKey: .masquerade)
+        try c.encode(keepRoute, forKey: .keepRoute)
+        try c.encode(skipAutoApply, forKey: .skipAutoApply)
+        try c.encode(routeID, forKey: .routeID)
+        if draining { try c.encode(true, forKey: .draining) }
     }
 }
 
@@ -203,7 +233,7 @@ public func view(for peerID: PeerID, in state: TenantState) -> PeerRouteView {
             guard let rp = state.peer(q), rp.canRoute else { return }
             candidates.append(RouteCandidate(
                 peerID: q, meshIP: rp.meshIP, metric: r.metric, masquerade: r.masquerade,
-                keepRoute: r.keepRoute, skipAutoApply: r.skipAutoApply, routeID: r.id))
+                keepRoute: r.keepRoute, skipAutoApply: r.skipAutoApply, routeID: r.id, draining: rp.draining))
         }
         switch r.routingPeers {
         case .peer(let q): add(q)

@@ -78,7 +78,8 @@ public enum SelectionRules {
         if a.meshIP != b.meshIP { return a.meshIP < b.meshIP }
         if a.keepRoute != b.keepRoute { return !a.keepRoute }
         if a.masquerade != b.masquerade { return !a.masquerade }
-        return !a.skipAutoApply && b.skipAutoApply
+        if a.skipAutoApply != b.skipAutoApply { return !a.skipAutoApply }
+        return !a.draining && b.draining
     }
 
     /// Candidates of one HA set in canonical order, one per routing peer (its best entry: a peer listed

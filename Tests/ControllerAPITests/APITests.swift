@@ -276,6 +276,49 @@ struct APITests {
         }
     }
 
+    @Test("drain mode: PUT draining shows in GET and in the audit log with old and new; rename and drain in one write; wrong type is 400")
+    func peerDrain() async throws {
+        try await LiveAPI.run { api in
+            let (_, token) = try await api.tenant("acme")
+            let p = try await api.enroll(token, names: ["r1"])[0]
+            #expect(try await api.send(.get, "/api/peers/\(p)", token: token).object["draining"] as? Bool == false)
+            let put = try await api.send(.put, "/api/peers/\(p)", token: token, json: ["name": "r1-maint", "draining": true],
+                                         headers: [HTTPField.Name("X-Request-Id")!: "req-drain"])
+            #expect(put.status == 200, "\(put.text)")
+            #expect(put.object["draining"] as? Bool == true && put.object["name"] as? String == "r1-maint")
+            let got = try await api.send(.get, "/api/peers/\(p)", token: token)
+            #expect(got.object["draining"] as? Bool == true)
+            #expect(got.etag == put.etag)
+            // Absent: unchanged (and no event when nothing changes).
+            let same = try await api.send(.put, "/api/peers/\(p)", token: token, json: ["name": "r1-maint"])
+            #expect(same.status == 200 && same.object["draining"] as? Bool == true && same.etag == put.etag)
+
+            let drains = try await api.send(.get, "/api/events/audit?activity_code=peer.drain.update", token: token).array
+            #expect(drains.count == 1)
+            #expect(drains.first?["activity"] as? String == "Peer drain mode changed")
+            #expect(drains.first?["target_id"] as? String == p)
+            let change = ((drains.first?["meta"] as? [String: Any])?["changes"] as? [String: Any])?["draining"] as? [String: Any]
+            #expect(change?["old"] as? Bool == false && change?["new"] as? Bool == true, "\(String(describing: drains.first))")
+            // The rename and the drain change were one write: consecutive entries of one request.
+            let entries = try await api.send(.get, "/api/events/audit?target_id=\(p)&order=asc", token: token).array
+            #expect(entries.map { $0["activity_code"] as? String } == ["setupkey.peer.add", "peer.rename", "peer.drain.update"])
+            #expect(entries.dropFirst().allSatisfy { $0["request_id"] as? String == "req-drain" })
+            let ids = entries.compactMap { Int($0["id"] as? String ?? "") }
+            #expect(ids.count == 3 && ids[2] == ids[1] + 1)
+
+            // Undrain.
+            let undrain = try await api.send(.put, "/api/peers/\(p)", token: token, json: ["name": "r1-maint", "draining": false])
+            #expect(undrain.status == 200 && undrain.object["draining"] as? Bool == false)
+
+            // A wrong type is 400 naming the field, and changes nothing.
+            let bad = try await api.send(.put, "/api/peers/\(p)", token: token, json: ["name": "other", "draining": "yes"])
+            #expect(bad.status == 400)
+            #expect(bad.object["field"] as? String == "draining" && bad.message.contains("draining"), "\(bad.text)")
+            #expect(try await api.send(.get, "/api/peers/\(p)", token: token).object["name"] as? String == "r1-maint")
+            #expect(try await api.send(.put, "/api/peers/nope", token: token, json: ["name": "x", "draining": true]).status == 404)
+        }
+    }
+
     @Test("the OpenAPI document lists every endpoint the router serves, and nothing else")
     func openAPIMatchesRouter() async throws {
         try await LiveAPI.run { api in

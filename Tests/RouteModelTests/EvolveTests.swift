@@ -106,6 +106,7 @@ import Testing
             .groupDeleted(GroupDeleted(group: Group(id: "g", name: "H", peers: ["b", "c"]))),
             .peerEnrolled(PeerEnrolled(peer: p)),
             .peerRenamed(PeerRenamed(peerID: "p", oldName: "peer", name: "peer2")),
+            .peerDrainingChanged(PeerDrainingChanged(peerID: "p", draining: true)),
             .peerRemoved(PeerRemoved(peer: p, groups: ["g"])),
         ] + accessEvents()
     }

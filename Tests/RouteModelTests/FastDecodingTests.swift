@@ -41,6 +41,10 @@ import Testing
         all.append(.routeCreated(RouteCreated(route: r)))
         all.append(.peerEnrolled(PeerEnrolled(peer: Peer(id: "p6", name: "é\u{301}", os: "windows", meshIP: try! IPAddress(parsing: "fd7a::1")))))
         all.append(.groupMembersChanged(GroupMembersChanged(groupID: "g", added: [], removed: [])))
+        let drained = Peer(id: "d1", name: "drained", os: "linux", meshIP: IPAddress(v4: 0x6440_0009), draining: true)
+        all.append(.peerEnrolled(PeerEnrolled(peer: drained)))
+        all.append(.peerRemoved(PeerRemoved(peer: drained, groups: [])))
+        all.append(.peerDrainingChanged(PeerDrainingChanged(peerID: "d1", draining: false)))
         all += accessEvents()
         return all
     }
@@ -158,6 +162,17 @@ import Testing
                     #"{"peer":{"id":"p","name":"n","os":"linux","ip":"fd7a::1/64"}}"#, #"{"peer":{"id":"p","name":"n","os":"linux"}}"#,
                     #"{"peer":{"id":"p","name":"n","os":"linux","ip":null}}"#, #"{"peer":{"id":"p","name":null,"os":"linux","ip":"::1"}}"#]
         for text in peer { Self.expectSame("PeerEnrolled", Array(text.utf8)) }
+        // `draining` is optional (events written before drain mode lack it); a wrong type is an error.
+        let peerFields = #""id":"p","name":"n","os":"linux","ip":"100.64.0.1""#
+        for draining in ["true", "false", "null", "1", "\"true\"", "[]"] {
+            Self.expectSame("PeerEnrolled", Array("{\"peer\":{\(peerFields),\"draining\":\(draining)}}".utf8))
+            Self.expectSame("PeerRemoved", Array("{\"peer\":{\"draining\":\(draining),\(peerFields)},\"removed_from_groups\":[]}".utf8))
+        }
+        for text in [#"{"peer_id":"p","draining":true}"#, #"{"peer_id":"p","draining":false,"event_version":1}"#, #"{"peer_id":"p"}"#,
+                     #"{"draining":true}"#, #"{"peer_id":"p","draining":null}"#, #"{"peer_id":"p","draining":0}"#, #"{"peer_id":7,"draining":true}"#,
+                     #"{"peer_id":"p","draining":true,"draining":false}"#, #"{"peer_id":"p","dr\u0061ining":true}"#] {
+            Self.expectSame("PeerDrainingChanged", Array(text.utf8))
+        }
         let group = [#"{"group":{"id":"g","name":"n","peers":[]}}"#, #"{"group":{"id":"g","name":"n"}}"#, #"{"group":{"id":"g","name":"n","peers":["a",1]}}"#,
                      #"{"group":{"peers":["b","a"],"name":"\u00e9","id":"g"}}"#]
         for text in group {

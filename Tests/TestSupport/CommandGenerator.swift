@@ -85,10 +85,13 @@ public struct CommandGenerator: Sendable {
             let members = state.group(g)?.peers ?? []
             return .removeGroupPeers(id: g, peers: members.isEmpty ? [pick(peerIDs)] : subset(members, max: 2))
         case 53..<56: return .deleteGroup(id: existingGroup(state))
-        case 56..<78: return .createRoute(id: pick(routeIDs), routeInput(state))
-        case 78..<94:
+        case 56..<76: return .createRoute(id: pick(routeIDs), routeInput(state))
+        case 76..<90:
             let known = state.routes.keys.sorted()
             return .updateRoute(id: known.isEmpty || chance(0.1) ? pick(routeIDs) : pick(known), routeInput(state))
+        case 90..<94:
+            // Mostly Linux peers (the ones that can be candidates), sometimes any id (404).
+            return .setPeerDraining(id: routingPeer(state), draining: chance(0.6))
         default:
             let known = state.routes.keys.sorted()
             return .deleteRoute(id: known.isEmpty || chance(0.1) ? pick(routeIDs) : pick(known))
