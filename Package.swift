@@ -51,7 +51,7 @@ let package = Package(
         // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
         .target(
             name: "Messaging",
-            dependencies: ["CNATS", "EventStore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CNATS", "EventStore", "RouteModel", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
@@ -68,7 +68,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -104,11 +104,11 @@ extension Controller {
         }
     }
 
-    /// Authenticates, then writes; answers the object's representation with its ETag and the sequence.
+    /// Authenticates, then writes; `sideStatements` gets the caller's tenant (for credential rows).
     func authorizedWrite(
         _ request: Request, _ context: APIRequestContext, ifMatch object: ObjectRef? = nil,
         decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
-        sideStatements: @escaping @Sendable ([RouteEvent]) -> [EventStore.SideStatement] = { _ in [] }
+        sideStatements: @escaping @Sendable (_ tenant: String, [RouteEvent]) -> [EventStore.SideStatement] = { _, _ in [] }
     ) async throws -> (WriteResult, Principal) {
         let principal = try await authenticate(request)
         let tenant = principal.tenant
@@ -117,7 +117,7 @@ extension Controller {
         if let object, let v = try request.ifMatchVersion() { precondition = (object, v) }
         let start = ContinuousClock.now
         let result = try await writer.write(tenant: tenant, actor: actor(principal, before), requestID: context.requestID,
-                                            ifMatch: precondition, decide: decide, sideStatements: sideStatements)
+                                            ifMatch: precondition, decide: decide, sideStatements: { sideStatements(tenant, $0) })
         if result.sequences != nil { metrics.append(duration: ContinuousClock.now - start) }
         return (result, principal)
     }

@@ -1,4 +1,3 @@
-import Crypto
 import EventStore
 import RouteModel
 
@@ -27,15 +26,7 @@ public enum Secrets {
 
     /// Hex SHA-256 of a presented secret: what `credentials.secret_hash` holds.
     public static func hash(_ secret: String) -> String {
-        let digest = SHA256.hash(data: Array(secret.utf8))
-        var out = ""
-        out.reserveCapacity(64)
-        for byte in digest {
-            let hex = String(byte, radix: 16)
-            if byte < 16 { out += "0" }
-            out += hex
-        }
-        return out
+        SHA256Hex.of(secret.utf8)
     }
 }
 

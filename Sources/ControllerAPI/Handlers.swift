@@ -218,11 +218,10 @@ extension Controller {
 
     func deletePeer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let principalTenant = try await authenticate(request).tenant
         let (result, _) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.peer, id)) { s in
             try decideOrThrow(.removePeer(id: PeerID(id)), s.state)
-        } sideStatements: { _ in
-            [CredentialStore.revoke(tenant: principalTenant, kind: .peer, subject: id)]
+        } sideStatements: { tenant, _ in
+            [CredentialStore.revoke(tenant: tenant, kind: .peer, subject: id)]
         }
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
     }
@@ -258,11 +257,10 @@ extension Controller {
         let id = SetupKeyID(Secrets.id())
         let secret = Secrets.secret(prefix: "rps_")
         let now = Int64(Date().timeIntervalSince1970)
-        let tenant = try await authenticate(request).tenant
         let (result, _) = try await authorizedWrite(request, context) { s in
             try decideOrThrow(AccessCommand.createSetupKey(id: id, name: name, type: SetupKey.KeyType(rawValue: typeText), expiresIn: expiresIn,
                                                            autoGroups: autoGroups, usageLimit: usageLimit, now: now), s.state)
-        } sideStatements: { _ in
+        } sideStatements: { tenant, _ in
             [CredentialStore.insert(secret: secret, tenant: tenant, kind: .setupKey, subject: id.rawValue)]
         }
         guard let key = result.snapshot.state.setupKeys[id] else { throw APIError.notFound("setup key", id.rawValue, field: "setup_key_id") }
@@ -277,10 +275,9 @@ extension Controller {
         let body = try await request.jsonBody(limit: configuration.maxBodyBytes)
         let revoked = try body.requiredBool("revoked")
         let autoGroups = try body.requiredStrings("auto_groups").map(GroupID.init)
-        let tenant = try await authenticate(request).tenant
         let (result, _) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
             try decideOrThrow(AccessCommand.updateSetupKey(id: SetupKeyID(id), revoked: revoked, autoGroups: autoGroups), s.state)
-        } sideStatements: { events in
+        } sideStatements: { tenant, events in
             let revokes = events.contains { if case .setupKeyUpdated(let e) = $0 { return e.new.revoked && !e.old.revoked }; return false }
             return revokes ? [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)] : []
         }
@@ -291,10 +288,9 @@ extension Controller {
 
     func deleteSetupKey(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let tenant = try await authenticate(request).tenant
         let (result, _) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
             try decideOrThrow(AccessCommand.deleteSetupKey(id: SetupKeyID(id)), s.state)
-        } sideStatements: { _ in
+        } sideStatements: { tenant, _ in
             [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)]
         }
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)

@@ -66,12 +66,16 @@ extension PeerRouteView {
         return (json, Self.digest(of: json))
     }
 
-    public static func digest(of bytes: [UInt8]) -> String {
-        let hash = SHA256.hash(data: bytes)
+    public static func digest(of bytes: [UInt8]) -> String { SHA256Hex.of(bytes) }
+}
+
+/// SHA-256 as lowercase hex: view digests (and so the envelope's), and the stored hashes of secrets.
+public enum SHA256Hex {
+    public static func of<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(64)
-        for b in hash {
+        for b in SHA256.hash(data: Array(bytes)) {
             out.append(hex[Int(b >> 4)])
             out.append(hex[Int(b & 0x0f)])
         }
