@@ -133,9 +133,9 @@ public actor AgentRunner {
             group.addTask { await self.followNATS(identity) }
             group.addTask { await self.httpFallback(identity) }
             group.addTask { await self.ticks() }
-            if let prober = await self.prober {
+            if let prober = self.prober {
                 group.addTask {
-                    for await health in prober.events { await self.enqueue(.probe(health)) }
+                    for await health in prober.events { self.enqueue(.probe(health)) }
                 }
             }
             group.addTask {

@@ -37,15 +37,6 @@ func connect(_ nats: PrivateNATS, name: String = "test") async throws -> NATSCon
 
 /// Polls `condition` every 20 ms until it holds; returns false after `timeout`.
 @discardableResult
-func eventually(timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
 func viewBody(peer: String, version: Int64) -> String {
     #"{"peer":"\#(peer)","routes":[{"network":"10.\#(version % 250).0.0/16","metric":\#(version)}]}"#
 }

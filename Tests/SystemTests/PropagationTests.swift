@@ -124,7 +124,7 @@ struct PropagationTests {
             try await system.projected(t.id)
             // Agents may already get the latest over the HTTP fallback; either way, nothing is lost.
             try await system.nats.restart()
-            #expect(try await eventually(.seconds(30)) { try await converged(system, t) })
+            #expect(try await eventually(timeout: .seconds(30)) { try await converged(system, t) })
             for c in t.clients {
                 #expect(await c.runner.appliedVersion >= seen[await c.peerID] ?? 0)
                 #expect(await c.runner.desired.routes.first.map { _ in true } == true)
@@ -183,7 +183,7 @@ struct PropagationTests {
             await t.router.stop()
             await system.shutdown()   // controller, relay, NATS and database all gone
             let restarted = try await TestAgent.start(system: system, setupKey: nil, name: "p-c0", folder: client.folder)
-            #expect(try await eventually(.seconds(5)) { await restarted.runner.appliedVersion == version })
+            #expect(await eventually(timeout: .seconds(5)) { await restarted.runner.appliedVersion == version })
             #expect(await restarted.runner.desired == before)
             #expect(await restarted.applier.lastDesired == before, "the dry-run applier was asked to install the persisted routes")
             await restarted.stop()
@@ -214,7 +214,7 @@ struct PropagationTests {
             try connection.publish(subject, payload: Array("not json at all".utf8))
             try await connection.flush()
             trace("published")
-            #expect(try await eventually(.seconds(5)) { await client.runner.rejectedMessages >= 2 })
+            #expect(await eventually(timeout: .seconds(5)) { await client.runner.rejectedMessages >= 2 })
             trace("rejected")
             #expect(await client.runner.appliedVersion == version)
             #expect(await client.runner.desired == before)

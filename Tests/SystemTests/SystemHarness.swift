@@ -165,16 +165,6 @@ struct TestAgent: Sendable {
 }
 
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
-func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
 func trace(_ s: String) {
     if ProcessInfo.processInfo.environment["ROUTEPLANE_TRACE"] != nil { FileHandle.standardError.write(Data("trace: \(s)\n".utf8)) }
 }
