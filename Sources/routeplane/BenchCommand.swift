@@ -3,7 +3,7 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run.",
-        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self]
+        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self, BenchScaleOut.self]
     )
 }
 

@@ -44,7 +44,7 @@ struct Serve: AsyncParsableCommand {
         let controller = Controller(configuration: ControllerConfiguration(host: host, port: port, natsURL: nats), store: store,
                                     logger: Logger(label: "routeplane.api"))
         let runner = ProjectionRunner(store: store)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: ProjectionService(runner: runner))]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
         if let nats {
             // Started even when NATS is down: the relay waits (rows stay in the outbox) and libnats keeps reconnecting.
@@ -71,8 +71,13 @@ struct Serve: AsyncParsableCommand {
                               configuration: .init(address: .hostname(host, port: port), serverName: "routeplane"),
                               onServerRunning: { _ in logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"]) },
                               logger: Logger(label: "routeplane.http"))
+        // A ServiceGroup stops its services in reverse order: the HTTP server (last) stops taking requests and
+        // finishes those in flight first; then the projection runner, then the agent-status recorder and the
+        // relay (which keeps publishing what those writes put in the outbox until it is stopped; what it leaves
+        // is published by another controller's relay, deduplicated by Nats-Msg-Id); then the pool closes, which
+        // releases this controller's advisory locks (projection ownership).
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app)] + services,
+            services: services + [.init(service: ProjectionService(runner: runner)), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

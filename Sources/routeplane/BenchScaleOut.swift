@@ -1,0 +1,198 @@
+import ArgumentParser
+import ControllerAPI
+import EventStore
+import Foundation
+import Logging
+import RouteModel
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `routeplane bench scaleout`: writes/s through 1 controller and through 3 controllers on the same
+/// database, in the same run, and where the CPU time goes (controllers, PostgreSQL backends, the rest).
+///
+/// The controllers are real `routeplane serve` child processes (each with its own pool and projection
+/// runner; with NATS when ROUTEPLANE_NATS_URL is set, so the relay runs too). wrk (a separate C process)
+/// POSTs new routes spread over several tenants, with the same total number of connections in both
+/// phases: one wrk with `connections` against the single controller, then one wrk per controller with a
+/// third of them each.
+struct BenchScaleOut: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scaleout",
+        abstract: "Writes/s with 1 controller vs 3 controllers on one database (same run), with a CPU breakdown.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Seconds of load per phase.") var seconds = 10
+    @Option(help: "Tenants the writes are spread over.") var tenants = 6
+    @Option(help: "HTTP connections in total (split over the controllers).") var connections = 12
+    @Option(help: "Controllers in the second phase.") var controllers = 3
+    @Option(help: "First port for the controllers.") var basePort = 18_600
+
+    func run() async throws {
+        #if DEBUG
+        print("note: debug build; use `swift build -c release` and .build/release/routeplane for representative figures")
+        #endif
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
+            throw ValidationError("wrk not found: run ops/setup (Debian package wrk)")
+        }
+        let server = try database.resolvedURL()
+        let name = "routeplane_bench_scale_\(ProcessInfo.processInfo.processIdentifier)"
+        let url = try await BenchDatabase.create(name: name, server: server)
+        defer { BenchDatabase.drop(name: name, server: server) }
+        var logger = Logger(label: "routeplane.bench.scaleout")
+        logger.logLevel = .error
+        let store = EventStore(url: url, maxConnections: 4, logger: logger)
+        _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
+        let setup = Controller(configuration: .init(), store: store, logger: logger)
+
+        // Tenants with 10 Linux routing peers in one distribution group each.
+        var tokens: [String] = []
+        for t in 0..<tenants {
+            let tenant = try await setup.createTenant(name: "bench-\(t)")
+            tokens.append(try await setup.createToken(tenant: tenant, name: "bench").token)
+            let peers = (0..<10).map { PeerID("p\($0)") }
+            _ = try await setup.writer.write(tenant: tenant, actor: Actor(id: "bench"), requestID: "setup") { s in
+                var state = s.state
+                var events: [RouteEvent] = []
+                let commands: [Command] = peers.enumerated().map { i, p in .enrollPeer(id: p, name: "peer\(i)", os: "linux", meshIP: "100.64.0.\(i + 1)") }
+                    + [.createGroup(id: "clients", name: "clients", peers: peers)]
+                for command in commands {
+                    let produced = try decideOrThrow(command, state)
+                    for e in produced { state.apply(e) }
+                    events += produced
+                }
+                return events
+            }
+        }
+        await store.shutdown()
+
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let scripts = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-scaleout-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scripts) }
+        let nats = ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
+        print("routeplane bench scaleout: POST /api/routes over \(tenants) tenants (10 peers each), \(connections) connections in total, "
+              + "\(seconds) s per phase, \(ProcessInfo.processInfo.activeProcessorCount) cores, NATS relay \(nats == nil ? "off" : "on")")
+        print(pad("controllers", 13) + pad("writes/s", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("non-2xx", 9)
+              + pad("CPU s: controllers", 20) + pad("postgres", 10) + pad("other", 8) + "CPU s per 1,000 writes (ctl / pg)")
+
+        var results: [(Int, Double)] = []
+        for (phase, count) in [1, controllers].enumerated() {
+            let ports = (0..<count).map { basePort + 10 * phase + $0 }
+            var children: [Process] = []
+            defer { for c in children where c.isRunning { c.terminate() } ; for c in children { c.waitUntilExit() } }
+            for port in ports {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                var arguments = ["serve", "--port", String(port), "--no-migrate", "--database-url", url, "--max-connections", "8"]
+                if let nats { arguments += ["--nats-url", nats] }
+                process.arguments = arguments
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                children.append(process)
+            }
+            for port in ports { try await Self.waitForHealth(port: port) }
+
+            // One wrk per controller, each POSTing distinct networks (its own second octet) round-robin over the tenants.
+            let perController = max(1, connections / count)
+            let tokenList = tokens.map { "\"\($0)\"" }.joined(separator: ",")
+            var wrks: [(Process, Pipe)] = []
+            let cpuBefore = CPUSample.take(controllers: children.map(\.processIdentifier), databaseName: name)
+            for (i, port) in ports.enumerated() {
+                let script = scripts.appendingPathComponent("post-\(phase)-\(i).lua")
+                try """
+                    local tokens = {\(tokenList)}
+                    local n = 0
+                    request = function()
+                      n = n + 1
+                      local body = string.format('{"network_id":"w%d","network":"11.%d.%d.%d/32","peer":"p%d","metric":100,"masquerade":true,"groups":["clients"],"enabled":true}', n, \(phase * 8 + i + 1), math.floor(n / 256) % 256, n % 256, n % 10)
+                      return wrk.format("POST", "/api/routes", {["Authorization"] = "Token " .. tokens[n % #tokens + 1], ["Content-Type"] = "application/json"}, body)
+                    end
+                    """.write(to: script, atomically: true, encoding: .utf8)
+                let wrk = Process()
+                wrk.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
+                wrk.arguments = ["-c", String(perController), "-t", "1", "-d", "\(seconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/api/routes"]
+                let pipe = Pipe()
+                wrk.standardOutput = pipe
+                wrk.standardError = FileHandle.nullDevice
+                try wrk.run()
+                wrks.append((wrk, pipe))
+            }
+            var outputs: [WrkResult] = []
+            for (wrk, pipe) in wrks {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                wrk.waitUntilExit()
+                outputs.append(WrkResult(String(decoding: data, as: UTF8.self)))
+            }
+            let cpu = CPUSample.take(controllers: children.map(\.processIdentifier), databaseName: name) - cpuBefore
+            let writes = outputs.map(\.requestsPerSecond).reduce(0, +)
+            let p50 = outputs.map(\.p50).max() ?? 0
+            let p99 = outputs.map(\.p99).max() ?? 0
+            let errors = outputs.map(\.non2xx).reduce(0, +)
+            let total = writes * Double(seconds)
+            print(pad(String(count), 13) + pad(String(format: "%.0f", writes), 10) + pad(String(format: "%.1f", p50), 9)
+                  + pad(String(format: "%.1f", p99), 9) + pad(String(errors), 9)
+                  + pad(String(format: "%.1f", cpu.controllers), 20) + pad(String(format: "%.1f", cpu.postgres), 10)
+                  + pad(String(format: "%.1f", cpu.other), 8)
+                  + String(format: "%.2f / %.2f", 1000 * cpu.controllers / max(total, 1), 1000 * cpu.postgres / max(total, 1)))
+            results.append((count, writes))
+        }
+        if results.count == 2, results[0].1 > 0 {
+            print(String(format: "  %d controllers: %.2f× the writes/s of 1 (same database, same run). The machine has %d cores; the CPU columns say who used them.",
+                         results[1].0, results[1].1 / results[0].1, ProcessInfo.processInfo.activeProcessorCount))
+        }
+    }
+
+    static func waitForHealth(port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let (_, response) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/healthz")!),
+               (response as? HTTPURLResponse)?.statusCode == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("controller on port \(port) did not answer /healthz within 30 s")
+    }
+}
+
+/// CPU seconds (user+system) used so far by the controllers, by the PostgreSQL processes serving the bench
+/// database, and by everything else on the machine (wrk, other processes), read from /proc.
+struct CPUSample {
+    var controllers = 0.0
+    var postgres = 0.0
+    var other = 0.0
+
+    static func take(controllers pids: [Int32], databaseName: String) -> CPUSample {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        func cpu(_ pid: Int32) -> Double {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            // After "pid (comm)": state is field 0, utime field 11, stime field 12.
+            guard fields.count > 12 else { return 0 }
+            return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks
+        }
+        var sample = CPUSample()
+        sample.controllers = pids.map(cpu).reduce(0, +)
+        // Backends show their database in the process title: "postgres: user db 127.0.0.1(port) …".
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in all {
+            guard let pid = Int32(entry), let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) else { continue }
+            if cmd.hasPrefix("postgres:") && cmd.contains(" \(databaseName) ") { sample.postgres += cpu(pid) }
+        }
+        if let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = stat.split(separator: "\n").first {
+            let values = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+            // user nice system (idle iowait) irq softirq steal: busy time of the whole machine.
+            if values.count >= 8 {
+                let busy = values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
+                sample.other = busy / ticks - sample.controllers - sample.postgres
+            }
+        }
+        return sample
+    }
+
+    static func - (a: CPUSample, b: CPUSample) -> CPUSample {
+        CPUSample(controllers: a.controllers - b.controllers, postgres: a.postgres - b.postgres, other: a.other - b.other)
+    }
+}
