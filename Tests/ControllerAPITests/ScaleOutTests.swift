@@ -211,7 +211,7 @@ struct ScaleOutTests {
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         try await app.test(.live) { client in
             for (method, path, body) in [(HTTPRequest.Method.get, "/api/routes", nil), (.post, "/api/groups", #"{"name":"g"}"#),
-                                         (.get, "/api/events/audit", nil), (.post, "/api/agent/enroll", #"{"setup_key":"rps_x","name":"n"}"#)] as [(HTTPRequest.Method, String, String?)] {
+                                         (.get, "/api/events/audit", nil), (.post, "/api/agent/enroll", #"{"setup_key":"rps_x","name":"n","os":"linux"}"#)] as [(HTTPRequest.Method, String, String?)] {
                 let start = ContinuousClock.now
                 let r = try await client.execute(uri: path, method: method, headers: [.authorization: "Token rpt_whatever", .contentType: "application/json"],
                                                  body: body.map { ByteBuffer(string: $0) }) { response in
