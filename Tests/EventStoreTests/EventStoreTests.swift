@@ -243,7 +243,7 @@ struct EventStoreTests {
     @Test("a PostgreSQL restart during appends: the pool recovers, no event lost or duplicated")
     func restartDuringAppends() async throws {
         // A server of its own: restarting the shared one would disturb tests running in parallel.
-        let server = try await PrivatePostgres.start(name: "restart-test", port: 55442)
+        let server = try await PrivatePostgres.start(name: "restart-test", port: 25442)
         let db = try await TestDatabase.create(maxConnections: 4, server: server.url)
         let store = db.store
         let stop = Deadline(after: .seconds(60))

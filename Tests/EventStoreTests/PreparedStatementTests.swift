@@ -45,7 +45,7 @@ struct PreparedStatementTests {
 
     @Test("after a PostgreSQL restart, a reconnected pool prepares its statements again")
     func reprepareAfterRestart() async throws {
-        let server = try await PrivatePostgres.start(name: "prepare-restart-test", port: 55443)
+        let server = try await PrivatePostgres.start(name: "prepare-restart-test", port: 25443)
         let db = try await TestDatabase.create(maxConnections: 2, server: server.url)
         let store = db.store
         #expect(try await store.append(tenant: "r", expected: .noEvents, events: [event()]) == 1...1)
