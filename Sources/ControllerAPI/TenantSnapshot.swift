@@ -98,18 +98,21 @@ public final class TenantCache: Sendable {
         while true {
             let batch = try await store.read(tenant: tenant, fromSequence: snapshot.version + 1, limit: 2000)
             for recorded in batch {
-                let event: RouteEvent
-                do {
-                    event = try RouteEvent.decode(type: recorded.type, json: recorded.data)
-                } catch {
-                    throw APIError(.internalError, "tenant \(tenant): event \(recorded.sequence) (\(recorded.type)) does not decode: \(error)")
-                }
-                snapshot.apply(event, sequence: recorded.sequence)
+                snapshot.apply(try Self.decode(recorded, tenant: tenant), sequence: recorded.sequence)
             }
             if batch.count < 2000 { break }
         }
         remember(tenant, snapshot)
         return snapshot
+    }
+
+    /// A stored event as a domain event; one that does not decode is a 500 naming it (the operator must look).
+    static func decode(_ recorded: RecordedEvent, tenant: String) throws -> RouteEvent {
+        do {
+            return try RouteEvent.decode(type: recorded.type, json: recorded.data)
+        } catch {
+            throw APIError(.internalError, "tenant \(tenant): event \(recorded.sequence) (\(recorded.type)) does not decode: \(error)")
+        }
     }
 
     /// Keeps `snapshot` if it is newer than the cached one.

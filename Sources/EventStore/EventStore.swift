@@ -139,6 +139,73 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// What a decision taken under the tenant lock appends: events (none = nothing to do), statements for the
+    /// same transaction, and a value handed back to the caller.
+    public struct LockedAppend<Value: Sendable>: Sendable {
+        public var events: [NewEvent]
+        public var statements: [SideStatement]
+        public var value: Value
+        public init(events: [NewEvent], statements: [SideStatement] = [], value: Value) {
+            self.events = events
+            self.statements = statements
+            self.value = value
+        }
+    }
+
+    /// Decide-and-append that cannot conflict: in one transaction, takes the tenant's append lock (the one
+    /// `append_events` takes, before the transaction has an xid), reads the tenant's events after `version`,
+    /// hands them to `decide`, and appends what it returns at exactly the version it saw. Writers of the
+    /// tenant in every process queue on the lock instead of failing and deciding again, so it is the path
+    /// for a tenant under contention (the optimistic `append` is one round trip, this is four or more, and
+    /// the lock is held for them). `decide` runs on the connection's thread while the lock is held: keep it
+    /// pure and quick. A throw from it rolls back and appends nothing. Not retried on a lost connection.
+    public func appendUnderTenantLock<Value: Sendable>(
+        tenant: String, after version: Int64,
+        _ decide: @escaping @Sendable ([RecordedEvent]) throws -> LockedAppend<Value>
+    ) async throws -> (sequences: ClosedRange<Int64>?, value: Value) {
+        let outcome = try await pool.withSession { session -> (ClosedRange<Int64>?, Value) in
+            try session.script("BEGIN")
+            do {
+                _ = try session.query("SELECT pg_advisory_xact_lock(hashtextextended('routeplane.tenant:' || $1, 0))", [tenant])
+                var newer: [RecordedEvent] = []
+                var after = version
+                while true {
+                    let page = try Self.decode(session.query(
+                        "SELECT \(Self.columns) FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 2000",
+                        [tenant, String(after)]))
+                    newer += page
+                    after = page.last?.sequence ?? after
+                    if page.count < 2000 { break }
+                }
+                let decision = try decide(newer)
+                guard !decision.events.isEmpty else {
+                    try session.script("COMMIT")
+                    return (nil, decision.value)
+                }
+                let events = decision.events
+                let parameters: [String?] = [
+                    tenant, String(after),
+                    PostgresArray.literal(events.map { FastUUID.text($0.id) }),
+                    PostgresArray.literal(events.map(\.type)),
+                    PostgresArray.literal(events.map(\.data)),
+                    PostgresArray.literal(events.map { $0.metadata.json }),
+                    "false",
+                ]
+                guard let text = try session.value(prepared: Self.appendBatchSQL, parameters), let head = Int64(text) else {
+                    throw EventStoreError.invalidResponse("append_events returned no head")
+                }
+                for statement in decision.statements { try session.query(statement.sql, statement.parameters) }
+                try session.script("COMMIT")
+                return ((head - Int64(events.count) + 1)...head, decision.value)
+            } catch {
+                try? session.script("ROLLBACK")
+                throw error
+            }
+        }
+        if outcome.0 != nil { notifier.appended(tenant: tenant) }
+        return (sequences: outcome.0, value: outcome.1)
+    }
+
     /// Prepared once per connection (see `PostgresSession.query(prepared:)`).
     static let appendOneSQL = "SELECT append_events($1, $2, ARRAY[$3::uuid], ARRAY[$4::text], ARRAY[$5::json], ARRAY[$6::jsonb], $7::boolean)"
     static let appendBatchSQL = "SELECT append_events($1, $2, $3::uuid[], $4::text[], $5::json[], $6::jsonb[], $7::boolean)"

@@ -48,6 +48,45 @@ struct EventStoreTests {
         await db.drop()
     }
 
+    @Test("appendUnderTenantLock: 8 writers in 2 pools read-modify-write one tenant without a conflict; each decision saw every earlier event; a throwing decision appends nothing")
+    func lockedReadModifyWrite() async throws {
+        let db = try await TestDatabase.create(maxConnections: 4)
+        let second = EventStore(url: db.url, maxConnections: 4)
+        struct Refused: Error {}
+        // Each writer appends the count of events it saw (after its stale starting point) plus that start:
+        // under the lock this must equal its own sequence - 1.
+        let sequences = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for writer in 0..<8 {
+                let store = writer % 2 == 0 ? db.store : second
+                group.addTask {
+                    var mine: [Int64] = []
+                    for i in 0..<25 {
+                        let stale = Int64(0)
+                        let (range, seen) = try await store.appendUnderTenantLock(tenant: "t", after: stale) { newer -> EventStore.LockedAppend<Int64> in
+                            let before = stale + Int64(newer.count)
+                            #expect(newer.map(\.sequence) == Array(stride(from: stale + 1, through: before, by: 1)))
+                            return .init(events: [event("Counted", #"{"before":\#(before),"writer":\#(writer),"i":\#(i)}"#)], value: before)
+                        }
+                        let sequence = try #require(range).lowerBound
+                        #expect(sequence == seen + 1)
+                        mine.append(sequence)
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [Int64]()) { $0 += $1 }
+        }
+        #expect(sequences.sorted() == Array(1...200))
+        await #expect(throws: Refused.self) {
+            _ = try await db.store.appendUnderTenantLock(tenant: "t", after: 200) { _ -> EventStore.LockedAppend<Int> in throw Refused() }
+        }
+        let empty = try await db.store.appendUnderTenantLock(tenant: "t", after: 200) { _ in EventStore.LockedAppend<Int>(events: [], value: 7) }
+        #expect(empty.sequences == nil && empty.value == 7)
+        #expect(try await db.store.version(tenant: "t") == 200)
+        await second.shutdown()
+        await db.drop()
+    }
+
     @Test("noEvents and exactly(n) expectations, and the conflict names expected and actual")
     func expectedVersions() async throws {
         let db = try await TestDatabase.create()
