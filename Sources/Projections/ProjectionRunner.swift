@@ -29,6 +29,9 @@ public actor ProjectionRunner {
         /// Test hook: runs inside the batch transaction after its writes, before COMMIT. Throwing (or
         /// terminating the session) aborts the batch as a crash would.
         public var beforeCommit: (@Sendable (ProjectionBatch, PostgresSession) throws -> Void)?
+        /// A cached projection at most this many events behind the checkpoint (another runner advanced the
+        /// tenant) is fast-forwarded; further behind, it is refolded from the first event.
+        public var fastForwardLimit: Int64 = 100_000
 
         public init(batchSize: Int = 1_000, mode: ProjectionMode = .incremental, sweepInterval: Duration = .seconds(2),
                     workers: Int = 2, beforeCommit: (@Sendable (ProjectionBatch, PostgresSession) throws -> Void)? = nil) {
@@ -142,6 +145,18 @@ public actor ProjectionRunner {
             let checkpoint = try ProjectionSQL.checkpointForUpdate(s, tenant: tenant)
             var reloaded = false
             let result: ProjectionBatch? = try slot.projection.withLock { cached in
+                if let behind = cached?.sequence, behind < checkpoint, checkpoint - behind <= configuration.fastForwardLimit {
+                    // Another controller's runner projected (behind, checkpoint]: fold those events into the cached
+                    // state and take the views it stored, instead of refolding the tenant from its first event
+                    // (with several controllers the tenant changes hands often; a refold per batch is O(tenant)).
+                    var gap: [SequencedEvent] = []
+                    while true {
+                        let page = try ProjectionSQL.readEvents(s, tenant: tenant, after: gap.last?.sequence ?? behind, upTo: checkpoint, limit: 10_000)
+                        gap += page
+                        if page.count < 10_000 { break }
+                    }
+                    try cached!.fastForward(gap, changedViews: try ProjectionSQL.storedRefs(s, tenant: tenant, after: behind))
+                }
                 if cached?.sequence != checkpoint {
                     let fold = try ProjectionSQL.fold(s, tenant: tenant, upTo: checkpoint)
                     guard fold.sequence == checkpoint else {

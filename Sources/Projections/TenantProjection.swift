@@ -28,6 +28,21 @@ public struct TenantProjection: Sendable {
         self.stored = stored
     }
 
+    /// Catches up with batches another runner projected and committed: folds `events` (continuing at
+    /// `sequence + 1`) into the state without computing any view, and takes `changedViews` — the views stored
+    /// since `sequence` — as the database holds them; views of peers that no longer exist are forgotten.
+    public mutating func fastForward(_ events: [SequencedEvent], changedViews: [PeerID: StoredViewRef]) throws(ProjectionError) {
+        for (i, e) in events.enumerated() where e.sequence != sequence + 1 + Int64(i) {
+            throw .gap(tenant: tenant, expected: sequence + 1 + Int64(i), got: e.sequence)
+        }
+        for e in events {
+            state.apply(e.event)
+            sequence = e.sequence
+        }
+        for (peer, ref) in changedViews { stored[peer] = ref }
+        stored = stored.filter { state.peers[$0.key] != nil }
+    }
+
     /// Folds `events` (which must continue at `sequence + 1`, without gaps) and returns what to write.
     /// On a thrown gap nothing was applied; the projection is unchanged.
     public mutating func apply(_ events: [SequencedEvent], mode: ProjectionMode = .incremental) throws(ProjectionError) -> ProjectionBatch {

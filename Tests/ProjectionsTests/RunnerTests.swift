@@ -157,8 +157,10 @@ import TestSupport
             }
             let head = try await store.version(tenant: "shared")
             #expect(next == head + 1)
-            // Both runners did some of the work, so they really competed (each reloads when the other moved).
-            #expect(Set(total.map(\.reloaded)).contains(true))
+            // When the other runner moved the tenant on, a runner fast-forwards its cached state over those events
+            // instead of refolding the tenant: only each runner's first batch loads it from scratch. (The verify
+            // below shows the fast-forwarded batches wrote the same views a rebuild computes.)
+            #expect(total.filter(\.reloaded).count <= runners.count, "\(total.filter(\.reloaded).count) reloads")
 
             // A held lock: busy, checkpoint untouched.
             var extra = TenantScript(tenant: "held", seed: 5)
