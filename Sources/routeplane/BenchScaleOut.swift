@@ -14,7 +14,7 @@ import FoundationNetworking
 ///
 /// The controllers are real `routeplane serve` child processes (each with its own pool and projection
 /// runner; with NATS when ROUTEPLANE_NATS_URL is set, so the relay runs too). wrk (a separate C process)
-/// POSTs new routes spread over several tenants, with the same total number of connections in both
+/// PUTs route updates spread over several tenants, with the same total number of connections in both
 /// phases: one wrk with `connections` against the single controller, then one wrk per controller with a
 /// third of them each.
 struct BenchScaleOut: AsyncParsableCommand {
@@ -28,6 +28,9 @@ struct BenchScaleOut: AsyncParsableCommand {
     @Option(help: "HTTP connections in total (split over the controllers).") var connections = 12
     @Option(help: "Controllers in the second phase.") var controllers = 3
     @Option(help: "First port for the controllers.") var basePort = 18_600
+
+    /// Routes per tenant, updated round-robin (the tenants keep their size, so every write costs the same).
+    static let routesPerTenant = 100
 
     func run() async throws {
         #if DEBUG
@@ -57,6 +60,10 @@ struct BenchScaleOut: AsyncParsableCommand {
                 var events: [RouteEvent] = []
                 let commands: [Command] = peers.enumerated().map { i, p in .enrollPeer(id: p, name: "peer\(i)", os: "linux", meshIP: "100.64.0.\(i + 1)") }
                     + [.createGroup(id: "clients", name: "clients", peers: peers)]
+                    + (0..<Self.routesPerTenant).map { r in
+                        .createRoute(id: RouteID("r\(r)"), RouteInput(networkID: "n\(r)", network: "10.\(r / 250).\(r % 250).0/24",
+                                                                    peer: peers[r % peers.count], metric: 100, groups: ["clients"]))
+                    }
                 for command in commands {
                     let produced = try decideOrThrow(command, state)
                     for e in produced { state.apply(e) }
@@ -72,7 +79,7 @@ struct BenchScaleOut: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scripts) }
         let nats = ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
-        print("routeplane bench scaleout: POST /api/routes over \(tenants) tenants (10 peers each), \(connections) connections in total, "
+        print("routeplane bench scaleout: PUT /api/routes/{id} (unconditional, a new metric each) over \(tenants) tenants of \(Self.routesPerTenant) routes and 10 peers, \(connections) connections in total, "
               + "\(seconds) s per phase, \(ProcessInfo.processInfo.activeProcessorCount) cores, NATS relay \(nats == nil ? "off" : "on")")
         print(pad("controllers", 13) + pad("writes/s", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("non-2xx", 9)
               + pad("CPU s: controllers", 20) + pad("postgres", 10) + pad("other", 8) + "CPU s per 1,000 writes (ctl / pg)")
@@ -95,7 +102,8 @@ struct BenchScaleOut: AsyncParsableCommand {
             }
             for port in ports { try await Self.waitForHealth(port: port) }
 
-            // One wrk per controller, each POSTing distinct networks (its own second octet) round-robin over the tenants.
+            // One wrk per controller, each updating routes round-robin over the tenants (writers of different controllers
+            // hit the same tenants: that is the contention several controllers see).
             let perController = max(1, connections / count)
             let tokenList = tokens.map { "\"\($0)\"" }.joined(separator: ",")
             var wrks: [(Process, Pipe)] = []
@@ -104,11 +112,12 @@ struct BenchScaleOut: AsyncParsableCommand {
                 let script = scripts.appendingPathComponent("post-\(phase)-\(i).lua")
                 try """
                     local tokens = {\(tokenList)}
-                    local n = 0
+                    local n = \(i * 1_000_000)
                     request = function()
                       n = n + 1
-                      local body = string.format('{"network_id":"w%d","network":"11.%d.%d.%d/32","peer":"p%d","metric":100,"masquerade":true,"groups":["clients"],"enabled":true}', n, \(phase * 8 + i + 1), math.floor(n / 256) % 256, n % 256, n % 10)
-                      return wrk.format("POST", "/api/routes", {["Authorization"] = "Token " .. tokens[n % #tokens + 1], ["Content-Type"] = "application/json"}, body)
+                      local r = math.floor(n / #tokens) % \(Self.routesPerTenant)
+                      local body = string.format('{"network_id":"n%d","network":"10.%d.%d.0/24","peer":"p%d","metric":%d,"masquerade":true,"groups":["clients"],"enabled":true}', r, math.floor(r / 250), r % 250, r % 10, 1 + n % 9000)
+                      return wrk.format("PUT", "/api/routes/r" .. r, {["Authorization"] = "Token " .. tokens[n % #tokens + 1], ["Content-Type"] = "application/json"}, body)
                     end
                     """.write(to: script, atomically: true, encoding: .utf8)
                 let wrk = Process()
