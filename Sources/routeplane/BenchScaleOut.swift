@@ -28,6 +28,8 @@ struct BenchScaleOut: AsyncParsableCommand {
     @Option(help: "HTTP connections in total (split over the controllers).") var connections = 12
     @Option(help: "Controllers in the second phase.") var controllers = 3
     @Option(help: "First port for the controllers.") var basePort = 18_600
+    @Flag(help: "Also measure 3 controllers with tenant affinity (controller i writes only tenants t % 3 == i): no cross-controller contention.")
+    var affinity = false
 
     /// Routes per tenant, updated round-robin (the tenants keep their size, so every write costs the same).
     static let routesPerTenant = 100
@@ -85,7 +87,8 @@ struct BenchScaleOut: AsyncParsableCommand {
               + pad("CPU s: controllers", 20) + pad("postgres", 10) + pad("other", 8) + "CPU s per 1,000 writes (ctl / pg)")
 
         var results: [(Int, Double)] = []
-        for (phase, count) in [1, controllers].enumerated() {
+        let phases: [(count: Int, affinity: Bool)] = [(1, false), (controllers, false)] + (affinity ? [(controllers, true)] : [])
+        for (phase, (count, withAffinity)) in phases.enumerated() {
             let ports = (0..<count).map { basePort + 10 * phase + $0 }
             var children: [Process] = []
             defer { for c in children where c.isRunning { c.terminate() } ; for c in children { c.waitUntilExit() } }
@@ -105,11 +108,12 @@ struct BenchScaleOut: AsyncParsableCommand {
             // One wrk per controller, each updating routes round-robin over the tenants (writers of different controllers
             // hit the same tenants: that is the contention several controllers see).
             let perController = max(1, connections / count)
-            let tokenList = tokens.map { "\"\($0)\"" }.joined(separator: ",")
             var wrks: [(Process, Pipe)] = []
             let cpuBefore = CPUSample.take(controllers: children.map(\.processIdentifier), databaseName: name)
             for (i, port) in ports.enumerated() {
-                let script = scripts.appendingPathComponent("post-\(phase)-\(i).lua")
+                let mine = withAffinity ? tokens.enumerated().filter { $0.offset % count == i }.map(\.element) : tokens
+                let tokenList = mine.map { "\"\($0)\"" }.joined(separator: ",")
+                let script = scripts.appendingPathComponent("put-\(phase)-\(i).lua")
                 try """
                     local tokens = {\(tokenList)}
                     local n = \(i * 1_000_000)
@@ -141,16 +145,20 @@ struct BenchScaleOut: AsyncParsableCommand {
             let p99 = outputs.map(\.p99).max() ?? 0
             let errors = outputs.map(\.non2xx).reduce(0, +)
             let total = writes * Double(seconds)
-            print(pad(String(count), 13) + pad(String(format: "%.0f", writes), 10) + pad(String(format: "%.1f", p50), 9)
+            print(pad(withAffinity ? "\(count) (affinity)" : String(count), 13) + pad(String(format: "%.0f", writes), 10) + pad(String(format: "%.1f", p50), 9)
                   + pad(String(format: "%.1f", p99), 9) + pad(String(errors), 9)
                   + pad(String(format: "%.1f", cpu.controllers), 20) + pad(String(format: "%.1f", cpu.postgres), 10)
                   + pad(String(format: "%.1f", cpu.other), 8)
                   + String(format: "%.2f / %.2f", 1000 * cpu.controllers / max(total, 1), 1000 * cpu.postgres / max(total, 1)))
             results.append((count, writes))
         }
-        if results.count == 2, results[0].1 > 0 {
+        if results.count >= 2, results[0].1 > 0 {
             print(String(format: "  %d controllers: %.2f× the writes/s of 1 (same database, same run). The machine has %d cores; the CPU columns say who used them.",
                          results[1].0, results[1].1 / results[0].1, ProcessInfo.processInfo.activeProcessorCount))
+        }
+        if results.count == 3, results[0].1 > 0 {
+            print(String(format: "  %d controllers with tenant affinity: %.2f× the writes/s of 1 (the difference to the row above is cross-controller contention on a tenant).",
+                         results[2].0, results[2].1 / results[0].1))
         }
     }
 
