@@ -74,13 +74,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The benchmarks' pure parts: percentiles, CDF, tables, PNG encoding, plot rasterizing (no I/O).
+        .target(name: "BenchKit", swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // The one executable: serve, migrate, bench, demo, admin commands.
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent",
+                "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "CNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -90,12 +92,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).
+        .testTarget(name: "ChaosTests", dependencies: ["routeplane"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",
             dependencies: [

@@ -304,7 +304,7 @@ public final class JetStreamPublisher: @unchecked Sendable {
                 let parts = String(cString: natsMsg_GetSubject(reply)).split(separator: ".")
                 guard parts.count >= 2, UInt64(parts[parts.count - 2]) == batch, let index = Int(parts[parts.count - 1]),
                       index >= 0, index < results.count, results[index] == nil else { continue }
-                results[index] = status == NATS_NO_RESPONDERS ? .failed(.noStream) : Self.parseAck(NATSMessage(copying: reply))
+                results[index] = status == NATS_NO_RESPONDERS ? .failed(.noStream) : Self.parseAck(reply)
                 outstanding -= 1
             }
             let missing: PublishResult = connection.isConnected ? .failed(.timeout) : .failed(.notConnected("connection lost before the acknowledgement"))
@@ -341,6 +341,42 @@ public final class JetStreamPublisher: @unchecked Sendable {
         var seq: UInt64?
         var duplicate: Bool?
         var error: APIError?
+    }
+
+    /// The acknowledgement in a libnats message. The usual one (`{"stream":…,"seq":N}` plus `"duplicate":true`,
+    /// no headers) is read in place; anything else (a status header, an error, an unexpected shape) goes through
+    /// the general path below. Foundation's JSONDecoder costed ~30 µs per ack, a tenth of the relay's CPU at 10,000 acks.
+    static func parseAck(_ reply: OpaquePointer) -> PublishResult {
+        var statusValue: UnsafePointer<CChar>?
+        let length = Int(natsMsg_GetDataLength(reply))
+        if natsMsgHeader_Get(reply, "Status", &statusValue) != NATS_OK, length > 0, let data = natsMsg_GetData(reply) {
+            let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: length)
+            if let fast = quickAck(Array(bytes)) { return fast }
+        }
+        return parseAck(NATSMessage(copying: reply))
+    }
+
+    /// `{"stream":"…","seq":N[,"duplicate":true|false][,"domain":"…"]}` → stored; nil for anything else.
+    static func quickAck(_ bytes: [UInt8]) -> PublishResult? {
+        var reader = JSONText.Reader(bytes)
+        guard let fields = try? reader.topLevelObject() else { return nil }
+        var sequence: UInt64?
+        var duplicate = false
+        for (key, range) in fields {
+            switch key {
+            case "seq":
+                guard let value = JSONText.integer(bytes[range]), value >= 0 else { return nil }
+                sequence = UInt64(value)
+            case "duplicate":
+                let token = bytes[range]
+                if token.elementsEqual("true".utf8) { duplicate = true } else if !token.elementsEqual("false".utf8) { return nil }
+            case "stream", "domain":
+                continue
+            default:
+                return nil
+            }
+        }
+        return sequence.map { .stored(sequence: $0, duplicate: duplicate) }
     }
 
     static func parseAck(_ reply: NATSMessage) -> PublishResult {

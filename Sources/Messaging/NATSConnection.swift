@@ -232,6 +232,13 @@ public final class NATSConnection: @unchecked Sendable {
         try NATSSubscription(connection: self, subject: subject, limit: limit)
     }
 
+    /// Subscribes (core NATS) to `subject` and calls `handler` with each message's subject and payload on libnats's
+    /// delivery thread (no copy, no task, no stream): for many lightweight subscribers in one process, such as the
+    /// propagation bench's simulated agents. The buffers are valid only during the call; the handler must not block.
+    public func subscribe(_ subject: String, handler: @escaping NATSCallbackSubscription.Handler) throws(NATSError) -> NATSCallbackSubscription {
+        try NATSCallbackSubscription(connection: self, subject: subject, handler: handler)
+    }
+
     /// Closes the connection (idempotent). Subscriptions end; `events()` streams get `.closed` and finish.
     public func close() async {
         callbacks.closing()
@@ -417,6 +424,69 @@ public final class NATSSubscription: @unchecked Sendable {
     }
 
     /// Stops the subscription (idempotent); `messages` finishes once libnats is done with it.
+    public func unsubscribe() {
+        let first = unsubscribed.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { _ = natsSubscription_Unsubscribe(handle) }
+    }
+
+    deinit {
+        unsubscribe()
+        natsSubscription_Destroy(handle)
+    }
+}
+
+/// A core-NATS subscription whose messages go straight to a callback (see `NATSConnection.subscribe(_:handler:)`).
+/// Lifetime as `NATSSubscription`: libnats holds one retained reference to the handler box, released by the
+/// subscription's on-complete callback.
+public final class NATSCallbackSubscription: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `handle` is immutable and destroyed only in deinit; libnats subscription
+    // calls are thread-safe; `unsubscribed` is a Mutex.
+    public typealias Handler = @Sendable (_ subject: UnsafeBufferPointer<UInt8>, _ payload: UnsafeBufferPointer<UInt8>) -> Void
+    let handle: OpaquePointer
+    public let subject: String
+    private let unsubscribed = Mutex(false)
+    private let connection: NATSConnection
+
+    final class Box: Sendable {
+        let handler: Handler
+        init(_ handler: @escaping Handler) { self.handler = handler }
+    }
+
+    init(connection: NATSConnection, subject: String, handler: @escaping Handler) throws(NATSError) {
+        let box = Unmanaged.passRetained(Box(handler)).toOpaque()
+        var sub: OpaquePointer?
+        let status = natsConnection_Subscribe(&sub, connection.handle, subject, { _, _, msg, closure in
+            guard let msg else { return }
+            defer { natsMsg_Destroy(msg) }
+            guard let closure, let subjectPointer = natsMsg_GetSubject(msg) else { return }
+            let subjectLength = strlen(subjectPointer)
+            let length = Int(natsMsg_GetDataLength(msg))
+            // C chars read as bytes (signed/unsigned variants of one integer type may alias).
+            let subjectBytes = UnsafeRawPointer(subjectPointer).assumingMemoryBound(to: UInt8.self)
+            let dataBytes = length > 0 ? natsMsg_GetData(msg).map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) } : nil
+            Unmanaged<Box>.fromOpaque(closure).takeUnretainedValue().handler(
+                UnsafeBufferPointer(start: subjectBytes, count: subjectLength), UnsafeBufferPointer(start: dataBytes, count: dataBytes == nil ? 0 : length))
+        }, box)
+        guard status == NATS_OK, let sub else {
+            let error = NATSError.make(status, "subscribe \(subject)")
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw error
+        }
+        // If setting the completion fails the subscription closed already and a handler may still run: the box is
+        // deliberately leaked (a few bytes, once) instead of risking a use-after-free.
+        _ = natsSubscription_SetOnCompleteCB(sub, { closure in
+            guard let closure else { return }
+            Unmanaged<Box>.fromOpaque(closure).release()
+        }, box)
+        self.handle = sub
+        self.subject = subject
+        self.connection = connection
+    }
+
+    /// Stops the subscription (idempotent).
     public func unsubscribe() {
         let first = unsubscribed.withLock { done in
             defer { done = true }

@@ -86,7 +86,9 @@ public final class PeerStatusRecorder: Sendable {
 
     func flush(_ reports: [String: Report]) async {
         guard !reports.isEmpty else { return }
-        let rows = Array(reports.values)
+        // In key order: every controller records every report, and upserts taking the same rows' locks in different
+        // orders deadlock each other (40P01, found by ops/chaos with 3 controllers); one order cannot.
+        let rows = reports.sorted { $0.key < $1.key }.map(\.value)
         do {
             _ = try await store.pool.withSession { s in
                 try s.query("""

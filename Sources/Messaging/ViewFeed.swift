@@ -50,16 +50,32 @@ public final class ViewFeed: Sendable {
         let feed = ViewFeed(tenant: tenant, peer: peer, subject: subject, subscription: subscription)
         let connectionEvents = connection.events()
         let continuation = feed.continuation
-        @Sendable func readLast(_ origin: ViewOrigin) async {
+        /// True when the server answered (with the last view or with none).
+        @Sendable func readLast(_ origin: ViewOrigin) async -> Bool {
             do {
                 if let message = try await jetStream.lastMessage(stream: stream, subject: subject) {
                     continuation.yield(Self.event(message.payload, tenant: tenant, peer: peer, origin: origin))
                 } else if origin == .last {
                     continuation.yield(.noView)
                 }
+                return true
             } catch {
                 // Disconnected or NATS down: the next reconnect (or resync) reads again.
                 logger.debug("view feed could not read the last message", metadata: ["subject": "\(subject)", "error": "\(error)"])
+                return false
+            }
+        }
+        /// A failed read while connected is tried again soon (0.25 s, doubling to 5 s, about half a minute in all), not
+        /// only at the next periodic resync (60 s): right after a NATS restart hundreds of agents read at once and a read
+        /// can fail, and a view published while the agent was disconnected reaches it only through this read.
+        @Sendable func readLastRetrying(_ origin: ViewOrigin) async {
+            var delay = Duration.milliseconds(250)
+            for _ in 0..<10 {
+                if await readLast(origin) { return }
+                // Disconnected again: the next reconnect reads.
+                if Task.isCancelled || !connection.isConnected { return }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
             }
         }
         let live = Task {
@@ -74,7 +90,7 @@ public final class ViewFeed: Sendable {
                 case .disconnected: continuation.yield(.disconnected)
                 case .reconnected, .connected:
                     continuation.yield(.reconnected)
-                    await readLast(.resync)
+                    await readLastRetrying(.resync)
                 case .closed: continuation.finish()
                 case .error: break
                 }
@@ -84,14 +100,22 @@ public final class ViewFeed: Sendable {
         if let resyncInterval {
             tasks.append(Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: resyncInterval)
+                    // ±25 %: agents started together (a fleet after a restart) would otherwise all read at the same moment,
+                    // every interval, forever (ops/chaos: 300 agents' reads at once, just as NATS went down).
+                    try? await Task.sleep(for: resyncInterval * Double.random(in: 0.75...1.25))
                     if Task.isCancelled { break }
-                    await readLast(.resync)
+                    _ = await readLast(.resync)
                 }
             })
         }
         feed.tasks.withLock { $0 = tasks }
-        await readLast(.last)
+        if !(await readLast(.last)) {
+            let retry = Task {
+                try? await Task.sleep(for: .milliseconds(250))
+                await readLastRetrying(.last)
+            }
+            feed.tasks.withLock { $0.append(retry) }
+        }
         return feed
     }
 

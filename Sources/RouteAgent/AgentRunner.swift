@@ -25,6 +25,9 @@ public struct AgentConfiguration: Sendable {
     public var probe: HealthProbeConfiguration?
     /// Answer other agents' probes on our mesh address.
     public var answerProbes: Bool
+    /// Called with every view the agent applies, after it is persisted (an observer: e.g. `routeplane chaos`
+    /// records each agent's applied versions to check that none ever goes back).
+    public var viewApplied: (@Sendable (AgentStateMachine.ViewUpdate) -> Void)? = nil
 
     public init(controller: String, setupKey: String?, stateFolder: String, name: String, os: String = "linux", ip: String? = nil,
                 natsURL: String? = nil, natsCredentials: String? = nil, statusInterval: Duration = .seconds(5), httpFallbackInterval: Duration = .seconds(10),
@@ -202,6 +205,7 @@ public actor AgentRunner {
                     }
                 }
                 logger.info("view", metadata: ["version": "\(update.version)", "source": "\(update.source.rawValue)"])
+                configuration.viewApplied?(update)
             case .apply(let desired):
                 do {
                     let report = try await applier.apply(desired)

@@ -1,8 +1,10 @@
+import Dispatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 import RouteModel
+import Synchronization
 
 /// The agent's HTTP calls to the controller: enrollment, and the view as a fallback when NATS is down.
 public struct ControllerClient: Sendable {
@@ -25,8 +27,64 @@ public struct ControllerClient: Sendable {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONSerialization.data(withJSONObject: body)
         }
-        let (data, response) = try await session.data(for: request)
+        let (data, response) = try await Self.perform(request, on: session)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    /// `session.data(for:)`, started from a Dispatch thread instead of the caller's. FoundationNetworking's
+    /// `URLSessionTask.resume()` waits (`DispatchQueue.sync`) for the session's internal queue; on Swift's cooperative
+    /// threads that wait stalled a process hosting hundreds of agents for tens of seconds when they all fell back to HTTP
+    /// at once (ops/chaos, NATS restart). Cancelling the calling task cancels the request.
+    static func perform(_ request: URLRequest, on session: URLSession) async throws -> (Data, URLResponse) {
+        let started = StartedTask()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(Data, URLResponse), any Error>) in
+                DispatchQueue.global().async {
+                    let task = session.dataTask(with: request) { data, response, error in
+                        if let error {
+                            continuation.resume(throwing: error)
+                        } else if let data, let response {
+                            continuation.resume(returning: (data, response))
+                        } else {
+                            continuation.resume(throwing: URLError(.badServerResponse))
+                        }
+                    }
+                    let wanted = started.start(task)
+                    task.resume()
+                    // Cancelled before it started: a running task's cancel completes it (with URLError.cancelled).
+                    if !wanted { task.cancel() }
+                }
+            }
+        } onCancel: {
+            started.cancel()
+        }
+    }
+
+    /// The request's task, so a cancellation that comes before or after it starts cancels it.
+    final class StartedTask: Sendable {
+        // Why @unchecked Sendable is safe: URLSessionTask's methods (cancel, resume) are thread-safe; the reference is only
+        // stored and read under the Mutex.
+        private struct Box: @unchecked Sendable {
+            var task: URLSessionTask?
+            var cancelled = false
+        }
+        private let state = Mutex(Box())
+
+        /// Records the task; false when the request was already cancelled.
+        func start(_ task: URLSessionTask) -> Bool {
+            state.withLock { box in
+                box.task = task
+                return !box.cancelled
+            }
+        }
+
+        func cancel() {
+            let task = state.withLock { box -> URLSessionTask? in
+                box.cancelled = true
+                return box.task
+            }
+            task?.cancel()
+        }
     }
 
     static func message(_ data: Data) -> String {

@@ -24,6 +24,14 @@ struct BenchAPI: AsyncParsableCommand {
         #if DEBUG
         print("note: debug build; use `swift build -c release` and .build/release/routeplane for representative figures")
         #endif
+        let progress = BenchProgress()
+        let figures = try await measure(progress: progress)
+        progress.end()
+        for line in figures.table() { print(line) }
+    }
+
+    /// The whole measurement: a throwaway database and tenant, the controller's router in this process, wrk per endpoint.
+    func measure(progress: BenchProgress? = nil) async throws -> APIFigures {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
             throw ValidationError("wrk not found: run ops/setup (Debian package wrk)")
         }
@@ -32,6 +40,7 @@ struct BenchAPI: AsyncParsableCommand {
         let url = try await BenchDatabase.create(name: name, server: server)
         defer { BenchDatabase.drop(name: name, server: server) }
         let store = EventStore(url: url, maxConnections: 16)
+        progress?.begin("api: tenant with \(routes) routes, 40 peers")
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         var logger = Logger(label: "routeplane.bench.api")
         logger.logLevel = .error
@@ -92,34 +101,76 @@ struct BenchAPI: AsyncParsableCommand {
         for (file, text) in [("post.lua", post), ("put.lua", put), ("auth.lua", auth)] {
             try text.write(to: scripts.appendingPathComponent(file), atomically: true, encoding: .utf8)
         }
-        print("routeplane bench api: wrk -c \(connections) -t 1 -d \(seconds)s on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores, tenant with \(routes) routes, 40 peers")
-        print(pad("endpoint", 34) + pad("requests/s", 12) + pad("p50 ms", 9) + pad("p99 ms", 9) + "non-2xx")
-        var rows: [(String, WrkResult)] = []
-        for (label, path, script) in [
+        let endpoints: [(String, String, String?)] = [
             ("GET /api/openapi.json (baseline)", "/api/openapi.json", nil),
             ("GET /api/routes (\(routes) routes)", "/api/routes", "auth.lua"),
             ("GET /api/routes/{id}", "/api/routes/r1", "auth.lua"),
             ("POST /api/routes", "/api/routes", "post.lua"),
             ("PUT /api/routes/{id}", "/api/routes/r0", "put.lua"),
-        ] as [(String, String, String?)] {
-            var arguments = ["-c", String(connections), "-t", "1", "-d", "\(seconds)s", "--latency"]
-            if let script { arguments += ["-s", scripts.appendingPathComponent(script).path] }
-            arguments.append(base + path)
-            let wrkArguments = arguments
-            let output = try await runOffCooperativePool { try PgBench.run("/usr/bin/wrk", wrkArguments) }
-            let result = WrkResult(output)
-            rows.append((label, result))
-            print(pad(label, 34) + pad(String(format: "%.0f", result.requestsPerSecond), 12) + pad(String(format: "%.2f", result.p50), 9)
-                  + pad(String(format: "%.2f", result.p99), 9) + String(result.non2xx))
-        }
-        if let baseline = rows.first?.1.requestsPerSecond, baseline > 0 {
-            for (label, r) in rows.dropFirst() {
-                print("  \(label): \(String(format: "%.0f%%", 100 * r.requestsPerSecond / baseline)) of the baseline's requests/s")
+        ]
+        var rows: [APIFigures.Row] = []
+        progress?.begin("api: wrk -c \(connections) -d \(seconds)s per endpoint", total: endpoints.count)
+        do {
+            for (label, path, script) in endpoints {
+                var arguments = ["-c", String(connections), "-t", "1", "-d", "\(seconds)s", "--latency"]
+                if let script { arguments += ["-s", scripts.appendingPathComponent(script).path] }
+                arguments.append(base + path)
+                let wrkArguments = arguments
+                let output = try await runOffCooperativePool { try PgBench.run("/usr/bin/wrk", wrkArguments) }
+                let result = WrkResult(output)
+                rows.append(APIFigures.Row(label: label, path: path, method: String(label.prefix { $0 != " " }), baseline: script == nil,
+                                           requestsPerSecond: result.requestsPerSecond, p50Ms: result.p50, p99Ms: result.p99, non2xx: result.non2xx))
+                progress?.update(done: rows.count)
             }
+        } catch {
+            serverTask.cancel()
+            _ = try? await serverTask.value
+            await store.shutdown()
+            throw error
         }
         serverTask.cancel()
         _ = try? await serverTask.value
         await store.shutdown()
+        return APIFigures(connections: connections, seconds: seconds, routes: routes, peers: 40,
+                          cores: ProcessInfo.processInfo.activeProcessorCount, rows: rows)
+    }
+}
+
+/// Figures of one `bench api` run.
+struct APIFigures: Codable, Sendable {
+    struct Row: Codable, Sendable {
+        var label: String
+        var path: String
+        var method: String
+        var baseline: Bool
+        var requestsPerSecond: Double
+        var p50Ms: Double
+        var p99Ms: Double
+        var non2xx: Int
+    }
+
+    var connections: Int
+    var seconds: Int
+    var routes: Int
+    var peers: Int
+    var cores: Int
+    var rows: [Row]
+
+    /// The printed table (as `routeplane bench api` has always printed it).
+    func table() -> [String] {
+        var lines: [String] = []
+        lines.append("routeplane bench api: wrk -c \(connections) -t 1 -d \(seconds)s on loopback, \(cores) cores, tenant with \(routes) routes, \(peers) peers")
+        lines.append(pad("endpoint", 34) + pad("requests/s", 12) + pad("p50 ms", 9) + pad("p99 ms", 9) + "non-2xx")
+        for r in rows {
+            lines.append(pad(r.label, 34) + pad(String(format: "%.0f", r.requestsPerSecond), 12) + pad(String(format: "%.2f", r.p50Ms), 9)
+                         + pad(String(format: "%.2f", r.p99Ms), 9) + String(r.non2xx))
+        }
+        if let baseline = rows.first(where: \.baseline)?.requestsPerSecond, baseline > 0 {
+            for r in rows where !r.baseline {
+                lines.append("  \(r.label): \(String(format: "%.0f%%", 100 * r.requestsPerSecond / baseline)) of the baseline's requests/s")
+            }
+        }
+        return lines
     }
 }
 

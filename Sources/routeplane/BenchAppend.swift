@@ -18,76 +18,105 @@ struct BenchAppend: AsyncParsableCommand {
     struct Case { let name: String; let writers: Int; let batch: Int }
 
     func run() async throws {
+        if let writers = profileWriters {
+            try await profile(writers: writers)
+            return
+        }
+        let progress = BenchProgress()
+        let figures = try await measure(progress: progress)
+        progress.end()
+        for line in figures.table() { print(line) }
+    }
+
+    /// Profiling aid: Routeplane's single-event appends only, no baseline.
+    func profile(writers: Int) async throws {
+        let serverURL = try database.resolvedURL()
+        let benchDatabase = "routeplane_bench_append_\(UUID().uuidString.prefix(8).lowercased())"
+        let url = try await BenchDatabase.create(name: benchDatabase, server: serverURL)
+        defer { BenchDatabase.drop(name: benchDatabase, server: serverURL) }
+        bootstrapLogging(level: database.logLevel)
+        let store = EventStore(url: url)
+        _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
+        let m = try await measureAppends(store: store, writers: writers, batch: 1, seconds: profileSeconds, runID: "profile")
+        print(String(format: "profile: %d writer(s), %.0f ev/s, client CPU %.1f µs/append (user %.1f + sys %.1f), thread sleeps %.2f/append, preemptions %.2f/append",
+                     writers, m.rate, m.cpuMicrosPerAppend, m.userMicrosPerAppend, m.sysMicrosPerAppend, m.sleepsPerAppend, m.preemptionsPerAppend))
+        await store.shutdown()
+    }
+
+    /// The whole measurement in a fresh database: every case alternating Routeplane and pgbench round by round,
+    /// then the diagnostics (round trips, the append function driven by pgbench).
+    func measure(progress: BenchProgress? = nil) async throws -> AppendFigures {
         // A fresh database for the run, so the events table and pgbench's table both start empty
         // (a long-lived events table with millions of rows would make the comparison unfair).
         let serverURL = try database.resolvedURL()
         let benchDatabase = "routeplane_bench_append_\(UUID().uuidString.prefix(8).lowercased())"
+        progress?.begin("append: creating database \(benchDatabase)")
         let url = try await BenchDatabase.create(name: benchDatabase, server: serverURL)
         defer { BenchDatabase.drop(name: benchDatabase, server: serverURL) }
         let rounds = quick ? 1 : max(1, self.rounds)
         let roundSeconds = 2.0
         bootstrapLogging(level: database.logLevel)
         let store = EventStore(url: url)  // the default pool (8): 4 writers plus the coalesced NOTIFY never wait for a connection
+        do {
+            let figures = try await measure(store: store, url: url, rounds: rounds, roundSeconds: roundSeconds, progress: progress)
+            await store.shutdown()
+            return figures
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+    }
+
+    private func measure(store: EventStore, url: String, rounds: Int, roundSeconds: Double, progress: BenchProgress?) async throws -> AppendFigures {
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         let pgbench = try PgBench(url: url)
         try pgbench.prepareBaselineTable()
-
-        if let writers = profileWriters {
-            let m = try await measureAppends(store: store, writers: writers, batch: 1, seconds: profileSeconds, runID: "profile")
-            print(String(format: "profile: %d writer(s), %.0f ev/s, client CPU %.1f µs/append (user %.1f + sys %.1f), thread sleeps %.2f/append, preemptions %.2f/append",
-                         writers, m.rate, m.cpuMicrosPerAppend, m.userMicrosPerAppend, m.sysMicrosPerAppend, m.sleepsPerAppend, m.preemptionsPerAppend))
-            await store.shutdown()
-            return
-        }
-
         let payload = Self.samplePayload
-        print("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payload.utf8.count) B, \(pgbench.serverVersion)")
-        print("baseline: pgbench -M simple running a plain INSERT of the same row(s) (batch: a \(batch)-row VALUES list) into a table shaped like `events` (same columns, keys, indexes), same server")
-        print("note: Routeplane sends append_events as a statement prepared once per connection, through libpq's non-blocking API (no thread hop; see PostgresIOLoop); pgbench's simple mode parses each INSERT")
-        print("")
-        print(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + pad("target", 14) + "client CPU, thread sleeps per append")
         let cases = [Case(name: "single, 1 writer", writers: 1, batch: 1), Case(name: "single, 4 writers", writers: 4, batch: 1),
                      Case(name: "batch \(batch), 1 writer", writers: 1, batch: batch), Case(name: "batch \(batch), 4 writers", writers: 4, batch: batch)]
-        var allMet = true
+        var results: [AppendFigures.Case] = []
         let runID = UUID().uuidString.prefix(8).lowercased()
+        let steps = cases.count * rounds + rounds
+        var step = 0
+        progress?.begin("append: \(cases.count) cases × \(rounds) round(s) of 2 s + 2 s, then diagnostics", total: steps)
         for c in cases {
-            var oursTotal = 0.0, theirsTotal = 0.0, cpuTotal = 0.0, sleepsTotal = 0.0
+            var ours: [Double] = [], theirs: [Double] = [], cpuTotal = 0.0, sleepsTotal = 0.0
             for round in 0..<rounds {
                 let m = try await measureAppends(store: store, writers: c.writers, batch: c.batch, seconds: roundSeconds,
                                                  runID: "\(runID)-\(c.writers)-\(c.batch)-\(round)")
-                oursTotal += m.rate
+                ours.append(m.rate)
                 cpuTotal += m.cpuMicrosPerAppend
                 sleepsTotal += m.sleepsPerAppend
-                theirsTotal += try pgbench.measure(writers: c.writers, batch: c.batch, seconds: roundSeconds, payload: payload)
+                let writers = c.writers, batchSize = c.batch
+                theirs.append(try await runOffCooperativePool { try pgbench.measure(writers: writers, batch: batchSize, seconds: roundSeconds, payload: payload) })
+                step += 1
+                progress?.update(done: step)
             }
-            let ours = oursTotal / Double(rounds), theirs = theirsTotal / Double(rounds)
-            let ratio = ours / theirs
+            let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
+            let ratio = mean(ours) / mean(theirs)
             let target = c.batch == 1 ? 0.70 : 0.50
-            let met = ratio >= target
-            allMet = allMet && met
-            print(pad(c.name, 22) + pad(String(format: "%.0f ev/s", ours), 16) + pad(String(format: "%.0f rows/s", theirs), 16)
-                  + pad(String(format: "%.0f%%", ratio * 100), 8) + pad("≥\(Int(target * 100))% " + (met ? "met" : "NOT met"), 14)
-                  + String(format: "%.0f µs, %.1f", cpuTotal / Double(rounds), sleepsTotal / Double(rounds)))
+            results.append(AppendFigures.Case(
+                name: c.name, writers: c.writers, batch: c.batch, eventsPerSecond: mean(ours), pgbenchRowsPerSecond: mean(theirs),
+                ratio: ratio, target: target, met: ratio >= target, clientCPUMicrosPerAppend: cpuTotal / Double(rounds),
+                threadSleepsPerAppend: sleepsTotal / Double(rounds), roundEventsPerSecond: ours, roundPgbenchRowsPerSecond: theirs))
         }
         // Where the time goes: the client's round trip alone, and the append function driven by pgbench itself.
-        print("")
-        print("diagnostics (same server, 1 client, \(rounds) round(s) of 2 s each):")
         var oursTrip = 0.0, oursBlockingTrip = 0.0, theirsTrip = 0.0, functionRate = 0.0
         for _ in 0..<rounds {
             oursTrip += try await measureRoundTrips(store: store, seconds: roundSeconds, blocking: false)
             oursBlockingTrip += try await measureRoundTrips(store: store, seconds: roundSeconds, blocking: true)
-            theirsTrip += try pgbench.measureScript("SELECT 1;\n", writers: 1, seconds: roundSeconds)
-            functionRate += try pgbench.measureScript(
-                "SELECT append_events('pgbench-fn-' || :client_id, -1, ARRAY[gen_random_uuid()], ARRAY['RouteUpdated'], ARRAY['\(payload.replacingOccurrences(of: "'", with: "''"))'::json], ARRAY['{\"actor\":\"bench\"}'::jsonb]);\n",
-                writers: 1, seconds: roundSeconds)
+            theirsTrip += try await runOffCooperativePool { try pgbench.measureScript("SELECT 1;\n", writers: 1, seconds: roundSeconds) }
+            let script = "SELECT append_events('pgbench-fn-' || :client_id, -1, ARRAY[gen_random_uuid()], ARRAY['RouteUpdated'], ARRAY['\(payload.replacingOccurrences(of: "'", with: "''"))'::json], ARRAY['{\"actor\":\"bench\"}'::jsonb]);\n"
+            functionRate += try await runOffCooperativePool { try pgbench.measureScript(script, writers: 1, seconds: roundSeconds) }
+            step += 1
+            progress?.update(done: step)
         }
         let r = Double(rounds)
-        print(pad("  SELECT 1 round trips", 40) + String(format: "routeplane pool %.0f/s, pgbench %.0f/s (%.0f%%)", oursTrip / r, theirsTrip / r, oursTrip / theirsTrip * 100))
-        print(pad("", 40) + String(format: "(async non-blocking path, as append uses; withSession's blocking path on the connection's queue: %.0f/s)", oursBlockingTrip / r))
-        print(pad("  append_events called by pgbench", 40) + String(format: "%.0f/s: the SQL alone, without Routeplane's client", functionRate / r))
-        print("")
-        print(allMet ? "all append targets met" : "some append targets NOT met")
-        await store.shutdown()
+        return AppendFigures(
+            rounds: rounds, roundSeconds: roundSeconds, batch: batch, payloadBytes: payload.utf8.count, postgres: pgbench.serverVersion,
+            cases: results,
+            diagnostics: .init(selectOnePoolPerSecond: oursTrip / r, selectOneBlockingPerSecond: oursBlockingTrip / r,
+                               selectOnePgbenchPerSecond: theirsTrip / r, appendFunctionByPgbenchPerSecond: functionRate / r))
     }
 
     struct AppendMeasurement {
@@ -153,6 +182,68 @@ struct BenchAppend: AsyncParsableCommand {
     }
 
     static let samplePayload = #"{"event_version":1,"route":{"id":"d2k7q9n1f0g3h5j6k8m0","network_id":"office-lan","description":"printers and the NAS","network":"10.20.0.0/16","network_type":"IPv4","peer_groups":["cq8h2r9k3l4m5n6p7q8r"],"metric":100,"masquerade":true,"groups":["cq8h2r9k3l4m5n6p7q9s","cq8h2r9k3l4m5n6p7q9t"],"enabled":true,"keep_route":false,"access_control_groups":[],"skip_auto_apply":false}}"#
+}
+
+/// Figures of one `bench append` run (for its table, `bench all`'s report and JSON).
+struct AppendFigures: Codable, Sendable {
+    struct Case: Codable, Sendable {
+        var name: String
+        var writers: Int
+        var batch: Int
+        /// Routeplane's events/s (mean over the rounds).
+        var eventsPerSecond: Double
+        /// pgbench's plain INSERT rows/s, same rounds.
+        var pgbenchRowsPerSecond: Double
+        var ratio: Double
+        var target: Double
+        var met: Bool
+        var clientCPUMicrosPerAppend: Double
+        var threadSleepsPerAppend: Double
+        var roundEventsPerSecond: [Double]
+        var roundPgbenchRowsPerSecond: [Double]
+    }
+
+    struct Diagnostics: Codable, Sendable {
+        var selectOnePoolPerSecond: Double
+        var selectOneBlockingPerSecond: Double
+        var selectOnePgbenchPerSecond: Double
+        var appendFunctionByPgbenchPerSecond: Double
+    }
+
+    var rounds: Int
+    var roundSeconds: Double
+    var batch: Int
+    var payloadBytes: Int
+    var postgres: String
+    var cases: [Case]
+    var diagnostics: Diagnostics
+
+    var allMet: Bool { cases.allSatisfy(\.met) }
+
+    /// The printed table (as `routeplane bench append` has always printed it).
+    func table() -> [String] {
+        var lines: [String] = []
+        lines.append("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payloadBytes) B, \(postgres)")
+        lines.append("baseline: pgbench -M simple running a plain INSERT of the same row(s) (batch: a \(batch)-row VALUES list) into a table shaped like `events` (same columns, keys, indexes), same server")
+        lines.append("note: Routeplane sends append_events as a statement prepared once per connection, through libpq's non-blocking API (no thread hop; see PostgresIOLoop); pgbench's simple mode parses each INSERT")
+        lines.append("")
+        lines.append(pad("case", 22) + pad("routeplane", 16) + pad("pgbench", 16) + pad("ratio", 8) + pad("target", 14) + "client CPU, thread sleeps per append")
+        for c in cases {
+            lines.append(pad(c.name, 22) + pad(String(format: "%.0f ev/s", c.eventsPerSecond), 16) + pad(String(format: "%.0f rows/s", c.pgbenchRowsPerSecond), 16)
+                         + pad(String(format: "%.0f%%", c.ratio * 100), 8) + pad("≥\(Int(c.target * 100))% " + (c.met ? "met" : "NOT met"), 14)
+                         + String(format: "%.0f µs, %.1f", c.clientCPUMicrosPerAppend, c.threadSleepsPerAppend))
+        }
+        let d = diagnostics
+        lines.append("")
+        lines.append("diagnostics (same server, 1 client, \(rounds) round(s) of 2 s each):")
+        lines.append(pad("  SELECT 1 round trips", 40) + String(format: "routeplane pool %.0f/s, pgbench %.0f/s (%.0f%%)", d.selectOnePoolPerSecond,
+                                                                d.selectOnePgbenchPerSecond, d.selectOnePoolPerSecond / d.selectOnePgbenchPerSecond * 100))
+        lines.append(pad("", 40) + String(format: "(async non-blocking path, as append uses; withSession's blocking path on the connection's queue: %.0f/s)", d.selectOneBlockingPerSecond))
+        lines.append(pad("  append_events called by pgbench", 40) + String(format: "%.0f/s: the SQL alone, without Routeplane's client", d.appendFunctionByPgbenchPerSecond))
+        lines.append("")
+        lines.append(allMet ? "all append targets met" : "some append targets NOT met")
+        return lines
+    }
 }
 
 /// CPU time used so far by this process (all threads), and how often its threads slept (voluntary context

@@ -2,8 +2,8 @@ import ArgumentParser
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run.",
-        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self, BenchScaleOut.self]
+        abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run (`bench all`: the whole suite).",
+        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self, BenchMemory.self, BenchScaleOut.self, BenchAll.self]
     )
 }
 

@@ -21,9 +21,12 @@ struct PropagationFigures: Codable, Sendable {
     var agentConnections: Int? = nil
     /// true: the simulated agents ran in a child process, not next to the controller pipeline.
     var agentsInSeparateProcess: Bool? = nil
-    /// Outbox relays (workers sharing the outbox) in the pipeline.
-    var relays: Int? = nil
+    /// Outbox relay workers (batch loops sharing the outbox) in the pipeline, and peers claimed per batch.
+    var relayWorkers: Int? = nil
+    var relayBatch: Int? = nil
     var cores: Int? = nil
     /// Sum over the changes of commit start → last agent received, in seconds.
     var changeWallSeconds: Double? = nil
+    /// Per change: commit → the first agent received it, in milliseconds (projection plus the relay's first batch).
+    var firstReceiptMs: [Double]? = nil
 }

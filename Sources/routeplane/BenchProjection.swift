@@ -31,29 +31,54 @@ struct BenchProjection: AsyncParsableCommand {
         #if DEBUG
         print("note: debug build; use `swift build -c release` for representative figures")
         #endif
+        let progress = BenchProgress()
+        let figures = try await measure(progress: progress)
+        progress.end()
+        for line in figures.table() { print(line) }
+    }
+
+    /// The whole measurement: per-change cases (unless `--only rebuild`), then the rebuild (unless `--only changes`),
+    /// each in a scratch database of its own, so the rebuild reads exactly its 1,000,000 generated events (the
+    /// per-change cases' tenants, one of them with 10,000 peers, would otherwise be rebuilt too).
+    func measure(progress: BenchProgress? = nil) async throws -> ProjectionFigures {
+        var figures = ProjectionFigures(database: "")
+        var names: [String] = []
+        if only != "rebuild" {
+            figures.sizes = try await withScratchDatabase(progress: progress) { store, name in
+                names.append(name)
+                return try await benchChanges(store: store, progress: progress)
+            }
+        }
+        if only != "changes" {
+            figures.rebuild = try await withScratchDatabase(progress: progress) { store, name in
+                names.append(name)
+                return try await benchRebuild(store: store, progress: progress)
+            }
+        }
+        figures.database = names.joined(separator: ", ")
+        return figures
+    }
+
+    /// Creates a migrated scratch database, runs `body` on it, drops it (unless `--keep`), also on failure.
+    private func withScratchDatabase<T>(progress: BenchProgress?, _ body: (EventStore, String) async throws -> T) async throws -> T {
         let base = try database.resolvedURL()
         bootstrapLogging(level: database.logLevel)
         let name = "routeplane_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        progress?.begin("projection: creating database \(name)")
         let admin = EventStore(url: base, maxConnections: 1)
         _ = try await admin.pool.withSession { try $0.query("CREATE DATABASE \(name)") }
-        let url = Self.url(base, database: name)
-        let store = EventStore(url: url, maxConnections: 4)
+        let store = EventStore(url: Self.url(base, database: name), maxConnections: 4)
+        let result: Result<T, any Error>
         do {
             _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
-            print("projection benchmark (scratch database \(name))")
-            print("")
-            if only != "rebuild" { try await benchChanges(store: store) }
-            if only == nil { print("") }
-            if only != "changes" { try await benchRebuild(store: store) }
+            result = .success(try await body(store, name))
         } catch {
-            await store.shutdown()
-            if !keep { _ = try? await admin.pool.withSession { try $0.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") } }
-            await admin.shutdown()
-            throw error
+            result = .failure(error)
         }
         await store.shutdown()
         if !keep { _ = try? await admin.pool.withSession { try $0.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") } }
         await admin.shutdown()
+        return try result.get()
     }
 
     static func url(_ base: String, database: String) -> String {
@@ -68,21 +93,12 @@ struct BenchProjection: AsyncParsableCommand {
 
     // MARK: - Per change
 
-    struct CaseResult {
-        var viewsPerChange: Double
-        var msPerChange: Double
-        var p99: Double
-    }
-
-    func benchChanges(store: EventStore) async throws {
+    func benchChanges(store: EventStore, progress: BenchProgress?) async throws -> [ProjectionFigures.Size] {
         let sizeList = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let measured = quick ? min(changes, 15) : changes
-        print("per change: update the metric of a route distributed to a group of 10 peers; time = one runner batch")
-        print("(one transaction: lock, checkpoint, read the event, fold, views, write views + outbox + read models, commit)")
-        print(pad("peers", 8) + pad("groups", 8) + pad("routes", 8) + pad("incr. views", 13) + pad("incr. ms", 10) + pad("incr. p99", 11)
-              + pad("full views", 12) + pad("full ms", 10) + pad("views ratio", 13) + "time ratio")
-        var results: [(Int, CaseResult, CaseResult)] = []
+        var results: [ProjectionFigures.Size] = []
         for size in sizeList {
+            progress?.begin("projection: \(size)-peer tenant (events, first catch-up)")
             let tenant = "bench-\(size)"
             var builder = BenchTenant(peers: size)
             let events = builder.build()
@@ -99,9 +115,10 @@ struct BenchProjection: AsyncParsableCommand {
             let incremental = ProjectionRunner(store: store, configuration: .init(batchSize: 5_000, mode: .incremental))
             try await incremental.catchUp(tenant: tenant)
 
-            func measure(_ runner: ProjectionRunner, count: Int) async throws -> CaseResult {
+            func measure(_ runner: ProjectionRunner, count: Int, label: String) async throws -> ProjectionFigures.Mode {
                 var views = 0
                 var times: [Double] = []
+                progress?.begin("projection: \(size) peers, \(label)", total: count + 2)
                 for k in 0..<(count + 2) {
                     let evs = builder.changeTenRoute()
                     version = try await store.append(tenant: tenant, expected: .exactly(version), events: evs.map { e in
@@ -118,43 +135,39 @@ struct BenchProjection: AsyncParsableCommand {
                         views += s.viewsComputed
                         times.append(ms)
                     }
+                    progress?.update(done: k + 1)
                 }
-                times.sort()
-                return CaseResult(viewsPerChange: Double(views) / Double(count), msPerChange: times.reduce(0, +) / Double(times.count),
-                                  p99: times[min(times.count - 1, Int(Double(times.count) * 0.99))])
+                let sorted = times.sorted()
+                return ProjectionFigures.Mode(viewsPerChange: Double(views) / Double(count), msPerChange: times.reduce(0, +) / Double(times.count),
+                                              p99Ms: sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))], samplesMs: times)
             }
-            let inc = try await measure(incremental, count: measured)
+            let inc = try await measure(incremental, count: measured, label: "incremental")
             let baseline = ProjectionRunner(store: store, configuration: .init(batchSize: 5_000, mode: .fullRecompute))
-            let full = try await measure(baseline, count: size >= 10_000 ? max(5, measured / 3) : measured)
-            results.append((size, inc, full))
-            print(pad("\(size)", 8) + pad("\(builder.groupCount)", 8) + pad("\(builder.state.routes.count)", 8)
-                  + pad(String(format: "%.1f", inc.viewsPerChange), 13) + pad(String(format: "%.3f", inc.msPerChange), 10)
-                  + pad(String(format: "%.3f", inc.p99), 11)
-                  + pad(String(format: "%.0f", full.viewsPerChange), 12) + pad(String(format: "%.3f", full.msPerChange), 10)
-                  + pad(String(format: "%.0fx fewer", full.viewsPerChange / max(inc.viewsPerChange, 1)), 13)
-                  + String(format: "%.1fx faster", full.msPerChange / max(inc.msPerChange, 1e-9)))
+            let full = try await measure(baseline, count: size >= 10_000 ? max(5, measured / 3) : measured, label: "full recompute")
+            results.append(ProjectionFigures.Size(peers: size, groups: builder.groupCount, routes: builder.state.routes.count, changes: measured,
+                                                  incremental: inc, fullRecompute: full))
         }
-        if let small = results.first(where: { $0.0 == 100 }), let large = results.first(where: { $0.0 == 10_000 }) {
-            let growth = large.1.msPerChange / small.1.msPerChange
-            let fewer = large.2.viewsPerChange / max(large.1.viewsPerChange, 1)
-            print(String(format: "target: incremental ms/change at 10,000 peers ≤ 2x that at 100: %.2fx — %@", growth, growth <= 2 ? "met" : "NOT met"))
-            print(String(format: "target: ≥ 50x fewer views than the baseline at 10,000 peers: %.0fx — %@", fewer, fewer >= 50 ? "met" : "NOT met"))
-        }
+        return results
     }
 
     // MARK: - Rebuild
 
-    func benchRebuild(store: EventStore) async throws {
+    func benchRebuild(store: EventStore, progress: BenchProgress?) async throws -> ProjectionFigures.Rebuild {
         let total = quick ? min(rebuildEvents, 100_000) : rebuildEvents
         let perTenant = max(500, min(eventsPerTenant, total))
         let tenants = max(1, total / perTenant)
-        print("rebuild: generating \(tenants * perTenant) events (\(tenants) tenants x \(perTenant): 200 peers, 20 groups, 100 routes, "
-              + "then route updates, membership changes, renames)…")
+        progress?.begin("rebuild: generating \(tenants * perTenant) events (\(tenants) tenants x \(perTenant), not measured)", total: tenants)
         let genStart = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             var running = 0
+            var finished = 0
             for t in 0..<tenants {
-                if running == 2 { try await group.next(); running -= 1 }
+                if running == 2 {
+                    try await group.next()
+                    running -= 1
+                    finished += 1
+                    progress?.update(done: finished)
+                }
                 running += 1
                 group.addTask {
                     var gen = BenchTenant(peers: 200, groups: 20, routes: 100, seed: UInt64(t + 1))
@@ -166,7 +179,8 @@ struct BenchProjection: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
-        print(String(format: "  generated and inserted in %.1f s (not measured)", projectionSeconds(ContinuousClock.now - genStart)))
+        let generateSeconds = projectionSeconds(ContinuousClock.now - genStart)
+        progress?.begin("rebuild: VACUUM ANALYZE, then reading the events (baseline)")
         _ = try await store.pool.withSession { try $0.query("VACUUM ANALYZE events") }
 
         // Baseline: reading the same events in the same pages, without decoding or folding.
@@ -186,21 +200,17 @@ struct BenchProjection: AsyncParsableCommand {
         }
         let readSeconds = projectionSeconds(ContinuousClock.now - readStart)
 
-        let bar = ProgressPrinter()
+        progress?.begin("rebuild: \(read) events")
         let report = try await ProjectionMaintenance(store: store).rebuild(progress: { p in
-            if p.tenants < p.totalTenants || p.events >= p.totalEvents { bar.update(p) }
+            progress?.update(done: Int(p.events), total: Int(p.totalEvents))
         })
-        bar.finish()
         let seconds = projectionSeconds(report.elapsed)
-        let rate = Double(report.events) / seconds
-        let benchTenants = report.tenants - tenants
-        print(String(format: "read only (baseline, same pages): %d events in %.2f s = %.0f events/s", read, readSeconds, Double(read) / readSeconds))
-        print(String(format: "rebuild (read + decode + fold + views + swap): %lld events, %d tenants (%d from the per-change cases) in %.2f s = %.0f events/s "
-                     + "(%.0f%% of read-only speed; fold phase %.2f s)",
-                     report.events, report.tenants, benchTenants, seconds, rate, rate / (Double(read) / readSeconds) * 100, projectionSeconds(report.foldTime)))
-        print(String(format: "  phases: read+decode+fold %.2f s, views+read models %.2f s, swap SQL %.2f s",
-                     projectionSeconds(report.foldTime), projectionSeconds(report.viewTime), projectionSeconds(report.writeTime)))
-        print(String(format: "target: rebuild ≥ 100,000 events/s: %@", rate >= 100_000 ? "met" : "NOT met"))
+        return ProjectionFigures.Rebuild(
+            events: Int(report.events), tenants: report.tenants, benchTenants: report.tenants - tenants, generatedTenants: tenants,
+            eventsPerTenant: perTenant, seconds: seconds, eventsPerSecond: Double(report.events) / seconds,
+            readEvents: read, readSeconds: readSeconds, readEventsPerSecond: Double(read) / readSeconds,
+            foldSeconds: projectionSeconds(report.foldTime), viewSeconds: projectionSeconds(report.viewTime),
+            writeSeconds: projectionSeconds(report.writeTime), generateSeconds: generateSeconds)
     }
 
     static func insert(store: EventStore, tenant: String, events: [RouteEvent]) async throws {
@@ -223,6 +233,95 @@ struct BenchProjection: AsyncParsableCommand {
         _ = try await store.pool.withSession { s in
             try s.query("INSERT INTO tenant_heads (tenant_id, seq) VALUES ($1, $2)", [tenant, String(events.count)])
         }
+    }
+}
+
+/// Figures of one `bench projection` run (for its table, `bench all`'s report, JSON and plot).
+struct ProjectionFigures: Codable, Sendable {
+    struct Mode: Codable, Sendable {
+        var viewsPerChange: Double
+        var msPerChange: Double
+        var p99Ms: Double
+        var samplesMs: [Double]
+    }
+
+    struct Size: Codable, Sendable {
+        var peers: Int
+        var groups: Int
+        var routes: Int
+        var changes: Int
+        var incremental: Mode
+        var fullRecompute: Mode
+    }
+
+    struct Rebuild: Codable, Sendable {
+        var events: Int
+        var tenants: Int
+        var benchTenants: Int
+        var generatedTenants: Int
+        var eventsPerTenant: Int
+        var seconds: Double
+        var eventsPerSecond: Double
+        var readEvents: Int
+        var readSeconds: Double
+        var readEventsPerSecond: Double
+        var foldSeconds: Double
+        var viewSeconds: Double
+        var writeSeconds: Double
+        var generateSeconds: Double
+    }
+
+    var database: String
+    var sizes: [Size] = []
+    var rebuild: Rebuild?
+
+    /// Incremental ms per change at the largest tenant over that at the smallest (target ≤ 2 from 100 to 10,000).
+    var growth: Double? {
+        guard let small = sizes.first(where: { $0.peers == 100 }), let large = sizes.first(where: { $0.peers == 10_000 }) else { return nil }
+        return large.incremental.msPerChange / small.incremental.msPerChange
+    }
+
+    /// How many times fewer views than the full recompute at 10,000 peers (target ≥ 50).
+    var fewerViews: Double? {
+        guard let large = sizes.first(where: { $0.peers == 10_000 }) else { return nil }
+        return large.fullRecompute.viewsPerChange / max(large.incremental.viewsPerChange, 1)
+    }
+
+    /// The printed table (as `routeplane bench projection` has always printed it).
+    func table() -> [String] {
+        var lines = ["projection benchmark (scratch database\(database.contains(",") ? "s" : "") \(database))", ""]
+        if !sizes.isEmpty {
+            lines.append("per change: update the metric of a route distributed to a group of 10 peers; time = one runner batch")
+            lines.append("(one transaction: lock, checkpoint, read the event, fold, views, write views + outbox + read models, commit)")
+            lines.append(pad("peers", 8) + pad("groups", 8) + pad("routes", 8) + pad("incr. views", 13) + pad("incr. ms", 10) + pad("incr. p99", 11)
+                         + pad("full views", 12) + pad("full ms", 10) + pad("views ratio", 13) + "time ratio")
+            for r in sizes {
+                let inc = r.incremental, full = r.fullRecompute
+                lines.append(pad("\(r.peers)", 8) + pad("\(r.groups)", 8) + pad("\(r.routes)", 8)
+                             + pad(String(format: "%.1f", inc.viewsPerChange), 13) + pad(String(format: "%.3f", inc.msPerChange), 10)
+                             + pad(String(format: "%.3f", inc.p99Ms), 11)
+                             + pad(String(format: "%.0f", full.viewsPerChange), 12) + pad(String(format: "%.3f", full.msPerChange), 10)
+                             + pad(String(format: "%.0fx fewer", full.viewsPerChange / max(inc.viewsPerChange, 1)), 13)
+                             + String(format: "%.1fx faster", full.msPerChange / max(inc.msPerChange, 1e-9)))
+            }
+            if let growth, let fewer = fewerViews {
+                lines.append(String(format: "target: incremental ms/change at 10,000 peers ≤ 2x that at 100: %.2fx — %@", growth, growth <= 2 ? "met" : "NOT met"))
+                lines.append(String(format: "target: ≥ 50x fewer views than the baseline at 10,000 peers: %.0fx — %@", fewer, fewer >= 50 ? "met" : "NOT met"))
+            }
+        }
+        if let r = rebuild {
+            if !sizes.isEmpty { lines.append("") }
+            lines.append("rebuild: generating \(r.generatedTenants * r.eventsPerTenant) events (\(r.generatedTenants) tenants x \(r.eventsPerTenant): 200 peers, 20 groups, 100 routes, "
+                         + "then route updates, membership changes, renames)…")
+            lines.append(String(format: "  generated and inserted in %.1f s (not measured)", r.generateSeconds))
+            lines.append(String(format: "read only (baseline, same pages): %d events in %.2f s = %.0f events/s", r.readEvents, r.readSeconds, r.readEventsPerSecond))
+            lines.append(String(format: "rebuild (read + decode + fold + views + swap): %d events, %d tenants (%d from the per-change cases) in %.2f s = %.0f events/s "
+                                + "(%.0f%% of read-only speed; fold phase %.2f s)",
+                                r.events, r.tenants, r.benchTenants, r.seconds, r.eventsPerSecond, r.eventsPerSecond / r.readEventsPerSecond * 100, r.foldSeconds))
+            lines.append(String(format: "  phases: read+decode+fold %.2f s, views+read models %.2f s, swap SQL %.2f s", r.foldSeconds, r.viewSeconds, r.writeSeconds))
+            lines.append(String(format: "target: rebuild ≥ 100,000 events/s: %@", r.eventsPerSecond >= 100_000 ? "met" : "NOT met"))
+        }
+        return lines
     }
 }
 
