@@ -215,24 +215,21 @@ public final class OutboxRelay: Sendable {
          LIMIT $1
         """
 
-    /// For each locked peer, in a statement (so a snapshot) taken after the lock: its newest row, whether it is
-    /// still unsent, and the ids of its unsent rows from the oldest candidate version up to that newest one (the
-    /// rows to mark sent). No WHERE here mentions `sent_at` (the unsent filter is an aggregate FILTER), so no
-    /// lookup can be planned on a partial index: each is a range of the `(tenant_id, peer_id, version)` unique
-    /// index, whatever the statistics say.
+    /// For each locked peer, in a statement (so a snapshot) taken after the lock: its rows from its oldest
+    /// candidate version up (the newest among them is what to publish; the unsent ones are what to mark). One
+    /// backward range scan of the `(tenant_id, peer_id, version)` unique index per peer (OFFSET 0 keeps it a
+    /// per-peer lookup). No WHERE here mentions `sent_at`, so no lookup can be planned on a partial index, whatever
+    /// the statistics say. Usually one row per peer; more only when a peer had several unsent versions.
     static let resolveSQL = """
-        SELECT p.tenant_id, p.peer_id, n.id, n.version, n.digest, n.body, n.removed,
-               (extract(epoch FROM n.created_at) * 1000)::bigint, n.sent_at IS NULL,
-               (SELECT array_agg(r.id) FILTER (WHERE r.sent_at IS NULL) FROM outbox r
-                 WHERE r.tenant_id = p.tenant_id AND r.peer_id = p.peer_id
-                   AND r.version >= p.from_version AND r.version <= n.version)
+        SELECT p.tenant_id, p.peer_id, x.id, x.version, x.sent_at IS NULL, x.digest, x.body, x.removed,
+               (extract(epoch FROM x.created_at) * 1000)::bigint
           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS p(tenant_id, peer_id, from_version)
           CROSS JOIN LATERAL (
-                SELECT x.id, x.version, x.digest, x.body, x.removed, x.created_at, x.sent_at
-                  FROM outbox x
-                 WHERE x.tenant_id = p.tenant_id AND x.peer_id = p.peer_id
-                 ORDER BY x.version DESC
-                 LIMIT 1) n
+                SELECT r.id, r.version, r.sent_at, r.digest, r.body, r.removed, r.created_at
+                  FROM outbox r
+                 WHERE r.tenant_id = p.tenant_id AND r.peer_id = p.peer_id AND r.version >= p.from_version
+                 ORDER BY r.version DESC
+                OFFSET 0) x
         """
 
     /// Sent with BEGIN, in the same round trip. The candidates must come from the ordered scan of `outbox_pending`
@@ -274,31 +271,31 @@ public final class OutboxRelay: Sendable {
                 PostgresArray.literal(peers.map(\.tenant)), PostgresArray.literal(peers.map(\.peer)),
                 PostgresArray.literal(peers.map { String($0.fromVersion) }),
             ])
-            var rows: [PublishedRow] = []
-            var messages: [OutgoingMessage] = []
-            var publishedRowIDs: [[Int64]] = []
-            var superseded: [Int64] = []
-            rows.reserveCapacity(resolved.count)
-            messages.reserveCapacity(resolved.count)
+            var peerRows: [OutboxClaim.PeerRow] = []
+            var payloads: [Int64: (digest: String, body: String, removed: Bool, createdAtMillis: Int64)] = [:]
+            peerRows.reserveCapacity(resolved.count)
             for r in resolved.rows {
                 guard let tenant = r[0], let peer = r[1], let id = r[2].flatMap(Int64.init), let version = r[3].flatMap(Int64.init),
-                      let digest = r[4], let body = r[5] else {
+                      let digest = r[5], let body = r[6] else {
                     throw EventStoreError.invalidResponse("outbox row with NULL fields")
                 }
-                let rowIDs = try r[9].map(OutboxClaim.int64Array) ?? []
-                guard r[8] == "t" else {
-                    // Its newest version is out already (another relay, between our candidate scan and our lock):
-                    // the older unsent rows are superseded.
-                    superseded += rowIDs
-                    continue
-                }
-                let envelope = ViewEnvelope(tenant: tenant, peer: peer, version: version, digest: digest, removed: r[6] == "t",
-                                            createdAtMillis: r[7].flatMap(Int64.init) ?? 0, view: Array(body.utf8))
+                peerRows.append(OutboxClaim.PeerRow(tenant: tenant, peer: peer, id: id, version: version, unsent: r[4] == "t"))
+                payloads[id] = (digest, body, r[7] == "t", r[8].flatMap(Int64.init) ?? 0)
+            }
+            let plan = OutboxClaim.plan(peerRows)
+            var rows: [PublishedRow] = []
+            var messages: [OutgoingMessage] = []
+            rows.reserveCapacity(plan.publish.count)
+            messages.reserveCapacity(plan.publish.count)
+            for p in plan.publish {
+                guard let payload = payloads[p.newest.id] else { throw EventStoreError.invalidResponse("outbox row \(p.newest.id) missing") }
+                let envelope = ViewEnvelope(tenant: p.newest.tenant, peer: p.newest.peer, version: p.newest.version, digest: payload.digest,
+                                            removed: payload.removed, createdAtMillis: payload.createdAtMillis, view: Array(payload.body.utf8))
                 // The candidates only have ids matching the token pattern, so the subject is valid.
                 let subject = (try? envelope.subject) ?? ""
                 messages.append(OutgoingMessage(subject: subject, messageID: envelope.messageID, payload: envelope.encoded()))
-                rows.append(PublishedRow(outboxID: id, tenant: tenant, peer: peer, version: version, result: .failed(.timeout)))
-                publishedRowIDs.append(rowIDs)
+                rows.append(PublishedRow(outboxID: p.newest.id, tenant: p.newest.tenant, peer: p.newest.peer, version: p.newest.version,
+                                         result: .failed(.timeout)))
             }
             let clock = ContinuousClock()
             let started = clock.now
@@ -306,7 +303,7 @@ public final class OutboxRelay: Sendable {
             report.latency = clock.now - started
             for i in rows.indices { rows[i].result = results[i] }
             try hook?(rows, s)
-            let toMark = superseded + rows.indices.filter { rows[$0].result.isStored }.flatMap { publishedRowIDs[$0] }
+            let toMark = plan.superseded + rows.indices.filter { rows[$0].result.isStored }.flatMap { plan.publish[$0].markOnAck }
             if !toMark.isEmpty {
                 report.marked = try s.query(prepared: markSQL, [PostgresArray.literal(toMark.map(String.init))]).affectedRows
             }

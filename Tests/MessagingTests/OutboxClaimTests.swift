@@ -13,12 +13,17 @@ import TestSupport
         #expect(OutboxClaim.lockedPeers([]).isEmpty)
     }
 
-    @Test func bigintArraysParse() throws {
-        #expect(try OutboxClaim.int64Array("{}") == [])
-        #expect(try OutboxClaim.int64Array("{7}") == [7])
-        #expect(try OutboxClaim.int64Array("{1,22,-3}") == [1, 22, -3])
-        #expect(throws: (any Error).self) { try OutboxClaim.int64Array("1,2") }
-        #expect(throws: (any Error).self) { try OutboxClaim.int64Array("{1,x}") }
+    @Test func planPublishesEachPeersNewestUnsentRowAndSupersedesTheRest() {
+        let r = { (p: String, id: Int64, v: Int64, unsent: Bool) in OutboxClaim.PeerRow(tenant: "t", peer: p, id: id, version: v, unsent: unsent) }
+        let plan = OutboxClaim.plan([
+            r("a", 12, 7, true), r("a", 9, 5, true),  // a: two unsent versions, newest 7
+            r("b", 13, 7, true),                       // b: one
+            r("c", 14, 7, false), r("c", 8, 5, true),  // c: newest out already (another relay): 5 superseded
+            r("d", 15, 7, false),                      // d: nothing left to do
+        ])
+        #expect(plan.publish == [.init(newest: r("a", 12, 7, true), markOnAck: [12, 9]), .init(newest: r("b", 13, 7, true), markOnAck: [13])])
+        #expect(plan.superseded == [8])
+        #expect(OutboxClaim.plan([]) == .init())
     }
 
     @Test func usualAcknowledgementsAreReadInPlace() {
