@@ -23,7 +23,7 @@ struct BenchMemory: AsyncParsableCommand {
     @Option(name: .customLong("nats-url"), help: "NATS URL (default: $ROUTEPLANE_NATS_URL).") var natsURL: String?
     @Option(help: "Port of the controller child process (default: 19000 + pid % 1000).") var port: Int?
     @Option(help: "Parallel connections for the GET of every peer's view.") var parallel = 8
-    @Option(help: "Profiling aid: start the controller under this command, split at spaces (e.g. \"valgrind --tool=massif --massif-out-file=/tmp/massif.out\"); waits 20x longer.")
+    @Option(help: "Profiling aid: start the controller under this command, split at spaces (e.g. \"heaptrack -o /tmp/serve\"); waits 20x longer; the memory figures are then the wrapper's.")
     var controllerPrefix: String?
     @Option(help: "Profiling aid: the controller's executable (default: this one), e.g. a copy without debug info for valgrind.")
     var controllerExecutable: String?

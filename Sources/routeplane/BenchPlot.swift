@@ -55,7 +55,7 @@ enum BenchPlot {
         let values = sizes.flatMap { [$0.incremental.msPerChange, $0.fullRecompute.msPerChange] }.filter { $0 > 0 }
         let lo = Ticks.pow10(Int(Ticks.log10(max((values.min() ?? 1) / 2, 0.001)).rounded(.down)))
         // Headroom above the highest point for the legend.
-        let hi = Ticks.pow10(Int(Ticks.log10(max((values.max() ?? 10) * 20, 0.01)).rounded(.up)))
+        let hi = Ticks.pow10(Int(Ticks.log10(max((values.max() ?? 10) * 8, 0.01)).rounded(.up)))
         let peersLo = Double(sizes.first?.peers ?? 100) / 2, peersHi = Double(sizes.last?.peers ?? 10_000) * 2
         let views = sizes.last.map { Figure.fixed($0.incremental.viewsPerChange, 0) } ?? "?"
         let incremental = Chart.Series(

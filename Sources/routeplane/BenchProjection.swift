@@ -319,7 +319,11 @@ struct ProjectionFigures: Codable, Sendable {
                                 + "(%.0f%% of read-only speed; fold phase %.2f s)",
                                 r.events, r.tenants, r.benchTenants, r.seconds, r.eventsPerSecond, r.eventsPerSecond / r.readEventsPerSecond * 100, r.foldSeconds))
             lines.append(String(format: "  phases: read+decode+fold %.2f s, views+read models %.2f s, swap SQL %.2f s", r.foldSeconds, r.viewSeconds, r.writeSeconds))
-            lines.append(String(format: "target: rebuild ≥ 100,000 events/s: %@", r.eventsPerSecond >= 100_000 ? "met" : "NOT met"))
+            if r.events >= 1_000_000 {
+                lines.append(String(format: "target: rebuild ≥ 100,000 events/s: %@", r.eventsPerSecond >= 100_000 ? "met" : "NOT met"))
+            } else {
+                lines.append("target: rebuild ≥ 100,000 events/s is for 1,000,000 events (this run: \(r.events)); not checked")
+            }
         }
         return lines
     }
