@@ -68,22 +68,19 @@ enum ProjectionSQL {
 
     /// (version, digest) of every stored view of `tenant`.
     static func storedRefs(_ s: PostgresSession, tenant: String) throws -> [PeerID: StoredViewRef] {
-        let rows = try s.query("SELECT peer_id, version, digest FROM peer_views WHERE tenant_id = $1", [tenant])
-        var out: [PeerID: StoredViewRef] = [:]
-        out.reserveCapacity(rows.count)
-        for row in rows.rows {
-            guard let p = row[0], let vText = row[1], let v = Int64(vText), let d = row[2] else {
-                throw ProjectionError.invalidResponse("malformed peer_views row of tenant \(tenant)")
-            }
-            out[PeerID(p)] = StoredViewRef(version: v, digest: d)
-        }
-        return out
+        try refs(s.query("SELECT peer_id, version, digest FROM peer_views WHERE tenant_id = $1", [tenant]), tenant: tenant)
     }
 
     /// (version, digest) of the views of `tenant` stored after `sequence` (by another runner's batches).
     static func storedRefs(_ s: PostgresSession, tenant: String, after sequence: Int64) throws -> [PeerID: StoredViewRef] {
-        let rows = try s.query("SELECT peer_id, version, digest FROM peer_views WHERE tenant_id = $1 AND version > $2", [tenant, String(sequence)])
+        try refs(s.query("SELECT peer_id, version, digest FROM peer_views WHERE tenant_id = $1 AND version > $2", [tenant, String(sequence)]),
+                 tenant: tenant)
+    }
+
+    /// Rows of (peer_id, version, digest) by peer.
+    private static func refs(_ rows: PostgresRows, tenant: String) throws -> [PeerID: StoredViewRef] {
         var out: [PeerID: StoredViewRef] = [:]
+        out.reserveCapacity(rows.count)
         for row in rows.rows {
             guard let p = row[0], let vText = row[1], let v = Int64(vText), let d = row[2] else {
                 throw ProjectionError.invalidResponse("malformed peer_views row of tenant \(tenant)")
