@@ -46,6 +46,9 @@ let package = Package(
             dependencies: ["CLibPQ", "EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // NATS operator mode: nkeys, JWTs (operator, account, user), the deployment's key folder, nats-server.conf. Pure
+        // except NATSKeyDirectory's file reading and writing.
+        .target(name: "NATSAuth", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         // The agent's choice between HA routing peers: a pure state machine (no I/O).
         .target(name: "RouteSelection", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
         // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
@@ -77,7 +80,7 @@ let package = Package(
         // The benchmarks' pure parts: percentiles, CDF, tables, PNG encoding, plot rasterizing (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
-        .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // The one executable: serve, migrate, bench, demo, admin commands.
         .executableTarget(
             name: "routeplane",
@@ -97,6 +100,7 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).

@@ -1,4 +1,5 @@
 import Foundation
+import NATSAuth
 import Synchronization
 
 /// A nats-server of the test's own (JetStream, loopback, port in 54300-54399, store in a temp folder), started
@@ -7,6 +8,8 @@ import Synchronization
 public final class PrivateNATS: Sendable {
     public let port: Int
     public let directory: String
+    /// Operator mode (`start(keys:)`): the nats-server.conf written by `NATSKeyDirectory.serverConfig`; nil: open server.
+    public let configFile: String?
     private let pid = Mutex<pid_t?>(nil)
     public var url: String { "nats://127.0.0.1:\(port)" }
     public var logPath: String { directory + "/nats.log" }
@@ -29,11 +32,34 @@ public final class PrivateNATS: Sendable {
         throw TestSetupError("unreachable")
     }
 
+    /// An operator-mode server (JWT auth, full resolver) configured by `keys.serverConfig(...)`: its config, JetStream store
+    /// and resolver folder live in the server's temp folder. Clients need a user JWT (see `NATSKeyDirectory.userJWT`).
+    public static func start(keys: NATSKeyDirectory) async throws -> PrivateNATS {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-nats-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let configFile = directory + "/nats-server.conf"
+        for attempt in 1...5 {
+            let port = try freePort()
+            let config = keys.serverConfig(host: "127.0.0.1", port: port, httpPort: nil, storeDirectory: directory + "/js",
+                                           resolverDirectory: directory + "/jwt")
+            try config.write(toFile: configFile, atomically: true, encoding: .utf8)
+            let server = PrivateNATS(port: port, directory: directory, configFile: configFile)
+            do {
+                try await server.start()
+                return server
+            } catch let error as PortInUse {
+                if attempt == 5 { throw TestSetupError("\(error)") }
+            }
+        }
+        throw TestSetupError("unreachable")
+    }
+
     struct PortInUse: Error {}
 
-    private init(port: Int, directory: String) {
+    private init(port: Int, directory: String, configFile: String? = nil) {
         self.port = port
         self.directory = directory
+        self.configFile = configFile
     }
 
     /// A port in 54300-54399 that nothing listens on now.
@@ -63,7 +89,11 @@ public final class PrivateNATS: Sendable {
 
     /// Starts the server (same port and store as before) and waits until it says it is ready.
     public func start() async throws {
-        let argv = ["/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", directory + "/js", "-l", logPath]
+        let argv = if let configFile {
+            ["/usr/sbin/nats-server", "-c", configFile, "-l", logPath]
+        } else {
+            ["/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", directory + "/js", "-l", logPath]
+        }
         try? FileManager.default.removeItem(atPath: logPath)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

@@ -1,0 +1,227 @@
+import Foundation
+import Messaging
+import NATSAuth
+import Testing
+import TestSupport
+
+/// NATSAuth's keys and JWTs against a real nats-server 2.9 in operator mode (full resolver), through libnats.
+@Suite(.serialized) struct OperatorModeTests {
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// A fresh key folder and an operator-mode server configured from it; both removed afterwards.
+    func withOperatorNATS(_ body: (NATSKeyDirectory, PrivateNATS) async throws -> Void) async throws {
+        let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-keys-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: keyPath) }
+        let keys = try NATSKeyDirectory.initialize(at: keyPath).0
+        let nats = try await PrivateNATS.start(keys: keys)
+        do {
+            try await body(keys, nats)
+        } catch {
+            await nats.destroy()
+            throw error
+        }
+        await nats.destroy()
+    }
+
+    /// Writes a .creds file (0600) into the server's folder.
+    func credentials(_ nats: PrivateNATS, _ name: String, jwt: String, seed: String) throws -> String {
+        let path = nats.directory + "/\(name).creds"
+        FileManager.default.createFile(atPath: path, contents: Data(NATSJWT.credentialsFile(jwt: jwt, seed: seed).utf8),
+                                       attributes: [.posixPermissions: 0o600])
+        return path
+    }
+
+    /// Connects now or throws (no background retry).
+    func connect(_ nats: PrivateNATS, name: String, credentials: String?) async throws -> NATSConnection {
+        var configuration = NATSConfiguration(url: nats.url, name: name)
+        configuration.credentialsFile = credentials
+        configuration.failIfUnreachable = true
+        configuration.reconnectWait = .milliseconds(100)
+        configuration.reconnectJitter = .milliseconds(10)
+        return try await NATSConnection.connect(configuration)
+    }
+
+    /// A user of the routeplane account with its own key: (creds path, key).
+    func user(_ keys: NATSKeyDirectory, _ nats: PrivateNATS, _ name: String, permissions: NATSPermissions?, issuedAt: Int64 = now(),
+              expires: Int64? = nil) throws -> (credentials: String, key: NKeyPair, jwt: String) {
+        let key = NKeyPair.generate(.user)
+        let jwt = keys.userJWT(name: name, user: key.publicKey, permissions: permissions, issuedAt: issuedAt, expires: expires)
+        return (try credentials(nats, name, jwt: jwt, seed: key.seed), key, jwt)
+    }
+
+    func log(_ nats: PrivateNATS) -> String { (try? String(contentsOfFile: nats.logPath, encoding: .utf8)) ?? "" }
+
+    @Test func connectionWithoutCredentialsIsRefused() async throws {
+        try await withOperatorNATS { _, nats in
+            let error = await #expect(throws: NATSError.self) { try await connect(nats, name: "anonymous", credentials: nil) }
+            print("[operator-mode] no credentials: \(error.map { "\($0)" } ?? "-")")
+            #expect(error.map { "\($0)".contains("Authorization Violation") } == true)
+            #expect(await eventually(timeout: .seconds(5)) { log(nats).contains(#""v3.4.1:C:anonymous" - authentication error"#) })
+        }
+    }
+
+    @Test func userWithAllowListsGetsPermissionViolationsOutsideThem() async throws {
+        try await withOperatorNATS { keys, nats in
+            let permissions = NATSPermissions(publishAllow: ["rp.allowed.>"], subscribeAllow: ["rp.allowed.>", "_INBOX.>"])
+            let agent = try user(keys, nats, "agent", permissions: permissions)
+            let connection = try await connect(nats, name: "agent", credentials: agent.credentials)
+            let events = connection.events()
+
+            // Inside the lists: works.
+            let subscription = try connection.subscribe("rp.allowed.x")
+            try await connection.flush()
+            try connection.publish("rp.allowed.x", payload: Array("hi".utf8))
+            var iterator = subscription.messages.makeAsyncIterator()
+            #expect(await iterator.next()?.payload == Array("hi".utf8))
+
+            // Outside: the server answers -ERR 'Permissions Violation …', libnats reports it through the error handler.
+            try connection.publish("rp.forbidden", payload: [1])
+            try await connection.flush()
+            _ = try connection.subscribe("rp.forbidden.sub")
+            try await connection.flush()
+            var errors: [String] = []
+            for await event in events {
+                if case let .error(text) = event { errors.append(text) }
+                if errors.count == 2 { break }
+            }
+            print("[operator-mode] permission errors via events(): \(errors)")
+            #expect(errors.count == 2)
+            let serverLog = log(nats)
+            // nats-server 2.9 logs: … - Publish Violation - JWT User "U…", Subject "rp.forbidden"
+            #expect(serverLog.contains("Publish Violation - JWT User \"\(agent.key.publicKey)\", Subject \"rp.forbidden\""))
+            #expect(serverLog.contains("Subscription Violation - JWT User \"\(agent.key.publicKey)\", Subject \"rp.forbidden.sub\""))
+            #expect(connection.isConnected)
+            subscription.unsubscribe()
+            await connection.close()
+        }
+    }
+
+    @Test func fullPermissionsUserCreatesTheViewsStreamAndPublishesThroughJetStream() async throws {
+        try await withOperatorNATS { keys, nats in
+            let controller = try user(keys, nats, "controller", permissions: nil)
+            let connection = try await connect(nats, name: "controller", credentials: controller.credentials)
+            let js = try JetStream(connection: connection)
+            let state = try await js.ensureStream(.views)
+            #expect(state.name == StreamSpec.views.name)
+            let publisher = try JetStreamPublisher(connection: connection, stream: StreamSpec.views.name)
+            let subject = try ViewSubjects.subject(tenant: "t1", peer: "p1")
+            let results = await publisher.publish([OutgoingMessage(subject: subject, messageID: "t1:p1:1", payload: Array("{}".utf8))])
+            #expect(results == [.stored(sequence: 1, duplicate: false)])
+            #expect(try await js.lastMessage(stream: StreamSpec.views.name, subject: subject)?.payload == Array("{}".utf8))
+            await connection.close()
+        }
+    }
+
+    @Test func expiredUserJWTIsRefused() async throws {
+        try await withOperatorNATS { keys, nats in
+            let expired = try user(keys, nats, "expired", permissions: nil, issuedAt: Self.now() - 3_600, expires: Self.now() - 10)
+            let error = await #expect(throws: NATSError.self) { try await connect(nats, name: "expired", credentials: expired.credentials) }
+            print("[operator-mode] expired JWT: \(error.map { "\($0)" } ?? "-")")
+            #expect(error.map { "\($0)".contains("Authorization Violation") } == true)
+            #expect(await eventually(timeout: .seconds(5)) { log(nats).contains(#""v3.4.1:C:expired" - authentication error"#) })
+            // The same user with a valid JWT connects (the refusal was the expiry).
+            let fresh = keys.userJWT(name: "expired", user: expired.key.publicKey, permissions: nil, issuedAt: Self.now(), expires: Self.now() + 60)
+            let path = try credentials(nats, "fresh", jwt: fresh, seed: expired.key.seed)
+            let connection = try await connect(nats, name: "fresh", credentials: path)
+            #expect(connection.isConnected)
+            await connection.close()
+        }
+    }
+
+    /// Pushes `accountJWT` to the full resolver as a system-account user; returns the reply body.
+    func pushAccount(_ keys: NATSKeyDirectory, _ nats: PrivateNATS, _ accountJWT: String) async throws -> String {
+        let (jwt, key) = keys.systemUser(name: "updater", issuedAt: Self.now(), expires: nil)
+        let connection = try await connect(nats, name: "updater", credentials: try credentials(nats, "updater", jwt: jwt, seed: key.seed))
+        let reply = try await connection.request("$SYS.REQ.CLAIMS.UPDATE", payload: Array(accountJWT.utf8), timeout: .seconds(5))
+        await connection.close()
+        return String(decoding: reply.payload, as: UTF8.self)
+    }
+
+    @Test func revokedUserIsCutAndRefused() async throws {
+        try await withOperatorNATS { keys, nats in
+            let agent = try user(keys, nats, "agent", permissions: nil, issuedAt: Self.now() - 5)
+            let connection = try await connect(nats, name: "agent", credentials: agent.credentials)
+            #expect(connection.isConnected)
+            let events = connection.events()
+            let cut = Task {
+                let start = ContinuousClock.now
+                for await event in events where event == .disconnected || event == .closed {
+                    return (event, ContinuousClock.now - start)
+                }
+                return (NATSConnectionEvent.closed, Duration.seconds(999))
+            }
+
+            let baseIssuedAt = try NATSJWT.decode(keys.baseAccountJWT).issuedAt
+            let revoked = keys.accountJWT(revocations: [agent.key.publicKey: Self.now()], issuedAt: max(Self.now(), baseIssuedAt + 1))
+            let pushStart = ContinuousClock.now
+            let reply = try await pushAccount(keys, nats, revoked)
+            let replyTime = ContinuousClock.now - pushStart
+            print("[operator-mode] $SYS.REQ.CLAIMS.UPDATE reply after \(replyTime): \(reply)")
+            #expect(reply.contains("\"code\":200"))
+
+            let outcome = try await withThrowingTaskGroup(of: (NATSConnectionEvent, Duration)?.self) { group in
+                group.addTask { await cut.value }
+                group.addTask { try await Task.sleep(for: .seconds(5)); return nil }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+            print("[operator-mode] live connection after revocation: \(outcome.map { "\($0.0) after \($0.1) (from request start)" } ?? "not cut within 5 s")")
+            let (_, elapsed) = try #require(outcome)
+            #expect(elapsed < .seconds(2))
+            cut.cancel()
+
+            let error = await #expect(throws: NATSError.self) { try await connect(nats, name: "agent-again", credentials: agent.credentials) }
+            print("[operator-mode] reconnect with the revoked JWT: \(error.map { "\($0)" } ?? "-")")
+            // A new JWT for the same key issued after the revocation time is accepted again.
+            try await Task.sleep(for: .seconds(1))
+            let reissued = keys.userJWT(name: "agent", user: agent.key.publicKey, permissions: nil, issuedAt: Self.now() + 1, expires: nil)
+            let again = try await connect(nats, name: "agent-reissued", credentials: try credentials(nats, "reissued", jwt: reissued, seed: agent.key.seed))
+            #expect(again.isConnected)
+            await again.close()
+            await connection.close()
+            let afterReady = log(nats).components(separatedBy: "Server is ready").last ?? ""
+            print("[operator-mode] server log after ready:\(afterReady)")
+        }
+    }
+
+    /// Whether `credentials` can connect now.
+    func canConnect(_ nats: PrivateNATS, _ credentials: String) async -> Bool {
+        guard let connection = try? await connect(nats, name: "probe", credentials: credentials) else { return false }
+        await connection.close()
+        return true
+    }
+
+    /// nats-server 2.9.10's full resolver applies and stores every account JWT pushed to `$SYS.REQ.CLAIMS.UPDATE` (signed by
+    /// the operator), whatever its `iat`: one older than the preloaded JWT, or older than the last pushed one, replaces it
+    /// (the last push wins; `iat` ordering only matters when servers of a cluster merge their stores). So the controller must
+    /// push the complete revocation list each time, from one writer at a time, with a non-decreasing `iat`.
+    @Test func resolverAppliesEveryPushedAccountJWTWhateverItsIssuedAt() async throws {
+        try await withOperatorNATS { keys, nats in
+            let baseIssuedAt = try NATSJWT.decode(keys.baseAccountJWT).issuedAt
+            let accountFile = nats.directory + "/jwt/\(keys.accountPublicKey).jwt"
+            let storedIssuedAt = { () -> Int64? in
+                (try? String(contentsOfFile: accountFile, encoding: .utf8)).flatMap { try? NATSJWT.decode($0).issuedAt }
+            }
+            #expect(storedIssuedAt() == baseIssuedAt, "the preloaded account JWT is stored in the resolver folder")
+            let first = try user(keys, nats, "first", permissions: nil, issuedAt: Self.now() - 5)
+            let second = try user(keys, nats, "second", permissions: nil, issuedAt: Self.now() - 5)
+
+            // Older than the preloaded account.jwt: applied and stored.
+            let olderThanPreload = try await pushAccount(
+                keys, nats, keys.accountJWT(revocations: [first.key.publicKey: Self.now()], issuedAt: baseIssuedAt - 10))
+            let firstRefused = !(await canConnect(nats, first.credentials))
+            print("[operator-mode] iat older than the preloaded JWT: reply \(olderThanPreload); revocation applied: \(firstRefused); stored iat \(storedIssuedAt().map(String.init) ?? "-") (base \(baseIssuedAt))")
+            #expect(olderThanPreload.contains("\"code\":200") && firstRefused && storedIssuedAt() == baseIssuedAt - 10)
+
+            // A newer one without revocations lifts it; then one older than that is applied again.
+            let newer = try await pushAccount(keys, nats, keys.accountJWT(revocations: [:], issuedAt: baseIssuedAt + 10))
+            #expect(newer.contains("\"code\":200"))
+            #expect(await canConnect(nats, first.credentials), "a newer account JWT without the revocation lifts it")
+            let olderThanPushed = try await pushAccount(
+                keys, nats, keys.accountJWT(revocations: [second.key.publicKey: Self.now()], issuedAt: baseIssuedAt + 5))
+            let secondRefused = !(await canConnect(nats, second.credentials))
+            print("[operator-mode] iat older than the last pushed JWT: reply \(olderThanPushed); revocation applied: \(secondRefused); stored iat \(storedIssuedAt().map(String.init) ?? "-")")
+            #expect(secondRefused && storedIssuedAt() == baseIssuedAt + 5)
+        }
+    }
+}
