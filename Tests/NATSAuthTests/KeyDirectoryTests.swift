@@ -97,3 +97,21 @@ import Testing
         #expect(!keys.serverConfig(host: "127.0.0.1", port: 1, httpPort: nil, storeDirectory: "a", resolverDirectory: "b").contains("http:"))
     }
 }
+
+extension KeyDirectoryTests {
+    @Test func initializeNarrowsAWiderFolderAndFiles() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let accountSigning = NKeyPair.generate(.account)
+        FileManager.default.createFile(atPath: path + "/account-signing.seed", contents: Data((accountSigning.seed + "\n").utf8),
+                                       attributes: [.posixPermissions: 0o644])
+        let (keys, created) = try NATSKeyDirectory.initialize(at: path)
+        #expect(created)
+        // The existing seed is kept, the rest is created around it.
+        #expect(keys.accountSigning.publicKey == accountSigning.publicKey)
+        #expect(mode(path) == 0o700)
+        #expect(mode(path + "/account-signing.seed") == 0o600)
+        #expect(try NATSKeyDirectory.load(at: path).accountSigning.publicKey == accountSigning.publicKey)
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Messaging
 import NATSAuth
+import Synchronization
 import Testing
 import TestSupport
 
@@ -137,48 +138,72 @@ import TestSupport
         return String(decoding: reply.payload, as: UTF8.self)
     }
 
+    /// A system-account user connected for pushing account JWTs to the resolver.
+    func updater(_ keys: NATSKeyDirectory, _ nats: PrivateNATS) async throws -> NATSConnection {
+        let (jwt, key) = keys.systemUser(name: "updater", issuedAt: Self.now(), expires: nil)
+        return try await connect(nats, name: "updater", credentials: try credentials(nats, "updater", jwt: jwt, seed: key.seed))
+    }
+
+    /// The revocation path end to end: a live connection is cut within 2 s of the push, its JWT is refused afterwards, a
+    /// JWT issued after the revocation time works and survives later pushes of the same revocation list.
     @Test func revokedUserIsCutAndRefused() async throws {
         try await withOperatorNATS { keys, nats in
-            let agent = try user(keys, nats, "agent", permissions: nil, issuedAt: Self.now() - 5)
-            let connection = try await connect(nats, name: "agent", credentials: agent.credentials)
-            #expect(connection.isConnected)
-            let events = connection.events()
-            let cut = Task {
-                let start = ContinuousClock.now
-                for await event in events where event == .disconnected || event == .closed {
-                    return (event, ContinuousClock.now - start)
-                }
-                return (NATSConnectionEvent.closed, Duration.seconds(999))
-            }
-
+            let updater = try await updater(keys, nats)
             let baseIssuedAt = try NATSJWT.decode(keys.baseAccountJWT).issuedAt
-            let revoked = keys.accountJWT(revocations: [agent.key.publicKey: Self.now()], issuedAt: max(Self.now(), baseIssuedAt + 1))
-            let pushStart = ContinuousClock.now
-            let reply = try await pushAccount(keys, nats, revoked)
-            let replyTime = ContinuousClock.now - pushStart
-            print("[operator-mode] $SYS.REQ.CLAIMS.UPDATE reply after \(replyTime): \(reply)")
-            #expect(reply.contains("\"code\":200"))
+            var accountIssuedAt = baseIssuedAt
+            var revocations: [String: Int64] = [:]
+            var cutTimes: [Duration] = []
 
-            let outcome = try await withThrowingTaskGroup(of: (NATSConnectionEvent, Duration)?.self) { group in
-                group.addTask { await cut.value }
-                group.addTask { try await Task.sleep(for: .seconds(5)); return nil }
-                defer { group.cancelAll() }
-                return try await group.next() ?? nil
+            // Five rounds, each revoking one more live user (the whole list is pushed every time, iat increasing).
+            var revokedUsers: [(credentials: String, key: NKeyPair, jwt: String)] = []
+            for round in 1...5 {
+                let agent = try user(keys, nats, "agent\(round)", permissions: nil, issuedAt: Self.now() - 5)
+                let connection = try await connect(nats, name: "agent\(round)", credentials: agent.credentials)
+                let events = EventLog(connection)
+                #expect(connection.isConnected)
+
+                revocations[agent.key.publicKey] = Self.now()
+                accountIssuedAt = max(Self.now(), accountIssuedAt + 1)
+                let start = ContinuousClock.now
+                let reply = try await updater.request("$SYS.REQ.CLAIMS.UPDATE",
+                                                      payload: Array(keys.accountJWT(revocations: revocations, issuedAt: accountIssuedAt).utf8),
+                                                      timeout: .seconds(5))
+                let replied = ContinuousClock.now - start
+                let body = String(decoding: reply.payload, as: UTF8.self)
+                #expect(body.contains(#""code":200,"message":"jwt updated""#))
+                #expect(await eventually(timeout: .seconds(5)) { events.cutAt != nil })
+                let cut = try #require(events.cutAt) - start
+                cutTimes.append(cut)
+                #expect(cut < .seconds(2))
+                try await Task.sleep(for: .milliseconds(500))
+                if round == 1 {
+                    print("[operator-mode] $SYS.REQ.CLAIMS.UPDATE reply (after \(replied)): \(body)")
+                    print("[operator-mode] revoked live connection, events from the push: \(events.trace(since: start)); status now \(connection.status)")
+                }
+                await connection.close()
+                revokedUsers.append(agent)
             }
-            print("[operator-mode] live connection after revocation: \(outcome.map { "\($0.0) after \($0.1) (from request start)" } ?? "not cut within 5 s")")
-            let (_, elapsed) = try #require(outcome)
-            #expect(elapsed < .seconds(2))
-            cut.cancel()
+            print("[operator-mode] push-to-cut times over 5 revocations: \(cutTimes)")
 
-            let error = await #expect(throws: NATSError.self) { try await connect(nats, name: "agent-again", credentials: agent.credentials) }
+            // Reconnecting with a revoked JWT is refused.
+            let error = await #expect(throws: NATSError.self) { try await connect(nats, name: "agent-again", credentials: revokedUsers[0].credentials) }
             print("[operator-mode] reconnect with the revoked JWT: \(error.map { "\($0)" } ?? "-")")
-            // A new JWT for the same key issued after the revocation time is accepted again.
-            try await Task.sleep(for: .seconds(1))
-            let reissued = keys.userJWT(name: "agent", user: agent.key.publicKey, permissions: nil, issuedAt: Self.now() + 1, expires: nil)
-            let again = try await connect(nats, name: "agent-reissued", credentials: try credentials(nats, "reissued", jwt: reissued, seed: agent.key.seed))
-            #expect(again.isConnected)
+
+            // A new JWT for the same key, issued after the revocation time, is accepted and stays connected when the same
+            // revocation list is pushed again (revocation compares the user JWT's iat with the revocation time).
+            try await Task.sleep(for: .milliseconds(1_100))
+            let first = revokedUsers[0]
+            let reissued = keys.userJWT(name: "agent1", user: first.key.publicKey, permissions: nil, issuedAt: Self.now(), expires: nil)
+            #expect(try NATSJWT.decode(reissued).issuedAt > revocations[first.key.publicKey]!)
+            let again = try await connect(nats, name: "agent-reissued", credentials: try credentials(nats, "reissued", jwt: reissued, seed: first.key.seed))
+            let againEvents = EventLog(again)
+            accountIssuedAt = max(Self.now(), accountIssuedAt + 1)
+            _ = try await updater.request("$SYS.REQ.CLAIMS.UPDATE",
+                                          payload: Array(keys.accountJWT(revocations: revocations, issuedAt: accountIssuedAt).utf8))
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(again.isConnected && againEvents.cutAt == nil, "a JWT issued after the revocation time survives a re-push")
             await again.close()
-            await connection.close()
+            await updater.close()
             let afterReady = log(nats).components(separatedBy: "Server is ready").last ?? ""
             print("[operator-mode] server log after ready:\(afterReady)")
         }
@@ -223,5 +248,39 @@ import TestSupport
             print("[operator-mode] iat older than the last pushed JWT: reply \(olderThanPushed); revocation applied: \(secondRefused); stored iat \(storedIssuedAt().map(String.init) ?? "-")")
             #expect(secondRefused && storedIssuedAt() == baseIssuedAt + 5)
         }
+    }
+}
+
+/// Records a connection's events with the time each arrived.
+final class EventLog: Sendable {
+    typealias Entry = (event: NATSConnectionEvent, at: ContinuousClock.Instant)
+
+    private final class Entries: Sendable {
+        let list = Mutex<[Entry]>([])
+    }
+
+    private let entries = Entries()
+    private let task: Task<Void, Never>
+
+    init(_ connection: NATSConnection) {
+        let events = connection.events()
+        let entries = entries
+        task = Task {
+            for await event in events { entries.list.withLock { $0.append((event, .now)) } }
+        }
+    }
+
+    deinit { task.cancel() }
+
+    var all: [Entry] { entries.list.withLock { $0 } }
+
+    /// When the connection was first disconnected or closed.
+    var cutAt: ContinuousClock.Instant? { all.first { $0.event == .disconnected || $0.event == .closed }?.at }
+
+    func trace(since start: ContinuousClock.Instant) -> String {
+        all.map { entry in
+            let ms = Double((entry.at - start).components.attoseconds) / 1e15 + Double((entry.at - start).components.seconds) * 1_000
+            return "\(entry.event) +\(String(format: "%.1f", ms)) ms"
+        }.joined(separator: ", ")
     }
 }
