@@ -58,9 +58,10 @@ public struct NATSKeyDirectory: Sendable {
 
     /// The routeplane account's JWT with `revocations` (user public key → unix seconds; users whose JWT `iat` is at or
     /// before it are refused, and cut if connected), signed by the operator signing key. Same claims as account.jwt
-    /// otherwise. Push it to `$SYS.REQ.CLAIMS.UPDATE` as a `systemUser`. nats-server 2.9.10 applies every pushed JWT,
-    /// whatever its `issuedAt` (the last push wins), but servers of a cluster keep the newest `iat` when they merge their
-    /// stores: always push the complete list, one writer at a time, with a non-decreasing `issuedAt`.
+    /// otherwise. Push it to `$SYS.REQ.CLAIMS.UPDATE` as a `systemUser`. nats-server 2.9.10 applies every pushed JWT at once,
+    /// whatever its `issuedAt` (the last push wins), but at restart the preloaded account.jwt replaces a stored JWT with an
+    /// older `issuedAt`, and servers of a cluster keep the newest `iat` when they merge their stores. So: push the complete
+    /// list every time, one writer at a time, with `issuedAt` above account.jwt's and never decreasing.
     public func accountJWT(revocations: [String: Int64], issuedAt: Int64) -> String {
         NATSJWT.accountJWT(name: Self.accountName, account: accountPublicKey, signingKeys: [accountSigning.publicKey],
                            revocations: revocations, jetStream: true, issuedAt: issuedAt, signer: operatorSigning)

@@ -209,6 +209,61 @@ import TestSupport
         }
     }
 
+    /// At start the server stores its preloaded JWTs only if they are newer than what the resolver folder holds: a pushed
+    /// account JWT with a newer `iat` than account.jwt survives a restart; one with an older `iat` is replaced by the
+    /// preload (its revocations are lost).
+    @Test func revocationSurvivesARestartOnlyWhenNewerThanThePreload() async throws {
+        try await withOperatorNATS { keys, nats in
+            let agent = try user(keys, nats, "agent", permissions: nil, issuedAt: Self.now() - 5)
+            let baseIssuedAt = try NATSJWT.decode(keys.baseAccountJWT).issuedAt
+            let reply = try await pushAccount(keys, nats, keys.accountJWT(revocations: [agent.key.publicKey: Self.now()], issuedAt: baseIssuedAt + 1))
+            #expect(reply.contains("\"code\":200"))
+            #expect(!(await canConnect(nats, agent.credentials)))
+            await nats.stop()
+            try await nats.restart()
+            let stored = try String(contentsOfFile: nats.directory + "/jwt/\(keys.accountPublicKey).jwt", encoding: .utf8)
+            let storedIssuedAt = try NATSJWT.decode(stored).issuedAt
+            let refused = !(await canConnect(nats, agent.credentials))
+            print("[operator-mode] after restart: stored account iat \(storedIssuedAt) (base \(baseIssuedAt)), revoked user refused: \(refused)")
+            #expect(refused, "the revocation must survive a restart")
+            #expect(storedIssuedAt == baseIssuedAt + 1)
+
+            // A push with an iat older than the preloaded JWT's is applied at once, but lost at the next restart: the preload
+            // is newer than what the resolver stored, so it replaces it.
+            let second = try user(keys, nats, "second", permissions: nil, issuedAt: Self.now() - 5)
+            _ = try await pushAccount(keys, nats, keys.accountJWT(revocations: [agent.key.publicKey: Self.now(), second.key.publicKey: Self.now()],
+                                                                  issuedAt: baseIssuedAt - 1))
+            let secondRefusedBefore = !(await canConnect(nats, second.credentials))
+            await nats.stop()
+            try await nats.restart()
+            let secondRefusedAfter = !(await canConnect(nats, second.credentials))
+            let agentRefusedAfter = !(await canConnect(nats, agent.credentials))
+            print("[operator-mode] push with iat older than the preload: applied \(secondRefusedBefore); after restart, revocations still in force: second \(secondRefusedAfter), first \(agentRefusedAfter)")
+            #expect(secondRefusedBefore && !secondRefusedAfter && !agentRefusedAfter)
+        }
+    }
+
+    /// nats-server 2.9.10 stores an account JWT pushed to `$SYS.REQ.CLAIMS.UPDATE` even when its signer is neither the
+    /// operator nor one of its signing keys, and still answers code 200 "jwt updated"; new connections of the account are
+    /// then refused (its stored JWT no longer validates) until a validly signed JWT is pushed. So a 200 reply does not
+    /// prove the JWT was good, and whoever holds system-account user credentials can lock an account out.
+    @Test func accountJWTFromAnUntrustedSignerLocksTheAccountOutUntilAValidPush() async throws {
+        try await withOperatorNATS { keys, nats in
+            let agent = try user(keys, nats, "agent", permissions: nil, issuedAt: Self.now() - 5)
+            let baseIssuedAt = try NATSJWT.decode(keys.baseAccountJWT).issuedAt
+            let forged = NATSJWT.accountJWT(name: "routeplane", account: keys.accountPublicKey, signingKeys: [keys.accountSigning.publicKey],
+                                            revocations: [:], jetStream: true, issuedAt: baseIssuedAt + 1, signer: NKeyPair.generate(.operator))
+            let reply = try await pushAccount(keys, nats, forged)
+            let refused = !(await canConnect(nats, agent.credentials))
+            print("[operator-mode] account JWT signed by an untrusted key: reply \(reply); the account's users refused afterwards: \(refused)")
+            #expect(reply.contains(#""code":200,"message":"jwt updated""#))
+            #expect(refused)
+
+            _ = try await pushAccount(keys, nats, keys.accountJWT(revocations: [:], issuedAt: baseIssuedAt + 2))
+            #expect(await canConnect(nats, agent.credentials), "a validly signed push repairs the account")
+        }
+    }
+
     /// Whether `credentials` can connect now.
     func canConnect(_ nats: PrivateNATS, _ credentials: String) async -> Bool {
         guard let connection = try? await connect(nats, name: "probe", credentials: credentials) else { return false }
