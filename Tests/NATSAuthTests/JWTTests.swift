@@ -128,15 +128,15 @@ import Testing
         #expect((fullNats["pub"] as? [String: Any])?.isEmpty == true)
     }
 
-    @Test func credentialsFileHasNscBlocks() {
+    @Test func credentialsFileHasNscBlocks() throws {
         let text = NATSJWT.credentialsFile(jwt: Self.documentationJWT + "\n", seed: "SUAOY5JZ2WJKVR4UO2KJ2P3SW6FZFNWEOIMAXF4WZEUNVQXXUOKGM55CYE")
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines[0] == "-----BEGIN NATS USER JWT-----")
         #expect(lines[1] == Self.documentationJWT)
         #expect(lines[2] == "------END NATS USER JWT------")
-        let seedLine = try? #require(lines.firstIndex(of: "-----BEGIN USER NKEY SEED-----"))
-        #expect(seedLine.map { lines[$0 + 1] } == "SUAOY5JZ2WJKVR4UO2KJ2P3SW6FZFNWEOIMAXF4WZEUNVQXXUOKGM55CYE")
-        #expect(seedLine.map { lines[$0 + 2] } == "------END USER NKEY SEED------")
+        let seedLine = try #require(lines.firstIndex(of: "-----BEGIN USER NKEY SEED-----") as Int?)
+        #expect(lines[seedLine + 1] == "SUAOY5JZ2WJKVR4UO2KJ2P3SW6FZFNWEOIMAXF4WZEUNVQXXUOKGM55CYE")
+        #expect(lines[seedLine + 2] == "------END USER NKEY SEED------")
     }
 
     private func json(_ bytes: [UInt8]) throws -> [String: Any] {

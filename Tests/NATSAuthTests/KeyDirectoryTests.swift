@@ -104,7 +104,7 @@ extension KeyDirectoryTests {
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let accountSigning = NKeyPair.generate(.account)
-        FileManager.default.createFile(atPath: path + "/account-signing.seed", contents: Data((accountSigning.seed + "\n").utf8),
+        _ = FileManager.default.createFile(atPath: path + "/account-signing.seed", contents: Data((accountSigning.seed + "\n").utf8),
                                        attributes: [.posixPermissions: 0o644])
         let (keys, created) = try NATSKeyDirectory.initialize(at: path)
         #expect(created)

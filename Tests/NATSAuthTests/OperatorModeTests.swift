@@ -27,7 +27,7 @@ import TestSupport
     /// Writes a .creds file (0600) into the server's folder.
     func credentials(_ nats: PrivateNATS, _ name: String, jwt: String, seed: String) throws -> String {
         let path = nats.directory + "/\(name).creds"
-        FileManager.default.createFile(atPath: path, contents: Data(NATSJWT.credentialsFile(jwt: jwt, seed: seed).utf8),
+        _ = FileManager.default.createFile(atPath: path, contents: Data(NATSJWT.credentialsFile(jwt: jwt, seed: seed).utf8),
                                        attributes: [.posixPermissions: 0o600])
         return path
     }
