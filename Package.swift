@@ -54,20 +54,20 @@ let package = Package(
         // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
         .target(
             name: "Messaging",
-            dependencies: ["CNATS", "EventStore", "RouteModel", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CNATS", "EventStore", "RouteModel", "NATSAuth", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", "Messaging", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
         .target(
             name: "ControllerAPI",
             dependencies: [
-                "EventStore", "Projections", "RouteModel",
+                "EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "CNATS",
+                "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "CNATS", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(
             name: "SystemTests",
             dependencies: [
-                "ControllerAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport",
+                "ControllerAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

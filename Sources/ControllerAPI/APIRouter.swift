@@ -71,6 +71,7 @@ extension Controller {
 
         r.on(.post, "/api/agent/enroll") { req, ctx in try await c.enroll(req, ctx) }
         r.on(.get, "/api/agent/view") { req, _ in try await c.agentView(req) }
+        r.on(.post, "/api/agent/nats-credentials") { req, _ in try await c.renewAgentBusCredentials(req) }
 
         r.on(.get, "/api/events/audit") { req, _ in try await c.audit(req) }
         return (router, r.endpoints.sorted())

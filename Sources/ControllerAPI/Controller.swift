@@ -16,6 +16,8 @@ public struct ControllerConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// How long a write waits for its projection before answering anyway (agents' view endpoint).
     public var projectionWait: Duration
+    /// Agents' NATS credentials (operator mode): set when the controller has the deployment's NATS keys.
+    public var bus: AgentBusIssuer? = nil
 
     public init(host: String = "127.0.0.1", port: Int = 8080, natsURL: String? = nil,
                 meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"), maxBodyBytes: Int = 256 * 1024,

@@ -2,6 +2,7 @@ import Foundation
 import EventStore
 import HTTPTypes
 import Hummingbird
+import Logging
 import Projections
 import RouteModel
 
@@ -218,12 +219,36 @@ extension Controller {
 
     func deletePeer(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (result, _) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.peer, id)) { s in
+        let (result, principal) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.peer, id)) { s in
             try decideOrThrow(.removePeer(id: PeerID(id)), s.state)
         } sideStatements: { tenant, _ in
-            [CredentialStore.revoke(tenant: tenant, kind: .peer, subject: id)]
+            [CredentialStore.revoke(tenant: tenant, kind: .peer, subject: id), AgentBusIssuer.revoke(tenant: tenant, peer: id)]
+        }
+        // The agent's NATS user is revoked in the same transaction; the resolver learns it now, which cuts its live
+        // connection. First, briefly (≤ 1.5 s), let the peer's tombstone view reach the bus, so the agent hears that it
+        // was removed and clears its routes before it is cut off. A failed push is retried by the periodic push.
+        if let bus = configuration.bus {
+            await awaitTombstonePublished(tenant: principal.tenant, peer: id, sequence: result.snapshot.version)
+            await bus.revoked("peer \(id) deleted")
         }
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+    }
+
+    /// Waits (bounded) until the projection wrote the removed peer's tombstone and a relay published it.
+    func awaitTombstonePublished(tenant: String, peer: String, sequence: Int64) async {
+        let deadline = ContinuousClock.now + .milliseconds(1_500)
+        do {
+            try await checkpoints.waitUntilProjected(tenant: tenant, sequence: sequence, timeout: .seconds(1))
+            while ContinuousClock.now < deadline {
+                let unsent = try await store.pool.withSession { s in
+                    try s.query("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND peer_id = $2 AND removed AND sent_at IS NULL", [tenant, peer])
+                }
+                if unsent.rows.first?[0] == "0" { return }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        } catch {
+            logger.debug("tombstone not confirmed before revoking the peer's NATS user", metadata: ["peer_id": "\(peer)", "error": "\(error)"])
+        }
     }
 
     // MARK: Setup keys
@@ -298,7 +323,8 @@ extension Controller {
 
     // MARK: Agents
 
-    /// `POST /api/agent/enroll` `{"setup_key", "name", "os", "ip"?}` → the peer's id, mesh IP and credential.
+    /// `POST /api/agent/enroll` `{"setup_key", "name", "os", "ip"?, "nats_public_key"?}` → the peer's id, mesh IP and
+    /// credential, and (when the agent sent its NATS public key and this controller holds the NATS keys) its NATS user JWT.
     func enroll(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         var request = request
         let body = try await request.jsonBody(limit: configuration.maxBodyBytes)
@@ -306,6 +332,11 @@ extension Controller {
         let name = try body.requiredString("name")
         let os = try body.requiredString("os")
         let reportedIP = try body.string("ip")
+        let natsKey = try body.string("nats_public_key").map(AgentBusIssuer.validatedPublicKey)
+        if let natsKey {
+            let taken = try await store.pool.withSession { s in try s.query("SELECT 1 FROM nats_users WHERE public_key = $1", [natsKey]).rows.count }
+            if taken > 0 { throw APIError(.conflict, "nats_public_key is already registered to another peer; generate a new key", field: "nats_public_key") }
+        }
         guard setupKey.utf8.count <= 256, let found = try await credentials.lookup(setupKey, kind: .setupKey) else {
             throw APIError(.forbidden, "setup key is not valid", field: "setup_key")
         }
@@ -330,6 +361,7 @@ extension Controller {
             return try decideOrThrow(AccessCommand.enrollWithSetupKey(key: keyID, peerID: peerID, name: name, os: os, meshIP: ip, now: now), s.state)
         } sideStatements: { _ in
             [CredentialStore.insert(secret: credential, tenant: tenant, kind: .peer, subject: peerID.rawValue)]
+                + (natsKey.map { [AgentBusIssuer.insert(tenant: tenant, peer: peerID.rawValue, publicKey: $0)] } ?? [])
         }
         guard let peer = result.snapshot.state.peer(peerID) else { throw APIError(.internalError, "enrolled peer missing from state") }
         struct Enrolled: Encodable {
@@ -340,10 +372,16 @@ extension Controller {
             var routes_subject: String
             var status_subject: String
             var nats_url: String?
+            var nats_jwt: String?
+            var nats_jwt_expires_at: Int64?
+            var nats_inbox_prefix: String?
         }
+        let issued = try natsKey.flatMap { key in try configuration.bus?.issue(tenant: tenant, peer: peerID.rawValue, publicKey: key) }
         return jsonResponse(Enrolled(peer_id: peerID.rawValue, tenant_id: tenant, ip: peer.meshIP.description, credential: credential,
                                      routes_subject: "routeplane.\(tenant).peer.\(peerID).routes",
-                                     status_subject: "routeplane.\(tenant).peer.\(peerID).status", nats_url: configuration.natsURL),
+                                     status_subject: "routeplane.\(tenant).peer.\(peerID).status", nats_url: configuration.natsURL,
+                                     nats_jwt: issued?.nats_jwt, nats_jwt_expires_at: issued?.nats_jwt_expires_at,
+                                     nats_inbox_prefix: issued?.nats_inbox_prefix),
                             status: .created, sequence: result.snapshot.version)
     }
 

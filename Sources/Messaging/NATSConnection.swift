@@ -22,6 +22,13 @@ public struct NATSConfiguration: Sendable {
     /// A `.creds` file (user JWT and NKEY seed) for operator-mode deployments; `seedFile` when the seed is separate.
     public var credentialsFile: String? = nil
     public var seedFile: String? = nil
+    /// Operator-mode credentials held in memory (a user JWT and a signer for the server's nonce), asked for at every
+    /// connect and reconnect: a JWT renewed in between is used by the next reconnect, and no seed is written to disk.
+    /// Takes precedence over `credentialsFile`.
+    public var userCredentials: NATSUserCredentials? = nil
+    /// Prefix of this connection's reply subjects (default `_INBOX`): a user whose permissions name only its own
+    /// inbox (`_INBOX_<peer>.>`) must use it, or replies to its requests (direct gets) are refused by the server.
+    public var inboxPrefix: String? = nil
     /// false (default): while reconnecting, publishes and requests fail immediately (`NATSError.notConnected`)
     /// instead of waiting in libnats's reconnect buffer. The relay needs this: a view buffered during an outage and
     /// flushed after the reconnect could land after a newer version that another relay published meanwhile.
@@ -39,6 +46,19 @@ public struct NATSConfiguration: Sendable {
 
     public init(url: String, name: String) {
         self.init(servers: url.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }, name: name)
+    }
+}
+
+/// A NATS user's credentials held in memory: `jwt` is asked for at every connect (so a renewed JWT takes effect at the
+/// next reconnect) and `sign` signs the server's nonce with the user's nkey seed. Both are called on libnats threads
+/// and must not block for long. `jwt` returning nil fails that connect attempt (libnats retries).
+public struct NATSUserCredentials: Sendable {
+    public var jwt: @Sendable () -> String?
+    public var sign: @Sendable (_ nonce: [UInt8]) -> [UInt8]
+
+    public init(jwt: @escaping @Sendable () -> String?, sign: @escaping @Sendable (_ nonce: [UInt8]) -> [UInt8]) {
+        self.jwt = jwt
+        self.sign = sign
     }
 }
 
@@ -90,7 +110,7 @@ public final class NATSConnection: @unchecked Sendable {
 
     /// Connects (or, with `failIfUnreachable == false`, starts connecting in the background).
     public static func connect(_ configuration: NATSConfiguration, logger: Logger = Logger(label: "routeplane.nats")) async throws -> NATSConnection {
-        let callbacks = ConnectionCallbacks(name: configuration.name, logger: logger)
+        let callbacks = ConnectionCallbacks(name: configuration.name, logger: logger, userCredentials: configuration.userCredentials)
         let handle = try await NATSBlocking.run { NATSHandle(try open(configuration, callbacks: callbacks)) }
         return NATSConnection(handle: handle.pointer, callbacks: callbacks, name: configuration.name, logger: logger)
     }
@@ -118,23 +138,57 @@ public final class NATSConnection: @unchecked Sendable {
         try NATSError.check(natsOptions_SetReconnectBufSize(opts, c.bufferWhileReconnecting ? 8 * 1024 * 1024 : 1), "reconnect buffer")
         try NATSError.check(natsOptions_SetFailRequestsOnDisconnect(opts, true), "fail requests on disconnect")
         try NATSError.check(natsOptions_UseGlobalMessageDelivery(opts, c.useGlobalMessageDelivery), "global delivery")
-        if let file = c.credentialsFile {
+        if c.userCredentials == nil, let file = c.credentialsFile {
             try NATSError.check(natsOptions_SetUserCredentialsFromFiles(opts, file, c.seedFile), "credentials \(file)")
+        }
+        if let prefix = c.inboxPrefix {
+            try NATSError.check(natsOptions_SetCustomInboxPrefix(opts, prefix), "inbox prefix \(prefix)")
         }
 
         // From here libnats may call back with `box`: it owns one retain, released by the closed callback.
         let box = Unmanaged.passRetained(callbacks).toOpaque()
-        var setupStatus = natsOptions_SetDisconnectedCB(opts, { _, closure in
-            ConnectionCallbacks.from(closure)?.emit(.disconnected)
-        }, box)
+        var setupStatus = NATS_OK
+        if c.userCredentials != nil {
+            setupStatus = natsOptions_SetUserCredentialsCallbacks(opts, { jwtOut, errorOut, closure in
+                guard let credentials = ConnectionCallbacks.from(closure)?.userCredentials, let jwt = credentials.jwt() else {
+                    errorOut?.pointee = strdup("no NATS user JWT available (not yet issued, or renewal failed)")
+                    return NATS_ERR
+                }
+                jwtOut?.pointee = strdup(jwt)
+                return NATS_OK
+            }, box, { errorOut, signatureOut, lengthOut, nonce, closure in
+                guard let credentials = ConnectionCallbacks.from(closure)?.userCredentials, let nonce else {
+                    errorOut?.pointee = strdup("no NATS user key")
+                    return NATS_ERR
+                }
+                let signature = credentials.sign(Array(UnsafeRawBufferPointer(start: nonce, count: strlen(nonce))))
+                // libnats frees the signature with free().
+                guard let out = malloc(max(signature.count, 1))?.assumingMemoryBound(to: UInt8.self) else { return NATS_NO_MEMORY }
+                signature.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: signature.count) }
+                signatureOut?.pointee = out
+                lengthOut?.pointee = Int32(signature.count)
+                return NATS_OK
+            }, box)
+        }
+        if setupStatus == NATS_OK {
+            setupStatus = natsOptions_SetDisconnectedCB(opts, { _, closure in
+                ConnectionCallbacks.from(closure)?.emit(.disconnected)
+            }, box)
+        }
         if setupStatus == NATS_OK {
             setupStatus = natsOptions_SetReconnectedCB(opts, { _, closure in
                 ConnectionCallbacks.from(closure)?.emit(.reconnected)
             }, box)
         }
         if setupStatus == NATS_OK {
-            setupStatus = natsOptions_SetErrorHandler(opts, { _, _, status, closure in
-                ConnectionCallbacks.from(closure)?.emit(.error(String(cString: natsStatus_GetText(status))))
+            setupStatus = natsOptions_SetErrorHandler(opts, { nc, _, status, closure in
+                // The server's own words when it sent them (e.g. `Permissions Violation for Subscription to "x"`).
+                var text = String(cString: natsStatus_GetText(status))
+                var last: UnsafePointer<CChar>?
+                if let nc, natsConnection_GetLastError(nc, &last) != NATS_OK, let last, last.pointee != 0 {
+                    text += ": " + String(cString: last)
+                }
+                ConnectionCallbacks.from(closure)?.emit(.error(text))
             }, box)
         }
         if setupStatus == NATS_OK {
@@ -226,10 +280,29 @@ public final class NATSConnection: @unchecked Sendable {
         }
     }
 
+    /// Core request/reply that blocks the calling thread: only for callers already on a Dispatch thread
+    /// (e.g. inside a PostgreSQL session), never on Swift's cooperative pool.
+    func requestBlocking(_ subject: String, payload: [UInt8] = [], timeout: Duration = .seconds(2)) throws -> NATSMessage {
+        var reply: OpaquePointer?
+        let status = payload.withUnsafeBufferPointer { p in
+            natsConnection_Request(&reply, handle, subject, p.baseAddress.map { UnsafeRawPointer($0) }, Int32(p.count), timeout.milliseconds)
+        }
+        try NATSError.check(status, "request \(subject)")
+        guard let reply else { throw NATSError.invalidResponse("no reply to \(subject)") }
+        defer { natsMsg_Destroy(reply) }
+        return NATSMessage(copying: reply)
+    }
+
     /// Subscribes (core NATS) to `subject`; messages arrive in `NATSSubscription.messages`.
     /// libnats re-sends the subscription after every reconnect.
     public func subscribe(_ subject: String, bufferingNewest limit: Int = 1_024) throws(NATSError) -> NATSSubscription {
         try NATSSubscription(connection: self, subject: subject, limit: limit)
+    }
+
+    /// Subscribes (core NATS) to `subject` in queue group `queue`: each message goes to one member of the group,
+    /// so several controllers sharing the work each see a message once per deployment, not once per controller.
+    public func queueSubscribe(_ subject: String, queue: String, bufferingNewest limit: Int = 1_024) throws(NATSError) -> NATSSubscription {
+        try NATSSubscription(connection: self, subject: subject, queue: queue, limit: limit)
     }
 
     /// Subscribes (core NATS) to `subject` and calls `handler` with each message's subject and payload on libnats's
@@ -258,8 +331,11 @@ final class ConnectionCallbacks: Sendable {
     private let listeners = Mutex(Listeners())
     let name: String
     let logger: Logger
+    /// In-memory user credentials, read by libnats's JWT and signature callbacks at every connect.
+    let userCredentials: NATSUserCredentials?
 
-    init(name: String, logger: Logger) {
+    init(name: String, logger: Logger, userCredentials: NATSUserCredentials? = nil) {
+        self.userCredentials = userCredentials
         self.name = name
         self.logger = logger
     }
@@ -389,16 +465,21 @@ public final class NATSSubscription: @unchecked Sendable {
         init(_ continuation: AsyncStream<NATSMessage>.Continuation) { self.continuation = continuation }
     }
 
-    init(connection: NATSConnection, subject: String, limit: Int) throws(NATSError) {
+    init(connection: NATSConnection, subject: String, queue: String? = nil, limit: Int) throws(NATSError) {
         let (stream, continuation) = AsyncStream<NATSMessage>.makeStream(bufferingPolicy: .bufferingNewest(limit))
         let box = Unmanaged.passRetained(Callbacks(continuation)).toOpaque()
         var sub: OpaquePointer?
-        let status = natsConnection_Subscribe(&sub, connection.handle, subject, { _, _, msg, closure in
+        let handler: natsMsgHandler = { _, _, msg, closure in
             guard let msg else { return }
             let message = NATSMessage(copying: msg)
             natsMsg_Destroy(msg)
             if let closure { Unmanaged<Callbacks>.fromOpaque(closure).takeUnretainedValue().continuation.yield(message) }
-        }, box)
+        }
+        let status = if let queue {
+            natsConnection_QueueSubscribe(&sub, connection.handle, subject, queue, handler, box)
+        } else {
+            natsConnection_Subscribe(&sub, connection.handle, subject, handler, box)
+        }
         guard status == NATS_OK, let sub else {
             // No subscription exists, so no callback can come: give back libnats's reference.
             let error = NATSError.make(status, "subscribe \(subject)")

@@ -1,4 +1,5 @@
 import Foundation
+import NATSAuth
 import RouteModel
 
 /// Who this agent is, from its enrollment; kept in the state folder (mode 0600) so a restart does not
@@ -11,12 +12,15 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
     /// The agent's own secret (`Authorization: Token …` for `/api/agent/view`).
     public var credential: String
     public var natsURL: String?
+    /// Prefix of this agent's NATS reply subjects (its user may subscribe to no other inbox).
+    public var natsInboxPrefix: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case controller, ip, credential
         case tenantID = "tenant_id"
         case peerID = "peer_id"
         case natsURL = "nats_url"
+        case natsInboxPrefix = "nats_inbox_prefix"
     }
 }
 
@@ -49,6 +53,32 @@ public struct AgentStateFolder: Sendable {
     }
 
     var identityPath: String { path + "/identity.json" }
+    var natsSeedPath: String { path + "/nats.seed" }
+    var natsJWTPath: String { path + "/nats.jwt" }
+
+    /// The agent's NATS user key pair, generated here at first start; its seed never leaves this folder (0600).
+    public func loadOrCreateNATSKey() throws -> NKeyPair {
+        if let data = FileManager.default.contents(atPath: natsSeedPath) {
+            do {
+                return try NKeyPair(seed: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            } catch {
+                throw AgentError.stateFolder("\(natsSeedPath) is not a NATS user seed (\(error)); remove it and re-enroll")
+            }
+        }
+        let key = NKeyPair.generate(.user)
+        try writeAtomically(Array((key.seed + "\n").utf8), to: natsSeedPath)
+        return key
+    }
+
+    /// The last NATS user JWT the controller issued (nil when none is stored).
+    public func loadNATSJWT() -> String? {
+        FileManager.default.contents(atPath: natsJWTPath).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+            .flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public func saveNATSJWT(_ jwt: String) throws {
+        try writeAtomically(Array((jwt + "\n").utf8), to: natsJWTPath)
+    }
     var viewPath: String { path + "/view" }
 
     public func loadIdentity() throws -> AgentIdentity? {

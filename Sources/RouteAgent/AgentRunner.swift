@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import Messaging
+import NATSAuth
+import Synchronization
 import RouteModel
 import RouteSelection
 
@@ -77,6 +79,8 @@ public actor AgentRunner {
     public private(set) var applyFailures = 0
     let inputs: AsyncStream<Input>
     let input: AsyncStream<Input>.Continuation
+    /// The agent's NATS user key (seed in the state folder) and its current JWT, read by libnats at every (re)connect.
+    let bus = BusCredentialState()
 
     public init(configuration: AgentConfiguration, applier: any RouteApplier, logger: Logger = Logger(label: "routeplane.agent")) throws {
         self.configuration = configuration
@@ -102,8 +106,12 @@ public actor AgentRunner {
         guard let key = configuration.setupKey else {
             throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no --setup-key to enroll with")
         }
-        let enrolled = try await ControllerClient(baseURL: configuration.controller).enroll(setupKey: key, name: configuration.name,
-                                                                                            os: configuration.os, ip: configuration.ip)
+        let natsKey = try folder.loadOrCreateNATSKey()
+        let (enrolled, issued) = try await ControllerClient(baseURL: configuration.controller).enroll(
+            setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey)
+        if let issued {
+            try folder.saveNATSJWT(issued.jwt)
+        }
         try folder.save(enrolled)
         logger.notice("enrolled", metadata: ["peer_id": "\(enrolled.peerID)", "tenant_id": "\(enrolled.tenantID)", "ip": "\(enrolled.ip)"])
         identity = enrolled
@@ -114,6 +122,9 @@ public actor AgentRunner {
     /// controller and NATS unreachable), then follows NATS, with HTTP as the fallback.
     public func run() async throws {
         let identity = try await loadOrEnroll()
+        if configuration.natsCredentials == nil {
+            bus.set(key: try folder.loadOrCreateNATSKey(), jwt: folder.loadNATSJWT())
+        }
         if let persisted = try? folder.loadView() {
             let view = try? JSONDecoder().decode(PeerRouteView.self, from: Data(persisted.body))
             await handle(.view(.init(version: persisted.version, digest: persisted.digest, body: persisted.body, view: view, source: .persisted)))
@@ -134,6 +145,9 @@ public actor AgentRunner {
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.followNATS(identity) }
+            if self.configuration.natsCredentials == nil {
+                group.addTask { await self.renewBusCredentials(identity) }
+            }
             group.addTask { await self.httpFallback(identity) }
             group.addTask { await self.ticks() }
             if let prober = self.prober {
@@ -265,14 +279,22 @@ public actor AgentRunner {
             return
         }
         var backoff = Duration.milliseconds(250)
+        var loggedRefusal = false
         while !Task.isCancelled {
             do {
                 var natsConfiguration = NATSConfiguration(url: url, name: "routeplane-agent-\(identity.peerID)")
                 natsConfiguration.failIfUnreachable = true
-                natsConfiguration.credentialsFile = configuration.natsCredentials
+                if let file = configuration.natsCredentials {
+                    natsConfiguration.credentialsFile = file
+                } else {
+                    natsConfiguration.userCredentials = bus.credentials
+                    natsConfiguration.inboxPrefix = identity.natsInboxPrefix ?? BusPermissions.agentInboxPrefix(peer: identity.peerID)
+                }
                 let connection = try await NATSConnection.connect(natsConfiguration, logger: logger)
                 setConnection(connection)
                 enqueue(.nats(connected: true))
+                backoff = .milliseconds(250)
+                loggedRefusal = false
                 let feed = try await ViewFeed.follow(connection: connection, tenant: identity.tenantID, peer: identity.peerID, logger: logger)
                 for await event in feed.events {
                     if Task.isCancelled { break }
@@ -295,14 +317,65 @@ public actor AgentRunner {
                         enqueue(.nats(connected: true))
                     }
                 }
+                // The connection closed for good (libnats stops reconnecting after the server refused the same
+                // credentials twice, e.g. an expired JWT): renew if needed and connect again.
                 feed.cancel()
-                return
+                enqueue(.nats(connected: false))
+                await connection.close()
+                if Task.isCancelled { return }
+                bus.renewNow()
+                logger.notice("NATS connection closed; connecting again")
             } catch {
                 enqueue(.nats(connected: false))
-                logger.debug("NATS not reachable yet", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
+                let text = "\(error)"
+                if text.localizedCaseInsensitiveContains("authoriz") || text.localizedCaseInsensitiveContains("expired") {
+                    // Expired or revoked credentials: renew (the controller refuses a revoked peer), keep the routes.
+                    if !loggedRefusal {
+                        logger.warning("NATS refused this agent's credentials; renewing them and keeping the current routes", metadata: ["error": "\(text)"])
+                        loggedRefusal = true
+                    }
+                    bus.renewNow()
+                } else {
+                    logger.debug("NATS not reachable yet", metadata: ["error": "\(text)"])
+                }
             }
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(5))
+        }
+    }
+
+    /// Keeps the NATS user JWT fresh: renews at half of its remaining life (and at once when NATS refused it), retrying
+    /// with back-off while the controller is unreachable. A refusal by the controller (peer deleted) is logged once.
+    func renewBusCredentials(_ identity: AgentIdentity) async {
+        guard let key = bus.key else { return }
+        let client = ControllerClient(baseURL: configuration.controller)
+        var retry = Duration.seconds(2)
+        var lastFailure = ""
+        while !Task.isCancelled {
+            let now = Int64(Date().timeIntervalSince1970)
+            let expires = bus.jwt.flatMap { try? NATSJWT.decode($0) }?.expires
+            let due = bus.takeRenewRequest() || expires == nil || (expires! - now) < max(60, (expires! - (bus.issuedAt ?? now)) / 2)
+            if due {
+                do {
+                    let issued = try await client.renewBusCredentials(credential: identity.credential, publicKey: key.publicKey)
+                    bus.set(key: key, jwt: issued.jwt)
+                    try? folder.saveNATSJWT(issued.jwt)
+                    logger.info("NATS credentials renewed", metadata: ["expires_at": "\(issued.expiresAt)"])
+                    retry = .seconds(2)
+                    lastFailure = ""
+                } catch {
+                    let text = "\(error)"
+                    if text != lastFailure {
+                        logger.warning("could not renew the NATS credentials; retrying", metadata: ["error": "\(text)"])
+                        lastFailure = text
+                    }
+                    try? await bus.waitForRenewRequest(timeout: retry)
+                    retry = min(retry * 2, .seconds(60))
+                    continue
+                }
+            }
+            let left = (bus.jwt.flatMap { try? NATSJWT.decode($0) }?.expires).map { max(1, ($0 - Int64(Date().timeIntervalSince1970)) / 2) } ?? 60
+            try? await bus.waitForRenewRequest(timeout: .seconds(min(left, 3_600)))
         }
     }
 
@@ -334,6 +407,69 @@ public actor AgentRunner {
                 sinceStatus = .zero
                 enqueue(.publishStatus)
             }
+        }
+    }
+}
+
+/// The agent's NATS user key and current JWT, shared with libnats's credential callbacks (which run on its threads),
+/// plus a wake-up for "renew now".
+final class BusCredentialState: Sendable {
+    private struct State {
+        var key: NKeyPair?
+        var jwt: String?
+        var issuedAt: Int64?
+        var renewRequested = false
+    }
+    private let state = Mutex(State())
+    private let requests: AsyncStream<Void>
+    private let request: AsyncStream<Void>.Continuation
+
+    init() {
+        (requests, request) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    var key: NKeyPair? { state.withLock { $0.key } }
+    var jwt: String? { state.withLock { $0.jwt } }
+    var issuedAt: Int64? { state.withLock { $0.issuedAt } }
+
+    func set(key: NKeyPair, jwt: String?) {
+        let issued = jwt.flatMap { try? NATSJWT.decode($0) }?.issuedAt
+        state.withLock { s in
+            s.key = key
+            s.jwt = jwt
+            s.issuedAt = issued
+        }
+    }
+
+    /// What libnats asks for at each connect.
+    var credentials: NATSUserCredentials {
+        NATSUserCredentials(jwt: { [self] in state.withLock { $0.jwt } },
+                            sign: { [self] nonce in state.withLock { $0.key }?.sign(nonce) ?? [] })
+    }
+
+    func renewNow() {
+        state.withLock { $0.renewRequested = true }
+        request.yield()
+    }
+
+    func takeRenewRequest() -> Bool {
+        state.withLock { s in
+            defer { s.renewRequested = false }
+            return s.renewRequested
+        }
+    }
+
+    /// Returns after `timeout` or as soon as `renewNow()` was called (also before this wait began). One waiter at a time.
+    func waitForRenewRequest(timeout: Duration) async throws {
+        let requests = self.requests
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask {
+                var iterator = requests.makeAsyncIterator()
+                _ = await iterator.next()
+            }
+            await group.next()
+            group.cancelAll()
         }
     }
 }

@@ -91,10 +91,32 @@ public struct ControllerClient: Sendable {
         ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["message"] as? String ?? String(decoding: data.prefix(200), as: UTF8.self)
     }
 
+    /// A NATS user JWT the controller issued, and when it expires (Unix seconds).
+    public struct BusCredentials: Sendable, Equatable {
+        public var jwt: String
+        public var expiresAt: Int64
+    }
+
+    static func busCredentials(_ object: [String: Any]) -> BusCredentials? {
+        guard let jwt = object["nats_jwt"] as? String, let expires = (object["nats_jwt_expires_at"] as? NSNumber)?.int64Value else { return nil }
+        return BusCredentials(jwt: jwt, expiresAt: expires)
+    }
+
+    /// `POST /api/agent/nats-credentials`: a fresh NATS user JWT for this agent's key.
+    public func renewBusCredentials(credential: String, publicKey: String) async throws -> BusCredentials {
+        let (status, data) = try await call("POST", "/api/agent/nats-credentials", token: credential, body: ["nats_public_key": publicKey])
+        guard status == 200 else { throw AgentError.controller("POST /api/agent/nats-credentials answered \(status): \(Self.message(data))") }
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any], let issued = Self.busCredentials(object) else {
+            throw AgentError.controller("unexpected answer to POST /api/agent/nats-credentials: \(String(decoding: data.prefix(200), as: UTF8.self))")
+        }
+        return issued
+    }
+
     /// `POST /api/agent/enroll`.
-    public func enroll(setupKey: String, name: String, os: String, ip: String?) async throws -> AgentIdentity {
+    public func enroll(setupKey: String, name: String, os: String, ip: String?, natsPublicKey: String? = nil) async throws -> (AgentIdentity, BusCredentials?) {
         var body = ["setup_key": setupKey, "name": name, "os": os]
         if let ip { body["ip"] = ip }
+        if let natsPublicKey { body["nats_public_key"] = natsPublicKey }
         let (status, data) = try await call("POST", "/api/agent/enroll", body: body)
         guard status == 201 else { throw AgentError.enrollment("controller answered \(status): \(Self.message(data))") }
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -102,8 +124,9 @@ public struct ControllerClient: Sendable {
               let meshIP = object["ip"] as? String, let credential = object["credential"] as? String else {
             throw AgentError.enrollment("unexpected answer: \(String(decoding: data.prefix(200), as: UTF8.self))")
         }
-        return AgentIdentity(controller: baseURL, tenantID: tenant, peerID: peer, ip: meshIP, credential: credential,
-                             natsURL: object["nats_url"] as? String)
+        return (AgentIdentity(controller: baseURL, tenantID: tenant, peerID: peer, ip: meshIP, credential: credential,
+                              natsURL: object["nats_url"] as? String, natsInboxPrefix: object["nats_inbox_prefix"] as? String),
+                Self.busCredentials(object))
     }
 
     /// `GET /api/agent/view`: the view re-encoded canonically and checked against the digest the controller gave.

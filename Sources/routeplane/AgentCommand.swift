@@ -19,7 +19,7 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Peer name at enrollment (default: host name).") var name: String?
     @Option(help: "Mesh IP to report at enrollment (default: the controller allocates one).") var ip: String?
     @Option(help: "NATS URL (default: the one the controller gave at enrollment).") var natsURL: String?
-    @Option(help: "NATS credentials file (JWT + NKEY seed, operator mode); default: the deployment's plain connection.") var natsCredentials: String?
+    @Option(help: "NATS credentials file (JWT + NKEY seed) to use instead of the per-agent user the controller issues at enrollment.") var natsCredentials: String?
     @Option(help: "Probe interval in milliseconds (a dead routing peer is detected after 3 misses + 1 s).") var probeIntervalMs = 500
     @Option(help: "UDP port of the health probe/echo on mesh addresses.") var probePort: UInt16 = 51821
     @Flag(help: "Treat every candidate as reachable (simulated agents without a mesh network).") var assumeCandidatesUp = false

@@ -5,6 +5,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Messaging
+import NATSAuth
 import Projections
 import RouteModel
 import ServiceLifecycle
@@ -25,6 +26,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("nats-url"), help: "NATS URL told to agents at enrollment (default: $ROUTEPLANE_NATS_URL).")
     var natsURL: String?
 
+    @Option(name: .customLong("nats-keys"), help: "The deployment's NATS key folder from `routeplane nats init` (default: $ROUTEPLANE_NATS_KEYS); required with NATS.")
+    var natsKeys: String?
+
+    @Option(name: .customLong("agent-jwt-hours"), help: "Lifetime of agents' NATS user JWTs in hours (agents renew at half of it).")
+    var agentJWTHours = 12
+
     @Flag(inversion: .prefixedNo, help: "Apply migrations at start (safe with several controllers starting together).")
     var migrate = true
 
@@ -41,8 +48,29 @@ struct Serve: AsyncParsableCommand {
             _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrations ?? Migrator.defaultDirectory()))
         }
         let nats = natsURL ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
-        let controller = Controller(configuration: ControllerConfiguration(host: host, port: port, natsURL: nats), store: store,
-                                    logger: Logger(label: "routeplane.api"))
+        let keysFolder = natsKeys ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_KEYS"]
+        var configuration = ControllerConfiguration(host: host, port: port, natsURL: nats)
+        var keys: NATSKeyDirectory?
+        var accountPublisher: NATSAccountPublisher?
+        if let nats {
+            guard let keysFolder, !keysFolder.isEmpty else {
+                throw ValidationError("NATS runs in operator mode: pass --nats-keys DIR or set ROUTEPLANE_NATS_KEYS (create it once with `routeplane nats init --dir DIR`)")
+            }
+            guard agentJWTHours >= 1 else { throw ValidationError("--agent-jwt-hours must be at least 1") }
+            let loaded = try NATSKeyDirectory.load(at: keysFolder)
+            keys = loaded
+            let lifetime = Duration.seconds(agentJWTHours * 3_600)
+            let publisher = NATSAccountPublisher(store: store, keys: loaded, natsURL: nats, maxUserLifetime: lifetime,
+                                                 logger: Logger(label: "routeplane.nats-account"))
+            accountPublisher = publisher
+            configuration.bus = AgentBusIssuer(keys: loaded, userLifetime: lifetime) { reason in
+                do { try await publisher.push(reason: reason) } catch {
+                    Logger(label: "routeplane.nats-account").warning("could not push a revocation to the NATS resolver now; the periodic push retries",
+                                                                    metadata: ["reason": "\(reason)", "error": "\(error)"])
+                }
+            }
+        }
+        let controller = Controller(configuration: configuration, store: store, logger: Logger(label: "routeplane.api"))
         let runner = ProjectionRunner(store: store)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
@@ -50,6 +78,7 @@ struct Serve: AsyncParsableCommand {
             // Started even when NATS is down: the relay waits (rows stay in the outbox) and libnats keeps reconnecting.
             var natsConfiguration = NATSConfiguration(url: nats, name: "routeplane-controller-\(port)")
             natsConfiguration.failIfUnreachable = false
+            if let keys { natsConfiguration.userCredentials = ControllerBusUser(keys: keys).credentials }
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
             let relay = OutboxRelay(store: store, connection: connection, configuration: .init(name: "relay-\(port)"),
@@ -64,6 +93,7 @@ struct Serve: AsyncParsableCommand {
             }
             services.append(.init(service: RelayService(relay: relay)))
             services.append(.init(service: StatusService(recorder: PeerStatusRecorder(store: store, connection: connection))))
+            if let accountPublisher { services.append(.init(service: AccountPublisherService(publisher: accountPublisher))) }
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
@@ -102,6 +132,14 @@ struct RelayService: Service {
     let relay: OutboxRelay
     func run() async throws {
         await cancelWhenGracefulShutdown { await relay.run() }
+    }
+}
+
+/// Pushes the routeplane account (its revocation list) to the NATS resolver at start and every minute.
+struct AccountPublisherService: Service {
+    let publisher: NATSAccountPublisher
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await publisher.run() }
     }
 }
 

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Messaging
+import NATSAuth
 import Synchronization
 import Testing
 import TestSupport
@@ -25,8 +26,17 @@ func withServices(_ body: (TestDatabase, PrivateNATS) async throws -> Void) asyn
     await db.drop()
 }
 
+extension PrivateNATS {
+    /// Credentials of a user without permission limits (the tests play the controller).
+    func adminCredentials(name: String = "test-admin") -> NATSUserCredentials {
+        let (jwt, key) = adminUser(name: name)
+        return NATSUserCredentials(jwt: { jwt }, sign: { key.sign($0) })
+    }
+}
+
 func connect(_ nats: PrivateNATS, name: String = "test") async throws -> NATSConnection {
     var configuration = NATSConfiguration(url: nats.url, name: name)
+    configuration.userCredentials = nats.adminCredentials(name: name)
     configuration.reconnectWait = .milliseconds(100)
     configuration.reconnectJitter = .milliseconds(50)
     let connection = try await NATSConnection.connect(configuration)

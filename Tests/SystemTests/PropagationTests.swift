@@ -203,9 +203,8 @@ struct PropagationTests {
             let version = await client.runner.appliedVersion
             let peer = await client.peerID
             trace("attacker")
-            var c = NATSConfiguration(url: system.nats.url, name: "attacker")
-            c.failIfUnreachable = true
-            let connection = try await NATSConnection.connect(c)
+            // The attacker holds the controller account's rights (no agent may publish on a .routes subject).
+            let connection = try await system.adminConnection(name: "attacker")
             let subject = try ViewSubjects.subject(tenant: t.id, peer: peer)
             // A newer version whose digest does not match its body, and plain garbage.
             let forged = ViewEnvelope(tenant: t.id, peer: peer, version: version + 100, digest: String(repeating: "0", count: 64), removed: false,

@@ -7,6 +7,7 @@ import FoundationNetworking
 import Hummingbird
 import Logging
 import Messaging
+import NATSAuth
 import NIOCore
 import Projections
 import RouteAgent
@@ -45,7 +46,13 @@ final class System: Sendable {
         trace("app")
         var logger = Logger(label: "test.system")
         logger.logLevel = .warning
-        let controller = Controller(configuration: ControllerConfiguration(natsURL: nats.url), store: db.store, logger: logger)
+        // As `serve` wires it: agents get NATS users at enrollment; a deleted peer's user is revoked at the resolver.
+        let publisher = NATSAccountPublisher(store: db.store, keys: nats.keys!, natsURL: nats.url, maxUserLifetime: .seconds(3_600), logger: logger)
+        var configuration = ControllerConfiguration(natsURL: nats.url)
+        configuration.bus = AgentBusIssuer(keys: nats.keys!, userLifetime: .seconds(3_600)) { reason in
+            do { try await publisher.push(reason: reason) } catch { Logger(label: "test.system").error("revocation push failed: \(error)") }
+        }
+        let controller = Controller(configuration: configuration, store: db.store, logger: logger)
         let portBox = Mutex<Int?>(nil)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port } }, logger: logger)
@@ -69,10 +76,34 @@ final class System: Sendable {
     func startRelay(name: String, afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) async throws {
         var configuration = NATSConfiguration(url: nats.url, name: name)
         configuration.failIfUnreachable = false
+        configuration.userCredentials = ControllerBusUser(keys: nats.keys!).credentials
         let connection = try await NATSConnection.connect(configuration, logger: logger)
         relayConnections.withLock { $0.append(connection) }
         let relay = OutboxRelay(store: db.store, connection: connection, configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
         tasks.withLock { $0[name] = Task { await relay.run() } }
+    }
+
+    /// Starts a status recorder (as every controller runs one) on a controller connection of its own.
+    func startStatusRecorder(flushInterval: Duration = .milliseconds(500)) async throws -> PeerStatusRecorder {
+        var configuration = NATSConfiguration(url: nats.url, name: "status")
+        configuration.failIfUnreachable = true
+        configuration.userCredentials = ControllerBusUser(keys: nats.keys!).credentials
+        let connection = try await NATSConnection.connect(configuration, logger: logger)
+        relayConnections.withLock { $0.append(connection) }
+        let recorder = PeerStatusRecorder(store: db.store, connection: connection, flushInterval: flushInterval, logger: logger)
+        tasks.withLock { $0["status"] = Task { await recorder.run() } }
+        guard await eventually(timeout: .seconds(10), { recorder.isSubscribed }) else { throw TestSetupError("status recorder did not subscribe") }
+        return recorder
+    }
+
+    /// A connection with a user of the routeplane account without permission limits (the controller's account):
+    /// what a test uses to publish as no agent can.
+    func adminConnection(name: String = "admin") async throws -> NATSConnection {
+        var configuration = NATSConfiguration(url: nats.url, name: name)
+        configuration.failIfUnreachable = true
+        let (jwt, key) = nats.adminUser(name: name)
+        configuration.userCredentials = NATSUserCredentials(jwt: { jwt }, sign: { key.sign($0) })
+        return try await NATSConnection.connect(configuration, logger: logger)
     }
 
     func stopTask(_ name: String) async {

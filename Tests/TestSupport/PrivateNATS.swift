@@ -10,26 +10,29 @@ public final class PrivateNATS: Sendable {
     public let directory: String
     /// Operator mode (`start(keys:)`): the nats-server.conf written by `NATSKeyDirectory.serverConfig`; nil: open server.
     public let configFile: String?
+    /// The deployment keys of an operator-mode server.
+    public let keys: NATSKeyDirectory?
     private let pid = Mutex<pid_t?>(nil)
     public var url: String { "nats://127.0.0.1:\(port)" }
     public var logPath: String { directory + "/nats.log" }
 
     private static let nextPort = Mutex(54300 + Int(getpid() % 40))
 
+    /// An operator-mode server (as every server Routeplane starts) with a key folder of its own, made by
+    /// `NATSKeyDirectory.initialize` in the server's temp folder: `keys`. No connection without credentials is accepted.
     public static func start() async throws -> PrivateNATS {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-nats-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // A client's ephemeral port can take a port between the check and the server's bind: try another one.
-        for attempt in 1...5 {
-            let server = PrivateNATS(port: try freePort(), directory: directory)
-            do {
-                try await server.start()
-                return server
-            } catch let error as PortInUse {
-                if attempt == 5 { throw TestSetupError("\(error)") }
-            }
-        }
-        throw TestSetupError("unreachable")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-nats-keys-\(UUID().uuidString.prefix(8))").path
+        let (keys, _) = try NATSKeyDirectory.initialize(at: folder)
+        return try await start(keys: keys)
+    }
+
+    /// A user of the routeplane account without permission limits, for tests that play the controller, a bench or
+    /// an attacker holding the controller's rights: a fresh key pair and its JWT (valid for an hour).
+    public func adminUser(name: String = "test-admin") -> (jwt: String, key: NKeyPair) {
+        guard let keys else { fatalError("adminUser() needs an operator-mode server") }
+        let key = NKeyPair.generate(.user)
+        let now = Int64(Date().timeIntervalSince1970)
+        return (keys.userJWT(name: name, user: key.publicKey, permissions: nil, issuedAt: now - 5, expires: now + 3_600), key)
     }
 
     /// An operator-mode server (JWT auth, full resolver) configured by `keys.serverConfig(...)`: its config, JetStream store
@@ -43,7 +46,7 @@ public final class PrivateNATS: Sendable {
             let config = keys.serverConfig(host: "127.0.0.1", port: port, httpPort: nil, storeDirectory: directory + "/js",
                                            resolverDirectory: directory + "/jwt")
             try config.write(toFile: configFile, atomically: true, encoding: .utf8)
-            let server = PrivateNATS(port: port, directory: directory, configFile: configFile)
+            let server = PrivateNATS(port: port, directory: directory, configFile: configFile, keys: keys)
             do {
                 try await server.start()
                 return server
@@ -56,10 +59,11 @@ public final class PrivateNATS: Sendable {
 
     struct PortInUse: Error {}
 
-    private init(port: Int, directory: String, configFile: String? = nil) {
+    private init(port: Int, directory: String, configFile: String? = nil, keys: NATSKeyDirectory? = nil) {
         self.port = port
         self.directory = directory
         self.configFile = configFile
+        self.keys = keys
     }
 
     /// A port in 54300-54399 that nothing listens on now.

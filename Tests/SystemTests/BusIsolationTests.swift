@@ -1,0 +1,188 @@
+import Foundation
+import Messaging
+import NATSAuth
+import RouteAgent
+import Synchronization
+import Testing
+import TestSupport
+
+/// The NATS bus as the tenant boundary (issue 15), against a real nats-server in operator mode: an agent's own
+/// credentials — exactly what its enrollment gave it — let it read its own view and publish its own status, and
+/// nothing else. Every refusal is the server's "Permissions Violation" naming the subject; every test also makes the
+/// allowed calls, so it cannot pass with a connection that does nothing.
+@Suite("bus isolation (operator mode)", .serialized)
+struct BusIsolationTests {
+    /// A test connection with the credentials an agent keeps in its state folder, collecting the server's errors.
+    final class AgentConnection: Sendable {
+        final class Errors: Sendable {
+            let texts = Mutex<[String]>([])
+        }
+        let connection: NATSConnection
+        let collected = Errors()
+        let watcher: Task<Void, Never>
+
+        init(connection: NATSConnection) {
+            self.connection = connection
+            let stream = connection.events()
+            let collected = self.collected
+            watcher = Task {
+                for await event in stream {
+                    if case .error(let text) = event { collected.texts.withLock { $0.append(text) } }
+                }
+            }
+        }
+
+        var errors: [String] { collected.texts.withLock { $0 } }
+
+        /// True once the server reported a permissions violation naming `subject`.
+        func violated(_ subject: String) async -> Bool {
+            await eventually(timeout: .seconds(5)) {
+                self.errors.contains { $0.localizedCaseInsensitiveContains("permissions violation") && $0.contains("\"\(subject)\"") }
+            }
+        }
+
+        func close() async {
+            await connection.close()
+            watcher.cancel()
+        }
+    }
+
+    static func credentials(folder: String) throws -> (key: NKeyPair, jwt: String, inbox: String) {
+        let seed = try String(contentsOfFile: folder + "/nats.seed", encoding: .utf8)
+        let jwt = try String(contentsOfFile: folder + "/nats.jwt", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let identity = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/identity.json"))) as? [String: Any]
+        return (try NKeyPair(seed: seed), jwt, identity?["nats_inbox_prefix"] as? String ?? "")
+    }
+
+    static func connectAsAgent(_ system: System, folder: String, failIfUnreachable: Bool = true) async throws -> AgentConnection {
+        let (key, jwt, inbox) = try credentials(folder: folder)
+        var c = NATSConfiguration(url: system.nats.url, name: "isolation-test")
+        c.failIfUnreachable = failIfUnreachable
+        c.maxReconnectAttempts = 0
+        c.userCredentials = NATSUserCredentials(jwt: { jwt }, sign: { key.sign($0) })
+        c.inboxPrefix = inbox
+        return AgentConnection(connection: try await NATSConnection.connect(c))
+    }
+
+    @Test("an agent's own credentials reach its own view and status, and every other subject is refused")
+    func agentPermissions() async throws {
+        try await System.with { system in
+            let a = try await PropagationTests().tenant(system, "iso-a", clients: 2, bystanders: 0)
+            let b = try await PropagationTests().tenant(system, "iso-b", clients: 1, bystanders: 0)
+            let router = await a.router.peerID
+            #expect(try await system.call("POST", "/api/routes", token: a.token, body: PropagationTests().route(a, router: router)).0 == 200)
+            #expect(try await system.call("POST", "/api/routes", token: b.token, body: PropagationTests().route(b, router: await b.router.peerID)).0 == 200)
+            try await system.projected(a.id)
+            try await system.projected(b.id)
+            #expect(try await eventually(timeout: .seconds(20)) { try await PropagationTests().converged(system, a) })
+
+            let me = a.clients[0], other = a.clients[1]
+            let mine = await me.peerID, theirs = await other.peerID, bPeer = await b.clients[0].peerID
+            let (_, jwt, inbox) = try Self.credentials(folder: me.folder)
+            #expect(inbox == BusPermissions.agentInboxPrefix(peer: mine))
+            let claims = try NATSJWT.decode(jwt)
+            #expect(claims.type == "user")
+            #expect(claims.expires != nil, "agent JWTs expire")
+            let agent = try await Self.connectAsAgent(system, folder: me.folder)
+
+            // Allowed: its own view (live subscription and direct get of the last message) and its own status.
+            let ownSubject = try ViewSubjects.subject(tenant: a.id, peer: mine)
+            let own = try agent.connection.subscribe(ownSubject)
+            let last = try await JetStream(connection: agent.connection).lastMessage(stream: StreamSpec.views.name, subject: ownSubject)
+            #expect(last != nil, "the agent reads its own last view")
+            try agent.connection.publish(BusPermissions.statusSubject(tenant: a.id, peer: mine),
+                                         payload: Array(#"{"tenant_id":"\#(a.id)","peer_id":"\#(mine)","applied_version":1}"#.utf8))
+            try await agent.connection.flush()
+            #expect(agent.errors.isEmpty, "allowed calls raised no error: \(agent.errors)")
+
+            // Refused: each of the issue's list, one at a time.
+            let theirsSubject = try ViewSubjects.subject(tenant: a.id, peer: theirs)
+            let bSubject = try ViewSubjects.subject(tenant: b.id, peer: bPeer)
+            let subscriptions = ["routeplane.>", theirsSubject, bSubject, "routeplane.\(b.id).>", "_INBOX.>"]
+            var keep: [NATSSubscription] = [own]
+            for subject in subscriptions {
+                keep.append(try agent.connection.subscribe(subject))
+                try? await agent.connection.flush()
+                #expect(await agent.violated(subject), "subscribing to \(subject) is refused")
+            }
+            let publishes = [ownSubject, theirsSubject, BusPermissions.statusSubject(tenant: a.id, peer: theirs),
+                             BusPermissions.statusSubject(tenant: b.id, peer: bPeer), "$JS.API.INFO", "$JS.API.STREAM.NAMES",
+                             "$JS.API.STREAM.PURGE.\(StreamSpec.views.name)",
+                             "$JS.API.DIRECT.GET.\(StreamSpec.views.name).\(theirsSubject)", "$JS.API.DIRECT.GET.\(StreamSpec.views.name).\(bSubject)"]
+            for subject in publishes {
+                try agent.connection.publish(subject, payload: Array("{}".utf8))
+                try? await agent.connection.flush()
+                #expect(await agent.violated(subject), "publishing to \(subject) is refused")
+            }
+            // Nothing of another peer arrived on any of those subscriptions (they were never set up by the server).
+            for s in keep.dropFirst() { s.unsubscribe() }
+            await agent.close()
+            for agent in [a.router, b.router] + a.clients + b.clients { await agent.stop() }
+        }
+    }
+
+    @Test("a connection without credentials, or with a user JWT signed by another account, is refused")
+    func noCredentials() async throws {
+        try await System.with { system in
+            var plain = NATSConfiguration(url: system.nats.url, name: "anonymous")
+            plain.failIfUnreachable = true
+            plain.maxReconnectAttempts = 0
+            do {
+                let c = try await NATSConnection.connect(plain)
+                await c.close()
+                Issue.record("an unauthenticated connection was accepted")
+            } catch {
+                #expect("\(error)".localizedCaseInsensitiveContains("authoriz"), "refused as unauthorized: \(error)")
+            }
+            // A well-formed user JWT signed by a key the operator never trusted.
+            let rogueAccount = NKeyPair.generate(.account), user = NKeyPair.generate(.user)
+            let now = Int64(Date().timeIntervalSince1970)
+            let jwt = NATSJWT.userJWT(name: "rogue", user: user.publicKey, issuerAccount: nil, permissions: nil, issuedAt: now, expires: now + 600,
+                                      signer: rogueAccount)
+            var rogue = plain
+            rogue.userCredentials = NATSUserCredentials(jwt: { jwt }, sign: { user.sign($0) })
+            do {
+                let c = try await NATSConnection.connect(rogue)
+                await c.close()
+                Issue.record("a user of an untrusted account was accepted")
+            } catch {
+                #expect("\(error)".localizedCaseInsensitiveContains("authoriz"), "refused: \(error)")
+            }
+            // Control: the system's own controller credentials do connect.
+            var ok = plain
+            ok.userCredentials = ControllerBusUser(keys: system.nats.keys!).credentials
+            let c = try await NATSConnection.connect(ok)
+            #expect(c.isConnected)
+            await c.close()
+        }
+    }
+
+    @Test("deleting a peer cuts its live NATS connection and refuses its reconnect within 2 s")
+    func deletedPeerIsCut() async throws {
+        try await System.with { system in
+            let a = try await PropagationTests().tenant(system, "iso-del", clients: 1, bystanders: 0)
+            let client = a.clients[0]
+            let peer = await client.peerID
+            let agent = try await Self.connectAsAgent(system, folder: client.folder)
+            #expect(agent.connection.isConnected)
+            let started = ContinuousClock.now
+            let (status, _) = try await system.call("DELETE", "/api/peers/\(peer)", token: a.token)
+            #expect(status == 200)
+            #expect(await eventually(timeout: .seconds(2)) { !agent.connection.isConnected }, "the live connection is cut")
+            do {
+                let again = try await Self.connectAsAgent(system, folder: client.folder)
+                await again.close()
+                Issue.record("the deleted peer reconnected")
+            } catch {
+                #expect("\(error)".localizedCaseInsensitiveContains("authoriz") || "\(error)".localizedCaseInsensitiveContains("revoked"),
+                        "reconnect refused: \(error)")
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed < .seconds(2), "cut and refused in \(elapsed)")
+            // Renewal is refused too (the agent credential is revoked with the peer).
+            let (_, _, _) = try Self.credentials(folder: client.folder)
+            await agent.close()
+            for agent in [a.router] + a.clients { await agent.stop() }
+        }
+    }
+}
