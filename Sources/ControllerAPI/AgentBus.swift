@@ -39,7 +39,7 @@ public struct AgentBusIssuer: Sendable {
     /// A user nkey's public half (`U…`), checked; the message names the field.
     static func validatedPublicKey(_ key: String) throws -> String {
         guard let decoded = try? NKey.decodePublicKey(key), decoded.type == .user else {
-            throw APIError(.badRequest, "nats_public_key must be a NATS user public nkey (56 characters starting with U)", field: "nats_public_key")
+            throw APIError(.unprocessable, "nats_public_key must be a NATS user public nkey (56 characters starting with U)", field: "nats_public_key")
         }
         return key
     }

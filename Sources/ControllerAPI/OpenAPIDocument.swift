@@ -109,6 +109,14 @@ public enum OpenAPIDocument {
             "responses": ["201": json(ref("Enrollment"), "Enrolled"), "403": json(ref("Error"), "Setup key invalid, revoked, expired or used up"),
                           "422": json(ref("Error"), "A field breaks a rule")],
         ]],
+        "/api/agent/nats-credentials": ["post": [
+            "summary": "A fresh NATS user JWT for the calling agent's registered key (agent credential); registers the key once for agents enrolled without one",
+            "requestBody": body("AgentBusCredentialsRequest"),
+            "responses": ["200": json(ref("AgentBusCredentials")), "401": json(ref("Error"), "Not an agent credential"),
+                          "403": json(ref("Error"), "The peer's NATS user is revoked"), "404": json(ref("Error"), "The controller issues no NATS credentials"),
+                          "409": json(ref("Error"), "Another key is registered for this peer, or this key for another peer"),
+                          "422": json(ref("Error"), "nats_public_key is not a user nkey")],
+        ]],
         "/api/agent/view": ["get": [
             "summary": "The calling agent's current route view (agent credential)",
             "responses": ["200": json(ref("AgentView")), "401": json(ref("Error"), "Not an agent credential"), "404": json(ref("Error"), "No view yet")],
@@ -187,10 +195,18 @@ public enum OpenAPIDocument {
                 ]],
                 "EnrollRequest": ["type": "object", "required": ["setup_key", "name", "os"], "properties": [
                     "setup_key": string, "name": string, "os": string, "ip": ["type": "string", "description": "mesh IP the peer has; allocated when absent"],
+                    "nats_public_key": ["type": "string", "description": "the agent's own NATS user nkey (U…); its seed never leaves the agent"],
+                ]],
+                "AgentBusCredentialsRequest": ["type": "object", "required": ["nats_public_key"], "properties": ["nats_public_key": string]],
+                "AgentBusCredentials": ["type": "object", "properties": [
+                    "nats_jwt": ["type": "string", "description": "user JWT limited to this peer's subjects"],
+                    "nats_jwt_expires_at": ["type": "integer", "description": "Unix seconds; renew at half of the lifetime"],
+                    "nats_inbox_prefix": ["type": "string", "description": "the only reply-subject prefix this user may subscribe to"],
                 ]],
                 "Enrollment": ["type": "object", "properties": [
                     "peer_id": string, "tenant_id": string, "ip": string, "credential": ["type": "string", "description": "shown once; the agent's Token"],
                     "routes_subject": string, "status_subject": string, "nats_url": string,
+                    "nats_jwt": string, "nats_jwt_expires_at": integer, "nats_inbox_prefix": string,
                 ]],
                 "AgentView": ["type": "object", "properties": [
                     "tenant_id": string, "peer_id": string, "version": integer, "digest": string, "stale": boolean, "view": ["type": "object"],

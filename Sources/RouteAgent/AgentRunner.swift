@@ -76,6 +76,13 @@ public actor AgentRunner {
     var responder: HealthResponder?
     var probeIDs: [String: PeerID] = [:]
     public private(set) var rejectedMessages = 0
+    /// Where the last applied view came from.
+    public private(set) var lastViewSource: AgentStateMachine.ViewUpdate.Source?
+    /// NATS user JWTs obtained from the controller since start (renewals).
+    public private(set) var busRenewals = 0
+    public var isNATSConnectedNow: Bool { natsConnected }
+    /// Times the NATS connection was lost since start (server restarts, expired JWTs, network).
+    public private(set) var natsDisconnects = 0
     public private(set) var applyFailures = 0
     let inputs: AsyncStream<Input>
     let input: AsyncStream<Input>.Continuation
@@ -204,6 +211,7 @@ public actor AgentRunner {
             logger.warning("rejected a view message; keeping the current routes", metadata: ["reason": "\(reason)", "applied_version": "\(machine.appliedVersion)"])
         case .nats(let connected):
             if connected != natsConnected { logger.notice(connected ? "NATS connected" : "NATS disconnected") }
+            if natsConnected && !connected { natsDisconnects += 1 }
             natsConnected = connected
         }
         await perform(actions)
@@ -219,6 +227,7 @@ public actor AgentRunner {
                     }
                 }
                 logger.info("view", metadata: ["version": "\(update.version)", "source": "\(update.source.rawValue)"])
+                lastViewSource = update.source
                 configuration.viewApplied?(update)
             case .apply(let desired):
                 do {
@@ -360,6 +369,7 @@ public actor AgentRunner {
                     let issued = try await client.renewBusCredentials(credential: identity.credential, publicKey: key.publicKey)
                     bus.set(key: key, jwt: issued.jwt)
                     try? folder.saveNATSJWT(issued.jwt)
+                    busRenewals += 1
                     logger.info("NATS credentials renewed", metadata: ["expires_at": "\(issued.expiresAt)"])
                     retry = .seconds(2)
                     lastFailure = ""
@@ -369,13 +379,13 @@ public actor AgentRunner {
                         logger.warning("could not renew the NATS credentials; retrying", metadata: ["error": "\(text)"])
                         lastFailure = text
                     }
-                    try? await bus.waitForRenewRequest(timeout: retry)
+                    await bus.waitForRenewRequest(timeout: retry)
                     retry = min(retry * 2, .seconds(60))
                     continue
                 }
             }
             let left = (bus.jwt.flatMap { try? NATSJWT.decode($0) }?.expires).map { max(1, ($0 - Int64(Date().timeIntervalSince1970)) / 2) } ?? 60
-            try? await bus.waitForRenewRequest(timeout: .seconds(min(left, 3_600)))
+            await bus.waitForRenewRequest(timeout: .seconds(min(left, 3_600)))
         }
     }
 
@@ -419,14 +429,14 @@ final class BusCredentialState: Sendable {
         var jwt: String?
         var issuedAt: Int64?
         var renewRequested = false
+        /// The one waiter of `waitForRenewRequest`, and which wait it belongs to.
+        var waiter: CheckedContinuation<Void, Never>?
+        var waiterID = 0
+        var lastID = 0
+        /// A wait whose timer fired (or that was cancelled) before its continuation was installed.
+        var expiredID = 0
     }
     private let state = Mutex(State())
-    private let requests: AsyncStream<Void>
-    private let request: AsyncStream<Void>.Continuation
-
-    init() {
-        (requests, request) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-    }
 
     var key: NKeyPair? { state.withLock { $0.key } }
     var jwt: String? { state.withLock { $0.jwt } }
@@ -448,8 +458,12 @@ final class BusCredentialState: Sendable {
     }
 
     func renewNow() {
-        state.withLock { $0.renewRequested = true }
-        request.yield()
+        let waiter = state.withLock { s in
+            s.renewRequested = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
     }
 
     func takeRenewRequest() -> Bool {
@@ -459,17 +473,42 @@ final class BusCredentialState: Sendable {
         }
     }
 
-    /// Returns after `timeout` or as soon as `renewNow()` was called (also before this wait began). One waiter at a time.
-    func waitForRenewRequest(timeout: Duration) async throws {
-        let requests = self.requests
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: timeout) }
-            group.addTask {
-                var iterator = requests.makeAsyncIterator()
-                _ = await iterator.next()
-            }
-            await group.next()
-            group.cancelAll()
+    /// Returns after `timeout`, on cancellation, or as soon as `renewNow()` was called (also before this wait began).
+    /// One waiter at a time.
+    func waitForRenewRequest(timeout: Duration) async {
+        let id = state.withLock { s in
+            s.lastID += 1
+            return s.lastID
         }
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            wake(id)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.renewRequested || s.expiredID == id { return true }
+                    s.waiter = continuation
+                    s.waiterID = id
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            wake(id)
+        }
+        timer.cancel()
+    }
+
+    private func wake(_ id: Int) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard s.waiter != nil, s.waiterID == id else {
+                s.expiredID = id
+                return nil
+            }
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
     }
 }

@@ -38,7 +38,8 @@ final class System: Sendable {
         self.logger = logger
     }
 
-    static func start() async throws -> System {
+    /// `agentJWTLifetime`: how long agents' NATS user JWTs are valid (short in renewal tests).
+    static func start(agentJWTLifetime: Duration = .seconds(3_600)) async throws -> System {
         trace("db")
         let db = try await TestDatabase.create(maxConnections: 16)
         trace("nats")
@@ -49,7 +50,7 @@ final class System: Sendable {
         // As `serve` wires it: agents get NATS users at enrollment; a deleted peer's user is revoked at the resolver.
         let publisher = NATSAccountPublisher(store: db.store, keys: nats.keys!, natsURL: nats.url, maxUserLifetime: .seconds(3_600), logger: logger)
         var configuration = ControllerConfiguration(natsURL: nats.url)
-        configuration.bus = AgentBusIssuer(keys: nats.keys!, userLifetime: .seconds(3_600)) { reason in
+        configuration.bus = AgentBusIssuer(keys: nats.keys!, userLifetime: agentJWTLifetime) { reason in
             do { try await publisher.push(reason: reason) } catch { Logger(label: "test.system").error("revocation push failed: \(error)") }
         }
         let controller = Controller(configuration: configuration, store: db.store, logger: logger)
@@ -113,8 +114,8 @@ final class System: Sendable {
     }
 
     /// Runs `body` against a fresh system and shuts it down afterwards, also when `body` throws.
-    static func with(_ body: (System) async throws -> Void) async throws {
-        let system = try await start()
+    static func with(agentJWTLifetime: Duration = .seconds(3_600), _ body: (System) async throws -> Void) async throws {
+        let system = try await start(agentJWTLifetime: agentJWTLifetime)
         do {
             try await body(system)
         } catch {
