@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "ControllerAPI",
             dependencies: [
-                "EventStore", "Projections", "RouteModel",
+                "EventStore", "Projections", "RouteModel", "Messaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

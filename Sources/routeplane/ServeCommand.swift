@@ -41,8 +41,12 @@ struct Serve: AsyncParsableCommand {
             _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrations ?? Migrator.defaultDirectory()))
         }
         let nats = natsURL ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
-        let controller = Controller(configuration: ControllerConfiguration(host: host, port: port, natsURL: nats), store: store,
-                                    logger: Logger(label: "routeplane.api"))
+        // The view signing key: one per process for now, shared by the API (enrollment, GET /api/agent/view) and the
+        // relay. It is replaced by a key loaded from the controller's key folder when that lands; until then
+        // ROUTEPLANE_VIEW_SIGNING_SEED (base64url of a 32-byte seed) gives several controllers, and restarts, one key.
+        let viewSigner = try Self.viewSigner(logger: logger)
+        let controller = Controller(configuration: ControllerConfiguration(host: host, port: port, natsURL: nats, viewSigner: viewSigner),
+                                    store: store, logger: Logger(label: "routeplane.api"))
         let runner = ProjectionRunner(store: store)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
@@ -52,7 +56,7 @@ struct Serve: AsyncParsableCommand {
             natsConfiguration.failIfUnreachable = false
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
-            let relay = OutboxRelay(store: store, connection: connection, configuration: .init(name: "relay-\(port)"),
+            let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: .init(name: "relay-\(port)"),
                                     logger: Logger(label: "routeplane.relay"))
             controller.metrics.addGauges {
                 let m = relay.metrics
@@ -84,6 +88,24 @@ struct Serve: AsyncParsableCommand {
         await natsConnection?.close()
         await store.shutdown()
         logger.notice("controller stopped")
+    }
+}
+
+extension Serve {
+    /// From ROUTEPLANE_VIEW_SIGNING_SEED when set, else an ephemeral key (agents enrolled with it refuse the views of
+    /// the next process and of other controllers: they must re-enroll).
+    static func viewSigner(logger: Logger) throws -> ViewSigner {
+        if let seed = ProcessInfo.processInfo.environment["ROUTEPLANE_VIEW_SIGNING_SEED"], !seed.isEmpty {
+            do {
+                return try ViewSigner(seedBase64URL: seed)
+            } catch {
+                throw ValidationError("ROUTEPLANE_VIEW_SIGNING_SEED: \(error)")
+            }
+        }
+        let signer = ViewSigner.ephemeral()
+        logger.warning("view signing key is ephemeral (set ROUTEPLANE_VIEW_SIGNING_SEED to share one across controllers and restarts)",
+                       metadata: ["view_signing_key": "\(signer.publicKey)"])
+        return signer
     }
 }
 

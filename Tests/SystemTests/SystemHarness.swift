@@ -45,7 +45,7 @@ final class System: Sendable {
         trace("app")
         var logger = Logger(label: "test.system")
         logger.logLevel = .warning
-        let controller = Controller(configuration: ControllerConfiguration(natsURL: nats.url), store: db.store, logger: logger)
+        let controller = Controller(configuration: ControllerConfiguration(natsURL: nats.url, viewSigner: .ephemeral()), store: db.store, logger: logger)
         let portBox = Mutex<Int?>(nil)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port } }, logger: logger)
@@ -71,7 +71,8 @@ final class System: Sendable {
         configuration.failIfUnreachable = false
         let connection = try await NATSConnection.connect(configuration, logger: logger)
         relayConnections.withLock { $0.append(connection) }
-        let relay = OutboxRelay(store: db.store, connection: connection, configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
+        let relay = OutboxRelay(store: db.store, connection: connection, signer: controller.viewSigner,
+                                configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
         tasks.withLock { $0[name] = Task { await relay.run() } }
     }
 
