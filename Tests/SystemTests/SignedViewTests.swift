@@ -207,6 +207,51 @@ struct SignedViewTests {
         }
     }
 
+    @Test("key rotation: views signed by a new key the pinned one endorsed are applied and the new key is pinned and saved; the old key is refused from then on")
+    func keyRotation() async throws {
+        try await System.with { system in
+            let s = try await setUp(system, "k")
+            let client = s.client
+            let old = system.controller.viewSigner
+            #expect(await client.runner.identity?.viewSigningKey == old.publicKey)
+            let version = await client.runner.appliedVersion
+
+            // The controller rotates: its relay now signs with a new key carrying the old key's endorsement.
+            await system.stopTask("relay")
+            let rotated = old.rotated(to: ViewSigner.ephemeral())
+            try await system.startRelay(name: "rotated", signer: rotated)
+            #expect(try await system.call("PUT", "/api/routes/\(s.routeID)", token: s.token, body: route(s.group, router: await s.router.peerID, metric: 60)).0 == 200)
+            try await converge(system, s)
+            let rotatedVersion = await client.runner.appliedVersion
+            #expect(rotatedVersion > version)
+            #expect(await client.runner.identity?.viewSigningKey == rotated.publicKey, "the agent pinned the endorsed key")
+            #expect(try AgentStateFolder(path: client.folder).loadIdentity()?.viewSigningKey == rotated.publicKey, "and saved it in identity.json")
+            let header = split(persisted(client)).header
+            #expect(header.count == 9 && header[5] == rotated.publicKey && header[7] == rotated.publicKey, "the persisted view carries the endorsement")
+
+            // The old key alone is no longer enough, even for a higher version.
+            var c = NATSConfiguration(url: system.nats.url, name: "old-key")
+            c.failIfUnreachable = true
+            let connection = try await NATSConnection.connect(c)
+            let peer = await client.peerID
+            let body = split(persisted(client)).body
+            let byOldKey = ViewEnvelope(tenant: s.tenant, peer: peer, version: rotatedVersion + 100, removed: false, createdAtMillis: 0, view: body, signedBy: old)
+            try connection.publish(try ViewSubjects.subject(tenant: s.tenant, peer: peer), payload: byOldKey.encoded())
+            try await connection.flush()
+            #expect(await eventually(timeout: .seconds(10)) { await client.runner.rejectedByReason["unknown_key", default: 0] >= 1 })
+            #expect(await client.runner.appliedVersion == rotatedVersion)
+            await connection.close()
+
+            // A restart verifies the persisted view under the newly pinned key.
+            await client.stop()
+            let restarted = try await TestAgent.start(system: system, setupKey: nil, name: "k-client", folder: client.folder)
+            #expect(await eventually(timeout: .seconds(5)) { await restarted.runner.appliedVersion >= rotatedVersion })
+            #expect(await restarted.runner.persistedViewRefused == nil)
+            await restarted.stop()
+            await s.router.stop()
+        }
+    }
+
     @Test("the HTTP fallback verifies like NATS: the controller's signature is accepted, a view under another pinned key is refused")
     func httpFallbackVerifies() async throws {
         try await System.with { system in

@@ -65,13 +65,15 @@ final class System: Sendable {
         return system
     }
 
-    /// Starts an outbox relay (several may run). `afterPublish` runs between publish and mark-sent.
-    func startRelay(name: String, afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) async throws {
+    /// Starts an outbox relay (several may run), signing with the controller's key unless `signer` is given.
+    /// `afterPublish` runs between publish and mark-sent.
+    func startRelay(name: String, signer: ViewSigner? = nil,
+                    afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) async throws {
         var configuration = NATSConfiguration(url: nats.url, name: name)
         configuration.failIfUnreachable = false
         let connection = try await NATSConnection.connect(configuration, logger: logger)
         relayConnections.withLock { $0.append(connection) }
-        let relay = OutboxRelay(store: db.store, connection: connection, signer: controller.viewSigner,
+        let relay = OutboxRelay(store: db.store, connection: connection, signer: signer ?? controller.viewSigner,
                                 configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
         tasks.withLock { $0[name] = Task { await relay.run() } }
     }
