@@ -1,8 +1,10 @@
 import Foundation
 import EventStore
 import Logging
+import Messaging
 import Projections
 import RouteModel
+import Synchronization
 
 /// Settings of one `routeplane serve` process.
 public struct ControllerConfiguration: Sendable {
@@ -18,16 +20,20 @@ public struct ControllerConfiguration: Sendable {
     public var projectionWait: Duration
     /// Agents' NATS credentials (operator mode): set when the controller has the deployment's NATS keys.
     public var bus: AgentBusIssuer? = nil
+    /// Signs the views `GET /api/agent/view` answers; its public key is told to agents at enrollment. The outbox relay
+    /// must sign with the same key. nil: the controller makes an ephemeral one (and warns).
+    public var viewSigner: ViewSigner?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, natsURL: String? = nil,
                 meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"), maxBodyBytes: Int = 256 * 1024,
-                projectionWait: Duration = .seconds(2)) {
+                projectionWait: Duration = .seconds(2), viewSigner: ViewSigner? = nil) {
         self.host = host
         self.port = port
         self.natsURL = natsURL
         self.meshRange = meshRange
         self.maxBodyBytes = maxBodyBytes
         self.projectionWait = projectionWait
+        self.viewSigner = viewSigner
     }
 }
 
@@ -43,6 +49,17 @@ public struct Controller: Sendable {
     public let logger: Logger
     /// Extra readiness checks for `/healthz` (e.g. NATS), by name.
     public let healthChecks: [String: @Sendable () async -> String?]
+    /// The configuration's view signer, or an ephemeral one made at init (warned about once, at its first use, so admin
+    /// commands that never enroll or serve a view stay quiet).
+    public var viewSigner: ViewSigner {
+        if let warning = ephemeralSignerWarning, warning.first() {
+            logger.warning("no view signing key configured: signing views with an ephemeral key; agents enrolled now refuse views after this controller restarts, and other controllers sign with other keys",
+                           metadata: ["view_signing_key": "\(signer.publicKey)"])
+        }
+        return signer
+    }
+    private let signer: ViewSigner
+    private let ephemeralSignerWarning: OnceFlag?
 
     public init(configuration: ControllerConfiguration, store: EventStore, metrics: ControllerMetrics = ControllerMetrics(),
                 logger: Logger = Logger(label: "routeplane.api"), healthChecks: [String: @Sendable () async -> String?] = [:]) {
@@ -55,6 +72,8 @@ public struct Controller: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.healthChecks = healthChecks
+        self.signer = configuration.viewSigner ?? .ephemeral()
+        self.ephemeralSignerWarning = configuration.viewSigner == nil ? OnceFlag() : nil
     }
 
     // MARK: - Admin operations (the CLI's `tenants` and `tokens`, also used by tests)
@@ -105,4 +124,10 @@ public struct Controller: Sendable {
         }
         return rows.rows.map { ($0[0] ?? "", $0[1] ?? "", $0[2] ?? "") }
     }
+}
+
+/// True for the first caller of `first()` only.
+final class OnceFlag: Sendable {
+    private let done = Mutex(false)
+    func first() -> Bool { done.withLock { d in defer { d = true }; return !d } }
 }

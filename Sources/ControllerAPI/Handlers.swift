@@ -3,6 +3,7 @@ import EventStore
 import HTTPTypes
 import Hummingbird
 import Logging
+import Messaging
 import Projections
 import RouteModel
 
@@ -375,18 +376,21 @@ extension Controller {
             var nats_jwt: String?
             var nats_jwt_expires_at: Int64?
             var nats_inbox_prefix: String?
+            /// The controller's view signing public key: the agent pins it and accepts only views it signed.
+            var view_signing_key: String
         }
         let issued = try natsKey.flatMap { key in try configuration.bus?.issue(tenant: tenant, peer: peerID.rawValue, publicKey: key) }
         return jsonResponse(Enrolled(peer_id: peerID.rawValue, tenant_id: tenant, ip: peer.meshIP.description, credential: credential,
                                      routes_subject: "routeplane.\(tenant).peer.\(peerID).routes",
                                      status_subject: "routeplane.\(tenant).peer.\(peerID).status", nats_url: configuration.natsURL,
                                      nats_jwt: issued?.nats_jwt, nats_jwt_expires_at: issued?.nats_jwt_expires_at,
-                                     nats_inbox_prefix: issued?.nats_inbox_prefix),
+                                     nats_inbox_prefix: issued?.nats_inbox_prefix, view_signing_key: viewSigner.publicKey),
                             status: .created, sequence: result.snapshot.version)
     }
 
     /// `GET /api/agent/view` (agent credential): the agent's current route view, waiting briefly for
-    /// the projection to reach the tenant's latest event.
+    /// the projection to reach the tenant's latest event, signed as the relay signs its NATS messages (`key`,
+    /// `signature`, `endorsement` during a key rotation; `removed` is always false: a removed peer has no view row).
     func agentView(_ request: Request) async throws -> Response {
         guard case .agent(let tenant, let peer) = try await authenticate(request, as: .peer) else {
             throw APIError(.forbidden, "an agent credential is required", field: "Authorization")
@@ -401,13 +405,20 @@ extension Controller {
         let rows = try await store.pool.withSession { s in
             try s.query("SELECT version, digest, body FROM peer_views WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
         }
-        guard let row = rows.rows.first, let version = row[0], let digest = row[1], let body = row[2] else {
+        guard let row = rows.rows.first, let version = row[0], let versionNumber = Int64(version), let digest = row[1], let body = row[2] else {
             throw APIError(.notFound, "no route view for peer \(peer) yet; retry shortly", field: "peer_id", retryAfter: 1)
         }
+        let signature = viewSigner.sign(tenant: tenant, peer: peer, version: versionNumber, removed: false, digest: digest)
         var out = Array(#"{"tenant_id":"#.utf8)
         out += Array((try? jsonEncoder.encode(tenant)) ?? Data())
         out += Array(#","peer_id":"#.utf8) + Array((try? jsonEncoder.encode(peer)) ?? Data())
-        out += Array(#","version":\#(version),"digest":"\#(digest)","stale":\#(stale),"view":"#.utf8)
+        out += Array(#","version":\#(version),"digest":"\#(digest)","stale":\#(stale),"removed":false"#.utf8)
+        // Keys and signatures are base64url: nothing to escape.
+        out += Array(#","key":"\#(signature.key)","signature":"\#(signature.signature)""#.utf8)
+        if let endorsement = signature.endorsement {
+            out += Array(#","endorsement":{"key":"\#(endorsement.key)","signature":"\#(endorsement.signature)"}"#.utf8)
+        }
+        out += Array(#","view":"#.utf8)
         out += Array(body.utf8)
         out += Array("}".utf8)
         return rawJSONResponse(out, etag: Int64(version))

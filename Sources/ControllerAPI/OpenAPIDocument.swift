@@ -207,9 +207,15 @@ public enum OpenAPIDocument {
                     "peer_id": string, "tenant_id": string, "ip": string, "credential": ["type": "string", "description": "shown once; the agent's Token"],
                     "routes_subject": string, "status_subject": string, "nats_url": string,
                     "nats_jwt": string, "nats_jwt_expires_at": integer, "nats_inbox_prefix": string,
+                    "view_signing_key": ["type": "string", "description": "the controller's Ed25519 view signing public key (base64url, 32 bytes); the agent accepts only views it signed"],
                 ]],
                 "AgentView": ["type": "object", "properties": [
-                    "tenant_id": string, "peer_id": string, "version": integer, "digest": string, "stale": boolean, "view": ["type": "object"],
+                    "tenant_id": string, "peer_id": string, "version": integer, "digest": string, "stale": boolean, "removed": boolean,
+                    "key": ["type": "string", "description": "signing public key (base64url)"],
+                    "signature": ["type": "string", "description": "Ed25519 signature (base64url) over routeplane-view-signature-v1\\n<tenant>\\n<peer>\\n<version>\\n<removed>\\n<digest>"],
+                    "endorsement": ["type": "object", "description": "during a key rotation: the previous key's signature over routeplane-view-key-endorsement-v1\\n<key>",
+                                    "properties": ["key": string, "signature": string]],
+                    "view": ["type": "object"],
                 ]],
                 "Event": ["type": "object", "properties": [
                     "id": string, "timestamp": ["type": "string", "format": "date-time"], "activity": string, "activity_code": string,

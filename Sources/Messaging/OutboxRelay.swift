@@ -10,8 +10,9 @@ import Synchronization
 ///   transaction-scoped advisory lock tried without waiting: a peer another relay holds is skipped (as SKIP LOCKED
 ///   skips a row), so at most one relay handles a peer at a time. Then, in a new statement (a snapshot taken
 ///   after the locks), each locked peer's newest row.
-/// - Publish that newest row of each locked peer (if still unsent), all in one pipelined batch, each with
-///   `Nats-Msg-Id = tenant:peer:version`, and wait for the acknowledgements.
+/// - Publish that newest row of each locked peer (if still unsent), signed by the relay's `ViewSigner`, all in one
+///   pipelined batch, each with `Nats-Msg-Id = tenant:peer:version:<HMAC>` (`ViewSigner.messageID`: the same row gets
+///   the same id from every relay holding the same key), and wait for the acknowledgements.
 /// - Mark sent, for each acknowledged peer, its rows from its oldest unsent candidate up to the published version
 ///   (older versions are superseded: a view is the full state, agents apply only newer versions), then COMMIT. A
 ///   peer whose newest row another relay published meanwhile only gets its older rows marked (superseded).
@@ -92,6 +93,8 @@ public final class OutboxRelay: Sendable {
     public let store: EventStore
     public let connection: NATSConnection
     public let configuration: Configuration
+    /// Signs every published envelope (and keys its message ids).
+    public let signer: ViewSigner
     let logger: Logger
     /// Idle publishers (each has its own ack inbox and handles one batch at a time); a batch takes one or makes one.
     private let publisherPool = Mutex<[JetStreamPublisher]>([])
@@ -99,10 +102,11 @@ public final class OutboxRelay: Sendable {
     /// Each worker's state (`metrics.health` reports the worst).
     private let workerHealth = Mutex<[OutboxRelayStateMachine.Health]>([])
 
-    public init(store: EventStore, connection: NATSConnection, configuration: Configuration = .init(),
+    public init(store: EventStore, connection: NATSConnection, signer: ViewSigner, configuration: Configuration = .init(),
                 logger: Logger = Logger(label: "routeplane.outbox-relay")) {
         self.store = store
         self.connection = connection
+        self.signer = signer
         self.configuration = configuration
         self.logger = logger
     }
@@ -163,11 +167,12 @@ public final class OutboxRelay: Sendable {
         let limit = configuration.machine.batchSize
         let timeout = configuration.publishTimeout
         let hook = configuration.afterPublish
+        let signer = self.signer
         let report: BatchReport
         defer { returnPublisher(publisher) }
         do {
             report = try await store.pool.withSession { s in
-                try Self.batch(s, limit: limit, publisher: publisher, timeout: timeout, hook: hook)
+                try Self.batch(s, limit: limit, publisher: publisher, signer: signer, timeout: timeout, hook: hook)
             }
         } catch {
             counters.withLock { $0.failedAttempts += 1 }
@@ -251,7 +256,7 @@ public final class OutboxRelay: Sendable {
 
     /// The batch transaction; runs on the pooled connection's thread (the publish blocks that thread, never a
     /// cooperative one).
-    static func batch(_ s: PostgresSession, limit: Int, publisher: JetStreamPublisher, timeout: Duration,
+    static func batch(_ s: PostgresSession, limit: Int, publisher: JetStreamPublisher, signer: ViewSigner, timeout: Duration,
                       hook: (@Sendable ([PublishedRow], PostgresSession) throws -> Void)?) throws -> BatchReport {
         try s.script(beginSQL)
         do {
@@ -290,10 +295,11 @@ public final class OutboxRelay: Sendable {
             for p in plan.publish {
                 guard let payload = payloads[p.newest.id] else { throw EventStoreError.invalidResponse("outbox row \(p.newest.id) missing") }
                 let envelope = ViewEnvelope(tenant: p.newest.tenant, peer: p.newest.peer, version: p.newest.version, digest: payload.digest,
-                                            removed: payload.removed, createdAtMillis: payload.createdAtMillis, view: Array(payload.body.utf8))
+                                            removed: payload.removed, createdAtMillis: payload.createdAtMillis, view: Array(payload.body.utf8),
+                                            signedBy: signer)
                 // The candidates only have ids matching the token pattern, so the subject is valid.
                 let subject = (try? envelope.subject) ?? ""
-                messages.append(OutgoingMessage(subject: subject, messageID: envelope.messageID, payload: envelope.encoded()))
+                messages.append(OutgoingMessage(subject: subject, messageID: envelope.messageID(using: signer), payload: envelope.encoded()))
                 rows.append(PublishedRow(outboxID: p.newest.id, tenant: p.newest.tenant, peer: p.newest.peer, version: p.newest.version,
                                          result: .failed(.timeout)))
             }

@@ -1,6 +1,6 @@
 /// Names on the bus for per-peer route views.
 ///
-/// Subject `routeplane.<tenant>.peer.<peer>.routes`; message id `<tenant>:<peer>:<version>` (JetStream drops a
+/// Subject `routeplane.<tenant>.peer.<peer>.routes`; message id `<tenant>:<peer>:<version>:<16 hex of an HMAC>` (JetStream drops a
 /// second message with the same id inside the stream's duplicate window). Tenant and peer ids become subject
 /// tokens, so they are restricted to `[A-Za-z0-9_-]` (no `.`, `*`, `>`, whitespace, and no `:` that would make
 /// the message id ambiguous). The relay leaves rows with other ids unsent (they stay in the outbox depth).
@@ -24,8 +24,8 @@ public enum ViewSubjects {
         return "\(prefix).\(tenant).peer.\(peer).routes"
     }
 
-    /// The JetStream message id of one view version.
-    public static func messageID(tenant: String, peer: String, version: Int64) -> String {
-        "\(tenant):\(peer):\(version)"
+    /// The JetStream message id of one view version: `<tenant>:<peer>:<version>:<16 hex>` (see `ViewSigner.messageID`).
+    public static func messageID(tenant: String, peer: String, version: Int64, digest: String, signer: ViewSigner) -> String {
+        signer.messageID(tenant: tenant, peer: peer, version: version, digest: digest)
     }
 }

@@ -1,3 +1,4 @@
+import Messaging
 import RouteModel
 import RouteSelection
 
@@ -23,7 +24,8 @@ public struct AgentStateMachine: Sendable {
         }
     }
 
-    /// A verified view (its digest already checked against its bytes by the envelope decoder).
+    /// A verified view: its digest checked against its bytes (envelope decoder, HTTP client, state folder) and its
+    /// signature checked against the pinned key by the shell (`ViewVerifier`) before it is fed here.
     public struct ViewUpdate: Sendable, Equatable {
         public enum Source: String, Sendable { case nats, http, persisted }
         public var version: Int64
@@ -33,14 +35,20 @@ public struct AgentStateMachine: Sendable {
         /// nil for a tombstone (the peer was removed): nothing to install.
         public var view: PeerRouteView?
         public var source: Source
+        /// The controller's signature (persisted with the view, so it is checked again at the next start).
+        public var signature: ViewSignature?
 
-        public init(version: Int64, digest: String, body: [UInt8], view: PeerRouteView?, source: Source) {
+        public init(version: Int64, digest: String, body: [UInt8], view: PeerRouteView?, source: Source, signature: ViewSignature? = nil) {
             self.version = version
             self.digest = digest
             self.body = body
             self.view = view
             self.source = source
+            self.signature = signature
         }
+
+        /// A tombstone: the signed removed flag.
+        public var removed: Bool { view == nil }
     }
 
     public enum Action: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import NATSAuth
+import Messaging
 import RouteModel
 
 /// Who this agent is, from its enrollment; kept in the state folder (mode 0600) so a restart does not
@@ -14,6 +15,21 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
     public var natsURL: String?
     /// Prefix of this agent's NATS reply subjects (its user may subscribe to no other inbox).
     public var natsInboxPrefix: String? = nil
+    /// The controller's view signing public key (base64url), pinned at enrollment and moved on by endorsed key
+    /// rotations. nil in identities written before views were signed: such an agent refuses every view.
+    public var viewSigningKey: String?
+
+    public init(controller: String, tenantID: String, peerID: String, ip: String, credential: String, natsURL: String?,
+                viewSigningKey: String? = nil, natsInboxPrefix: String? = nil) {
+        self.natsInboxPrefix = natsInboxPrefix
+        self.controller = controller
+        self.tenantID = tenantID
+        self.peerID = peerID
+        self.ip = ip
+        self.credential = credential
+        self.natsURL = natsURL
+        self.viewSigningKey = viewSigningKey
+    }
 
     enum CodingKeys: String, CodingKey {
         case controller, ip, credential
@@ -21,6 +37,7 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
         case peerID = "peer_id"
         case natsURL = "nats_url"
         case natsInboxPrefix = "nats_inbox_prefix"
+        case viewSigningKey = "view_signing_key"
     }
 }
 
@@ -96,24 +113,53 @@ public struct AgentStateFolder: Sendable {
         try writeAtomically(Array(try encoder.encode(identity)), to: identityPath)
     }
 
-    /// The persisted view: a header line `routeplane-view 1 <version> <digest>` and the view's bytes.
-    public func saveView(version: Int64, digest: String, body: [UInt8]) throws {
-        try writeAtomically(Array("routeplane-view 1 \(version) \(digest)\n".utf8) + body, to: viewPath)
+    /// The persisted view as read back: its bytes checked against the digest; the signature is checked by the caller
+    /// (`ViewVerifier`) before it is applied.
+    public struct PersistedView: Sendable, Equatable {
+        public var version: Int64
+        public var digest: String
+        public var removed: Bool
+        public var signature: ViewSignature
+        public var body: [UInt8]
+
+        public init(version: Int64, digest: String, removed: Bool, signature: ViewSignature, body: [UInt8]) {
+            self.version = version
+            self.digest = digest
+            self.removed = removed
+            self.signature = signature
+            self.body = body
+        }
     }
 
-    /// The persisted view if it is intact (its digest matches its bytes); nil when there is none.
-    public func loadView() throws -> (version: Int64, digest: String, body: [UInt8])? {
+    /// The persisted view: a header line and the view's bytes. Header (version 2, space-separated, every field a token
+    /// without spaces): `routeplane-view 2 <version> <true|false removed> <digest> <key> <signature>` and, during a key
+    /// rotation, ` <endorsed key> <endorsement signature>`. Version 1 headers (no signature) are refused on load.
+    public func saveView(version: Int64, digest: String, removed: Bool, signature: ViewSignature, body: [UInt8]) throws {
+        var header = "routeplane-view 2 \(version) \(removed) \(digest) \(signature.key) \(signature.signature)"
+        if let endorsement = signature.endorsement { header += " \(endorsement.key) \(endorsement.signature)" }
+        try writeAtomically(Array((header + "\n").utf8) + body, to: viewPath)
+    }
+
+    /// The persisted view if its header is well-formed and its digest matches its bytes; nil when there is none.
+    public func loadView() throws -> PersistedView? {
         guard let data = FileManager.default.contents(atPath: viewPath) else { return nil }
         let bytes = Array(data)
         guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { throw AgentError.stateFolder("\(viewPath) has no header") }
-        let header = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ")
-        guard header.count == 4, header[0] == "routeplane-view", header[1] == "1", let version = Int64(header[2]) else {
-            throw AgentError.stateFolder("\(viewPath) has an unknown header")
+        let header = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        guard header.count >= 2, header[0] == "routeplane-view" else { throw AgentError.stateFolder("\(viewPath) has an unknown header") }
+        guard header[1] == "2" else {
+            throw AgentError.stateFolder("\(viewPath) has header version \(header[1]) (unsigned, written before signed views)")
+        }
+        guard header.count == 7 || header.count == 9, let version = Int64(header[2]), header[3] == "true" || header[3] == "false",
+              header[4...].allSatisfy({ !$0.isEmpty }) else {
+            throw AgentError.stateFolder("\(viewPath) has a malformed header")
         }
         let body = Array(bytes[(newline + 1)...])
-        let digest = String(header[3])
+        let digest = header[4]
         guard PeerRouteView.digest(of: body) == digest else { throw AgentError.stateFolder("\(viewPath) does not match its digest") }
-        return (version, digest, body)
+        let endorsement = header.count == 9 ? ViewKeyEndorsement(key: header[7], signature: header[8]) : nil
+        return PersistedView(version: version, digest: digest, removed: header[3] == "true",
+                             signature: ViewSignature(key: header[5], signature: header[6], endorsement: endorsement), body: body)
     }
 
     func writeAtomically(_ bytes: [UInt8], to target: String) throws {

@@ -60,7 +60,8 @@ public actor AgentRunner {
         case probe(ProbeHealth)
         case tick
         case publishStatus
-        case rejected(String)
+        /// A message that is not an acceptable view (before any signature check: unparseable, unsigned envelope, …).
+        case rejected(reason: String, detail: String)
         case nats(connected: Bool)
     }
 
@@ -75,6 +76,9 @@ public actor AgentRunner {
     var prober: HealthProber?
     var responder: HealthResponder?
     var probeIDs: [String: PeerID] = [:]
+    /// The key views must be signed with (from the identity); nil: every view is refused.
+    var verifier: ViewVerifier?
+    /// View messages (NATS or HTTP) refused: unparseable, unsigned, wrongly signed, … The current routes stay.
     public private(set) var rejectedMessages = 0
     /// Where the last applied view came from.
     public private(set) var lastViewSource: AgentStateMachine.ViewUpdate.Source?
@@ -83,6 +87,11 @@ public actor AgentRunner {
     public var isNATSConnectedNow: Bool { natsConnected }
     /// Times the NATS connection was lost since start (server restarts, expired JWTs, network).
     public private(set) var natsDisconnects = 0
+    /// `rejectedMessages` by reason (`unsigned`, `bad_signature`, `unknown_key`, `digest_mismatch`, …), plus refusals
+    /// of the persisted view at start.
+    public private(set) var rejectedByReason: [String: Int] = [:]
+    /// Why the persisted view was refused at start (nil: none was, or there was none).
+    public private(set) var persistedViewRefused: String?
     public private(set) var applyFailures = 0
     let inputs: AsyncStream<Input>
     let input: AsyncStream<Input>.Continuation
@@ -107,7 +116,7 @@ public actor AgentRunner {
     /// Enrolls when the state folder has no identity yet; otherwise uses the stored one.
     public func loadOrEnroll() async throws -> AgentIdentity {
         if let stored = try folder.loadIdentity() {
-            identity = stored
+            adopt(stored)
             return stored
         }
         guard let key = configuration.setupKey else {
@@ -120,9 +129,69 @@ public actor AgentRunner {
             try folder.saveNATSJWT(issued.jwt)
         }
         try folder.save(enrolled)
-        logger.notice("enrolled", metadata: ["peer_id": "\(enrolled.peerID)", "tenant_id": "\(enrolled.tenantID)", "ip": "\(enrolled.ip)"])
-        identity = enrolled
+        logger.notice("enrolled", metadata: ["peer_id": "\(enrolled.peerID)", "tenant_id": "\(enrolled.tenantID)", "ip": "\(enrolled.ip)",
+                                             "view_signing_key": "\(enrolled.viewSigningKey ?? "none")"])
+        adopt(enrolled)
         return enrolled
+    }
+
+    /// Takes the identity and its pinned view signing key.
+    private func adopt(_ identity: AgentIdentity) {
+        self.identity = identity
+        verifier = identity.viewSigningKey.flatMap { try? ViewVerifier(pinnedKey: $0) }
+        if verifier == nil {
+            logger.error("no usable view signing key in the identity (enrolled before views were signed, or edited): every view will be refused; re-enroll this agent (remove identity.json from the state folder and start it with --setup-key)",
+                         metadata: ["state_folder": "\(configuration.stateFolder)", "view_signing_key": "\(identity.viewSigningKey ?? "none")"])
+        }
+    }
+
+    /// Checks `update`'s signature against the pinned key (the pure `ViewVerifier.verify`), before it reaches the state
+    /// machine. A view signed by a new key that the pinned key endorsed pins the new key (saved in identity.json).
+    /// False: refused, logged once and counted; routes and the persisted view stay as they are.
+    func authenticate(_ update: AgentStateMachine.ViewUpdate) -> Bool {
+        guard let identity else { return false }
+        do throws(ViewSignatureError) {
+            guard let verifier else { throw .noPinnedKey }
+            let next = try verifier.verify(tenant: identity.tenantID, peer: identity.peerID, version: update.version, removed: update.removed,
+                                           digest: update.digest, signature: update.signature)
+            if next != verifier { pin(next) }
+            return true
+        } catch {
+            if update.source == .persisted {
+                refusePersisted(reason: error.reason, detail: error.description)
+            } else {
+                reject(reason: error.reason, detail: "\(error.description) (view version \(update.version) from \(update.source.rawValue))")
+            }
+            return false
+        }
+    }
+
+    private func pin(_ next: ViewVerifier) {
+        let previous = verifier?.pinnedKey ?? "none"
+        verifier = next
+        guard var updated = identity else { return }
+        updated.viewSigningKey = next.pinnedKey
+        identity = updated
+        do {
+            try folder.save(updated)
+            logger.notice("pinned a new view signing key (endorsed by the pinned one)", metadata: ["previous": "\(previous)", "key": "\(next.pinnedKey)"])
+        } catch {
+            logger.error("pinned a new view signing key but could not save it", metadata: ["key": "\(next.pinnedKey)", "error": "\(error)"])
+        }
+    }
+
+    private func reject(reason: String, detail: String) {
+        rejectedMessages += 1
+        rejectedByReason[reason, default: 0] += 1
+        logger.warning("rejected a view message; keeping the current routes",
+                       metadata: ["reason": "\(reason)", "detail": "\(detail)", "applied_version": "\(machine.appliedVersion)"])
+    }
+
+    private func refusePersisted(reason: String, detail: String) {
+        persistedViewRefused = reason
+        rejectedByReason["persisted_" + reason, default: 0] += 1
+        logger.error("refused the persisted view (tampered, unsigned or signed by another key); not applying it, waiting for NATS or the controller",
+                     metadata: ["reason": "\(reason)", "detail": "\(detail)", "file": "\(configuration.stateFolder)/view"])
     }
 
     /// Runs until the task is cancelled. Starts from the persisted view (so routes are in place even with the
@@ -132,9 +201,18 @@ public actor AgentRunner {
         if configuration.natsCredentials == nil {
             bus.set(key: try folder.loadOrCreateNATSKey(), jwt: folder.loadNATSJWT())
         }
-        if let persisted = try? folder.loadView() {
-            let view = try? JSONDecoder().decode(PeerRouteView.self, from: Data(persisted.body))
-            await handle(.view(.init(version: persisted.version, digest: persisted.digest, body: persisted.body, view: view, source: .persisted)))
+        do {
+            if let persisted = try folder.loadView() {
+                let view = persisted.removed ? nil : try? JSONDecoder().decode(PeerRouteView.self, from: Data(persisted.body))
+                if persisted.removed || view != nil {
+                    await handle(.view(.init(version: persisted.version, digest: persisted.digest, body: persisted.body, view: view,
+                                             source: .persisted, signature: persisted.signature)))
+                } else {
+                    refusePersisted(reason: "not_a_route_view", detail: "the persisted view does not decode as a route view")
+                }
+            }
+        } catch {
+            refusePersisted(reason: "unreadable", detail: "\(error)")
         }
         if configuration.answerProbes, let address = try? IPAddress(parsing: identity.ip) {
             do {
@@ -192,7 +270,9 @@ public actor AgentRunner {
         let now = ContinuousClock.now
         var actions: [AgentStateMachine.Action] = []
         switch event {
-        case .view(let update): actions = machine.receive(update, now: now)
+        case .view(let update):
+            guard authenticate(update) else { return }
+            actions = machine.receive(update, now: now)
         case .probe(let health):
             guard let peer = probeIDs[health.target.id] else { return }
             actions = machine.healthObserved([peer: health.selectionHealth], now: now)
@@ -206,9 +286,8 @@ public actor AgentRunner {
             }
             actions += machine.tick(now: now)
         case .publishStatus: actions = [.publishStatus]
-        case .rejected(let reason):
-            rejectedMessages += 1
-            logger.warning("rejected a view message; keeping the current routes", metadata: ["reason": "\(reason)", "applied_version": "\(machine.appliedVersion)"])
+        case .rejected(let reason, let detail):
+            reject(reason: reason, detail: detail)
         case .nats(let connected):
             if connected != natsConnected { logger.notice(connected ? "NATS connected" : "NATS disconnected") }
             if natsConnected && !connected { natsDisconnects += 1 }
@@ -222,7 +301,11 @@ public actor AgentRunner {
             switch action {
             case .persist(let update):
                 if update.source != .persisted {
-                    do { try folder.saveView(version: update.version, digest: update.digest, body: update.body) } catch {
+                    do {
+                        // Only verified views reach the machine, so the signature is there.
+                        guard let signature = update.signature else { throw AgentError.stateFolder("view version \(update.version) has no signature") }
+                        try folder.saveView(version: update.version, digest: update.digest, removed: update.removed, signature: signature, body: update.body)
+                    } catch {
                         logger.error("could not persist the view", metadata: ["error": "\(error)"])
                     }
                 }
@@ -270,7 +353,7 @@ public actor AgentRunner {
             "applied_version": machine.appliedVersion, "digest": machine.appliedDigest ?? "",
             "selections": selections, "health": health,
             "ignored_older": machine.counters.ignoredOlder, "ignored_duplicate": machine.counters.ignoredDuplicate,
-            "rejected": rejectedMessages,
+            "rejected": rejectedMessages, "rejected_by_reason": rejectedByReason,
         ]
         guard let payload = try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys]) else { return }
         do {
@@ -311,13 +394,14 @@ public actor AgentRunner {
                     case .view(let envelope, let origin):
                         let view = envelope.removed ? nil : try? JSONDecoder().decode(PeerRouteView.self, from: Data(envelope.view))
                         if !envelope.removed && view == nil {
-                            enqueue(.rejected("view version \(envelope.version) does not decode as a route view"))
+                            enqueue(.rejected(reason: "not_a_route_view", detail: "view version \(envelope.version) does not decode as a route view"))
                             continue
                         }
                         _ = origin
-                        enqueue(.view(.init(version: envelope.version, digest: envelope.digest, body: envelope.view, view: view, source: .nats)))
+                        enqueue(.view(.init(version: envelope.version, digest: envelope.digest, body: envelope.view, view: view, source: .nats,
+                                            signature: envelope.signature)))
                     case .rejected(let error, _):
-                        enqueue(.rejected("\(error)"))
+                        enqueue(.rejected(reason: error.reason, detail: error.description))
                     case .noView:
                         break
                     case .disconnected:

@@ -3,6 +3,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Messaging
 import RouteModel
 import Synchronization
 
@@ -125,25 +126,42 @@ public struct ControllerClient: Sendable {
             throw AgentError.enrollment("unexpected answer: \(String(decoding: data.prefix(200), as: UTF8.self))")
         }
         return (AgentIdentity(controller: baseURL, tenantID: tenant, peerID: peer, ip: meshIP, credential: credential,
-                              natsURL: object["nats_url"] as? String, natsInboxPrefix: object["nats_inbox_prefix"] as? String),
+                              natsURL: object["nats_url"] as? String, viewSigningKey: object["view_signing_key"] as? String,
+                              natsInboxPrefix: object["nats_inbox_prefix"] as? String),
                 Self.busCredentials(object))
     }
 
-    /// `GET /api/agent/view`: the view re-encoded canonically and checked against the digest the controller gave.
+    /// `GET /api/agent/view`: the view re-encoded canonically and checked against the digest the controller gave, with
+    /// the controller's signature (nil when the answer has none). The caller verifies the signature (`AgentRunner`, as
+    /// for NATS messages) before applying it.
     public func view(credential: String) async throws -> AgentStateMachine.ViewUpdate? {
         let (status, data) = try await call("GET", "/api/agent/view", token: credential)
         if status == 404 { return nil }
         guard status == 200 else { throw AgentError.controller("GET /api/agent/view answered \(status): \(Self.message(data))") }
+        struct Endorsement: Decodable {
+            var key: String
+            var signature: String
+        }
         struct Answer: Decodable {
             var version: Int64
             var digest: String
             var view: PeerRouteView
+            var removed: Bool?
+            var key: String?
+            var signature: String?
+            var endorsement: Endorsement?
         }
         let answer = try JSONDecoder().decode(Answer.self, from: data)
         let body = answer.view.canonicalJSON()
         guard PeerRouteView.digest(of: body) == answer.digest else {
             throw AgentError.controller("view version \(answer.version) from HTTP does not match its digest")
         }
-        return .init(version: answer.version, digest: answer.digest, body: body, view: answer.view, source: .http)
+        var signature: ViewSignature?
+        if let key = answer.key, let text = answer.signature {
+            signature = ViewSignature(key: key, signature: text,
+                                      endorsement: answer.endorsement.map { ViewKeyEndorsement(key: $0.key, signature: $0.signature) })
+        }
+        return .init(version: answer.version, digest: answer.digest, body: body, view: answer.removed == true ? nil : answer.view,
+                     source: .http, signature: signature)
     }
 }

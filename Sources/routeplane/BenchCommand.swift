@@ -11,19 +11,23 @@ struct Bench: AsyncParsableCommand {
 struct BenchModel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Cost of view(for:) and affectedPeers at 10,000 peers, vs recomputing every view.")
+        abstract: "Cost of view(for:) and affectedPeers at 10,000 peers, vs recomputing every view; cost of signing and verifying a view message.")
 
     @Option var peers = 10_000
     @Option var groups = 500
     @Option var routes = 2_000
     @Option var seed: UInt64 = 42
+    @Flag(help: "Only the view signing / verification micro-benchmark (seconds).") var signingOnly = false
 
     func run() async throws {
         #if DEBUG
         print("note: debug build; use `swift run -c release routeplane bench model` for representative figures")
         #endif
-        for line in runModelBenchmark(peers: peers, groups: groups, routes: routes, seed: seed) {
-            print(line)
+        if !signingOnly {
+            for line in runModelBenchmark(peers: peers, groups: groups, routes: routes, seed: seed) {
+                print(line)
+            }
         }
+        for line in runSigningBenchmark() { print(line) }
     }
 }

@@ -18,7 +18,7 @@ import Glibc
 /// The load generator is kept apart from what it measures: the simulated agents run in a **child process**
 /// (this executable with the hidden `--agent-process-tenant`), as one NATS subscription per agent on its own
 /// subject, spread over a few connections, each message handled by a plain libnats callback (no task, no stream)
-/// that decodes the envelope and checks its SHA-256 digest as an agent does, and records a CLOCK_MONOTONIC
+/// that decodes the envelope, checks its SHA-256 digest and its Ed25519 signature as an agent does, and records a CLOCK_MONOTONIC
 /// timestamp (system-wide, so comparable with the commit time taken in this process). The child's CPU is read
 /// from /proc and printed per message; this process's CPU (the controller pipeline: append, projection, outbox,
 /// relay) is printed apart. The raw libnats baseline is received by the same child process.
@@ -36,10 +36,13 @@ struct BenchPropagation: AsyncParsableCommand {
     @Option(name: .customLong("relay-batch"), help: "Peers claimed per relay batch (default: the relay's default).") var relayBatch: Int?
     /// Internal: run as the simulated agents' process for this tenant (started by the bench itself).
     @Option(name: .customLong("agent-process-tenant"), help: .hidden) var agentProcessTenant: String?
+    /// Internal: the view signing key the simulated agents pin.
+    @Option(name: .customLong("agent-process-key"), help: .hidden) var agentProcessKey: String?
 
     func run() async throws {
         if let tenant = agentProcessTenant {
-            try await AgentProcess.run(tenant: tenant, agents: agents, connections: connections, natsURL: try natsServer())
+            guard let key = agentProcessKey else { throw ValidationError("--agent-process-key is required with --agent-process-tenant") }
+            try await AgentProcess.run(tenant: tenant, agents: agents, connections: connections, natsURL: try natsServer(), key: key)
             return
         }
         #if DEBUG
@@ -74,7 +77,8 @@ struct BenchPropagation: AsyncParsableCommand {
         if let relayBatch { relayConfiguration.machine.batchSize = max(1, relayBatch) }
         let store = EventStore(url: url, maxConnections: 8 + relayConfiguration.workers, logger: logger)
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
-        let controller = Controller(configuration: .init(), store: store, logger: logger)
+        let signer = ViewSigner.ephemeral()
+        let controller = Controller(configuration: .init(viewSigner: signer), store: store, logger: logger)
 
         // Tenant: `agents` client peers in one group, one routing peer, one route to the group.
         progress?("tenant with \(agents) peers")
@@ -99,14 +103,14 @@ struct BenchPropagation: AsyncParsableCommand {
 
         // The simulated agents subscribe (in their own process) before the controller's pipeline starts.
         progress?("starting the simulated agents' process (\(agents) subscriptions on \(connections) connections)")
-        let child = try AgentProcessLink.start(tenant: tenant, agents: agents, connections: connections, natsURL: nats)
+        let child = try AgentProcessLink.start(tenant: tenant, agents: agents, connections: connections, natsURL: nats, key: signer.publicKey)
         defer { child.stop() }
         guard await child.waitReady(timeout: .seconds(120)) else {
             throw ValidationError("the simulated agents' process did not get ready within 120 s")
         }
 
         let publisherConnection = try await NATSConnection.connect({ var c = NATSConfiguration(url: nats, name: "bench-relay"); c.failIfUnreachable = true; return c }(), logger: logger)
-        let relay = OutboxRelay(store: store, connection: publisherConnection, configuration: relayConfiguration, logger: logger)
+        let relay = OutboxRelay(store: store, connection: publisherConnection, signer: signer, configuration: relayConfiguration, logger: logger)
         _ = try await relay.ensureStream()
         let runner = ProjectionRunner(store: store, logger: logger)
         let pipeline = [Task { await runner.run() }, Task { await relay.run() }]
@@ -215,7 +219,7 @@ extension PropagationFigures {
             lines.append(String(format: "  controller process CPU (append, projection, outbox, relay): %.1f µs per view message", controller * 1e6))
         }
         if let agent = agentCPUSecondsPerMessage {
-            lines.append(String(format: "  simulated agents' process CPU (receive, decode, SHA-256 check, timestamp): %.1f µs per view message", agent * 1e6))
+            lines.append(String(format: "  simulated agents' process CPU (receive, decode, SHA-256 and signature check, timestamp): %.1f µs per view message", agent * 1e6))
         }
         let p99 = percentile(latenciesMs, 0.99)
         lines.append("  target (issue 7: 1,000 agents, issue 10: 10,000 agents, on 2 cores): p99 < 1 s; here \(agents) agents → "
@@ -300,7 +304,8 @@ enum AgentProcess {
         }
     }
 
-    static func run(tenant: String, agents: Int, connections: Int, natsURL: String) async throws {
+    static func run(tenant: String, agents: Int, connections: Int, natsURL: String, key: String) async throws {
+        let verifier = try ViewVerifier(pinnedKey: key)
         var logger = Logger(label: "routeplane.bench.agents")
         logger.logLevel = .error
         let log = Log(expected: agents)
@@ -316,8 +321,8 @@ enum AgentProcess {
             let connection = natsConnections[i % natsConnections.count]
             subscriptions.append(try connection.subscribe(try ViewSubjects.subject(tenant: tenant, peer: peer)) { _, payload in
                 let now = MonotonicClock.nanoseconds()
-                // What an agent does with a view before applying it: parse, check recipient and SHA-256 digest.
-                if let envelope = try? ViewEnvelope.decode(payload, expectedTenant: tenant, expectedPeer: peer) {
+                // What an agent does with a view before applying it: parse, check recipient, SHA-256 digest and signature.
+                if let envelope = try? ViewEnvelope.decode(payload, expectedTenant: tenant, expectedPeer: peer), (try? verifier.verify(envelope)) != nil {
                     log.record(.view, agent: i, version: envelope.version, at: now, bytes: payload.count)
                 } else {
                     log.reject()
@@ -386,12 +391,12 @@ final class AgentProcessLink: Sendable {
         self.agents = agents
     }
 
-    static func start(tenant: String, agents: Int, connections: Int, natsURL: String) throws -> AgentProcessLink {
+    static func start(tenant: String, agents: Int, connections: Int, natsURL: String, key: String) throws -> AgentProcessLink {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["bench", "propagation", "--agent-process-tenant", tenant, "--agents", String(agents),
-                             "--connections", String(connections), "--nats-url", natsURL]
+                             "--connections", String(connections), "--nats-url", natsURL, "--agent-process-key", key]
         let stdout = Pipe(), stdin = Pipe()
         process.standardOutput = stdout
         process.standardInput = stdin

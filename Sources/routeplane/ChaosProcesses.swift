@@ -105,6 +105,8 @@ final class ChaosController: Sendable {
     let index: Int
     let port: Int
     let arguments: [String]
+    /// Added to the inherited environment (the run's shared view signing seed).
+    let environment: [String: String]
     let log: String
     let pidFile: String
     private struct State {
@@ -114,10 +116,11 @@ final class ChaosController: Sendable {
     }
     private let state = Mutex(State())
 
-    init(index: Int, port: Int, arguments: [String], log: String, pidFile: String) {
+    init(index: Int, port: Int, arguments: [String], environment: [String: String] = [:], log: String, pidFile: String) {
         self.index = index
         self.port = port
         self.arguments = arguments
+        self.environment = environment
         self.log = log
         self.pidFile = pidFile
     }
@@ -137,7 +140,7 @@ final class ChaosController: Sendable {
             handle.write(Data(note.utf8))
             try? handle.close()
         }
-        let pid = try ChaosSpawn.start(arguments, log: log, pidFile: pidFile)
+        let pid = try ChaosSpawn.start(arguments, environment: environment, log: log, pidFile: pidFile)
         state.withLock {
             $0.pid = pid
             $0.generation += 1

@@ -2,6 +2,7 @@ import Dispatch
 import EventStore
 import Foundation
 import Logging
+import Messaging
 import Synchronization
 
 /// The requests of the run, in the order they ended.
@@ -58,11 +59,15 @@ final class ChaosRun: Sendable {
         ledger = ChaosLedger(runID: "ch" + String((0..<6).map { _ in letters.randomElement(using: &rng)! }))
         try FileManager.default.createDirectory(atPath: settings.workDir, withIntermediateDirectories: true)
         let pidFile = settings.workDir + "/pids"
+        // One view signing key for every controller of the run (agents pin the key of the controller they enrolled at
+        // and must accept the views every relay publishes), kept across controller restarts.
+        let viewSigningSeed = ProcessInfo.processInfo.environment["ROUTEPLANE_VIEW_SIGNING_SEED"] ?? ViewSigner.ephemeral().seedBase64URL
         controllers = (0..<settings.controllers).map { i in
             let port = settings.basePort + i
             return ChaosController(index: i, port: port,
                                    arguments: [settings.binary, "serve", "--port", String(port), "--host", "127.0.0.1", "--nats-url", settings.natsURL,
                                                "--database-url", settings.databaseURL, "--max-connections", "8", "--log-level", "notice"],
+                                   environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed],
                                    log: settings.workDir + "/controller-\(i + 1).log", pidFile: pidFile)
         }
         agentLog = ChaosAgentLog(start: start)

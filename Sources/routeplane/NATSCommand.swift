@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Messaging
 import NATSAuth
 
 /// `routeplane nats init|server-config`: the deployment's NATS keys (operator mode) and nats-server configuration.
@@ -7,7 +8,7 @@ struct NATS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nats",
         abstract: "NATS in operator (JWT) mode: create the deployment's keys once, write a nats-server configuration from them.",
-        subcommands: [Init.self, ServerConfig.self])
+        subcommands: [Init.self, ServerConfig.self, RotateViewKey.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -44,6 +45,47 @@ struct NATS: AsyncParsableCommand {
                 }
             } else {
                 print(text, terminator: "")
+            }
+        }
+    }
+}
+
+/// Rotating the controller's view signing key: the current seed moves to `view-signing.previous.seed` and a new one
+/// takes its place. Controllers restarted on the folder sign with the new key and attach the previous key's
+/// endorsement of it to every view; an agent pinned to the previous key checks the endorsement, pins the new key and
+/// persists it. Remove the previous file once every agent reported a view signed by the new key (and before the
+/// next rotation).
+enum ViewKeyRotation {
+    static let currentFile = "view-signing.seed"
+    static let previousFile = "view-signing.previous.seed"
+}
+
+extension NATS {
+    struct RotateViewKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-view-key",
+            abstract: "Start a view signing key rotation in DIR: the current key becomes the previous one (it endorses the new key); restart the controllers.")
+        @Option(help: "Key folder made by `routeplane nats init`.") var dir: String
+
+        func run() async throws {
+            let keys = try NATSKeyDirectory.load(at: dir)
+            let previous = dir + "/" + ViewKeyRotation.previousFile
+            guard !FileManager.default.fileExists(atPath: previous) else {
+                throw ValidationError("\(previous) exists: a rotation is in progress; remove it once every agent has the current key, then rotate again")
+            }
+            let old = try ViewSigner(seed: keys.viewSigningSeed)
+            let new = ViewSigner.ephemeral()
+            try Self.write(old.seedBase64URL, to: previous)
+            try Self.write(new.seedBase64URL, to: dir + "/" + ViewKeyRotation.currentFile)
+            _ = try NATSKeyDirectory.load(at: dir)
+            print("view signing key rotated: \(old.publicKey) → \(new.publicKey) (endorsed); restart the controllers")
+        }
+
+        static func write(_ text: String, to path: String) throws {
+            let temporary = path + ".tmp"
+            guard FileManager.default.createFile(atPath: temporary, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: 0o600]),
+                  rename(temporary, path) == 0 else {
+                throw ValidationError("cannot write \(path)")
             }
         }
     }

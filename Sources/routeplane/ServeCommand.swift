@@ -48,22 +48,23 @@ struct Serve: AsyncParsableCommand {
             _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrations ?? Migrator.defaultDirectory()))
         }
         let nats = natsURL ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
-        let keysFolder = natsKeys ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_KEYS"]
-        var configuration = ControllerConfiguration(host: host, port: port, natsURL: nats)
-        var keys: NATSKeyDirectory?
+        let keysFolder = (natsKeys ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_KEYS"]).flatMap { $0.isEmpty ? nil : $0 }
+        let keys = try keysFolder.map { try NATSKeyDirectory.load(at: $0) }
+        // The view signing key comes from the deployment's key folder, so every controller signs with the same key and
+        // agents pinned to it keep accepting views across restarts; during a rotation the previous key endorses it.
+        let viewSigner = try keys.map { try Self.viewSigner(keys: $0, logger: logger) } ?? Self.viewSigner(logger: logger)
+        var configuration = ControllerConfiguration(host: host, port: port, natsURL: nats, viewSigner: viewSigner)
         var accountPublisher: NATSAccountPublisher?
         if let nats {
-            guard let keysFolder, !keysFolder.isEmpty else {
+            guard let keys else {
                 throw ValidationError("NATS runs in operator mode: pass --nats-keys DIR or set ROUTEPLANE_NATS_KEYS (create it once with `routeplane nats init --dir DIR`)")
             }
             guard agentJWTHours >= 1 else { throw ValidationError("--agent-jwt-hours must be at least 1") }
-            let loaded = try NATSKeyDirectory.load(at: keysFolder)
-            keys = loaded
             let lifetime = Duration.seconds(agentJWTHours * 3_600)
-            let publisher = NATSAccountPublisher(store: store, keys: loaded, natsURL: nats, maxUserLifetime: lifetime,
+            let publisher = NATSAccountPublisher(store: store, keys: keys, natsURL: nats, maxUserLifetime: lifetime,
                                                  logger: Logger(label: "routeplane.nats-account"))
             accountPublisher = publisher
-            configuration.bus = AgentBusIssuer(keys: loaded, userLifetime: lifetime) { reason in
+            configuration.bus = AgentBusIssuer(keys: keys, userLifetime: lifetime) { reason in
                 do { try await publisher.push(reason: reason) } catch {
                     Logger(label: "routeplane.nats-account").warning("could not push a revocation to the NATS resolver now; the periodic push retries",
                                                                     metadata: ["reason": "\(reason)", "error": "\(error)"])
@@ -81,7 +82,7 @@ struct Serve: AsyncParsableCommand {
             if let keys { natsConfiguration.userCredentials = ControllerBusUser(keys: keys).credentials }
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
-            let relay = OutboxRelay(store: store, connection: connection, configuration: .init(name: "relay-\(port)"),
+            let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: .init(name: "relay-\(port)"),
                                     logger: Logger(label: "routeplane.relay"))
             controller.metrics.addGauges {
                 let m = relay.metrics
@@ -114,6 +115,37 @@ struct Serve: AsyncParsableCommand {
         await natsConnection?.close()
         await store.shutdown()
         logger.notice("controller stopped")
+    }
+}
+
+extension Serve {
+    /// From ROUTEPLANE_VIEW_SIGNING_SEED when set, else an ephemeral key (agents enrolled with it refuse the views of
+    /// the next process and of other controllers: they must re-enroll).
+    /// The key folder's view signing key; with `view-signing.previous.seed` present (a rotation in progress, see
+    /// `routeplane nats rotate-view-key`), endorsed by the previous key so agents pinned to it move to the new one.
+    static func viewSigner(keys: NATSKeyDirectory, logger: Logger) throws -> ViewSigner {
+        let current = try ViewSigner(seed: keys.viewSigningSeed)
+        let previousPath = keys.path + "/" + ViewKeyRotation.previousFile
+        guard FileManager.default.fileExists(atPath: previousPath) else { return current }
+        let previous = try ViewSigner(seedBase64URL: try String(contentsOfFile: previousPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        logger.notice("view signing key rotation in progress: signing with the new key, endorsed by the previous one",
+                      metadata: ["view_signing_key": "\(current.publicKey)", "previous_key": "\(previous.publicKey)"])
+        return previous.rotated(to: current)
+    }
+
+    /// Without a key folder (a controller without NATS): ROUTEPLANE_VIEW_SIGNING_SEED, else an ephemeral key.
+    static func viewSigner(logger: Logger) throws -> ViewSigner {
+        if let seed = ProcessInfo.processInfo.environment["ROUTEPLANE_VIEW_SIGNING_SEED"], !seed.isEmpty {
+            do {
+                return try ViewSigner(seedBase64URL: seed)
+            } catch {
+                throw ValidationError("ROUTEPLANE_VIEW_SIGNING_SEED: \(error)")
+            }
+        }
+        let signer = ViewSigner.ephemeral()
+        logger.warning("view signing key is ephemeral (set ROUTEPLANE_VIEW_SIGNING_SEED to share one across controllers and restarts)",
+                       metadata: ["view_signing_key": "\(signer.publicKey)"])
+        return signer
     }
 }
 

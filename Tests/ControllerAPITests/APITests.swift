@@ -2,6 +2,7 @@ import ControllerAPI
 import EventStore
 import Foundation
 import HTTPTypes
+import Messaging
 import Testing
 import TestSupport
 
@@ -357,6 +358,21 @@ struct APITests {
             let haSets = (view.object["view"] as? [String: Any])?["ha_sets"] as? [[String: Any]]
             #expect(haSets?.first?["network"] as? String == "10.20.0.0/24")
             #expect(view.object["stale"] as? Bool == false)
+            // Signed as the relay signs (issue 15), with the key the enrollment told the agent to pin.
+            let pinned = try #require(client.object["view_signing_key"] as? String)
+            #expect(pinned == api.controller.viewSigner.publicKey && router.object["view_signing_key"] as? String == pinned)
+            #expect(view.object["removed"] as? Bool == false && view.object["key"] as? String == pinned && view.object["endorsement"] == nil)
+            let version = try #require(view.object["version"] as? Int)
+            let signature = ViewSignature(key: pinned, signature: view.object["signature"] as? String ?? "")
+            let verifier = try ViewVerifier(pinnedKey: pinned)
+            let clientID = client.object["peer_id"] as? String ?? ""
+            let digest = view.object["digest"] as? String ?? ""
+            #expect(throws: Never.self) {
+                try verifier.verify(tenant: tenant, peer: clientID, version: Int64(version), removed: false, digest: digest, signature: signature)
+            }
+            #expect(throws: ViewSignatureError.badSignature, "the signature is bound to the peer") {
+                try verifier.verify(tenant: tenant, peer: routerID, version: Int64(version), removed: false, digest: digest, signature: signature)
+            }
             // An API token is not an agent credential, and an agent credential is not an API token.
             #expect(try await api.send(.get, "/api/agent/view", token: token).status == 401)
             #expect(try await api.send(.get, "/api/routes", token: credential).status == 401)

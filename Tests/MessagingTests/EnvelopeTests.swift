@@ -3,6 +3,7 @@ import Messaging
 import Testing
 
 @Suite struct EnvelopeTests {
+    let signer = testSigner
     let view = Array(#"{"peer":"p1","routes":[{"network":"10.0.0.0/16","metric":10,"description":"caf\u00e9 \"x\""}]}"#.utf8)
 
     @Test func sha256KnownVectors() {
@@ -18,32 +19,43 @@ import Testing
     }
 
     @Test func roundTripKeepsTheViewBytes() throws {
-        let envelope = ViewEnvelope(tenant: "acme", peer: "p1", version: 42, removed: false, createdAtMillis: 1_732_590_000_123, view: view)
+        let envelope = ViewEnvelope(tenant: "acme", peer: "p1", version: 42, removed: false, createdAtMillis: 1_732_590_000_123, view: view, signedBy: signer)
         #expect(envelope.digest == SHA256Digest.hex(view))
+        #expect(envelope.signature.key == signer.publicKey && envelope.signature.endorsement == nil)
         let bytes = envelope.encoded()
         let decoded = try ViewEnvelope.decode(bytes, expectedTenant: "acme", expectedPeer: "p1")
         #expect(decoded == envelope)
         #expect(decoded.view == view)
-        #expect(envelope.messageID == "acme:p1:42")
+        #expect(envelope.messageID(using: signer).hasPrefix("acme:p1:42:"))
         #expect(try envelope.subject == "routeplane.acme.peer.p1.routes")
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"envelope":1,"tenant":"acme","peer":"p1","version":42,"removed":false,"digest":""#))
+        #expect(text.hasPrefix(#"{"envelope":2,"tenant":"acme","peer":"p1","version":42,"removed":false,"digest":""#))
+        #expect(text.contains(#","created_at":1732590000123,"key":"\#(signer.publicKey)","signature":"\#(envelope.signature.signature)","view":"#))
         #expect(text.hasSuffix(#","view":"# + String(decoding: view, as: UTF8.self) + "}"))
 
-        let tombstone = ViewEnvelope(tenant: "t-1", peer: "p_2", version: 7, removed: true, createdAtMillis: 0, view: Array(#"{"routes":[]}"#.utf8))
+        let tombstone = ViewEnvelope(tenant: "t-1", peer: "p_2", version: 7, removed: true, createdAtMillis: 0, view: Array(#"{"routes":[]}"#.utf8), signedBy: signer)
         #expect(try ViewEnvelope.decode(tombstone.encoded()) == tombstone)
+
+        // With an endorsement (key rotation): it round-trips too, as a nested object before "view".
+        let rotated = signer.rotated(to: try ViewSigner(seed: [UInt8](repeating: 8, count: 32)))
+        let endorsed = ViewEnvelope(tenant: "acme", peer: "p1", version: 43, removed: false, createdAtMillis: 1, view: view, signedBy: rotated)
+        let endorsedText = String(decoding: endorsed.encoded(), as: UTF8.self)
+        #expect(endorsedText.contains(#","endorsement":{"key":"\#(rotated.publicKey)","signature":""#))
+        #expect(try ViewEnvelope.decode(endorsed.encoded()) == endorsed)
     }
 
     @Test func fieldOrderAndWhitespaceDoNotMatter() throws {
         let digest = SHA256Digest.hex(view)
         let text = " {\n \"view\" : \(String(decoding: view, as: UTF8.self)),\"digest\":\"\(digest)\", \"created_at\":5,\"removed\":true,"
-            + "\"version\":3,\"peer\":\"p\\u0031\",\"tenant\":\"a\",\"envelope\":1 }\n"
+            + "\"signature\": \"c2ln\", \"endorsement\": { \"signature\":\"ZQ\", \"key\":\"aw\" }, \"key\":\"aw\","
+            + "\"version\":3,\"peer\":\"p\\u0031\",\"tenant\":\"a\",\"envelope\":2 }\n"
         let decoded = try ViewEnvelope.decode(Array(text.utf8))
         #expect(decoded.peer == "p1" && decoded.tenant == "a" && decoded.version == 3 && decoded.removed && decoded.view == view)
+        #expect(decoded.signature == ViewSignature(key: "aw", signature: "c2ln", endorsement: ViewKeyEndorsement(key: "aw", signature: "ZQ")))
     }
 
     @Test func tamperedViewIsRejected() throws {
-        let envelope = ViewEnvelope(tenant: "acme", peer: "p1", version: 42, removed: false, createdAtMillis: 1, view: view)
+        let envelope = ViewEnvelope(tenant: "acme", peer: "p1", version: 42, removed: false, createdAtMillis: 1, view: view, signedBy: signer)
         var bytes = envelope.encoded()
         // Change the metric 10 → 90 inside the view.
         let range = try #require(findSubsequence(bytes, Array(#""metric":10"#.utf8)))
@@ -63,8 +75,10 @@ import Testing
     }
 
     @Test func unparseableMessagesAreRejected() {
-        let good = ViewEnvelope(tenant: "acme", peer: "p1", version: 1, removed: false, createdAtMillis: 1, view: view)
+        let good = ViewEnvelope(tenant: "acme", peer: "p1", version: 1, removed: false, createdAtMillis: 1, view: view,
+                                signedBy: signer.rotated(to: try! ViewSigner(seed: [UInt8](repeating: 8, count: 32))))
         let text = String(decoding: good.encoded(), as: UTF8.self)
+        let key = good.signature.key
         let cases: [String] = [
             "",
             "not json",
@@ -81,7 +95,17 @@ import Testing
             text.replacingOccurrences(of: #""tenant":"acme","#, with: #""tenant":"acme","extra":true,"#),    // unknown field
             text.replacingOccurrences(of: #""view":{"#, with: #""view":["#),    // not an object (and broken)
             text.replacingOccurrences(of: #""digest":""#, with: #""digest":"X"#), // not hex
-            "{\"envelope\":1,\"tenant\":\"a\u{01}\"}",                          // raw control character
+            "{\"envelope\":2,\"tenant\":\"a\u{01}\"}",                          // raw control character
+            text.replacingOccurrences(of: #","key":"\#(key)""#, with: ""),    // no key
+            text.replacingOccurrences(of: #","key":"\#(key)""#, with: #","key":"""#), // empty key
+            text.replacingOccurrences(of: #","key":"\#(key)""#, with: #","key":7"#), // not a string
+            text.replacingOccurrences(of: #""signature":""#, with: #""signature":1,"x":""#), // signature not a string (and unknown field)
+            text.replacingOccurrences(of: #""endorsement":{"#, with: #""endorsement":{"extra":1,"#),  // unknown field inside
+            text.replacingOccurrences(of: #""endorsement":{"key":"\#(key)","#, with: #""endorsement":{"#), // endorsement without key
+            text.replacingOccurrences(of: #""endorsement":{"key":"\#(key)","#, with: #""endorsement":{"key":"\#(key)","key":"\#(key)","#), // twice
+            text.replacingOccurrences(of: #""endorsement":{"#, with: #""endorsement":["#),  // not an object (and broken)
+            text.replacingOccurrences(of: #""endorsement":{"key":"\#(key)","signature":"\#(good.signature.endorsement!.signature)"}"#,
+                                      with: #""endorsement":null"#),                  // null is not an object
         ]
         for (i, bad) in cases.enumerated() {
             #expect(throws: ViewEnvelopeError.self, "case \(i)") { try ViewEnvelope.decode(Array(bad.utf8)) }
@@ -94,13 +118,22 @@ import Testing
     }
 
     @Test func unknownEnvelopeVersionIsRejected() {
-        let good = String(decoding: ViewEnvelope(tenant: "a", peer: "p", version: 1, removed: false, createdAtMillis: 1, view: view).encoded(), as: UTF8.self)
-        let v2 = good.replacingOccurrences(of: #"{"envelope":1,"#, with: #"{"envelope":2,"compression":"none","#)
-        #expect(throws: ViewEnvelopeError.unsupportedEnvelopeVersion(2)) { try ViewEnvelope.decode(Array(v2.utf8)) }
+        let good = String(decoding: ViewEnvelope(tenant: "a", peer: "p", version: 1, removed: false, createdAtMillis: 1, view: view, signedBy: signer).encoded(), as: UTF8.self)
+        let v3 = good.replacingOccurrences(of: #"{"envelope":2,"#, with: #"{"envelope":3,"compression":"none","#)
+        #expect(throws: ViewEnvelopeError.unsupportedEnvelopeVersion(3)) { try ViewEnvelope.decode(Array(v3.utf8)) }
+    }
+
+    @Test func unsignedVersionOneEnvelopeIsRefused() {
+        // Exactly what a relay of the previous release published.
+        let digest = SHA256Digest.hex(view)
+        let v1 = #"{"envelope":1,"tenant":"a","peer":"p","version":9223372036854775807,"removed":false,"digest":"\#(digest)","created_at":1,"view":"#
+            + String(decoding: view, as: UTF8.self) + "}"
+        #expect(throws: ViewEnvelopeError.unsigned) { try ViewEnvelope.decode(Array(v1.utf8), expectedTenant: "a", expectedPeer: "p") }
+        #expect(ViewEnvelopeError.unsigned.reason == "unsigned")
     }
 
     @Test func messagesForSomeoneElseAreRejected() throws {
-        let bytes = ViewEnvelope(tenant: "a", peer: "p", version: 1, removed: false, createdAtMillis: 1, view: view).encoded()
+        let bytes = ViewEnvelope(tenant: "a", peer: "p", version: 1, removed: false, createdAtMillis: 1, view: view, signedBy: signer).encoded()
         #expect(throws: ViewEnvelopeError.wrongRecipient(tenant: "a", peer: "p")) { try ViewEnvelope.decode(bytes, expectedTenant: "a", expectedPeer: "q") }
         #expect(throws: ViewEnvelopeError.wrongRecipient(tenant: "a", peer: "p")) { try ViewEnvelope.decode(bytes, expectedTenant: "b") }
         _ = try ViewEnvelope.decode(bytes, expectedTenant: "a", expectedPeer: "p")
@@ -112,7 +145,8 @@ import Testing
             #expect(throws: NATSError.self) { try ViewSubjects.subject(tenant: bad, peer: "p") }
             #expect(throws: NATSError.self) { try ViewSubjects.subject(tenant: "t", peer: bad) }
         }
-        #expect(ViewSubjects.messageID(tenant: "t", peer: "p", version: 9) == "t:p:9")
+        let id = ViewSubjects.messageID(tenant: "t", peer: "p", version: 9, digest: SHA256Digest.hex(view), signer: signer)
+        #expect(id.hasPrefix("t:p:9:") && id.utf8.count == "t:p:9:".utf8.count + 16)
     }
 
     private func findSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Range<Int>? {

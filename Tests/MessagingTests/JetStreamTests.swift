@@ -9,11 +9,12 @@ import TestSupport
     let view = Array(#"{"peer":"p1","routes":[]}"#.utf8)
 
     func envelope(_ peer: String, _ version: Int64, tenant: String = "t1") -> ViewEnvelope {
-        ViewEnvelope(tenant: tenant, peer: peer, version: version, removed: false, createdAtMillis: 1, view: Array(viewBody(peer: peer, version: version).utf8))
+        ViewEnvelope(tenant: tenant, peer: peer, version: version, removed: false, createdAtMillis: 1, view: Array(viewBody(peer: peer, version: version).utf8),
+                     signedBy: testSigner)
     }
 
     func message(_ e: ViewEnvelope) throws -> OutgoingMessage {
-        OutgoingMessage(subject: try e.subject, messageID: e.messageID, payload: e.encoded())
+        OutgoingMessage(subject: try e.subject, messageID: e.messageID(using: testSigner), payload: e.encoded())
     }
 
     @Test func ensureStreamIsIdempotentAndRepairsItsConfiguration() async throws {

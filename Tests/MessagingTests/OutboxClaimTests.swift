@@ -47,7 +47,7 @@ import TestSupport
     @Test func lockedPeersAreSkippedAndSupersededRowsMarkedWithoutPublishing() async throws {
         try await withServices { db, nats in
             let connection = try await connect(nats)
-            let relay = OutboxRelay(store: db.store, connection: connection, configuration: .init(
+            let relay = OutboxRelay(store: db.store, connection: connection, signer: testSigner, configuration: .init(
                 machine: .init(batchSize: 10), publishTimeout: .seconds(3), name: "claim-test"))
             try await relay.ensureStream()
             for peer in ["p1", "p2"] { try await insertOutbox(db.store, tenant: "t1", peer: peer, version: 1) }

@@ -27,7 +27,7 @@ import TestSupport
     @Test func publishesEveryRowOnceInEffect() async throws {
         try await withServices { db, nats in
             let connection = try await connect(nats)
-            let relay = OutboxRelay(store: db.store, connection: connection, configuration: relayConfiguration(batch: 3))
+            let relay = OutboxRelay(store: db.store, connection: connection, signer: testSigner, configuration: relayConfiguration(batch: 3))
             try await relay.ensureStream()
             let peers = (1...5).map { "p\($0)" }
             for version in Int64(1)...3 { for peer in peers { try await insertOutbox(db.store, tenant: "t1", peer: peer, version: version) } }
@@ -73,7 +73,7 @@ import TestSupport
             try await watcherConnection.flush()
             let connections = [try await connect(nats, name: "relay-a"), try await connect(nats, name: "relay-b")]
             let relays = connections.enumerated().map { i, c in
-                OutboxRelay(store: db.store, connection: c, configuration: relayConfiguration(batch: 3, name: "relay-\(i)"))
+                OutboxRelay(store: db.store, connection: c, signer: testSigner, configuration: relayConfiguration(batch: 3, name: "relay-\(i)"))
             }
             let running = relays.map { relay in Task { await relay.run() } }
 
@@ -116,7 +116,7 @@ import TestSupport
     @Test func aDeletedStreamIsCreatedAgain() async throws {
         try await withServices { db, nats in
             let connection = try await connect(nats)
-            let relay = OutboxRelay(store: db.store, connection: connection, configuration: relayConfiguration())
+            let relay = OutboxRelay(store: db.store, connection: connection, signer: testSigner, configuration: relayConfiguration())
             let running = Task { await relay.run() }
             let js = try JetStream(connection: connection)
             try await insertOutbox(db.store, tenant: "t1", peer: "p1", version: 1)
@@ -136,7 +136,7 @@ import TestSupport
         try await withServices { db, nats in
             let connection = try await connect(nats)
             let killed = Locked(0)
-            let dying = OutboxRelay(store: db.store, connection: connection, configuration: relayConfiguration(afterPublish: { rows, session in
+            let dying = OutboxRelay(store: db.store, connection: connection, signer: testSigner, configuration: relayConfiguration(afterPublish: { rows, session in
                 killed.withLock { $0 += rows.count }
                 // The relay's database session dies after the acknowledgements, before mark-sent and COMMIT.
                 try session.query("SELECT pg_terminate_backend(pg_backend_pid())")
@@ -151,7 +151,7 @@ import TestSupport
             let js = try JetStream(connection: connection)
             #expect(try await js.streamState(StreamSpec.views.name)?.lastSequence == 3)
 
-            let survivor = OutboxRelay(store: db.store, connection: connection, configuration: relayConfiguration())
+            let survivor = OutboxRelay(store: db.store, connection: connection, signer: testSigner, configuration: relayConfiguration())
             try await drain(survivor)
             #expect(try await unsentCount(db.store) == 0)
             #expect(survivor.metrics.published == 3 && survivor.metrics.duplicates == 3)
@@ -165,7 +165,7 @@ import TestSupport
     @Test func natsDownRowsWaitThenFlowInOrder() async throws {
         try await withServices { db, nats in
             let connection = try await connect(nats, name: "relay")
-            let relay = OutboxRelay(store: db.store, connection: connection, configuration: relayConfiguration(batch: 2))
+            let relay = OutboxRelay(store: db.store, connection: connection, signer: testSigner, configuration: relayConfiguration(batch: 2))
             let running = Task { await relay.run() }
             let peers = ["p1", "p2", "p3", "p4"]
             for peer in peers { try await insertOutbox(db.store, tenant: "t1", peer: peer, version: 1) }

@@ -66,13 +66,17 @@ func unsentCount(_ store: EventStore) async throws -> Int {
     return Int(rows.rows[0][0]!)!
 }
 
-/// The version of the stream's last message on the peer's subject (decoded and digest-checked), nil if none.
+/// The relays' view signing key in these tests (a fixed seed: message ids are stable across runs).
+let testSigner = try! ViewSigner(seed: [UInt8](repeating: 7, count: 32))
+
+/// The version of the stream's last message on the peer's subject (decoded, digest- and signature-checked), nil if none.
 func lastVersion(_ js: JetStream, tenant: String, peer: String) async throws -> Int64? {
     guard let message = try await js.lastMessage(stream: StreamSpec.views.name, subject: try ViewSubjects.subject(tenant: tenant, peer: peer)) else {
         return nil
     }
     let envelope = try ViewEnvelope.decode(message.payload, expectedTenant: tenant, expectedPeer: peer)
-    #expect(message.messageID == envelope.messageID)
+    #expect(message.messageID == envelope.messageID(using: testSigner))
+    #expect(throws: Never.self) { try ViewVerifier(pinnedKey: testSigner.publicKey).verify(envelope) }
     #expect(envelope.view == Array(viewBody(peer: peer, version: envelope.version).utf8))
     return envelope.version
 }

@@ -208,7 +208,8 @@ struct PropagationTests {
             let subject = try ViewSubjects.subject(tenant: t.id, peer: peer)
             // A newer version whose digest does not match its body, and plain garbage.
             let forged = ViewEnvelope(tenant: t.id, peer: peer, version: version + 100, digest: String(repeating: "0", count: 64), removed: false,
-                                      createdAtMillis: 0, view: Array(#"{"forwards":[],"ha_sets":[],"peer_id":"x"}"#.utf8))
+                                      createdAtMillis: 0, view: Array(#"{"forwards":[],"ha_sets":[],"peer_id":"x"}"#.utf8),
+                                      signedBy: system.controller.viewSigner)
             try connection.publish(subject, payload: forged.encoded())
             try connection.publish(subject, payload: Array("not json at all".utf8))
             try await connection.flush()

@@ -49,7 +49,7 @@ final class System: Sendable {
         logger.logLevel = .warning
         // As `serve` wires it: agents get NATS users at enrollment; a deleted peer's user is revoked at the resolver.
         let publisher = NATSAccountPublisher(store: db.store, keys: nats.keys!, natsURL: nats.url, maxUserLifetime: .seconds(3_600), logger: logger)
-        var configuration = ControllerConfiguration(natsURL: nats.url)
+        var configuration = ControllerConfiguration(natsURL: nats.url, viewSigner: try ViewSigner(seed: nats.keys!.viewSigningSeed))
         configuration.bus = AgentBusIssuer(keys: nats.keys!, userLifetime: agentJWTLifetime) { reason in
             do { try await publisher.push(reason: reason) } catch { Logger(label: "test.system").error("revocation push failed: \(error)") }
         }
@@ -73,14 +73,17 @@ final class System: Sendable {
         return system
     }
 
-    /// Starts an outbox relay (several may run). `afterPublish` runs between publish and mark-sent.
-    func startRelay(name: String, afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) async throws {
+    /// Starts an outbox relay (several may run), signing with the controller's key unless `signer` is given.
+    /// `afterPublish` runs between publish and mark-sent.
+    func startRelay(name: String, signer: ViewSigner? = nil,
+                    afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) async throws {
         var configuration = NATSConfiguration(url: nats.url, name: name)
         configuration.failIfUnreachable = false
         configuration.userCredentials = ControllerBusUser(keys: nats.keys!).credentials
         let connection = try await NATSConnection.connect(configuration, logger: logger)
         relayConnections.withLock { $0.append(connection) }
-        let relay = OutboxRelay(store: db.store, connection: connection, configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
+        let relay = OutboxRelay(store: db.store, connection: connection, signer: signer ?? controller.viewSigner,
+                                configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
         tasks.withLock { $0[name] = Task { await relay.run() } }
     }
 
