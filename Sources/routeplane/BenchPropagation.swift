@@ -109,7 +109,7 @@ struct BenchPropagation: AsyncParsableCommand {
             throw ValidationError("the simulated agents' process did not get ready within 120 s")
         }
 
-        let publisherConnection = try await NATSConnection.connect({ var c = NATSConfiguration(url: nats, name: "bench-relay"); c.failIfUnreachable = true; return c }(), logger: logger)
+        let publisherConnection = try await NATSConnection.connect(try BenchNATS.configuration(url: nats, name: "bench-relay"), logger: logger)
         let relay = OutboxRelay(store: store, connection: publisherConnection, signer: signer, configuration: relayConfiguration, logger: logger)
         _ = try await relay.ensureStream()
         let runner = ProjectionRunner(store: store, logger: logger)
@@ -310,9 +310,7 @@ enum AgentProcess {
         logger.logLevel = .error
         let log = Log(expected: agents)
         let natsConnections = try await (0..<max(connections, 1)).asyncMap { i in
-            var c = NATSConfiguration(url: natsURL, name: "bench-agents-\(i)")
-            c.failIfUnreachable = true
-            return try await NATSConnection.connect(c, logger: logger)
+            try await NATSConnection.connect(try BenchNATS.configuration(url: natsURL, name: "bench-agents-\(i)"), logger: logger)
         }
         var subscriptions: [NATSCallbackSubscription] = []
         subscriptions.reserveCapacity(2 * agents)

@@ -81,9 +81,8 @@ struct SignedViewTests {
             #expect(attackerBody != realBody)
             #expect((try? JSONDecoder().decode(PeerRouteView.self, from: Data(attackerBody))) != nil, "the forged body is a well-formed route view")
 
-            var c = NATSConfiguration(url: system.nats.url, name: "attacker")
-            c.failIfUnreachable = true
-            let attacker = try await NATSConnection.connect(c)
+            // A user that may publish on .routes subjects (the controller's account): no agent's user can.
+            let attacker = try await system.adminConnection(name: "attacker")
             let subject = try ViewSubjects.subject(tenant: s.tenant, peer: peer)
             let js = try JetStream(connection: attacker)
             let real = try ViewEnvelope.decode(try #require(try await js.lastMessage(stream: StreamSpec.views.name, subject: subject)).payload)
@@ -230,9 +229,7 @@ struct SignedViewTests {
             #expect(header.count == 9 && header[5] == rotated.publicKey && header[7] == rotated.publicKey, "the persisted view carries the endorsement")
 
             // The old key alone is no longer enough, even for a higher version.
-            var c = NATSConfiguration(url: system.nats.url, name: "old-key")
-            c.failIfUnreachable = true
-            let connection = try await NATSConnection.connect(c)
+            let connection = try await system.adminConnection(name: "old-key")
             let peer = await client.peerID
             let body = split(persisted(client)).body
             let byOldKey = ViewEnvelope(tenant: s.tenant, peer: peer, version: rotatedVersion + 100, removed: false, createdAtMillis: 0, view: body, signedBy: old)

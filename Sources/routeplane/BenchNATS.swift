@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import NATSAuth
+
+/// NATS connections of benchmarks and lab runs: the servers Routeplane starts run in operator mode, so a bench
+/// connects with a user minted from the deployment's key folder ($ROUTEPLANE_NATS_KEYS, written by ops/services).
+enum BenchNATS {
+    static func keys() throws -> NATSKeyDirectory {
+        guard let folder = ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_KEYS"], !folder.isEmpty else {
+            throw ValidationError("no NATS keys: set ROUTEPLANE_NATS_KEYS (ops/services start writes it to .services/env)")
+        }
+        return try NATSKeyDirectory.load(at: folder)
+    }
+
+    /// A connection configuration as the controller (`controller: true`: its permissions) or as a bench user without
+    /// permission limits (simulated agents that subscribe to many peers' subjects at once).
+    static func configuration(url: String, name: String, controller: Bool = false) throws -> NATSConfiguration {
+        let keys = try keys()
+        var c = NATSConfiguration(url: url, name: name)
+        c.failIfUnreachable = true
+        if controller {
+            c.userCredentials = ControllerBusUser(keys: keys).credentials
+        } else {
+            let user = NKeyPair.generate(.user)
+            c.userCredentials = NATSUserCredentials(
+                jwt: {
+                    let now = Int64(Date().timeIntervalSince1970)
+                    return keys.userJWT(name: name, user: user.publicKey, permissions: nil, issuedAt: now, expires: now + 24 * 3_600)
+                },
+                sign: { user.sign($0) })
+        }
+        return c
+    }
+}
