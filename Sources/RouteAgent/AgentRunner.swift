@@ -483,6 +483,8 @@ public actor AgentRunner {
             if !isNATSConnected() || machine.appliedVersion == 0 {
                 do {
                     if let update = try await client.view(credential: identity.credential) { enqueue(.view(update)) }
+                } catch let error as ViewEnvelopeError {
+                    enqueue(.rejected(reason: error.reason, detail: "\(error.description) (from http)"))
                 } catch {
                     logger.debug("HTTP view fallback failed", metadata: ["error": "\(error)"])
                 }

@@ -133,7 +133,8 @@ public struct ControllerClient: Sendable {
 
     /// `GET /api/agent/view`: the view re-encoded canonically and checked against the digest the controller gave, with
     /// the controller's signature (nil when the answer has none). The caller verifies the signature (`AgentRunner`, as
-    /// for NATS messages) before applying it.
+    /// for NATS messages) before applying it. An answer that does not parse or match its digest throws `ViewEnvelopeError`
+    /// (the caller counts it as a rejected message); other failures (unreachable, non-200) throw other errors.
     public func view(credential: String) async throws -> AgentStateMachine.ViewUpdate? {
         let (status, data) = try await call("GET", "/api/agent/view", token: credential)
         if status == 404 { return nil }
@@ -151,11 +152,15 @@ public struct ControllerClient: Sendable {
             var signature: String?
             var endorsement: Endorsement?
         }
-        let answer = try JSONDecoder().decode(Answer.self, from: data)
-        let body = answer.view.canonicalJSON()
-        guard PeerRouteView.digest(of: body) == answer.digest else {
-            throw AgentError.controller("view version \(answer.version) from HTTP does not match its digest")
+        let answer: Answer
+        do {
+            answer = try JSONDecoder().decode(Answer.self, from: data)
+        } catch {
+            throw ViewEnvelopeError.unparseable("GET /api/agent/view answer: \(error)")
         }
+        let body = answer.view.canonicalJSON()
+        let digest = PeerRouteView.digest(of: body)
+        guard digest == answer.digest else { throw ViewEnvelopeError.digestMismatch(expected: answer.digest, actual: digest) }
         var signature: ViewSignature?
         if let key = answer.key, let text = answer.signature {
             signature = ViewSignature(key: key, signature: text,

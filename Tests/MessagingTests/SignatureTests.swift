@@ -141,7 +141,16 @@ import Testing
         #expect(Base64URL.encode([0xfb, 0xff]) == "-_8")
         #expect(Base64URL.decode("-_8") == [0xfb, 0xff])
         #expect(Base64URL.decode("") == [])
-        for bad in ["-_8=", "+/8", "-_8 ", "a", "-_9", "ab=c"] { #expect(Base64URL.decode(bad) == nil, "\(bad)") }
+        for bad in ["-_8=", "+/8", "-_8 ", "a", "-_9", "ab=c", "é"] { #expect(Base64URL.decode(bad) == nil, "\(bad)") }
+        // Every length 0…99 against Foundation's base64 (alphabet swapped, padding dropped).
+        var rng = SystemRandomNumberGenerator()
+        for length in 0..<100 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let foundation = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == foundation)
+            #expect(Base64URL.decode(foundation) == bytes)
+        }
     }
 
     private func hex(_ s: String) -> [UInt8] {
