@@ -56,12 +56,13 @@ public struct AgentConfiguration: Sendable {
 /// candidates, publishes status. Every decision is `AgentStateMachine`'s; this only performs actions.
 public actor AgentRunner {
     enum Input: Sendable {
-        case view(AgentStateMachine.ViewUpdate)
+        /// `streamLast`: the stream's last message (read at start, after a reconnect, periodically), not a live one.
+        case view(AgentStateMachine.ViewUpdate, streamLast: Bool = false)
         case probe(ProbeHealth)
         case tick
         case publishStatus
         /// A message that is not an acceptable view (before any signature check: unparseable, unsigned envelope, …).
-        case rejected(reason: String, detail: String)
+        case rejected(reason: String, detail: String, streamLast: Bool = false)
         case nats(connected: Bool)
     }
 
@@ -92,6 +93,9 @@ public actor AgentRunner {
     public private(set) var rejectedByReason: [String: Int] = [:]
     /// Why the persisted view was refused at start (nil: none was, or there was none).
     public private(set) var persistedViewRefused: String?
+    /// The stream's last message was refused (e.g. someone published a forgery after the real view): it may hide a newer
+    /// real view, so the HTTP fallback reads the view too, even with NATS connected, until the controller answers.
+    var streamLastRejected = false
     public private(set) var applyFailures = 0
     let inputs: AsyncStream<Input>
     let input: AsyncStream<Input>.Continuation
@@ -270,8 +274,12 @@ public actor AgentRunner {
         let now = ContinuousClock.now
         var actions: [AgentStateMachine.Action] = []
         switch event {
-        case .view(let update):
-            guard authenticate(update) else { return }
+        case .view(let update, let streamLast):
+            guard authenticate(update) else {
+                if streamLast { streamLastRejected = true }
+                return
+            }
+            if streamLast { streamLastRejected = false }
             actions = machine.receive(update, now: now)
         case .probe(let health):
             guard let peer = probeIDs[health.target.id] else { return }
@@ -286,8 +294,9 @@ public actor AgentRunner {
             }
             actions += machine.tick(now: now)
         case .publishStatus: actions = [.publishStatus]
-        case .rejected(let reason, let detail):
+        case .rejected(let reason, let detail, let streamLast):
             reject(reason: reason, detail: detail)
+            if streamLast { streamLastRejected = true }
         case .nats(let connected):
             if connected != natsConnected { logger.notice(connected ? "NATS connected" : "NATS disconnected") }
             if natsConnected && !connected { natsDisconnects += 1 }
@@ -394,14 +403,14 @@ public actor AgentRunner {
                     case .view(let envelope, let origin):
                         let view = envelope.removed ? nil : try? JSONDecoder().decode(PeerRouteView.self, from: Data(envelope.view))
                         if !envelope.removed && view == nil {
-                            enqueue(.rejected(reason: "not_a_route_view", detail: "view version \(envelope.version) does not decode as a route view"))
+                            enqueue(.rejected(reason: "not_a_route_view", detail: "view version \(envelope.version) does not decode as a route view",
+                                              streamLast: origin != .live))
                             continue
                         }
-                        _ = origin
                         enqueue(.view(.init(version: envelope.version, digest: envelope.digest, body: envelope.view, view: view, source: .nats,
-                                            signature: envelope.signature)))
-                    case .rejected(let error, _):
-                        enqueue(.rejected(reason: error.reason, detail: error.description))
+                                            signature: envelope.signature), streamLast: origin != .live))
+                    case .rejected(let error, let origin):
+                        enqueue(.rejected(reason: error.reason, detail: error.description, streamLast: origin != .live))
                     case .noView:
                         break
                     case .disconnected:
@@ -477,12 +486,16 @@ public actor AgentRunner {
 
     func httpFallback(_ identity: AgentIdentity) async {
         let client = ControllerClient(baseURL: configuration.controller)
-        // Give NATS a moment first; then read over HTTP whenever NATS is not connected.
+        // Give NATS a moment first; then read over HTTP whenever NATS is not connected, no view was applied yet, or the
+        // stream's last message was refused (a forgery published after the real view would otherwise hide it).
         try? await Task.sleep(for: .seconds(2))
         while !Task.isCancelled {
-            if !isNATSConnected() || machine.appliedVersion == 0 {
+            if !isNATSConnected() || machine.appliedVersion == 0 || streamLastRejected {
                 do {
-                    if let update = try await client.view(credential: identity.credential) { enqueue(.view(update)) }
+                    let update = try await client.view(credential: identity.credential)
+                    // The controller answered: whatever the stream's last message was, this is the current view.
+                    streamLastRejected = false
+                    if let update { enqueue(.view(update)) }
                 } catch let error as ViewEnvelopeError {
                     enqueue(.rejected(reason: error.reason, detail: "\(error.description) (from http)"))
                 } catch {

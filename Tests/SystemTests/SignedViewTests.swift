@@ -139,6 +139,46 @@ struct SignedViewTests {
         }
     }
 
+    @Test("a forgery left as the stream's last message does not hide a newer real view from a restarting agent: it asks the controller")
+    func forgeryAsLastMessage() async throws {
+        try await System.with { system in
+            let s = try await setUp(system, "l")
+            let client = s.client
+            let peer = await client.peerID
+            let version = await client.runner.appliedVersion
+            await client.stop()
+            // While the agent is down: a real change is published, then a forgery lands on top of it in the stream.
+            #expect(try await system.call("PUT", "/api/routes/\(s.routeID)", token: s.token, body: route(s.group, router: await s.router.peerID, metric: 70)).0 == 200)
+            try await system.projected(s.tenant)
+            let newVersion = try #require(try await system.viewVersions(s.tenant)[peer])
+            #expect(newVersion > version)
+            var c = NATSConfiguration(url: system.nats.url, name: "attacker")
+            c.failIfUnreachable = true
+            let attacker = try await NATSConnection.connect(c)
+            let js = try JetStream(connection: attacker)
+            let subject = try ViewSubjects.subject(tenant: s.tenant, peer: peer)
+            func lastVersion() async throws -> Int64? {
+                guard let m = try await js.lastMessage(stream: StreamSpec.views.name, subject: subject) else { return nil }
+                return (try? ViewEnvelope.decode(m.payload))?.version
+            }
+            #expect(try await eventually { try await lastVersion() == newVersion }, "the relay published the real view")
+            let real = try ViewEnvelope.decode(try #require(try await js.lastMessage(stream: StreamSpec.views.name, subject: subject)).payload)
+            let forged = ViewEnvelope(tenant: s.tenant, peer: peer, version: Int64.max, removed: false, createdAtMillis: 0, view: real.view,
+                                      signedBy: ViewSigner.ephemeral())
+            try attacker.publish(subject, payload: forged.encoded())
+            try await attacker.flush()
+            #expect(try await eventually { try await lastVersion() == Int64.max }, "the forgery is now the stream's last message")
+
+            let restarted = try await TestAgent.start(system: system, setupKey: nil, name: "l-client", folder: client.folder)
+            #expect(await eventually { await restarted.runner.appliedVersion == newVersion }, "the real view came over HTTP")
+            #expect(await restarted.runner.rejectedByReason["unknown_key", default: 0] >= 1)
+            #expect(await restarted.runner.desired.routes.count == 1)
+            await attacker.close()
+            await restarted.stop()
+            await s.router.stop()
+        }
+    }
+
     @Test("a tampered persisted view file is refused at start (body, version, signature, or body with a recomputed digest) and never applied")
     func tamperedPersistedView() async throws {
         try await System.with { system in
