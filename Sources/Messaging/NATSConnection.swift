@@ -110,9 +110,30 @@ public final class NATSConnection: @unchecked Sendable {
 
     /// Connects (or, with `failIfUnreachable == false`, starts connecting in the background).
     public static func connect(_ configuration: NATSConfiguration, logger: Logger = Logger(label: "routeplane.nats")) async throws -> NATSConnection {
+        if !configuration.failIfUnreachable {
+            // Connect in the foreground first while a server answers; libnats's retry-on-failed-connect mode is only for
+            // a server that is down at start. In that mode libnats 3.4.1 was seen (1 connection in ~100, loaded machine,
+            // operator mode) sending a JWT without the nonce signature ("Signature missing") and then giving up for good.
+            var foreground = configuration
+            foreground.failIfUnreachable = true
+            for attempt in 1...3 {
+                do {
+                    return try await connect(foreground, logger: logger)
+                } catch let error as NATSError where Self.isAuthorizationError(error) && attempt < 3 {
+                    try await Task.sleep(for: .milliseconds(100 * attempt))
+                } catch {
+                    break
+                }
+            }
+        }
         let callbacks = ConnectionCallbacks(name: configuration.name, logger: logger, userCredentials: configuration.userCredentials)
         let handle = try await NATSBlocking.run { NATSHandle(try open(configuration, callbacks: callbacks)) }
         return NATSConnection(handle: handle.pointer, callbacks: callbacks, name: configuration.name, logger: logger)
+    }
+
+    static func isAuthorizationError(_ error: NATSError) -> Bool {
+        let text = "\(error)"
+        return text.localizedCaseInsensitiveContains("authoriz") || text.localizedCaseInsensitiveContains("authentication")
     }
 
     private static func open(_ c: NATSConfiguration, callbacks: ConnectionCallbacks) throws(NATSError) -> OpaquePointer {
@@ -355,7 +376,13 @@ final class ConnectionCallbacks: Sendable {
         case .connected: logger.notice("NATS connected", metadata: ["connection": "\(name)"])
         case .disconnected: logger.warning("NATS disconnected; reconnecting in the background", metadata: ["connection": "\(name)"])
         case .reconnected: logger.notice("NATS reconnected", metadata: ["connection": "\(name)"])
-        case .closed: logger.debug("NATS connection closed", metadata: ["connection": "\(name)"])
+        case .closed:
+            if listeners.withLock({ $0.closing }) {
+                logger.debug("NATS connection closed", metadata: ["connection": "\(name)"])
+            } else {
+                logger.error("NATS connection closed for good (libnats stopped reconnecting, e.g. after the server refused its credentials twice)",
+                             metadata: ["connection": "\(name)"])
+            }
         case let .error(text): logger.warning("NATS asynchronous error", metadata: ["connection": "\(name)", "error": "\(text)"])
         }
         let targets = listeners.withLock { Array($0.continuations.values) }

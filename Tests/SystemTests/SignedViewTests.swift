@@ -152,9 +152,7 @@ struct SignedViewTests {
             try await system.projected(s.tenant)
             let newVersion = try #require(try await system.viewVersions(s.tenant)[peer])
             #expect(newVersion > version)
-            var c = NATSConfiguration(url: system.nats.url, name: "attacker")
-            c.failIfUnreachable = true
-            let attacker = try await NATSConnection.connect(c)
+            let attacker = try await system.adminConnection(name: "attacker")
             let js = try JetStream(connection: attacker)
             let subject = try ViewSubjects.subject(tenant: s.tenant, peer: peer)
             func lastVersion() async throws -> Int64? {

@@ -93,8 +93,9 @@ public final class PrivateNATS: Sendable {
 
     /// Starts the server (same port and store as before) and waits until it says it is ready.
     public func start() async throws {
+        let debug = ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_DEBUG"] != nil ? ["-D"] : []
         let argv = if let configFile {
-            ["/usr/sbin/nats-server", "-c", configFile, "-l", logPath]
+            ["/usr/sbin/nats-server", "-c", configFile, "-l", logPath] + debug
         } else {
             ["/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", directory + "/js", "-l", logPath]
         }
@@ -165,7 +166,9 @@ public final class PrivateNATS: Sendable {
 
     public func destroy() async {
         await stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        if ProcessInfo.processInfo.environment["ROUTEPLANE_KEEP_NATS_LOGS"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 }
 
