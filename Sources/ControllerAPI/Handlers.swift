@@ -334,12 +334,14 @@ extension Controller {
         let os = try body.requiredString("os")
         let reportedIP = try body.string("ip")
         let natsKey = try body.string("nats_public_key").map(AgentBusIssuer.validatedPublicKey)
+        guard setupKey.utf8.count <= 256, let found = try await credentials.lookup(setupKey, kind: .setupKey) else {
+            throw APIError(.forbidden, "setup key is not valid", field: "setup_key")
+        }
+        // Only a caller holding a valid setup key learns whether a NATS key is taken. (A race between two enrollments
+        // with one key is settled by the unique index: the loser's whole enrollment rolls back.)
         if let natsKey {
             let taken = try await store.pool.withSession { s in try s.query("SELECT 1 FROM nats_users WHERE public_key = $1", [natsKey]).rows.count }
             if taken > 0 { throw APIError(.conflict, "nats_public_key is already registered to another peer; generate a new key", field: "nats_public_key") }
-        }
-        guard setupKey.utf8.count <= 256, let found = try await credentials.lookup(setupKey, kind: .setupKey) else {
-            throw APIError(.forbidden, "setup key is not valid", field: "setup_key")
         }
         let tenant = found.tenant
         let keyID = SetupKeyID(found.subject)

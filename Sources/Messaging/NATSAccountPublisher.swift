@@ -22,7 +22,7 @@ public final class NATSAccountPublisher: Sendable {
     let servers: [String]
     let maxUserLifetime: Duration
     let logger: Logger
-    private let connection = Mutex<NATSConnection?>(nil)
+    private let connecting = Mutex<Task<NATSConnection, any Error>?>(nil)
     private let pushes = Mutex(0)
 
     public init(store: EventStore, keys: NATSKeyDirectory, natsURL: String, maxUserLifetime: Duration,
@@ -41,28 +41,42 @@ public final class NATSAccountPublisher: Sendable {
 
     public var pushCount: Int { pushes.withLock { $0 } }
 
-    /// The system-account connection, opened on first use (and again after it closed).
+    /// The system-account connection, opened on first use (and again after it closed). Concurrent pushes (a revocation
+    /// and the periodic one) share one connecting task, so neither closes the other's connection mid-request.
     func systemConnection() async throws -> NATSConnection {
-        if let c = connection.withLock({ $0 }), c.status != .closed { return c }
+        let task = connecting.withLock { slot -> Task<NATSConnection, any Error> in
+            if let existing = slot { return existing }
+            let created = Task { try await self.openSystemConnection() }
+            slot = created
+            return created
+        }
+        if let c = try? await task.value, c.status != .closed { return c }
+        // Failed or closed: the first caller to notice replaces it; others reuse the replacement.
+        let next = connecting.withLock { slot -> Task<NATSConnection, any Error> in
+            if let current = slot, current != task { return current }
+            let created = Task { try await self.openSystemConnection() }
+            slot = created
+            return created
+        }
+        return try await next.value
+    }
+
+    private func openSystemConnection() async throws -> NATSConnection {
         var configuration = NATSConfiguration(servers: servers, name: "routeplane-account-publisher")
         configuration.failIfUnreachable = true
         let keys = self.keys
         let user = NKeyPair.generate(.user)
+        // This user may only send account updates (and read the resolver's answers).
+        let permissions = NATSPermissions(publishAllow: ["$SYS.REQ.CLAIMS.UPDATE"], subscribeAllow: ["_INBOX.>"])
         configuration.userCredentials = NATSUserCredentials(
             jwt: {
                 let now = Int64(Date().timeIntervalSince1970)
                 // A system-account user signed by the system account's own key (it has no signing keys).
-                return NATSJWT.userJWT(name: "routeplane-account-publisher", user: user.publicKey, issuerAccount: nil, permissions: nil,
+                return NATSJWT.userJWT(name: "routeplane-account-publisher", user: user.publicKey, issuerAccount: nil, permissions: permissions,
                                        issuedAt: now, expires: now + 3_600, signer: keys.systemAccount)
             },
             sign: { user.sign($0) })
-        let c = try await NATSConnection.connect(configuration, logger: logger)
-        let previous = connection.withLock { slot in
-            defer { slot = c }
-            return slot
-        }
-        if let previous { await previous.close() }
-        return c
+        return try await NATSConnection.connect(configuration, logger: logger)
     }
 
     /// Builds the account JWT from PostgreSQL and pushes it; throws when the resolver did not take it.
@@ -70,7 +84,11 @@ public final class NATSAccountPublisher: Sendable {
     public func push(reason: String) async throws -> Pushed {
         let nats = try await systemConnection()
         let keys = self.keys
-        let lifetime = maxUserLifetime.components.seconds + 60
+        // Revocations are kept for a week or the longest user JWT lifetime if longer (controllers with other settings
+        // may have issued longer JWTs); each names a time far beyond any JWT issued for that key: keys are never
+        // reused (nats_users.public_key is unique and a revoked row is never renewed), so no clock skew between the
+        // controller that issued a JWT and the database that revoked it can let a JWT escape.
+        let retention = max(maxUserLifetime.components.seconds, 7 * 86_400) + 3_600
         let pushed = try await store.pool.withSession { s -> Pushed in
             try s.query("BEGIN")
             do {
@@ -78,9 +96,9 @@ public final class NATSAccountPublisher: Sendable {
                 let now = Int64(Date().timeIntervalSince1970)
                 let issuedAt = max(now, last + 1)
                 let rows = try s.query("""
-                    SELECT public_key, ceil(extract(epoch FROM revoked_at))::bigint FROM nats_users
+                    SELECT public_key, ceil(extract(epoch FROM revoked_at))::bigint + $1 FROM nats_users
                      WHERE revoked_at IS NOT NULL AND revoked_at > now() - make_interval(secs => $1)
-                    """, [String(lifetime)]).rows
+                    """, [String(retention)]).rows
                 var revocations: [String: Int64] = [:]
                 for row in rows {
                     if let key = row[0], let at = row[1].flatMap(Int64.init) { revocations[key] = at }
@@ -129,7 +147,7 @@ public final class NATSAccountPublisher: Sendable {
                 wait = .seconds(5)
             }
         }
-        let c = connection.withLock { slot in defer { slot = nil }; return slot }
-        await c?.close()
+        let task = connecting.withLock { slot in defer { slot = nil }; return slot }
+        if let c = try? await task?.value { await c.close() }
     }
 }

@@ -64,6 +64,8 @@ public struct AgentStateFolder: Sendable {
         self.path = path
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // An existing folder is narrowed too: it holds the agent's credential and NATS seed.
+            chmod(path, 0o700)
         } catch {
             throw AgentError.stateFolder("cannot create \(path): \(error)")
         }
@@ -72,6 +74,14 @@ public struct AgentStateFolder: Sendable {
     var identityPath: String { path + "/identity.json" }
     var natsSeedPath: String { path + "/nats.seed" }
     var natsJWTPath: String { path + "/nats.jwt" }
+
+    /// A new NATS user key pair for an enrollment attempt, replacing any earlier one: a retried enrollment (its answer
+    /// lost) must not present a key the controller already registered for the peer the lost answer named.
+    public func createNATSKey() throws -> NKeyPair {
+        let key = NKeyPair.generate(.user)
+        try writeAtomically(Array((key.seed + "\n").utf8), to: natsSeedPath)
+        return key
+    }
 
     /// The agent's NATS user key pair, generated here at first start; its seed never leaves this folder (0600).
     public func loadOrCreateNATSKey() throws -> NKeyPair {
@@ -162,16 +172,25 @@ public struct AgentStateFolder: Sendable {
                              signature: ViewSignature(key: header[5], signature: header[6], endorsement: endorsement), body: body)
     }
 
+    /// Writes `bytes` to a fresh temporary file created 0600 (never readable by others, whatever the umask), fsyncs it
+    /// and renames it over `target`, so a crash leaves the old or the new file, never half of one.
     func writeAtomically(_ bytes: [UInt8], to target: String) throws {
-        let temporary = target + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-            throw AgentError.stateFolder("cannot write \(temporary)")
+        let temporary = target + ".tmp-\(getpid())-\(UInt32.random(in: .min ... .max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AgentError.stateFolder("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var ok = fchmod(fd, 0o600) == 0
+        var offset = 0
+        while ok && offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { ok = false } else { offset += n }
         }
-        let fd = open(temporary, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
+        ok = ok && fsync(fd) == 0
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        guard ok, rename(temporary, target) == 0 else {
+            unlink(temporary)
+            throw AgentError.stateFolder("cannot write \(target): \(reason)")
         }
-        guard rename(temporary, target) == 0 else { throw AgentError.stateFolder("cannot rename \(temporary): errno \(errno)") }
     }
 }

@@ -83,6 +83,8 @@ public actor AgentRunner {
     public private(set) var rejectedMessages = 0
     /// Where the last applied view came from.
     public private(set) var lastViewSource: AgentStateMachine.ViewUpdate.Source?
+    /// Views applied since start, by where they came from.
+    public private(set) var appliedBySource: [AgentStateMachine.ViewUpdate.Source: Int] = [:]
     /// NATS user JWTs obtained from the controller since start (renewals).
     public private(set) var busRenewals = 0
     public var isNATSConnectedNow: Bool { natsConnected }
@@ -126,7 +128,7 @@ public actor AgentRunner {
         guard let key = configuration.setupKey else {
             throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no --setup-key to enroll with")
         }
-        let natsKey = try folder.loadOrCreateNATSKey()
+        let natsKey = try folder.createNATSKey()
         let (enrolled, issued) = try await ControllerClient(baseURL: configuration.controller).enroll(
             setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey)
         if let issued {
@@ -320,6 +322,7 @@ public actor AgentRunner {
                 }
                 logger.info("view", metadata: ["version": "\(update.version)", "source": "\(update.source.rawValue)"])
                 lastViewSource = update.source
+                appliedBySource[update.source, default: 0] += 1
                 configuration.viewApplied?(update)
             case .apply(let desired):
                 do {
@@ -436,12 +439,13 @@ public actor AgentRunner {
                         logger.warning("NATS refused this agent's credentials; renewing them and keeping the current routes", metadata: ["error": "\(text)"])
                         loggedRefusal = true
                     }
-                    bus.renewNow()
+                    if !bus.refused { bus.renewNow() }
                 } else {
                     logger.debug("NATS not reachable yet", metadata: ["error": "\(text)"])
                 }
             }
-            try? await Task.sleep(for: backoff)
+            // Refused for good (see renewBusCredentials): try again rarely, not every 5 s.
+            try? await Task.sleep(for: bus.refused ? .seconds(300) : backoff)
             backoff = min(backoff * 2, .seconds(5))
         }
     }
@@ -456,11 +460,15 @@ public actor AgentRunner {
         while !Task.isCancelled {
             let now = Int64(Date().timeIntervalSince1970)
             let expires = bus.jwt.flatMap { try? NATSJWT.decode($0) }?.expires
-            let due = bus.takeRenewRequest() || expires == nil || (expires! - now) < max(60, (expires! - (bus.issuedAt ?? now)) / 2)
+            // Renew at half of the JWT's own life (exp - iat, both the controller's clock), measured on this clock from
+            // when it was received; an agent whose clock runs ahead of the controller's does not renew in a loop.
+            let life = expires.map { $0 - (bus.issuedAt ?? now) } ?? 0
+            let due = bus.takeRenewRequest() || expires == nil || now >= bus.receivedAt + max(1, life / 2)
             if due {
                 do {
                     let issued = try await client.renewBusCredentials(credential: identity.credential, publicKey: key.publicKey)
-                    bus.set(key: key, jwt: issued.jwt)
+                    bus.set(key: key, jwt: issued.jwt, fresh: true)
+                    bus.refused = false
                     try? folder.saveNATSJWT(issued.jwt)
                     busRenewals += 1
                     logger.info("NATS credentials renewed", metadata: ["expires_at": "\(issued.expiresAt)"])
@@ -468,16 +476,27 @@ public actor AgentRunner {
                     lastFailure = ""
                 } catch {
                     let text = "\(error)"
-                    if text != lastFailure {
+                    let refused = text.contains("answered 401") || text.contains("answered 403")
+                    if refused {
+                        // The controller no longer knows this agent's credential (peer deleted) or revoked its NATS user:
+                        // asking every few seconds helps nobody. Keep the routes, ask again every 5 minutes.
+                        if !bus.refused {
+                            logger.error("the controller refused this agent's credentials (peer deleted or revoked); NATS stays off, the current routes stay; re-enroll to come back",
+                                         metadata: ["error": "\(text)"])
+                        }
+                        bus.refused = true
+                        retry = .seconds(300)
+                    } else if text != lastFailure {
                         logger.warning("could not renew the NATS credentials; retrying", metadata: ["error": "\(text)"])
-                        lastFailure = text
                     }
+                    lastFailure = text
                     await bus.waitForRenewRequest(timeout: retry)
-                    retry = min(retry * 2, .seconds(60))
+                    if !refused { retry = min(retry * 2, .seconds(60)) }
                     continue
                 }
             }
-            let left = (bus.jwt.flatMap { try? NATSJWT.decode($0) }?.expires).map { max(1, ($0 - Int64(Date().timeIntervalSince1970)) / 2) } ?? 60
+            let lifeNow = (bus.jwt.flatMap { try? NATSJWT.decode($0) }).map { ($0.expires ?? $0.issuedAt) - $0.issuedAt } ?? 120
+            let left = max(1, bus.receivedAt + max(1, lifeNow / 2) - Int64(Date().timeIntervalSince1970))
             await bus.waitForRenewRequest(timeout: .seconds(min(left, 3_600)))
         }
     }
@@ -527,7 +546,10 @@ final class BusCredentialState: Sendable {
         var key: NKeyPair?
         var jwt: String?
         var issuedAt: Int64?
+        /// When this agent received the JWT (its own clock).
+        var receivedAt: Int64 = 0
         var renewRequested = false
+        var refused = false
         /// The one waiter of `waitForRenewRequest`, and which wait it belongs to.
         var waiter: CheckedContinuation<Void, Never>?
         var waiterID = 0
@@ -540,13 +562,23 @@ final class BusCredentialState: Sendable {
     var key: NKeyPair? { state.withLock { $0.key } }
     var jwt: String? { state.withLock { $0.jwt } }
     var issuedAt: Int64? { state.withLock { $0.issuedAt } }
+    var receivedAt: Int64 { state.withLock { $0.receivedAt } }
+    /// The controller refused to renew (401/403): the agent's peer was deleted or its NATS user revoked.
+    var refused: Bool {
+        get { state.withLock { $0.refused } }
+        set { state.withLock { $0.refused = newValue } }
+    }
 
-    func set(key: NKeyPair, jwt: String?) {
+    /// `fresh`: just received from the controller (its renewal is timed from now on this clock); otherwise loaded from
+    /// disk, timed from its issue time as far as this clock can tell.
+    func set(key: NKeyPair, jwt: String?, fresh: Bool = false) {
         let issued = jwt.flatMap { try? NATSJWT.decode($0) }?.issuedAt
+        let now = Int64(Date().timeIntervalSince1970)
         state.withLock { s in
             s.key = key
             s.jwt = jwt
             s.issuedAt = issued
+            s.receivedAt = fresh ? now : min(now, issued ?? now)
         }
     }
 
@@ -602,7 +634,7 @@ final class BusCredentialState: Sendable {
     private func wake(_ id: Int) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             guard s.waiter != nil, s.waiterID == id else {
-                s.expiredID = id
+                s.expiredID = max(s.expiredID, id)
                 return nil
             }
             defer { s.waiter = nil }

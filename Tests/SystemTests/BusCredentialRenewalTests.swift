@@ -28,15 +28,15 @@ struct BusCredentialRenewalTests {
             }
             // Four renewals span more than two 4-s lifetimes, so the server has cut at least one expired connection.
             let first = await client.runner.busRenewals
+            let natsViewsBefore = await client.runner.appliedBySource[.nats] ?? 0
             for round in 1...4 {
                 #expect(await eventually(timeout: .seconds(8)) { await client.runner.busRenewals >= first + round }, "renewal \(round)")
                 try await change(100 + round)
             }
             #expect(await client.runner.natsDisconnects >= 1, "the server closed at least one connection whose JWT expired")
-            // The last change must come over NATS (the HTTP fallback reads only while NATS is down).
-            #expect(await eventually(timeout: .seconds(8)) { await client.runner.isNATSConnectedNow })
-            try await change(500)
-            #expect(await client.runner.lastViewSource == .nats, "the view after the renewals came over NATS")
+            // The changes came over NATS (the HTTP fallback reads only in the moments NATS is down, after a cut).
+            let natsViews = await client.runner.appliedBySource[.nats] ?? 0
+            #expect(natsViews - natsViewsBefore >= 3, "of 4 changes, \(natsViews - natsViewsBefore) arrived over NATS")
             for agent in [t.router] + t.clients { await agent.stop() }
         }
     }

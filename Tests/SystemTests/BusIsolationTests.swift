@@ -34,10 +34,10 @@ struct BusIsolationTests {
 
         var errors: [String] { collected.texts.withLock { $0 } }
 
-        /// True once the server reported a permissions violation naming `subject`.
-        func violated(_ subject: String) async -> Bool {
+        /// True once the server reported a permissions violation for `action` ("Publish" or "Subscription") to `subject`.
+        func violated(_ action: String, _ subject: String) async -> Bool {
             await eventually(timeout: .seconds(5)) {
-                self.errors.contains { $0.localizedCaseInsensitiveContains("permissions violation") && $0.contains("\"\(subject)\"") }
+                self.errors.contains { $0.localizedCaseInsensitiveContains("permissions violation for \(action) to \"\(subject)\"") }
             }
         }
 
@@ -103,7 +103,7 @@ struct BusIsolationTests {
             for subject in subscriptions {
                 keep.append(try agent.connection.subscribe(subject))
                 try? await agent.connection.flush()
-                #expect(await agent.violated(subject), "subscribing to \(subject) is refused")
+                #expect(await agent.violated("Subscription", subject), "subscribing to \(subject) is refused")
             }
             let publishes = [ownSubject, theirsSubject, BusPermissions.statusSubject(tenant: a.id, peer: theirs),
                              BusPermissions.statusSubject(tenant: b.id, peer: bPeer), "$JS.API.INFO", "$JS.API.STREAM.NAMES",
@@ -112,7 +112,7 @@ struct BusIsolationTests {
             for subject in publishes {
                 try agent.connection.publish(subject, payload: Array("{}".utf8))
                 try? await agent.connection.flush()
-                #expect(await agent.violated(subject), "publishing to \(subject) is refused")
+                #expect(await agent.violated("Publish", subject), "publishing to \(subject) is refused")
             }
             // Nothing of another peer arrived on any of those subscriptions (they were never set up by the server).
             for s in keep.dropFirst() { s.unsubscribe() }
@@ -180,8 +180,47 @@ struct BusIsolationTests {
             let elapsed = ContinuousClock.now - started
             #expect(elapsed < .seconds(2), "cut and refused in \(elapsed)")
             // Renewal is refused too (the agent credential is revoked with the peer).
-            let (_, _, _) = try Self.credentials(folder: client.folder)
+            let (key, _, _) = try Self.credentials(folder: client.folder)
+            let identity = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: client.folder + "/identity.json"))) as? [String: Any]
+            let credential = identity?["credential"] as? String ?? ""
+            #expect(try await system.call("POST", "/api/agent/nats-credentials", token: credential, body: ["nats_public_key": key.publicKey]).0 == 401)
             await agent.close()
+            for agent in [a.router] + a.clients { await agent.stop() }
+        }
+    }
+
+    @Test("nats-credentials and enrollment: an agent renews only its own registered key; other keys, bad keys and strangers are refused")
+    func credentialEndpointRules() async throws {
+        try await System.with { system in
+            let a = try await PropagationTests().tenant(system, "iso-keys", clients: 2, bystanders: 0)
+            func agentSecrets(_ agent: TestAgent) throws -> (key: NKeyPair, credential: String) {
+                let (key, _, _) = try Self.credentials(folder: agent.folder)
+                let identity = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: agent.folder + "/identity.json"))) as? [String: Any]
+                return (key, identity?["credential"] as? String ?? "")
+            }
+            let me = try agentSecrets(a.clients[0]), other = try agentSecrets(a.clients[1])
+            let path = "/api/agent/nats-credentials"
+            // Its own key: a JWT for exactly that key, expiring.
+            let (ok, issued) = try await system.call("POST", path, token: me.credential, body: ["nats_public_key": me.key.publicKey])
+            #expect(ok == 200)
+            let claims = try NATSJWT.decode(issued["nats_jwt"] as? String ?? "")
+            #expect(claims.subject == me.key.publicKey && claims.expires != nil)
+            #expect(issued["nats_inbox_prefix"] as? String == BusPermissions.agentInboxPrefix(peer: await a.clients[0].peerID))
+            // Another peer's key, a fresh key, a malformed key, a seed instead of a public key, no credential, an API token.
+            #expect(try await system.call("POST", path, token: me.credential, body: ["nats_public_key": other.key.publicKey]).0 == 409)
+            #expect(try await system.call("POST", path, token: me.credential, body: ["nats_public_key": NKeyPair.generate(.user).publicKey]).0 == 409)
+            #expect(try await system.call("POST", path, token: me.credential, body: ["nats_public_key": "UNOTAKEY"]).0 == 422)
+            #expect(try await system.call("POST", path, token: me.credential, body: ["nats_public_key": me.key.seed]).0 == 422)
+            #expect(try await system.call("POST", path, token: me.credential, body: ["nats_public_key": NKeyPair.generate(.account).publicKey]).0 == 422)
+            #expect(try await system.call("POST", path, body: ["nats_public_key": me.key.publicKey]).0 == 401)
+            #expect(try await system.call("POST", path, token: a.token, body: ["nats_public_key": me.key.publicKey]).0 == 401)
+            // Enrolling with a key another peer registered: refused, nothing enrolled.
+            let (status, _) = try await system.call("POST", "/api/agent/enroll", body: ["setup_key": a.key, "name": "copycat", "os": "linux",
+                                                                                       "nats_public_key": other.key.publicKey])
+            #expect(status == 409)
+            // A bad setup key learns nothing about keys.
+            #expect(try await system.call("POST", "/api/agent/enroll", body: ["setup_key": "rps_wrong", "name": "x", "os": "linux",
+                                                                              "nats_public_key": other.key.publicKey]).0 == 403)
             for agent in [a.router] + a.clients { await agent.stop() }
         }
     }
