@@ -273,10 +273,10 @@ public final class NATSConnection: @unchecked Sendable {
     }
 
     /// Core NATS publish (no JetStream acknowledgement). Fails at once while disconnected.
-    public func publish(_ subject: String, payload: [UInt8], headers: [String: String] = [:]) throws(NATSError) {
+    public func publish(_ subject: String, reply: String? = nil, payload: [UInt8], headers: [String: String] = [:]) throws(NATSError) {
         var message: OpaquePointer?
         let created = payload.withUnsafeBufferPointer { p in
-            natsMsg_Create(&message, subject, nil, p.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(p.count))
+            natsMsg_Create(&message, subject, reply, p.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(p.count))
         }
         try NATSError.check(created, "message for \(subject)")
         guard let message else { throw .library(status: "no memory", detail: "natsMsg_Create") }

@@ -186,12 +186,24 @@ public actor AgentRunner {
         }
     }
 
+    /// Counts every rejection; logs the first of each minute with how many were not logged since (a peer can be sent
+    /// rejected messages on purpose: another agent may name this peer's subject as the reply of its own direct get).
     private func reject(reason: String, detail: String) {
         rejectedMessages += 1
         rejectedByReason[reason, default: 0] += 1
+        let now = ContinuousClock.now
+        if let last = lastRejectionLog, now - last < .seconds(60) {
+            unloggedRejections += 1
+            return
+        }
+        lastRejectionLog = now
         logger.warning("rejected a view message; keeping the current routes",
-                       metadata: ["reason": "\(reason)", "detail": "\(detail)", "applied_version": "\(machine.appliedVersion)"])
+                       metadata: ["reason": "\(reason)", "detail": "\(detail)", "applied_version": "\(machine.appliedVersion)",
+                                  "not_logged_since_last": "\(unloggedRejections)"])
+        unloggedRejections = 0
     }
+    private var lastRejectionLog: ContinuousClock.Instant?
+    private var unloggedRejections = 0
 
     private func refusePersisted(reason: String, detail: String) {
         persistedViewRefused = reason

@@ -119,8 +119,6 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Serve {
-    /// From ROUTEPLANE_VIEW_SIGNING_SEED when set, else an ephemeral key (agents enrolled with it refuse the views of
-    /// the next process and of other controllers: they must re-enroll).
     /// The key folder's view signing key; with `view-signing.previous.seed` present (a rotation in progress, see
     /// `routeplane nats rotate-view-key`), endorsed by the previous key so agents pinned to it move to the new one.
     static func viewSigner(keys: NATSKeyDirectory, logger: Logger) throws -> ViewSigner {
@@ -133,7 +131,8 @@ extension Serve {
         return previous.rotated(to: current)
     }
 
-    /// Without a key folder (a controller without NATS): ROUTEPLANE_VIEW_SIGNING_SEED, else an ephemeral key.
+    /// Without a key folder (a controller without NATS): ROUTEPLANE_VIEW_SIGNING_SEED, else an ephemeral key (agents
+    /// enrolled with it refuse the views of the next process and of other controllers: they must re-enroll).
     static func viewSigner(logger: Logger) throws -> ViewSigner {
         if let seed = ProcessInfo.processInfo.environment["ROUTEPLANE_VIEW_SIGNING_SEED"], !seed.isEmpty {
             do {

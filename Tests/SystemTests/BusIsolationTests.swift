@@ -224,4 +224,37 @@ struct BusIsolationTests {
             for agent in [a.router] + a.clients { await agent.stop() }
         }
     }
+    /// NATS 2.9 cannot limit the reply subject of a request: an agent may ask for its own last view with another peer's
+    /// (any tenant's) `.routes` subject as the reply. The server then delivers the agent's own signed view there. It is
+    /// not stored in the stream and the victim refuses it (signed for another peer); this test pins that down.
+    @Test("a direct get whose reply names another peer's subject is not stored and is refused by that peer's agent")
+    func directGetReplyAbuse() async throws {
+        try await System.with { system in
+            let a = try await PropagationTests().tenant(system, "probe", clients: 2, bystanders: 0)
+            let router = await a.router.peerID
+            #expect(try await system.call("POST", "/api/routes", token: a.token, body: PropagationTests().route(a, router: router)).0 == 200)
+            try await system.projected(a.id)
+            #expect(try await eventually(timeout: .seconds(20)) { try await PropagationTests().converged(system, a) })
+            let me = a.clients[0], victim = a.clients[1]
+            let mine = await me.peerID, theirs = await victim.peerID
+            let agent = try await Self.connectAsAgent(system, folder: me.folder)
+            let ownSubject = try ViewSubjects.subject(tenant: a.id, peer: mine)
+            let victimSubject = try ViewSubjects.subject(tenant: a.id, peer: theirs)
+            let admin = try await system.adminConnection()
+            let js = try JetStream(connection: admin)
+            let before = try await js.lastMessage(stream: StreamSpec.views.name, subject: victimSubject)
+            let rejectedBefore = await victim.runner.rejectedMessages
+            let version = await victim.runner.appliedVersion, routes = await victim.runner.desired
+            try agent.connection.publish("$JS.API.DIRECT.GET.\(StreamSpec.views.name).\(ownSubject)", reply: victimSubject, payload: [])
+            try await agent.connection.flush()
+            #expect(await eventually(timeout: .seconds(5)) { await victim.runner.rejectedMessages == rejectedBefore + 1 }, "delivered and refused")
+            let after = try await js.lastMessage(stream: StreamSpec.views.name, subject: victimSubject)
+            #expect(before != nil && after?.sequence == before?.sequence, "the stream's last message for the victim is unchanged")
+            #expect(await victim.runner.appliedVersion == version)
+            #expect(await victim.runner.desired == routes)
+            await agent.close()
+            await admin.close()
+            for agent in [a.router] + a.clients { await agent.stop() }
+        }
+    }
 }
