@@ -107,6 +107,7 @@ public enum OpenAPIDocument {
         "/api/agent/enroll": ["post": [
             "summary": "Enroll a peer with a setup key", "security": [], "requestBody": body("EnrollRequest"),
             "responses": ["201": json(ref("Enrollment"), "Enrolled"), "403": json(ref("Error"), "Setup key invalid, revoked, expired or used up"),
+                          "409": json(ref("Error"), "nats_public_key is registered to another peer"),
                           "422": json(ref("Error"), "A field breaks a rule")],
         ]],
         "/api/agent/nats-credentials": ["post": [
