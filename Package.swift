@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "routeplane", targets: ["routeplane"]),
+        .executable(name: "routeplane-bench", targets: ["routeplane-bench"]),
+        .executable(name: "routeplane-chaos", targets: ["routeplane-chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -81,16 +83,43 @@ let package = Package(
         .target(name: "BenchKit", swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
-        // The one executable: serve, migrate, bench, demo, admin commands.
+        // What the three command-line tools share: database options, logging set-up, finding each other's executables.
+        .target(
+            name: "CommandSupport",
+            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The product: serve, agent, migrate, nats, demo, admin commands.
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "CNATS", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The benchmark suite (`routeplane-bench all`); starts the product `routeplane` next to it where it needs a controller.
+        .executableTarget(
+            name: "routeplane-bench",
+            dependencies: [
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "CNATS", "NATSAuth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The fault-injection run (`ops/chaos`): controllers (the product, started as processes), agents in process.
+        .executableTarget(
+            name: "routeplane-chaos",
+            dependencies: [
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -104,7 +133,7 @@ let package = Package(
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).
-        .testTarget(name: "ChaosTests", dependencies: ["routeplane"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChaosTests", dependencies: ["routeplane-chaos"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",
             dependencies: [

@@ -6,7 +6,7 @@ import Glibc
 
 /// Random (version 4) UUIDs for event ids, cheaper than `UUID()`.
 ///
-/// Measured (strace on `routeplane bench append`): swift-corelibs-foundation's `UUID()` opens, reads and
+/// Measured (strace on `routeplane-bench append`): swift-corelibs-foundation's `UUID()` opens, reads and
 /// closes `/dev/urandom` (plus a `prlimit64`) for every id: four system calls per event. Here the kernel's
 /// CSPRNG (`arc4random_buf`, i.e. `getrandom`) fills a 4 KiB buffer once per 256 ids. Same randomness source and the same
 /// RFC 9562 version-4 layout; only the buffering differs (ids are identifiers, not secrets).

@@ -30,7 +30,7 @@ struct PGConnHandle: @unchecked Sendable {
 /// Completes the statements that connections send with libpq's non-blocking API: one thread for the
 /// process, sitting in `poll()` on the sockets of every connection that has used this path.
 ///
-/// Why (measured with `routeplane bench append --profile-writers 4`, `perf stat`, `strace -c -f`): running
+/// Why (measured with `routeplane-bench append --profile-writers 4`, `perf stat`, `strace -c -f`): running
 /// every blocking libpq call on a per-connection `DispatchQueue` cost ~4 thread sleeps (context switches),
 /// ~1.4 futex calls and ~45–55 µs of client CPU per append, half of it in the kernel's task switching;
 /// pgbench spends 1 sleep and ~10 µs per transaction. Here the holder sends the statement from its own thread

@@ -27,7 +27,7 @@ public struct AgentConfiguration: Sendable {
     public var probe: HealthProbeConfiguration?
     /// Answer other agents' probes on our mesh address.
     public var answerProbes: Bool
-    /// Called with every view the agent applies, after it is persisted (an observer: e.g. `routeplane chaos`
+    /// Called with every view the agent applies, after it is persisted (an observer: e.g. `routeplane-chaos`
     /// records each agent's applied versions to check that none ever goes back).
     public var viewApplied: (@Sendable (AgentStateMachine.ViewUpdate) -> Void)? = nil
 

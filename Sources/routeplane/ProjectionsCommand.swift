@@ -1,3 +1,4 @@
+import CommandSupport
 import ArgumentParser
 import EventStore
 import Foundation
@@ -110,7 +111,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
 }
 
 /// Seconds of a duration, as a Double.
-func projectionSeconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
 
 /// A progress bar with events/s and ETA on a terminal; a plain line every few seconds otherwise.
 final class ProgressPrinter: Sendable {

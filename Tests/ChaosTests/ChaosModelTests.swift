@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import routeplane
+@testable import routeplane_chaos
 
 /// The fault-injection run's pure parts: response parsing, the checks over collected records, the fault plan and
 /// the workload's bookkeeping. No processes, sockets or database.

@@ -1,8 +1,9 @@
+import CommandSupport
 import ArgumentParser
 import EventStore
 import Foundation
 
-/// `routeplane bench append`: events/s through `EventStore.append`, single and batched, 1 and 4 writers,
+/// `routeplane-bench append`: events/s through `EventStore.append`, single and batched, 1 and 4 writers,
 /// next to pgbench running an equivalent plain INSERT into a table of the same shape on the same server,
 /// in the same run.
 struct BenchAppend: AsyncParsableCommand {
@@ -220,7 +221,7 @@ struct AppendFigures: Codable, Sendable {
 
     var allMet: Bool { cases.allSatisfy(\.met) }
 
-    /// The printed table (as `routeplane bench append` has always printed it).
+    /// The printed table (as `routeplane-bench append` has always printed it).
     func table() -> [String] {
         var lines: [String] = []
         lines.append("append benchmark: \(rounds) round(s) of 2 s + 2 s per case (Routeplane and pgbench alternate), event data \(payloadBytes) B, \(postgres)")
@@ -270,10 +271,6 @@ struct ProcessCPU {
         ProcessCPU(user: a.user - b.user, system: a.system - b.system,
                    voluntarySwitches: a.voluntarySwitches - b.voluntarySwitches, involuntarySwitches: a.involuntarySwitches - b.involuntarySwitches)
     }
-}
-
-func pad(_ s: String, _ width: Int) -> String {
-    s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
 }
 
 /// A throwaway database on the benchmark's server.

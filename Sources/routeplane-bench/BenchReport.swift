@@ -3,7 +3,7 @@ import CNATS
 import EventStore
 import Foundation
 
-/// Everything `routeplane bench all` measured, as `--json` writes it.
+/// Everything `routeplane-bench all` measured, as `--json` writes it.
 struct BenchReport: Codable, Sendable {
     var command: String
     var quick: Bool

@@ -1,13 +1,16 @@
+import CommandSupport
 import ArgumentParser
 import Foundation
 
-/// `routeplane chaos`: the fault-injection run of issue 9 (normally started by `ops/chaos`, which brings up its own
+/// `routeplane-chaos`: the fault-injection run of issue 9 (normally started by `ops/chaos`, which brings up its own
 /// PostgreSQL and NATS). Starts N controllers, a few hundred simulated agents and a random workload over several
 /// tenants; kills controllers with SIGKILL, restarts PostgreSQL and NATS once each; then checks that nothing
 /// acknowledged was lost or duplicated, nothing refused left a trace, the projections equal a rebuild, and every agent
 /// converged on its projected view without ever going back. Bounded in time and requests; loopback only.
+@main
 struct Chaos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "routeplane-chaos",
         abstract: "Fault-injection run: controllers killed, PostgreSQL and NATS restarted under load; checks nothing is lost (see ops/chaos).")
 
     @OptionGroup var database: DatabaseOptions
@@ -28,7 +31,7 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "Folder for logs, agent state and pid files (default: a new one under /tmp).") var workDir: String?
     @Option(help: "Folder for the agents' state folders (default: under /dev/shm when it exists, else the work folder).") var agentStateDir: String?
     @Option(help: "ops/services script (stop/start postgres|nats of this run's own instance, from its environment).") var servicesScript = "ops/services"
-    @Option(help: "routeplane binary for the controllers and admin commands (default: this one).") var binary: String?
+    @Option(help: "routeplane binary for the controllers and admin commands (default: the one next to this executable).") var binary: String?
     @Option(name: .customLong("nats-url"), help: "NATS URL (default: $ROUTEPLANE_NATS_URL).") var natsURL: String?
 
     func run() async throws {
@@ -49,7 +52,7 @@ struct Chaos: AsyncParsableCommand {
             agentRestartEvery: agentRestartEvery > 0 ? agentRestartEvery : nil,
             convergenceTimeout: Double(convergenceTimeout ?? (short ? 45 : 90)), seed: seed ?? UInt64.random(in: 1...999_999),
             workDir: work,
-            servicesScript: servicesScript, binary: binary ?? ChaosSettings.ownExecutable(), databaseURL: databaseURL, natsURL: nats,
+            servicesScript: servicesScript, binary: binary ?? Executables.sibling("routeplane"), databaseURL: databaseURL, natsURL: nats,
             agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work))
         let passed = try await ChaosRun(settings: settings).run()
         if !passed { throw ExitCode(1) }
@@ -87,9 +90,5 @@ struct ChaosSettings: Sendable {
     static func isLoopback(_ url: String) -> Bool {
         guard let host = URLComponents(string: url)?.host else { return false }
         return ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
-    }
-
-    static func ownExecutable() -> String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }

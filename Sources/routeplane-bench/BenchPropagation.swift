@@ -1,3 +1,4 @@
+import CommandSupport
 import ArgumentParser
 import ControllerAPI
 import Dispatch
@@ -12,7 +13,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// `routeplane bench propagation`: a route change committed → the view received and verified by every
+/// `routeplane-bench propagation`: a route change committed → the view received and verified by every
 /// simulated agent, vs raw libnats publish → receive of messages of the same size, in the same run.
 ///
 /// The load generator is kept apart from what it measures: the simulated agents run in a **child process**
@@ -205,7 +206,7 @@ extension PropagationFigures {
         }
         func ms(_ x: Double) -> String { String(format: "%.1f", x) }
         var lines: [String] = []
-        lines.append("routeplane bench propagation: \(agents) simulated agents (NATS subscriptions on \(agentConnections ?? 0) connections, in a separate process), "
+        lines.append("routeplane-bench propagation: \(agents) simulated agents (NATS subscriptions on \(agentConnections ?? 0) connections, in a separate process), "
                      + "\(changes) route changes, relay: \(relayWorkers ?? 1) workers × \(relayBatch ?? 0) peers per batch, \(cores ?? ProcessInfo.processInfo.activeProcessorCount) cores")
         lines.append(pad("path", 46) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("max ms", 9) + "messages")
         lines.append(pad("change committed → view received (\(agents) agents)", 46) + pad(ms(percentile(latenciesMs, 0.5)), 9)
@@ -398,7 +399,7 @@ final class AgentProcessLink: Sendable {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["bench", "propagation", "--agent-process-tenant", tenant, "--agents", String(agents),
+        process.arguments = ["propagation", "--agent-process-tenant", tenant, "--agents", String(agents),
                              "--connections", String(connections), "--nats-url", natsURL, "--agent-process-key", key]
             + (verify ? [] : ["--skip-agent-signature-check"])
         let stdout = Pipe(), stdin = Pipe()

@@ -1,13 +1,17 @@
 import ArgumentParser
 
+/// `routeplane-bench`: the benchmark suite, apart from the product executable. Benches that need a controller or an
+/// agent start the product `routeplane` that sits next to this executable.
+@main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run (`bench all`: the whole suite).",
+        commandName: "routeplane-bench",
+        abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run (`routeplane-bench all`: the whole suite).",
         subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self, BenchMemory.self, BenchScaleOut.self, BenchAll.self]
     )
 }
 
-/// `routeplane bench model`: the pure route model at tenant scale (no I/O).
+/// `routeplane-bench model`: the pure route model at tenant scale (no I/O).
 struct BenchModel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
@@ -21,7 +25,7 @@ struct BenchModel: AsyncParsableCommand {
 
     func run() async throws {
         #if DEBUG
-        print("note: debug build; use `swift run -c release routeplane bench model` for representative figures")
+        print("note: debug build; use `swift run -c release routeplane-bench model` for representative figures")
         #endif
         if !signingOnly {
             for line in runModelBenchmark(peers: peers, groups: groups, routes: routes, seed: seed) {

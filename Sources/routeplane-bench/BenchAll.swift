@@ -1,9 +1,10 @@
+import CommandSupport
 import ArgumentParser
 import BenchKit
 import Foundation
 import Logging
 
-/// `routeplane bench all`: every part of the suite in one run, each next to its same-run baseline, then a
+/// `routeplane-bench all`: every part of the suite in one run, each next to its same-run baseline, then a
 /// summary of the targets; `--json` writes every figure with the machine and versions, `--plot` draws the
 /// propagation latency CDF and the per-change cost against tenant size.
 struct BenchAll: AsyncParsableCommand {
@@ -55,7 +56,7 @@ struct BenchAll: AsyncParsableCommand {
         progress.end()
         var report = BenchReport(command: (["routeplane"] + CommandLine.arguments.dropFirst()).joined(separator: " "), quick: quick,
                                  startedAt: ISO8601DateFormatter().string(from: Date()), machine: machine)
-        print("routeplane bench all\(quick ? " --quick" : ""): \(partList.joined(separator: ", "))")
+        print("routeplane-bench all\(quick ? " --quick" : ""): \(partList.joined(separator: ", "))")
         print("machine: \(machine.oneLine)")
         if let load = MachineInfo.loadAverage() {
             print("1-minute load average at the start: \(Figure.fixed(load, 1)) (figures are noisy when other work competes for the \(machine.cores) cores)")

@@ -1,3 +1,4 @@
+import CommandSupport
 import Dispatch
 import EventStore
 import Foundation
@@ -90,7 +91,7 @@ final class ChaosRun: Sendable {
 
     func run() async throws -> Bool {
         let s = settings
-        say("routeplane chaos: seed \(s.seed), run id \(ledger.runID), \(Int(s.duration)) s of faults, \(s.controllers) controllers "
+        say("routeplane-chaos: seed \(s.seed), run id \(ledger.runID), \(Int(s.duration)) s of faults, \(s.controllers) controllers "
             + "(ports \(s.basePort)–\(s.basePort + s.controllers - 1)), \(s.tenants) tenants × \(s.agentsPerTenant) agents, \(s.workers) clients")
         say("  work folder \(s.workDir) (controller logs, agent state); binary \(s.binary)")
         installSignalHandlers()
@@ -101,7 +102,7 @@ final class ChaosRun: Sendable {
         Thread { [self] in
             Thread.sleep(forTimeInterval: bound)
             if finished.load(ordering: .relaxed) { return }
-            say("routeplane chaos: FAILED — the run exceeded its time bound (\(Int(bound)) s); killing the controllers")
+            say("routeplane-chaos: FAILED — the run exceeded its time bound (\(Int(bound)) s); killing the controllers")
             killEverything()
             exit(3)
         }.start()
@@ -109,7 +110,7 @@ final class ChaosRun: Sendable {
         do {
             try await setUp()
         } catch {
-            say("routeplane chaos: FAILED during setup: \(error)")
+            say("routeplane-chaos: FAILED during setup: \(error)")
             _ = await shutDown()
             return false
         }
@@ -764,7 +765,7 @@ final class ChaosRun: Sendable {
             for p in check.problems { say("         - \(p)") }
         }
         let failed = checks.filter { !$0.passed }.count
-        say(failed == 0 ? "routeplane chaos: PASSED" : "routeplane chaos: FAILED (\(failed) check(s)); logs in \(settings.workDir)")
+        say(failed == 0 ? "routeplane-chaos: PASSED" : "routeplane-chaos: FAILED (\(failed) check(s)); logs in \(settings.workDir)")
     }
 
     // MARK: - Shutdown
@@ -798,7 +799,7 @@ final class ChaosRun: Sendable {
             signal(s, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: s, queue: .global())
             source.setEventHandler {
-                self.say("routeplane chaos: interrupted; killing the controllers")
+                self.say("routeplane-chaos: interrupted; killing the controllers")
                 self.killEverything()
                 exit(130)
             }

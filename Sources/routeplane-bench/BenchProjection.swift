@@ -1,10 +1,11 @@
+import CommandSupport
 import ArgumentParser
 import EventStore
 import Foundation
 import Projections
 import RouteModel
 
-/// `routeplane bench projection`: the projection runner per change at growing tenant sizes, next to the
+/// `routeplane-bench projection`: the projection runner per change at growing tenant sizes, next to the
 /// full-recompute baseline measured in the same run, then rebuild speed from event zero (next to reading
 /// the same events without folding them). Works in a scratch database it creates and drops.
 struct BenchProjection: AsyncParsableCommand {
@@ -287,7 +288,7 @@ struct ProjectionFigures: Codable, Sendable {
         return large.fullRecompute.viewsPerChange / max(large.incremental.viewsPerChange, 1)
     }
 
-    /// The printed table (as `routeplane bench projection` has always printed it).
+    /// The printed table (as `routeplane-bench projection` has always printed it).
     func table() -> [String] {
         var lines = ["projection benchmark (scratch database\(database.contains(",") ? "s" : "") \(database))", ""]
         if !sizes.isEmpty {

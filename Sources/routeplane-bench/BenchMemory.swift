@@ -1,3 +1,4 @@
+import CommandSupport
 import ArgumentParser
 import BenchKit
 import ControllerAPI
@@ -7,7 +8,7 @@ import Logging
 import Projections
 import RouteModel
 
-/// `routeplane bench memory`: resident memory of a real controller (`routeplane serve`, a child process)
+/// `routeplane-bench memory`: resident memory of a real controller (`routeplane serve`, a child process)
 /// holding a 10,000-peer tenant — it projects every peer's view from event zero, publishes them all over
 /// NATS, answers the tenant's API snapshot and `GET /api/agent/view` for every peer — and of one real agent
 /// (`routeplane agent --applier dry-run`, a child process) that enrolled with a setup key and applied its
@@ -77,7 +78,8 @@ struct BenchMemory: AsyncParsableCommand {
         let controller = Controller(configuration: .init(), store: store, logger: logger)
         let tenant = try await controller.createTenant(name: "bench-memory")
         let token = try await controller.createToken(tenant: tenant, name: "bench").token
-        let executable = try ChildProcess.ownExecutable()
+        // The product executable next to this one: the controller and the agent measured.
+        let executable = Executables.sibling("routeplane")
         let port = self.port ?? 19_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)
         let base = "http://127.0.0.1:\(port)"
 
@@ -280,7 +282,7 @@ struct MemoryFigures: Codable, Sendable {
 
     func table() -> [String] {
         var lines: [String] = []
-        lines.append("routeplane bench memory: a real controller (routeplane serve) and agent (routeplane agent --applier dry-run) as child processes; "
+        lines.append("routeplane-bench memory: a real controller (routeplane serve) and agent (routeplane agent --applier dry-run) as child processes; "
                      + "/proc/PID/status, MiB = 2^20 bytes")
         lines.append("tenant: \(peers) peers, \(groups) groups, \(routes) routes (\(events) events); the controller projected and published \(viewsProjected) views in "
                      + String(format: "%.1f s", projectSeconds) + ", then served \(viewsFetched) GET /api/agent/view in " + String(format: "%.1f s", viewFetchSeconds)

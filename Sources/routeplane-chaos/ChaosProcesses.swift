@@ -131,7 +131,7 @@ final class ChaosController: Sendable {
 
     /// Starts the process (phase `starting` until `markUp`).
     func start() throws {
-        let note = "\n==== routeplane chaos: start \(Date()) ====\n"
+        let note = "\n==== routeplane-chaos: start \(Date()) ====\n"
         if let handle = FileHandle(forWritingAtPath: log) ?? {
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             return FileHandle(forWritingAtPath: log)

@@ -1,3 +1,4 @@
+import CommandSupport
 import ArgumentParser
 import ControllerAPI
 import Dispatch
@@ -7,7 +8,7 @@ import Hummingbird
 import Logging
 import RouteModel
 
-/// `routeplane bench api`: requests/s and latency of the controller's API under wrk (a separate C
+/// `routeplane-bench api`: requests/s and latency of the controller's API under wrk (a separate C
 /// process, so the load generator is not what is measured), on loopback, bounded in time.
 /// Baseline in the same run: `GET /api/openapi.json` (the HTTP stack and middleware, no database).
 struct BenchAPI: AsyncParsableCommand {
@@ -156,10 +157,10 @@ struct APIFigures: Codable, Sendable {
     var cores: Int
     var rows: [Row]
 
-    /// The printed table (as `routeplane bench api` has always printed it).
+    /// The printed table (as `routeplane-bench api` has always printed it).
     func table() -> [String] {
         var lines: [String] = []
-        lines.append("routeplane bench api: wrk -c \(connections) -t 1 -d \(seconds)s on loopback, \(cores) cores, tenant with \(routes) routes, \(peers) peers")
+        lines.append("routeplane-bench api: wrk -c \(connections) -t 1 -d \(seconds)s on loopback, \(cores) cores, tenant with \(routes) routes, \(peers) peers")
         lines.append(pad("endpoint", 34) + pad("requests/s", 12) + pad("p50 ms", 9) + pad("p99 ms", 9) + "non-2xx")
         for r in rows {
             lines.append(pad(r.label, 34) + pad(String(format: "%.0f", r.requestsPerSecond), 12) + pad(String(format: "%.2f", r.p50Ms), 9)

@@ -1,3 +1,4 @@
+import CommandSupport
 import ArgumentParser
 import ControllerAPI
 import EventStore
@@ -9,7 +10,7 @@ import RouteModel
 import FoundationNetworking
 #endif
 
-/// `routeplane bench scaleout`: writes/s through 1 controller and through 3 controllers on the same
+/// `routeplane-bench scaleout`: writes/s through 1 controller and through 3 controllers on the same
 /// database, in the same run, and where the CPU time goes (controllers, PostgreSQL backends, the rest).
 ///
 /// The controllers are real `routeplane serve` child processes (each with its own pool and projection
@@ -76,12 +77,12 @@ struct BenchScaleOut: AsyncParsableCommand {
         }
         await store.shutdown()
 
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let executable = Executables.sibling("routeplane")
         let scripts = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-scaleout-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scripts) }
         let nats = ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
-        print("routeplane bench scaleout: PUT /api/routes/{id} (unconditional, a new metric each) over \(tenants) tenants of \(Self.routesPerTenant) routes and 10 peers, \(connections) connections in total, "
+        print("routeplane-bench scaleout: PUT /api/routes/{id} (unconditional, a new metric each) over \(tenants) tenants of \(Self.routesPerTenant) routes and 10 peers, \(connections) connections in total, "
               + "\(seconds) s per phase, \(ProcessInfo.processInfo.activeProcessorCount) cores, NATS relay \(nats == nil ? "off" : "on")")
         print(pad("controllers", 13) + pad("writes/s", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("non-2xx", 9)
               + pad("CPU s: controllers", 20) + pad("postgres", 10) + pad("other", 8) + "CPU s per 1,000 writes (ctl / pg)")

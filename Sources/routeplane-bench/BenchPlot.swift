@@ -14,7 +14,7 @@ enum BenchPlot {
         propagationChart(report).draw(into: &canvas, originX: 0, originY: 0, width: width, height: panelHeight)
         costChart(report).draw(into: &canvas, originX: 0, originY: panelHeight, width: width, height: panelHeight)
         let muted = canvas.color(PNG.RGB(90, 90, 90))
-        let footer = "routeplane bench all\(report.quick ? " --quick" : "") " + String(report.startedAt.prefix(10)) + ": " + report.machine.oneLine
+        let footer = "routeplane-bench all\(report.quick ? " --quick" : "") " + String(report.startedAt.prefix(10)) + ": " + report.machine.oneLine
         for (i, line) in Canvas.wrap(footer, maxWidth: width - 24, scale: 1).prefix(2).enumerated() {
             canvas.text(line, x: 12, y: 2 * panelHeight + 8 + i * 12, muted, scale: 1)
         }
