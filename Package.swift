@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-bench",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "CNATS", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -124,7 +124,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], swiftSettings: swiftSettings),
+        .testTarget(name: "BenchKitTests", dependencies: ["BenchKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),

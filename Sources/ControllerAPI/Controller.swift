@@ -16,6 +16,8 @@ public struct ControllerConfiguration: Sendable {
     public var meshRange: Prefix
     /// Largest accepted request body.
     public var maxBodyBytes: Int
+    /// The one place the 256 KiB body limit is written (the HTTP layer refuses larger bodies before reading them).
+    public static let defaultMaxBodyBytes = 256 * 1024
     /// How long a write waits for its projection before answering anyway (agents' view endpoint).
     public var projectionWait: Duration
     /// Agents' NATS credentials (operator mode): set when the controller has the deployment's NATS keys.
@@ -25,7 +27,7 @@ public struct ControllerConfiguration: Sendable {
     public var viewSigner: ViewSigner?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, natsURL: String? = nil,
-                meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"), maxBodyBytes: Int = 256 * 1024,
+                meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"), maxBodyBytes: Int = Self.defaultMaxBodyBytes,
                 projectionWait: Duration = .seconds(2), viewSigner: ViewSigner? = nil) {
         self.host = host
         self.port = port

@@ -15,7 +15,7 @@ public struct APIRequestContext: RequestContext {
     }
 
     /// Bodies above this are refused (413) before they are read in full.
-    public var maxUploadSize: Int { 256 * 1024 }
+    public var maxUploadSize: Int { ControllerConfiguration.defaultMaxBodyBytes }
 }
 
 extension HTTPField.Name {
@@ -71,7 +71,7 @@ struct APIMiddleware: RouterMiddleware {
             let message: String = switch code {
             case 404: "no such endpoint: \(request.method) \(request.uri.path)"
             case 405: "method \(request.method) is not allowed on \(request.uri.path)"
-            case 413: "request body is larger than \(256 * 1024) bytes"
+            case 413: "request body is larger than \(ControllerConfiguration.defaultMaxBodyBytes) bytes"
             default: http.body ?? http.status.reasonPhrase.lowercased()
             }
             apiError = APIError(APIError.Status(rawValue: code) ?? .badRequest, message)

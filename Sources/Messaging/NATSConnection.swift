@@ -260,6 +260,9 @@ public final class NATSConnection: @unchecked Sendable {
 
     public var isConnected: Bool { natsConnection_Status(handle) == NATS_CONN_STATUS_CONNECTED }
 
+    /// The libnats version this process runs with (for reports).
+    public static var libraryVersion: String { String(cString: nats_GetVersion()) }
+
     /// A new stream of this connection's state changes from now on (each caller gets its own). It ends after `.closed`.
     public func events(bufferingNewest limit: Int = 64) -> AsyncStream<NATSConnectionEvent> {
         callbacks.makeStream(limit: limit)

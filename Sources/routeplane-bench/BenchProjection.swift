@@ -349,7 +349,7 @@ struct BenchTenant {
         peerCount = max(peers, 20)
         groupCount = max(groups ?? peers / 20, 5)
         routeCount = max(routes ?? peers / 5, 4)
-        rng = BenchRNG(state: seed)
+        rng = BenchRNG(seed: seed)
     }
 
     mutating func run(_ c: Command) -> [RouteEvent] {
@@ -430,14 +430,5 @@ struct BenchTenant {
     }
 }
 
-/// SplitMix64: the benchmarks' seeded generator (same seed, same tenant).
-struct BenchRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The benchmarks' seeded generator (same seed, same tenant).
+typealias BenchRNG = SplitMix64

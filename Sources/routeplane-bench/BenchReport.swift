@@ -1,5 +1,5 @@
 import BenchKit
-import CNATS
+import Messaging
 import EventStore
 import Foundation
 
@@ -102,7 +102,7 @@ struct MachineInfo: Codable, Sendable {
 
     static func collect(databaseURL: String?, natsURL: String?) async -> MachineInfo {
         var info = MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount, memoryBytes: nil, kernel: kernelRelease(),
-                               postgresql: nil, natsServer: nil, libnats: String(cString: nats_GetVersion()),
+                               postgresql: nil, natsServer: nil, libnats: NATSConnection.libraryVersion,
                                swiftCompiler: compilerVersion, swiftToolchain: nil, build: buildConfiguration)
         if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) { info.memoryBytes = ProcStatus.bytes("MemTotal", in: meminfo) }
         if let databaseURL {

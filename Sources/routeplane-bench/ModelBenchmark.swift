@@ -33,7 +33,7 @@ private struct ModelBench {
         self.peerCount = peerCount
         self.groupCount = groupCount
         self.routeCount = routeCount
-        rng = BenchRNG(state: seed)
+        rng = BenchRNG(seed: seed)
         routerCount = max(4, peerCount / 50)
         routerGroupCount = max(2, groupCount / 10)
     }

@@ -1,20 +1,11 @@
 import Foundation
+import RouteModel
 
 // The fault-injection run's records and the checks over them: plain values and pure functions, tested
 // without I/O (Tests/ChaosTests). `ChaosRun` (the shell) collects the records and reads the database.
 
-/// A seeded generator (SplitMix64): a run's fault plan and workload are reproducible from its seed.
-struct ChaosRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A run's fault plan and workload are reproducible from its seed.
+typealias ChaosRandom = SplitMix64
 
 /// What a request was for.
 enum ChaosRequestKind: String, Sendable, CaseIterable {

@@ -2,6 +2,7 @@ import CommandSupport
 import Dispatch
 import EventStore
 import Foundation
+import RouteModel
 import Logging
 import Messaging
 import Synchronization

@@ -1,4 +1,5 @@
 import BenchKit
+import RouteModel
 import Testing
 
 @Suite struct PNGTests {

@@ -1,17 +1,5 @@
 import RouteModel
 
-/// SplitMix64: a small, fast, seeded generator so property tests are reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random command sequences over a small universe (so that HA sets, conflicts, refusals and
 /// shared groups happen often), driven by a seeded generator.
