@@ -65,26 +65,45 @@ struct KeyFiles {
 
     /// Writes `text` to `name` atomically with mode 0600.
     func writeAtomically(_ name: String, _ text: String) throws {
-        let final = url(name)
-        let temporary = url(".\(name).tmp-\(getpid())-\(UInt32.random(in: .min ... .max))")
+        do {
+            try SecretFile.write(Array(text.utf8), to: url(name))
+        } catch let failure as SecretFile.WriteError {
+            throw error(name, failure.reason)
+        }
+    }
+}
+
+/// Writing a file that holds a secret (keys, credentials): created 0600 with `O_EXCL` under a temporary name (never
+/// readable by others, whatever the umask), written, fsynced, renamed over the target, and the folder fsynced; a crash
+/// leaves the old file or the new one, never half of one.
+public enum SecretFile {
+    public struct WriteError: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    public static func write(_ bytes: [UInt8], to path: String) throws(WriteError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let temporary = (directory.isEmpty ? "." : directory) + "/." + (path as NSString).lastPathComponent
+            + ".tmp-\(getpid())-\(UInt32.random(in: .min ... .max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw error(name, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw WriteError(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var ok = fchmod(fd, 0o600) == 0
-        let bytes = Array(text.utf8)
         var offset = 0
         while ok && offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { ok = false } else { offset += n }
         }
         ok = ok && fsync(fd) == 0
         let reason = String(cString: strerror(errno))
         close(fd)
-        guard ok, rename(temporary, final) == 0 else {
+        guard ok, rename(temporary, path) == 0 else {
             unlink(temporary)
-            throw error(name, "cannot write: \(reason)")
+            throw WriteError(path: path, reason: "cannot write: \(reason)")
         }
-        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirFD >= 0 {
             fsync(dirFD)
             close(dirFD)

@@ -172,25 +172,12 @@ public struct AgentStateFolder: Sendable {
                              signature: ViewSignature(key: header[5], signature: header[6], endorsement: endorsement), body: body)
     }
 
-    /// Writes `bytes` to a fresh temporary file created 0600 (never readable by others, whatever the umask), fsyncs it
-    /// and renames it over `target`, so a crash leaves the old or the new file, never half of one.
+    /// Writes a state file 0600, atomically (see `SecretFile`).
     func writeAtomically(_ bytes: [UInt8], to target: String) throws {
-        let temporary = target + ".tmp-\(getpid())-\(UInt32.random(in: .min ... .max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AgentError.stateFolder("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        var ok = fchmod(fd, 0o600) == 0
-        var offset = 0
-        while ok && offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { ok = false } else { offset += n }
-        }
-        ok = ok && fsync(fd) == 0
-        let reason = String(cString: strerror(errno))
-        close(fd)
-        guard ok, rename(temporary, target) == 0 else {
-            unlink(temporary)
-            throw AgentError.stateFolder("cannot write \(target): \(reason)")
+        do {
+            try SecretFile.write(bytes, to: target)
+        } catch {
+            throw AgentError.stateFolder("\(error)")
         }
     }
 }

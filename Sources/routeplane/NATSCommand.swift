@@ -82,17 +82,7 @@ extension NATS {
         }
 
         static func write(_ text: String, to path: String) throws {
-            let temporary = path + ".tmp-\(getpid())"
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw ValidationError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-            let bytes = Array((text + "\n").utf8)
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            let synced = fsync(fd) == 0
-            close(fd)
-            guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-                unlink(temporary)
-                throw ValidationError("cannot write \(path)")
-            }
+            do { try SecretFile.write(Array((text + "\n").utf8), to: path) } catch { throw ValidationError("\(error)") }
         }
     }
 }
