@@ -1,4 +1,4 @@
-// Projections (issue 5): per-peer route views, read models (routes / groups / peers) and the outbox,
+// Projections: per-peer route views, read models (routes / groups / peers) and the outbox,
 // folded from the event stream and rebuildable from event zero.
 //
 // Pure part (no I/O): `TenantProjection` (one batch of events -> changed views, read-model changes),

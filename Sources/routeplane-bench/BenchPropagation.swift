@@ -228,7 +228,7 @@ extension PropagationFigures {
             lines.append(String(format: "  simulated agents' process CPU (receive, decode, SHA-256 and signature check, timestamp): %.1f µs per view message", agent * 1e6))
         }
         let p99 = percentile(latenciesMs, 0.99)
-        lines.append("  target (issue 7: 1,000 agents, issue 10: 10,000 agents, on 2 cores): p99 < 1 s; here \(agents) agents → "
+        lines.append("  target (1,000 and 10,000 agents, on 2 cores): p99 < 1 s; here \(agents) agents → "
                      + (p99 < 1000 && latenciesMs.count >= expected ? "met" : "NOT met"))
         return lines
     }

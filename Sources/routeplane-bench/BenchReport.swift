@@ -32,7 +32,7 @@ struct BenchReport: Codable, Sendable {
         var missing: Int
     }
 
-    /// Every target of issue 10 that the measured parts can check.
+    /// Every performance target (README "Performance") that the measured parts can check.
     mutating func computeTargets() {
         var checks: [TargetCheck] = []
         for c in append?.cases ?? [] {

@@ -1,6 +1,6 @@
 import RouteModel
 
-/// Micro-benchmark of the pure route model (issue 4): builds a tenant through `decide`/`evolve`,
+/// Micro-benchmark of the pure route model: builds a tenant through `decide`/`evolve`,
 /// then measures `view(for:)`, canonical encoding + digest, and single changes (decide, evolve,
 /// `affectedPeers`, recomputing only the affected views) against recomputing every peer's view.
 /// Returns the report lines. Deterministic for a seed. Release build: a few seconds at the default

@@ -1,6 +1,6 @@
 import Messaging
 
-/// Micro-benchmark of signed views (issue 15), printed by `routeplane-bench model`: what signing adds to the relay's
+/// Micro-benchmark of signed views, printed by `routeplane-bench model`: what signing adds to the relay's
 /// work per published message and what verification adds to the agent's work per received message, each next to the
 /// same work without it, on a view of `viewBytes` bytes. No I/O.
 func runSigningBenchmark(viewBytes: Int = 1_200, messages: Int = 5_000) -> [String] {

@@ -2,7 +2,7 @@ import CommandSupport
 import ArgumentParser
 import Foundation
 
-/// `routeplane-chaos`: the fault-injection run of issue 9 (normally started by `ops/chaos`, which brings up its own
+/// `routeplane-chaos`: the fault-injection run (normally started by `ops/chaos`, which brings up its own
 /// PostgreSQL and NATS). Starts N controllers, a few hundred simulated agents and a random workload over several
 /// tenants; kills controllers with SIGKILL, restarts PostgreSQL and NATS once each; then checks that nothing
 /// acknowledged was lost or duplicated, nothing refused left a trace, the projections equal a rebuild, and every agent

@@ -358,7 +358,7 @@ struct APITests {
             let haSets = (view.object["view"] as? [String: Any])?["ha_sets"] as? [[String: Any]]
             #expect(haSets?.first?["network"] as? String == "10.20.0.0/24")
             #expect(view.object["stale"] as? Bool == false)
-            // Signed as the relay signs (issue 15), with the key the enrollment told the agent to pin.
+            // Signed as the relay signs, with the key the enrollment told the agent to pin.
             let pinned = try #require(client.object["view_signing_key"] as? String)
             #expect(pinned == api.controller.viewSigner.publicKey && router.object["view_signing_key"] as? String == pinned)
             #expect(view.object["removed"] as? Bool == false && view.object["key"] as? String == pinned && view.object["endorsement"] == nil)

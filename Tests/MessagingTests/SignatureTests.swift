@@ -2,7 +2,7 @@ import Foundation
 import Messaging
 import Testing
 
-/// Signed views (issue 15): `ViewSigner` / `ViewVerifier`, key rotation by endorsement, message ids. Pure, no I/O.
+/// Signed views: `ViewSigner` / `ViewVerifier`, key rotation by endorsement, message ids. Pure, no I/O.
 @Suite struct SignatureTests {
     let old = try! ViewSigner(seed: [UInt8](repeating: 1, count: 32))
     let new = try! ViewSigner(seed: [UInt8](repeating: 2, count: 32))

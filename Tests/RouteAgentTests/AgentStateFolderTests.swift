@@ -4,7 +4,7 @@ import RouteAgent
 import RouteModel
 import Testing
 
-/// The state folder's identity and persisted view formats (signed views, issue 15).
+/// The state folder's identity and persisted view formats (signed views).
 @Suite struct AgentStateFolderTests {
     func folder() throws -> AgentStateFolder {
         try AgentStateFolder(path: FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-state-\(UUID().uuidString.prefix(8))").path)

@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// The NATS bus as the tenant boundary (issue 15), against a real nats-server in operator mode: an agent's own
+/// The NATS bus as the tenant boundary (docs/ARCHITECTURE.md), against a real nats-server in operator mode: an agent's own
 /// credentials — exactly what its enrollment gave it — let it read its own view and publish its own status, and
 /// nothing else. Every refusal is the server's "Permissions Violation" naming the subject; every test also makes the
 /// allowed calls, so it cannot pass with a connection that does nothing.
