@@ -62,7 +62,7 @@ let package = Package(
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
@@ -79,10 +79,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Starting child processes with posix_spawn: the one helper for the agent's commands, the chaos run and the tests.
+        .target(name: "ProcessSpawn", swiftSettings: swiftSettings),
         // The benchmarks' pure parts: percentiles, CDF, tables, PNG encoding, plot rasterizing (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
-        .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // What the three command-line tools share: database options, logging set-up, finding each other's executables.
         .target(
             name: "CommandSupport",
@@ -117,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-chaos",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ProcessSpawn
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -100,37 +101,15 @@ public struct CommandRunner: CommandRunning {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if input != nil {
-            posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
         // Every pipe end is O_CLOEXEC: the child keeps only the dup2'ed 0/1/2.
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let cArgs = arguments.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let cEnv = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cEnv.forEach { free($0) } }
-
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, cArgs, cEnv)
+        var rc: Int32 = 0
+        do {
+            pid = try ProcessSpawn.start([path] + arguments.dropFirst(), stdin: input != nil ? .descriptor(stdinPipe[0]) : .null,
+                                         stdout: .descriptor(stdoutPipe[1]), stderr: .descriptor(stderrPipe[1]))
+        } catch {
+            rc = error.errno
+        }
         // The child's ends are not ours to keep.
         for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] where fd >= 0 { close(fd) }
         stdinPipe[0] = -1; stdoutPipe[1] = -1; stderrPipe[1] = -1

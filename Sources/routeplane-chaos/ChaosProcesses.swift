@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ProcessSpawn
 import Synchronization
 
 /// Child processes of the fault-injection run, started with `posix_spawn` (output appended to a log file) so
@@ -14,37 +15,13 @@ enum ChaosSpawn {
     /// (one per line), so the shell wrapper can kill what is left if this process dies.
     static func start(_ arguments: [String], environment: [String: String] = [:], log: String, errorLog: String? = nil,
                       pidFile: String?) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if let errorLog {
-            posix_spawn_file_actions_addopen(&actions, 2, errorLog, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let pid: pid_t
+        do {
+            pid = try ProcessSpawn.start(arguments, environment: environment, stdout: .file(log, append: true),
+                                         stderr: errorLog.map { .file($0, append: true) } ?? .stdout)
+        } catch {
+            throw Failure(description: error.description)
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        // This process ignores SIGINT/SIGTERM/SIGPIPE (it handles them through Dispatch); children get the defaults.
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        let cArgs = arguments.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cEnv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, cArgs, cEnv)
-        guard rc == 0 else { throw Failure(description: "cannot start \(arguments[0]): errno \(rc)") }
         if let pidFile, let handle = FileHandle(forWritingAtPath: pidFile) ?? {
             _ = FileManager.default.createFile(atPath: pidFile, contents: nil)
             return FileHandle(forWritingAtPath: pidFile)
@@ -57,11 +34,7 @@ enum ChaosSpawn {
     }
 
     /// The exit status if `pid` has ended (reaping it), nil while it runs.
-    static func exited(_ pid: pid_t) -> Int32? {
-        var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
-        return r == pid ? status : nil
-    }
+    static func exited(_ pid: pid_t) -> Int32? { ProcessSpawn.exited(pid) }
 
     /// Waits (off the cooperative pool) until `pid` ends; SIGKILL after `timeout`. Returns the wait status.
     static func wait(_ pid: pid_t, timeout: Duration) async -> Int32 {
@@ -71,11 +44,7 @@ enum ChaosSpawn {
             if ContinuousClock.now >= deadline {
                 kill(pid, SIGKILL)
                 return await withCheckedContinuation { continuation in
-                    DispatchQueue.global().async {
-                        var status: Int32 = 0
-                        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                        continuation.resume(returning: status)
-                    }
+                    DispatchQueue.global().async { continuation.resume(returning: ProcessSpawn.waitBlocking(pid)) }
                 }
             }
             await chaosSleep(.milliseconds(20))

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSpawn
 import NATSAuth
 import Synchronization
 
@@ -100,24 +101,8 @@ public final class PrivateNATS: Sendable {
             ["/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", directory + "/js", "-l", logPath]
         }
         try? FileManager.default.removeItem(atPath: logPath)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, argv[0], &actions, &attributes, cArgs, environ)
-        guard rc == 0 else { throw TestSetupError("posix_spawn nats-server failed: \(rc)") }
+        let child: pid_t
+        do { child = try ProcessSpawn.start(argv) } catch { throw TestSetupError("nats-server: \(error)") }
         pid.withLock { $0 = child }
         let deadline = ContinuousClock.now + .seconds(15)
         while ContinuousClock.now < deadline {
@@ -152,13 +137,12 @@ public final class PrivateNATS: Sendable {
         kill(child, SIGTERM)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
-                var status: Int32 = 0
                 for _ in 0..<100 {
-                    if waitpid(child, &status, WNOHANG) == child { continuation.resume(); return }
+                    if ProcessSpawn.exited(child) != nil { continuation.resume(); return }
                     usleep(50_000)
                 }
                 kill(child, SIGKILL)
-                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                _ = ProcessSpawn.waitBlocking(child)
                 continuation.resume()
             }
         }

@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import ProcessSpawn
 
 /// A fresh database on the PostgreSQL that `ops/services start` runs, migrated, dropped afterwards.
 public struct TestDatabase: Sendable {
@@ -88,34 +89,12 @@ func runOpsImpl(_ arguments: [String], environment: [String: String]) async thro
     let argv = ["/bin/bash"] + arguments.enumerated().map { $0.offset == 0 && !$0.element.hasPrefix("/") ? root + "/" + $0.element : $0.element }
     let status: Int32 = try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var noSignals = sigset_t()
-            sigemptyset(&noSignals)
-            posix_spawnattr_setsigmask(&attributes, &noSignals)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-            let cArgs = argv.map { strdup($0) } + [nil]
-            defer { cArgs.forEach { free($0) } }
-            var pid: pid_t = 0
-            var env = ProcessInfo.processInfo.environment
-            for (k, v) in environment { env[k] = v }
-            let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            defer { cEnv.forEach { free($0) } }
-            let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, cArgs, cEnv)
-            guard rc == 0 else {
-                continuation.resume(throwing: TestSetupError("posix_spawn failed: \(rc)"))
-                return
+            do {
+                let pid = try ProcessSpawn.start(argv, environment: environment, stdout: .file(log, append: false))
+                continuation.resume(returning: ProcessSpawn.waitBlocking(pid))
+            } catch {
+                continuation.resume(throwing: TestSetupError("\(error)"))
             }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            continuation.resume(returning: status)
         }
     }
     let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
