@@ -30,16 +30,18 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
 
+        // JSON string literals written one way (canonical views, envelopes, event metadata). No I/O.
+        .target(name: "JSONKit", swiftSettings: swiftSettings),
         // Pure domain: routes, groups, peers, commands, events, per-peer views. No I/O.
         .target(
             name: "RouteModel",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["JSONKit", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // Event store on PostgreSQL through libpq: pool, migrations, append, read, subscribe.
         .target(
             name: "EventStore",
-            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibPQ", "JSONKit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Projections: per-peer route views, read models and the outbox, from the event stream.
@@ -56,7 +58,7 @@ let package = Package(
         // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
         .target(
             name: "Messaging",
-            dependencies: ["CNATS", "EventStore", "RouteModel", "NATSAuth", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CNATS", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.

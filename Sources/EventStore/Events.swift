@@ -1,3 +1,4 @@
+import JSONKit
 import Foundation
 
 /// Who did something and why: stored with every event, read back by the audit log.
@@ -29,40 +30,15 @@ public struct EventMetadata: Codable, Sendable, Equatable {
 
     /// The stored JSON form (same keys as the Codable form), written without JSONEncoder: it is built for every appended event.
     var json: String {
-        var out = #"{"actor":"# + JSONText.quoted(actor)
-        if let actorName { out += #","actor_name":"# + JSONText.quoted(actorName) }
-        if let correlationID { out += #","correlation_id":"# + JSONText.quoted(correlationID) }
-        if let requestID { out += #","request_id":"# + JSONText.quoted(requestID) }
-        if let target { out += #","target":"# + JSONText.quoted(target) }
+        var out = #"{"actor":"# + JSONString.quoted(actor)
+        if let actorName { out += #","actor_name":"# + JSONString.quoted(actorName) }
+        if let correlationID { out += #","correlation_id":"# + JSONString.quoted(correlationID) }
+        if let requestID { out += #","request_id":"# + JSONString.quoted(requestID) }
+        if let target { out += #","target":"# + JSONString.quoted(target) }
         return out + "}"
     }
 }
 
-/// Minimal JSON string quoting (RFC 8259): quotes, backslashes and control characters escaped.
-enum JSONText {
-    static func quoted(_ text: String) -> String {
-        // Most values (actor ids, request ids, names) need no escaping: one copy, no per-scalar appends.
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            return "\"" + text + "\""
-        }
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-}
 
 /// An event about to be appended. `data` is JSON text, stored byte for byte.
 public struct NewEvent: Sendable, Equatable {

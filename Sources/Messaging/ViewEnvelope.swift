@@ -1,3 +1,5 @@
+import JSONKit
+
 /// The message a relay publishes for one outbox row and an agent receives: a versioned JSON envelope
 /// around the view's canonical JSON, which is carried byte for byte as the outbox row holds it, so the
 /// agent can check the SHA-256 digest against exactly the bytes the controller hashed.
@@ -67,17 +69,17 @@ public struct ViewEnvelope: Sendable, Equatable {
         var out: [UInt8] = []
         out.reserveCapacity(view.count + tenant.utf8.count + peer.utf8.count + 480)
         out += Array(#"{"envelope":"#.utf8) + Array(String(Self.currentVersion).utf8)
-        out += Array(#","tenant":"#.utf8); JSONText.appendString(tenant, to: &out)
-        out += Array(#","peer":"#.utf8); JSONText.appendString(peer, to: &out)
+        out += Array(#","tenant":"#.utf8); JSONString.append(tenant, to: &out)
+        out += Array(#","peer":"#.utf8); JSONString.append(peer, to: &out)
         out += Array(#","version":"#.utf8) + Array(String(version).utf8)
         out += Array(#","removed":"#.utf8) + Array((removed ? "true" : "false").utf8)
-        out += Array(#","digest":"#.utf8); JSONText.appendString(digest, to: &out)
+        out += Array(#","digest":"#.utf8); JSONString.append(digest, to: &out)
         out += Array(#","created_at":"#.utf8) + Array(String(createdAtMillis).utf8)
-        out += Array(#","key":"#.utf8); JSONText.appendString(signature.key, to: &out)
-        out += Array(#","signature":"#.utf8); JSONText.appendString(signature.signature, to: &out)
+        out += Array(#","key":"#.utf8); JSONString.append(signature.key, to: &out)
+        out += Array(#","signature":"#.utf8); JSONString.append(signature.signature, to: &out)
         if let endorsement = signature.endorsement {
-            out += Array(#","endorsement":{"key":"#.utf8); JSONText.appendString(endorsement.key, to: &out)
-            out += Array(#","signature":"#.utf8); JSONText.appendString(endorsement.signature, to: &out)
+            out += Array(#","endorsement":{"key":"#.utf8); JSONString.append(endorsement.key, to: &out)
+            out += Array(#","signature":"#.utf8); JSONString.append(endorsement.signature, to: &out)
             out.append(UInt8(ascii: "}"))
         }
         out += Array(#","view":"#.utf8) + view
@@ -431,21 +433,4 @@ enum JSONText {
         return negative ? -value : value
     }
 
-    /// Appends `s` as a JSON string literal.
-    static func appendString(_ s: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(0x22)
-        for b in s.utf8 {
-            switch b {
-            case 0x22: out += [0x5c, 0x22]
-            case 0x5c: out += [0x5c, 0x5c]
-            case 0x0a: out += [0x5c, UInt8(ascii: "n")]
-            case 0x0d: out += [0x5c, UInt8(ascii: "r")]
-            case 0x09: out += [0x5c, UInt8(ascii: "t")]
-            case 0..<0x20: out += Array(#"\u00"#.utf8) + [hex[Int(b >> 4)], hex[Int(b & 0xf)]]
-            default: out.append(b)
-            }
-        }
-        out.append(0x22)
-    }
 }

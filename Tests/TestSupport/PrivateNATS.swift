@@ -52,6 +52,7 @@ public final class PrivateNATS: Sendable {
                 try await server.start()
                 return server
             } catch let error as PortInUse {
+                _ = Self.reserved.withLock { $0.remove(port) }
                 if attempt == 5 { throw TestSetupError("\(error)") }
             }
         }
@@ -68,13 +69,21 @@ public final class PrivateNATS: Sendable {
     }
 
     /// A port in 54300-54399 that nothing listens on now.
+    /// Ports of this process's servers until they are destroyed: a server stopped for a restart leaves its port free
+    /// for a moment, and another test's new server taking it would receive the first test's reconnecting clients
+    /// (with another operator's credentials: refused, and their connection closed for good).
+    private static let reserved = Mutex<Set<Int>>([])
+
     public static func freePort() throws -> Int {
         for _ in 0..<100 {
             let candidate = nextPort.withLock { p in
                 defer { p = p >= 54399 ? 54300 : p + 1 }
                 return p
             }
+            let taken = reserved.withLock { !$0.insert(candidate).inserted }
+            if taken { continue }
             if portIsFree(candidate) { return candidate }
+            reserved.withLock { _ = $0.remove(candidate) }
         }
         throw TestSetupError("no free port in 54300-54399")
     }
@@ -150,6 +159,7 @@ public final class PrivateNATS: Sendable {
 
     public func destroy() async {
         await stop()
+        _ = Self.reserved.withLock { $0.remove(port) }
         if ProcessInfo.processInfo.environment["ROUTEPLANE_KEEP_NATS_LOGS"] == nil {
             try? FileManager.default.removeItem(atPath: directory)
         }
