@@ -44,13 +44,18 @@ public struct ControllerBusUser: Sendable {
     }
 
     public var credentials: NATSUserCredentials {
-        let keys = keys, key = key, seconds = lifetime.components.seconds
-        return NATSUserCredentials(
-            jwt: {
-                let now = Int64(Date().timeIntervalSince1970)
-                return keys.userJWT(name: "routeplane controller", user: key.publicKey, permissions: BusPermissions.controller,
-                                    issuedAt: now, expires: now + seconds)
-            },
-            sign: { key.sign($0) })
+        let keys = keys, seconds = lifetime.components.seconds
+        return .minted(key: key) { user, now in
+            keys.userJWT(name: "routeplane controller", user: user, permissions: BusPermissions.controller, issuedAt: now, expires: now + seconds)
+        }
+    }
+}
+
+extension NATSUserCredentials {
+    /// Credentials of a user whose key pair lives only in this process and whose JWT is minted afresh at every connect
+    /// by `issue(userPublicKey, nowUnixSeconds)` (so a reconnect after the JWT expired presents a new one).
+    public static func minted(key: NKeyPair = .generate(.user),
+                              _ issue: @escaping @Sendable (_ user: String, _ now: Int64) -> String) -> NATSUserCredentials {
+        NATSUserCredentials(jwt: { issue(key.publicKey, Int64(Date().timeIntervalSince1970)) }, sign: { key.sign($0) })
     }
 }

@@ -65,17 +65,13 @@ public final class NATSAccountPublisher: Sendable {
         var configuration = NATSConfiguration(servers: servers, name: "routeplane-account-publisher")
         configuration.failIfUnreachable = true
         let keys = self.keys
-        let user = NKeyPair.generate(.user)
         // This user may only send account updates (and read the resolver's answers).
         let permissions = NATSPermissions(publishAllow: ["$SYS.REQ.CLAIMS.UPDATE"], subscribeAllow: ["_INBOX.>"])
-        configuration.userCredentials = NATSUserCredentials(
-            jwt: {
-                let now = Int64(Date().timeIntervalSince1970)
-                // A system-account user signed by the system account's own key (it has no signing keys).
-                return NATSJWT.userJWT(name: "routeplane-account-publisher", user: user.publicKey, issuerAccount: nil, permissions: permissions,
-                                       issuedAt: now, expires: now + 3_600, signer: keys.systemAccount)
-            },
-            sign: { user.sign($0) })
+        configuration.userCredentials = .minted { user, now in
+            // A system-account user signed by the system account's own key (it has no signing keys).
+            NATSJWT.userJWT(name: "routeplane-account-publisher", user: user, issuerAccount: nil, permissions: permissions,
+                            issuedAt: now, expires: now + 3_600, signer: keys.systemAccount)
+        }
         return try await NATSConnection.connect(configuration, logger: logger)
     }
 

@@ -119,7 +119,7 @@ public final class NATSConnection: @unchecked Sendable {
             for attempt in 1...3 {
                 do {
                     return try await connect(foreground, logger: logger)
-                } catch let error as NATSError where Self.isAuthorizationError(error) && attempt < 3 {
+                } catch let error as NATSError where error.isCredentialRefusal && attempt < 3 {
                     try await Task.sleep(for: .milliseconds(100 * attempt))
                 } catch {
                     break
@@ -129,11 +129,6 @@ public final class NATSConnection: @unchecked Sendable {
         let callbacks = ConnectionCallbacks(name: configuration.name, logger: logger, userCredentials: configuration.userCredentials)
         let handle = try await NATSBlocking.run { NATSHandle(try open(configuration, callbacks: callbacks)) }
         return NATSConnection(handle: handle.pointer, callbacks: callbacks, name: configuration.name, logger: logger)
-    }
-
-    static func isAuthorizationError(_ error: NATSError) -> Bool {
-        let text = "\(error)"
-        return text.localizedCaseInsensitiveContains("authoriz") || text.localizedCaseInsensitiveContains("authentication")
     }
 
     private static func open(_ c: NATSConfiguration, callbacks: ConnectionCallbacks) throws(NATSError) -> OpaquePointer {
@@ -474,141 +469,6 @@ public struct NATSMessage: Sendable, Equatable {
         } else {
             status = nil
         }
-    }
-}
-
-/// An async core-NATS subscription. Its libnats callback copies each message and yields it to `messages`.
-/// The callback object is retained for libnats and released by the subscription's on-complete callback,
-/// which libnats calls once the subscription is closed and its message handler has returned for the last time.
-public final class NATSSubscription: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: `handle` is immutable and destroyed only in deinit; libnats subscription
-    // calls are thread-safe; `unsubscribed` is a Mutex.
-    let handle: OpaquePointer
-    public let subject: String
-    public let messages: AsyncStream<NATSMessage>
-    private let unsubscribed = Mutex(false)
-    // Keeps the connection alive as long as the subscription (not captured by any callback).
-    private let connection: NATSConnection
-
-    final class Callbacks: Sendable {
-        let continuation: AsyncStream<NATSMessage>.Continuation
-        init(_ continuation: AsyncStream<NATSMessage>.Continuation) { self.continuation = continuation }
-    }
-
-    init(connection: NATSConnection, subject: String, queue: String? = nil, limit: Int) throws(NATSError) {
-        let (stream, continuation) = AsyncStream<NATSMessage>.makeStream(bufferingPolicy: .bufferingNewest(limit))
-        let box = Unmanaged.passRetained(Callbacks(continuation)).toOpaque()
-        var sub: OpaquePointer?
-        let handler: natsMsgHandler = { _, _, msg, closure in
-            guard let msg else { return }
-            let message = NATSMessage(copying: msg)
-            natsMsg_Destroy(msg)
-            if let closure { Unmanaged<Callbacks>.fromOpaque(closure).takeUnretainedValue().continuation.yield(message) }
-        }
-        let status = if let queue {
-            natsConnection_QueueSubscribe(&sub, connection.handle, subject, queue, handler, box)
-        } else {
-            natsConnection_Subscribe(&sub, connection.handle, subject, handler, box)
-        }
-        guard status == NATS_OK, let sub else {
-            // No subscription exists, so no callback can come: give back libnats's reference.
-            let error = NATSError.make(status, "subscribe \(subject)")
-            Unmanaged<Callbacks>.fromOpaque(box).release()
-            continuation.finish()
-            throw error
-        }
-        let completion = natsSubscription_SetOnCompleteCB(sub, { closure in
-            guard let closure else { return }
-            let callbacks = Unmanaged<Callbacks>.fromOpaque(closure)
-            callbacks.takeUnretainedValue().continuation.finish()
-            callbacks.release()
-        }, box)
-        if completion != NATS_OK {
-            // The subscription closed already (connection closed meanwhile). A message handler may still be running,
-            // so the callback object is deliberately not released (a few bytes, once, instead of a use-after-free).
-            continuation.finish()
-        }
-        self.handle = sub
-        self.subject = subject
-        self.messages = stream
-        self.connection = connection
-    }
-
-    /// Stops the subscription (idempotent); `messages` finishes once libnats is done with it.
-    public func unsubscribe() {
-        let first = unsubscribed.withLock { done in
-            defer { done = true }
-            return !done
-        }
-        if first { _ = natsSubscription_Unsubscribe(handle) }
-    }
-
-    deinit {
-        unsubscribe()
-        natsSubscription_Destroy(handle)
-    }
-}
-
-/// A core-NATS subscription whose messages go straight to a callback (see `NATSConnection.subscribe(_:handler:)`).
-/// Lifetime as `NATSSubscription`: libnats holds one retained reference to the handler box, released by the
-/// subscription's on-complete callback.
-public final class NATSCallbackSubscription: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: `handle` is immutable and destroyed only in deinit; libnats subscription
-    // calls are thread-safe; `unsubscribed` is a Mutex.
-    public typealias Handler = @Sendable (_ subject: UnsafeBufferPointer<UInt8>, _ payload: UnsafeBufferPointer<UInt8>) -> Void
-    let handle: OpaquePointer
-    public let subject: String
-    private let unsubscribed = Mutex(false)
-    private let connection: NATSConnection
-
-    final class Box: Sendable {
-        let handler: Handler
-        init(_ handler: @escaping Handler) { self.handler = handler }
-    }
-
-    init(connection: NATSConnection, subject: String, handler: @escaping Handler) throws(NATSError) {
-        let box = Unmanaged.passRetained(Box(handler)).toOpaque()
-        var sub: OpaquePointer?
-        let status = natsConnection_Subscribe(&sub, connection.handle, subject, { _, _, msg, closure in
-            guard let msg else { return }
-            defer { natsMsg_Destroy(msg) }
-            guard let closure, let subjectPointer = natsMsg_GetSubject(msg) else { return }
-            let subjectLength = strlen(subjectPointer)
-            let length = Int(natsMsg_GetDataLength(msg))
-            // C chars read as bytes (signed/unsigned variants of one integer type may alias).
-            let subjectBytes = UnsafeRawPointer(subjectPointer).assumingMemoryBound(to: UInt8.self)
-            let dataBytes = length > 0 ? natsMsg_GetData(msg).map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) } : nil
-            Unmanaged<Box>.fromOpaque(closure).takeUnretainedValue().handler(
-                UnsafeBufferPointer(start: subjectBytes, count: subjectLength), UnsafeBufferPointer(start: dataBytes, count: dataBytes == nil ? 0 : length))
-        }, box)
-        guard status == NATS_OK, let sub else {
-            let error = NATSError.make(status, "subscribe \(subject)")
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw error
-        }
-        // If setting the completion fails the subscription closed already and a handler may still run: the box is
-        // deliberately leaked (a few bytes, once) instead of risking a use-after-free.
-        _ = natsSubscription_SetOnCompleteCB(sub, { closure in
-            guard let closure else { return }
-            Unmanaged<Box>.fromOpaque(closure).release()
-        }, box)
-        self.handle = sub
-        self.subject = subject
-        self.connection = connection
-    }
-
-    /// Stops the subscription (idempotent).
-    public func unsubscribe() {
-        let first = unsubscribed.withLock { done in
-            defer { done = true }
-            return !done
-        }
-        if first { _ = natsSubscription_Unsubscribe(handle) }
-    }
-
-    deinit {
-        unsubscribe()
-        natsSubscription_Destroy(handle)
     }
 }
 

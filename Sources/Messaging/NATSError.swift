@@ -1,3 +1,4 @@
+import Foundation
 import CNATS
 
 /// What can go wrong talking to NATS.
@@ -35,6 +36,14 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notConnected, .timeout: true
         default: false
         }
+    }
+
+    /// True when the server refused this connection's credentials (unknown, revoked or expired user JWT, bad
+    /// signature): renewing them may help, retrying with the same ones will not.
+    public var isCredentialRefusal: Bool {
+        let text = description
+        return text.localizedCaseInsensitiveContains("authoriz") || text.localizedCaseInsensitiveContains("authentication")
+            || text.localizedCaseInsensitiveContains("expired")
     }
 
     /// Maps a libnats status to an error; call on the thread that made the call (libnats keeps the last

@@ -13,22 +13,14 @@ enum BenchNATS {
         return try NATSKeyDirectory.load(at: folder)
     }
 
-    /// A connection configuration as the controller (`controller: true`: its permissions) or as a bench user without
-    /// permission limits (simulated agents that subscribe to many peers' subjects at once).
-    static func configuration(url: String, name: String, controller: Bool = false) throws -> NATSConfiguration {
+    /// A connection configuration as a bench user without permission limits: the bench's relay also publishes the raw
+    /// baseline's subjects, and its simulated agents subscribe to many peers' subjects at once.
+    static func configuration(url: String, name: String) throws -> NATSConfiguration {
         let keys = try keys()
         var c = NATSConfiguration(url: url, name: name)
         c.failIfUnreachable = true
-        if controller {
-            c.userCredentials = ControllerBusUser(keys: keys).credentials
-        } else {
-            let user = NKeyPair.generate(.user)
-            c.userCredentials = NATSUserCredentials(
-                jwt: {
-                    let now = Int64(Date().timeIntervalSince1970)
-                    return keys.userJWT(name: name, user: user.publicKey, permissions: nil, issuedAt: now, expires: now + 24 * 3_600)
-                },
-                sign: { user.sign($0) })
+        c.userCredentials = .minted { user, now in
+            keys.userJWT(name: name, user: user, permissions: nil, issuedAt: now, expires: now + 24 * 3_600)
         }
         return c
     }

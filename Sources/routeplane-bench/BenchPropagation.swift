@@ -1,3 +1,5 @@
+// Over 500 lines: the propagation bench is two processes (controller pipeline and simulated agents) that speak a small
+// line protocol to each other; both halves and the protocol stay in one file so they change together.
 import CommandSupport
 import ArgumentParser
 import ControllerAPI

@@ -175,7 +175,8 @@ import TestSupport
                 let cut = try #require(events.cutAt) - start
                 cutTimes.append(cut)
                 #expect(cut < .seconds(2))
-                try await Task.sleep(for: .milliseconds(500))
+                // libnats gives up on a revoked user: the connection ends closed, not reconnecting.
+                #expect(await eventually(timeout: .seconds(5)) { connection.status == .closed })
                 if round == 1 {
                     print("[operator-mode] $SYS.REQ.CLAIMS.UPDATE reply (after \(replied)): \(body)")
                     print("[operator-mode] revoked live connection, events from the push: \(events.trace(since: start)); status now \(connection.status)")
@@ -191,17 +192,25 @@ import TestSupport
 
             // A new JWT for the same key, issued after the revocation time, is accepted and stays connected when the same
             // revocation list is pushed again (revocation compares the user JWT's iat with the revocation time).
-            try await Task.sleep(for: .milliseconds(1_100))
             let first = revokedUsers[0]
+            // JWT times are whole seconds: wait (on the clock, bounded) until a new JWT's iat is past the revocation time.
+            #expect(await eventually(timeout: .seconds(5)) { Self.now() > revocations[first.key.publicKey]! })
             let reissued = keys.userJWT(name: "agent1", user: first.key.publicKey, permissions: nil, issuedAt: Self.now(), expires: nil)
             #expect(try NATSJWT.decode(reissued).issuedAt > revocations[first.key.publicKey]!)
             let again = try await connect(nats, name: "agent-reissued", credentials: try credentials(nats, "reissued", jwt: reissued, seed: first.key.seed))
             let againEvents = EventLog(again)
+            // The same push also revokes a live canary: once the canary is cut, the server has applied the push and
+            // processed its cuts, so the reissued user still being connected then means it survived it.
+            let canary = try user(keys, nats, "canary", permissions: nil, issuedAt: Self.now() - 5)
+            let canaryConnection = try await connect(nats, name: "canary", credentials: canary.credentials)
+            let canaryEvents = EventLog(canaryConnection)
+            revocations[canary.key.publicKey] = Self.now()
             accountIssuedAt = max(Self.now(), accountIssuedAt + 1)
             _ = try await updater.request("$SYS.REQ.CLAIMS.UPDATE",
                                           payload: Array(keys.accountJWT(revocations: revocations, issuedAt: accountIssuedAt).utf8))
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(await eventually(timeout: .seconds(5)) { canaryEvents.cutAt != nil }, "the push was applied")
             #expect(again.isConnected && againEvents.cutAt == nil, "a JWT issued after the revocation time survives a re-push")
+            await canaryConnection.close()
             await again.close()
             await updater.close()
             let afterReady = log(nats).components(separatedBy: "Server is ready").last ?? ""
