@@ -109,23 +109,31 @@ public final class NATSConnection: @unchecked Sendable {
     }
 
     /// Connects (or, with `failIfUnreachable == false`, starts connecting in the background).
+    ///
+    /// The connection is first tried in the foreground, up to three times when the server refuses the credentials:
+    /// libnats 3.4.1 was seen (about 1 connection in 100 on a loaded machine, operator mode, in the foreground and in
+    /// its retry-on-failed-connect mode) sending the JWT without the nonce signature, and the server refuses that as an
+    /// authorization violation. Credentials that are really refused (unknown, revoked, expired) are refused three times
+    /// within ~300 ms and the error is thrown. Without `failIfUnreachable`, a server that does not answer leaves the
+    /// connection to libnats's background retry (a server that is down at start).
     public static func connect(_ configuration: NATSConfiguration, logger: Logger = Logger(label: "routeplane.nats")) async throws -> NATSConnection {
-        if !configuration.failIfUnreachable {
-            // Connect in the foreground first while a server answers; libnats's retry-on-failed-connect mode is only for
-            // a server that is down at start. In that mode libnats 3.4.1 was seen (1 connection in ~100, loaded machine,
-            // operator mode) sending a JWT without the nonce signature ("Signature missing") and then giving up for good.
-            var foreground = configuration
-            foreground.failIfUnreachable = true
-            for attempt in 1...3 {
-                do {
-                    return try await connect(foreground, logger: logger)
-                } catch let error as NATSError where error.isCredentialRefusal && attempt < 3 {
-                    try await Task.sleep(for: .milliseconds(100 * attempt))
-                } catch {
-                    break
-                }
+        var foreground = configuration
+        foreground.failIfUnreachable = true
+        for attempt in 1...3 {
+            do {
+                return try await openNow(foreground, logger: logger)
+            } catch let error as NATSError where error.isCredentialRefusal && attempt < 3 {
+                logger.debug("NATS refused the credentials; trying again", metadata: ["connection": "\(configuration.name)", "attempt": "\(attempt)"])
+                try await Task.sleep(for: .milliseconds(100 * attempt))
+            } catch {
+                if configuration.failIfUnreachable { throw error }
+                break
             }
         }
+        return try await openNow(configuration, logger: logger)
+    }
+
+    private static func openNow(_ configuration: NATSConfiguration, logger: Logger) async throws -> NATSConnection {
         let callbacks = ConnectionCallbacks(name: configuration.name, logger: logger, userCredentials: configuration.userCredentials)
         let handle = try await NATSBlocking.run { NATSHandle(try open(configuration, callbacks: callbacks)) }
         return NATSConnection(handle: handle.pointer, callbacks: callbacks, name: configuration.name, logger: logger)
