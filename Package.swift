@@ -67,11 +67,18 @@ let package = Package(
             dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // The write path without HTTP: tenant snapshots, the command writer, credentials, enrollment, agents' bus
+        // credentials, the audit log; domain errors (ControlPlaneError).
+        .target(
+            name: "ControlPlane",
+            dependencies: ["EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
         .target(
             name: "ControllerAPI",
             dependencies: [
-                "EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth",
+                "ControlPlane", "EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -97,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -110,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-bench",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -141,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "SystemTests",
             dependencies: [
-                "ControllerAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
+                "ControlPlane", "ControllerAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -151,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "ControllerAPITests",
             dependencies: [
-                "ControllerAPI", "EventStore", "Projections", "RouteModel", "TestSupport",
+                "ControlPlane", "ControllerAPI", "EventStore", "Projections", "RouteModel", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

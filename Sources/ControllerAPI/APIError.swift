@@ -1,4 +1,6 @@
 import HTTPTypes
+import ControlPlane
+import EventStore
 import RouteModel
 
 /// An error answered to the client in NetBird's shape: `{"message": …, "code": …}` with its status.
@@ -49,5 +51,33 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
 
     static func notFound(_ what: String, _ id: String, field: String) -> APIError {
         APIError(.notFound, "\(what) \(id) not found", field: field)
+    }
+}
+
+extension APIError {
+    /// Maps any error of the layers below to what the client gets; nil for unexpected ones (500).
+    static func from(_ error: any Error) -> APIError? {
+        switch error {
+        case let e as APIError: return e
+        case let e as ControlPlaneError: return APIError(e)
+        case let e as ValidationError: return APIError(e)
+        case let e as EventStoreError:
+            if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
+            if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }
+            return nil
+        default: return nil
+        }
+    }
+
+    /// The control plane's refusal as an HTTP status and body.
+    init(_ error: ControlPlaneError) {
+        switch error {
+        case .validation: self.init(.unprocessable, error.message, field: error.field)
+        case .notFound(_, _, let retryAfter): self.init(.notFound, error.message, field: error.field, retryAfter: retryAfter)
+        case .conflict: self.init(.conflict, error.message, field: error.field)
+        case .versionMismatch: self.init(.preconditionFailed, error.message, field: error.field)
+        case .forbidden: self.init(.forbidden, error.message, field: error.field)
+        case .corrupt: self.init(.internalError, error.message)
+        }
     }
 }

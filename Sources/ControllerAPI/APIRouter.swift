@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import RouteModel
+import ControlPlane
 
 /// One endpoint the router serves, in OpenAPI's path form (`/api/routes/{id}`).
 public struct Endpoint: Hashable, Sendable, Comparable {
@@ -89,20 +90,10 @@ extension Controller {
             throw APIError(.unauthorized, "authorization header must be \"Token <token>\"", field: "Authorization")
         }
         let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
-        guard secret.utf8.count <= 256, let found = try await credentials.lookup(secret, kind: kind) else {
+        guard let principal = try await controlPlane.principal(secret: secret, kind: kind) else {
             throw APIError(.unauthorized, "token invalid or revoked", field: "Authorization")
         }
-        switch kind {
-        case .peer: return .agent(tenant: found.tenant, peerID: found.subject)
-        default: return .token(tenant: found.tenant, tokenID: found.subject)
-        }
-    }
-
-    func actor(_ principal: Principal, _ snapshot: TenantSnapshot? = nil) -> Actor {
-        switch principal {
-        case .token(_, let id): Actor(id: "token:\(id)", name: snapshot?.state.tokens[TokenID(id)]?.name)
-        case .agent(_, let peer): Actor(id: "peer:\(peer)", name: snapshot?.state.peer(PeerID(peer))?.name)
-        }
+        return principal
     }
 
     /// Authenticates, then writes; `sideStatements` gets the caller's tenant (for credential rows).
@@ -117,7 +108,7 @@ extension Controller {
         var precondition: (ObjectRef, Int64)?
         if let object, let v = try request.ifMatchVersion() { precondition = (object, v) }
         let start = ContinuousClock.now
-        let result = try await writer.write(tenant: tenant, actor: actor(principal, before), requestID: context.requestID,
+        let result = try await writer.write(tenant: tenant, actor: controlPlane.actor(principal, before), requestID: context.requestID,
                                             ifMatch: precondition, decide: decide, sideStatements: { sideStatements(tenant, $0) })
         if result.sequences != nil { metrics.append(duration: ContinuousClock.now - start) }
         return (result, principal)

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RouteModel
+import ControlPlane
 
 /// Per-request context: Hummingbird's core storage plus our request id.
 public struct APIRequestContext: RequestContext {

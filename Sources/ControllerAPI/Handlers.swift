@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Messaging
 import Projections
+import ControlPlane
 import RouteModel
 
 // NetBird-compatible resource handlers. Reads answer from the tenant's caught-up snapshot; writes go
@@ -164,18 +165,7 @@ extension Controller {
     // MARK: Peers
 
     func peerStatuses(tenant: String, peer: String? = nil) async throws -> [String: PeerStatus] {
-        let rows = try await store.pool.withSession { s in
-            if let peer {
-                return try s.query("SELECT peer_id, extract(epoch FROM last_seen), applied_version FROM peer_status WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
-            }
-            return try s.query("SELECT peer_id, extract(epoch FROM last_seen), applied_version FROM peer_status WHERE tenant_id = $1", [tenant])
-        }
-        var out: [String: PeerStatus] = [:]
-        for row in rows.rows {
-            guard let id = row[0], let epoch = row[1].flatMap(Double.init) else { continue }
-            out[id] = PeerStatus(lastSeen: Date(timeIntervalSince1970: epoch), appliedVersion: row[2].flatMap { Int64($0) } ?? 0)
-        }
-        return out
+        try await controlPlane.peerStatuses(tenant: tenant, peer: peer)
     }
 
     func listPeers(_ request: Request) async throws -> Response {
@@ -223,33 +213,10 @@ extension Controller {
         let (result, principal) = try await authorizedWrite(request, context, ifMatch: ObjectRef(.peer, id)) { s in
             try decideOrThrow(.removePeer(id: PeerID(id)), s.state)
         } sideStatements: { tenant, _ in
-            [CredentialStore.revoke(tenant: tenant, kind: .peer, subject: id), AgentBusIssuer.revoke(tenant: tenant, peer: id)]
+            ControlPlane.peerRemovalStatements(tenant: tenant, peer: id)
         }
-        // The agent's NATS user is revoked in the same transaction; the resolver learns it now, which cuts its live
-        // connection. First, briefly (≤ 1.5 s), let the peer's tombstone view reach the bus, so the agent hears that it
-        // was removed and clears its routes before it is cut off. A failed push is retried by the periodic push.
-        if let bus = configuration.bus {
-            await awaitTombstonePublished(tenant: principal.tenant, peer: id, sequence: result.snapshot.version)
-            await bus.revoked("peer \(id) deleted")
-        }
+        await controlPlane.peerRemoved(tenant: principal.tenant, peer: id, sequence: result.snapshot.version)
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
-    }
-
-    /// Waits (bounded) until the projection wrote the removed peer's tombstone and a relay published it.
-    func awaitTombstonePublished(tenant: String, peer: String, sequence: Int64) async {
-        let deadline = ContinuousClock.now + .milliseconds(1_500)
-        do {
-            try await checkpoints.waitUntilProjected(tenant: tenant, sequence: sequence, timeout: .seconds(1))
-            while ContinuousClock.now < deadline {
-                let unsent = try await store.pool.withSession { s in
-                    try s.query("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND peer_id = $2 AND removed AND sent_at IS NULL", [tenant, peer])
-                }
-                if unsent.rows.first?[0] == "0" { return }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        } catch {
-            logger.debug("tombstone not confirmed before revoking the peer's NATS user", metadata: ["peer_id": "\(peer)", "error": "\(error)"])
-        }
     }
 
     // MARK: Setup keys
@@ -333,40 +300,10 @@ extension Controller {
         let name = try body.requiredString("name")
         let os = try body.requiredString("os")
         let reportedIP = try body.string("ip")
-        let natsKey = try body.string("nats_public_key").map(AgentBusIssuer.validatedPublicKey)
-        guard setupKey.utf8.count <= 256, let found = try await credentials.lookup(setupKey, kind: .setupKey) else {
-            throw APIError(.forbidden, "setup key is not valid", field: "setup_key")
-        }
-        // Only a caller holding a valid setup key learns whether a NATS key is taken. (A race between two enrollments
-        // with one key is settled by the unique index: the loser's whole enrollment rolls back.)
-        if let natsKey {
-            let taken = try await store.pool.withSession { s in try s.query("SELECT 1 FROM nats_users WHERE public_key = $1", [natsKey]).rows.count }
-            if taken > 0 { throw APIError(.conflict, "nats_public_key is already registered to another peer; generate a new key", field: "nats_public_key") }
-        }
-        let tenant = found.tenant
-        let keyID = SetupKeyID(found.subject)
-        let peerID = PeerID(Secrets.id())
-        let credential = Secrets.secret(prefix: "rpc_")
-        let now = Int64(Date().timeIntervalSince1970)
-        let range = configuration.meshRange
-        let keyName = try await cache.current(tenant).state.setupKeys[keyID]?.name
-        let result = try await writer.write(tenant: tenant, actor: Actor(id: "setup_key:\(keyID)", name: keyName.map { "setup key \($0)" }),
-                                            requestID: context.requestID) { s in
-            let ip: String
-            if let reportedIP, !reportedIP.isEmpty {
-                ip = reportedIP
-            } else {
-                guard let free = MeshAddresses.firstFree(in: range, used: s.state) else {
-                    throw APIError(.conflict, "the tenant's mesh range \(range) has no free address", field: "ip")
-                }
-                ip = free.description
-            }
-            return try decideOrThrow(AccessCommand.enrollWithSetupKey(key: keyID, peerID: peerID, name: name, os: os, meshIP: ip, now: now), s.state)
-        } sideStatements: { _ in
-            [CredentialStore.insert(secret: credential, tenant: tenant, kind: .peer, subject: peerID.rawValue)]
-                + (natsKey.map { [AgentBusIssuer.insert(tenant: tenant, peer: peerID.rawValue, publicKey: $0)] } ?? [])
-        }
-        guard let peer = result.snapshot.state.peer(peerID) else { throw APIError(.internalError, "enrolled peer missing from state") }
+        let natsKey = try body.string("nats_public_key")
+        let enrolled = try await controlPlane.enroll(setupKey: setupKey, name: name, os: os, reportedIP: reportedIP, natsPublicKey: natsKey,
+                                                     requestID: context.requestID)
+        let (tenant, peerID, issued) = (enrolled.tenant, enrolled.peerID, enrolled.bus)
         struct Enrolled: Encodable {
             var peer_id: String
             var tenant_id: String
@@ -381,13 +318,12 @@ extension Controller {
             /// The controller's view signing public key: the agent pins it and accepts only views it signed.
             var view_signing_key: String
         }
-        let issued = try natsKey.flatMap { key in try configuration.bus?.issue(tenant: tenant, peer: peerID.rawValue, publicKey: key) }
-        return jsonResponse(Enrolled(peer_id: peerID.rawValue, tenant_id: tenant, ip: peer.meshIP.description, credential: credential,
+        return jsonResponse(Enrolled(peer_id: peerID.rawValue, tenant_id: tenant, ip: enrolled.meshIP, credential: enrolled.credential,
                                      routes_subject: "routeplane.\(tenant).peer.\(peerID).routes",
                                      status_subject: "routeplane.\(tenant).peer.\(peerID).status", nats_url: configuration.natsURL,
                                      nats_jwt: issued?.nats_jwt, nats_jwt_expires_at: issued?.nats_jwt_expires_at,
-                                     nats_inbox_prefix: issued?.nats_inbox_prefix, view_signing_key: viewSigner.publicKey),
-                            status: .created, sequence: result.snapshot.version)
+                                     nats_inbox_prefix: issued?.nats_inbox_prefix, view_signing_key: controlPlane.viewSigner.publicKey),
+                            status: .created, sequence: enrolled.sequence)
     }
 
     /// `GET /api/agent/view` (agent credential): the agent's current route view, waiting briefly for
@@ -397,20 +333,8 @@ extension Controller {
         guard case .agent(let tenant, let peer) = try await authenticate(request, as: .peer) else {
             throw APIError(.forbidden, "an agent credential is required", field: "Authorization")
         }
-        let head = try await store.version(tenant: tenant)
-        var stale = false
-        do {
-            try await checkpoints.waitUntilProjected(tenant: tenant, sequence: head, timeout: configuration.projectionWait)
-        } catch {
-            stale = true
-        }
-        let rows = try await store.pool.withSession { s in
-            try s.query("SELECT version, digest, body FROM peer_views WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
-        }
-        guard let row = rows.rows.first, let version = row[0], let versionNumber = Int64(version), let digest = row[1], let body = row[2] else {
-            throw APIError(.notFound, "no route view for peer \(peer) yet; retry shortly", field: "peer_id", retryAfter: 1)
-        }
-        let signature = viewSigner.sign(tenant: tenant, peer: peer, version: versionNumber, removed: false, digest: digest)
+        let view = try await controlPlane.agentView(tenant: tenant, peer: peer)
+        let (version, digest, body, stale, signature) = (view.version, view.digest, view.body, view.stale, view.signature)
         var out = Array(#"{"tenant_id":"#.utf8)
         out += Array((try? jsonEncoder.encode(tenant)) ?? Data())
         out += Array(#","peer_id":"#.utf8) + Array((try? jsonEncoder.encode(peer)) ?? Data())
@@ -427,18 +351,3 @@ extension Controller {
     }
 }
 
-/// Mesh address allocation: the lowest free host address of the range.
-enum MeshAddresses {
-    static func firstFree(in range: Prefix, used state: TenantState) -> IPAddress? {
-        guard range.isV4, range.length <= 30 else { return nil }
-        let base = UInt32(truncatingIfNeeded: range.address.low)
-        let size = UInt64(1) << UInt64(32 - range.length)
-        var offset: UInt64 = 1
-        while offset < size - 1 {
-            let candidate = IPAddress(v4: base &+ UInt32(offset))
-            if state.peer(meshIP: candidate) == nil { return candidate }
-            offset += 1
-        }
-        return nil
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import ControlPlane
 import RouteModel
 
 // NetBird's response shapes (`shared/management/http/api/types.gen.go`), built from our state.
@@ -67,16 +68,6 @@ struct GroupMinimumJSON: Encodable {
     var peers_count: Int
     var resources_count = 0
     var issued = "api"
-}
-
-/// What agents last reported (table `peer_status`).
-public struct PeerStatus: Sendable, Equatable {
-    public var lastSeen: Date
-    public var appliedVersion: Int64
-    public init(lastSeen: Date, appliedVersion: Int64) {
-        self.lastSeen = lastSeen
-        self.appliedVersion = appliedVersion
-    }
 }
 
 struct PeerJSON: Encodable {
@@ -153,15 +144,5 @@ struct SetupKeyJSON: Encodable {
         auto_groups = k.autoGroups.map(\.rawValue)
         updated_at = ISO8601.format(Date(timeIntervalSince1970: TimeInterval(k.createdAt)))
         usage_limit = k.usageLimit
-    }
-}
-
-enum ISO8601 {
-    static func format(_ date: Date) -> String {
-        date.formatted(.iso8601)
-    }
-
-    static func parse(_ text: String) -> Date? {
-        try? Date(text, strategy: .iso8601)
     }
 }

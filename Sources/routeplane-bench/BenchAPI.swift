@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import ControlPlane
 import ControllerAPI
 import Dispatch
 import EventStore
@@ -48,8 +49,8 @@ struct BenchAPI: AsyncParsableCommand {
         let controller = Controller(configuration: .init(), store: store, logger: logger)
 
         // A tenant with a group, 40 Linux routing peers and `routes` routes.
-        let tenant = try await controller.createTenant(name: "bench")
-        let token = try await controller.createToken(tenant: tenant, name: "bench").token
+        let tenant = try await controller.controlPlane.createTenant(name: "bench")
+        let token = try await controller.controlPlane.createToken(tenant: tenant, name: "bench").token
         let actor = Actor(id: "bench")
         let group = GroupID("clients")
         let peers = (0..<40).map { PeerID("p\($0)") }

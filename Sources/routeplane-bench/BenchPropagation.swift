@@ -2,6 +2,7 @@
 // line protocol to each other; both halves and the protocol stay in one file so they change together.
 import CommandSupport
 import ArgumentParser
+import ControlPlane
 import ControllerAPI
 import Dispatch
 import EventStore
@@ -89,7 +90,7 @@ struct BenchPropagation: AsyncParsableCommand {
 
         // Tenant: `agents` client peers in one group, one routing peer, one route to the group.
         progress?("tenant with \(agents) peers")
-        let tenant = try await controller.createTenant(name: "bench")
+        let tenant = try await controller.controlPlane.createTenant(name: "bench")
         let actor = Actor(id: "bench")
         let router = PeerID("router")
         let clients = (0..<agents).map { PeerID(AgentProcess.peerName($0)) }

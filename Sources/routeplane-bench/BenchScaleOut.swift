@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -55,8 +56,8 @@ struct BenchScaleOut: AsyncParsableCommand {
         // Tenants with 10 Linux routing peers in one distribution group each.
         var tokens: [String] = []
         for t in 0..<tenants {
-            let tenant = try await setup.createTenant(name: "bench-\(t)")
-            tokens.append(try await setup.createToken(tenant: tenant, name: "bench").token)
+            let tenant = try await setup.controlPlane.createTenant(name: "bench-\(t)")
+            tokens.append(try await setup.controlPlane.createToken(tenant: tenant, name: "bench").token)
             let peers = (0..<10).map { PeerID("p\($0)") }
             _ = try await setup.writer.write(tenant: tenant, actor: Actor(id: "bench"), requestID: "setup") { s in
                 var state = s.state

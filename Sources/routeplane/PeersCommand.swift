@@ -1,6 +1,6 @@
 import CommandSupport
 import ArgumentParser
-import ControllerAPI
+import ControlPlane
 import EventStore
 import Foundation
 import RouteModel
@@ -36,15 +36,9 @@ struct PeerDrainOptions: ParsableArguments {
 
     func set(draining: Bool) async throws {
         let store = try database.makeStore(maxConnections: 2)
-        let controller = Controller(configuration: .init(), store: store)
         let (tenant, peer) = (self.tenant, PeerID(self.peer))
         do {
-            let result = try await controller.writer.write(tenant: tenant, actor: Actor(id: "cli"), requestID: "cli-" + Secrets.id()) { s in
-                guard s.exists else {
-                    throw APIError(.notFound, "tenant \(tenant) not found", field: "tenant")
-                }
-                return try decideOrThrow(.setPeerDraining(id: peer, draining: draining), s.state)
-            }
+            let result = try await ControlPlane(store: store).setPeerDraining(tenant: tenant, peer: peer, draining: draining)
             let mode = draining ? "draining" : "not draining"
             if let seq = result.sequences?.lowerBound {
                 print("peer \(peer) is now \(mode) (tenant \(tenant), event \(seq))")
@@ -53,7 +47,7 @@ struct PeerDrainOptions: ParsableArguments {
             }
         } catch {
             await store.shutdown()
-            if let e = error as? APIError { throw ArgumentParser.ValidationError(e.message) }
+            if let e = error as? ControlPlaneError { throw ArgumentParser.ValidationError(e.message) }
             if let e = error as? RouteModel.ValidationError { throw ArgumentParser.ValidationError(e.message) }
             throw error
         }

@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -195,10 +196,9 @@ struct Tenants: AsyncParsableCommand {
 
         func run() async throws {
             let store = try database.makeStore(maxConnections: 2)
-            let controller = Controller(configuration: .init(), store: store)
             do {
-                print(try await controller.createTenant(name: name))
-            } catch let e as APIError {
+                print(try await ControlPlane(store: store).createTenant(name: name))
+            } catch let e as ControlPlaneError {
                 await store.shutdown()
                 throw ValidationError(e.message)
             }
@@ -212,7 +212,7 @@ struct Tenants: AsyncParsableCommand {
 
         func run() async throws {
             let store = try database.makeStore(maxConnections: 2)
-            for t in try await Controller(configuration: .init(), store: store).listTenants() {
+            for t in try await ControlPlane(store: store).listTenants() {
                 print("\(t.id)\t\(t.created)\t\(t.name)")
             }
             await store.shutdown()
@@ -234,10 +234,10 @@ struct Tokens: AsyncParsableCommand {
         func run() async throws {
             let store = try database.makeStore(maxConnections: 2)
             do {
-                let created = try await Controller(configuration: .init(), store: store).createToken(tenant: tenant, name: name)
+                let created = try await ControlPlane(store: store).createToken(tenant: tenant, name: name)
                 print(created.token)
                 FileHandle.standardError.write(Data("token id \(created.id) for tenant \(tenant); the token is shown only this once\n".utf8))
-            } catch let e as APIError {
+            } catch let e as ControlPlaneError {
                 await store.shutdown()
                 throw ValidationError(e.message)
             }
@@ -254,9 +254,9 @@ struct Tokens: AsyncParsableCommand {
         func run() async throws {
             let store = try database.makeStore(maxConnections: 2)
             do {
-                try await Controller(configuration: .init(), store: store).revokeToken(tenant: tenant, token: token)
+                try await ControlPlane(store: store).revokeToken(tenant: tenant, token: token)
                 print("revoked")
-            } catch let e as APIError {
+            } catch let e as ControlPlaneError {
                 await store.shutdown()
                 throw ValidationError(e.message)
             }

@@ -1,3 +1,4 @@
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -187,11 +188,11 @@ struct APITests {
         try await LiveAPI.run { api in
             let (tenant, token) = try await api.tenant("acme")
             #expect(try await api.send(.get, "/api/routes", token: token).status == 200)
-            try await api.controller.revokeToken(tenant: nil, token: token)
+            try await api.controller.controlPlane.revokeToken(tenant: nil, token: token)
             let r = try await api.send(.get, "/api/routes", token: token)
             #expect(r.status == 401)
             let audit = try await api.send(.get, "/api/events/audit?activity_code=personal.access.token.delete",
-                                           token: try await api.controller.createToken(tenant: tenant, name: "second").token)
+                                           token: try await api.controller.controlPlane.createToken(tenant: tenant, name: "second").token)
             #expect(audit.array.count == 1)
         }
     }
@@ -360,7 +361,7 @@ struct APITests {
             #expect(view.object["stale"] as? Bool == false)
             // Signed as the relay signs, with the key the enrollment told the agent to pin.
             let pinned = try #require(client.object["view_signing_key"] as? String)
-            #expect(pinned == api.controller.viewSigner.publicKey && router.object["view_signing_key"] as? String == pinned)
+            #expect(pinned == api.controller.controlPlane.viewSigner.publicKey && router.object["view_signing_key"] as? String == pinned)
             #expect(view.object["removed"] as? Bool == false && view.object["key"] as? String == pinned && view.object["endorsement"] == nil)
             let version = try #require(view.object["version"] as? Int)
             let signature = ViewSignature(key: pinned, signature: view.object["signature"] as? String ?? "")

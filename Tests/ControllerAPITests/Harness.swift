@@ -1,3 +1,4 @@
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -48,8 +49,8 @@ struct LiveAPI: Sendable {
 
     /// A tenant with an API token (through the admin operations the CLI uses).
     func tenant(_ name: String) async throws -> (id: String, token: String) {
-        let id = try await controller.createTenant(name: name)
-        return (id, try await controller.createToken(tenant: id, name: "\(name)-token").token)
+        let id = try await controller.controlPlane.createTenant(name: name)
+        return (id, try await controller.controlPlane.createToken(tenant: id, name: "\(name)-token").token)
     }
 
     func send(_ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: Any? = nil, raw: String? = nil,

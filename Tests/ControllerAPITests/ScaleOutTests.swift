@@ -1,3 +1,4 @@
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -90,8 +91,8 @@ struct ScaleOutTests {
     func conflictingUpdatesThroughThreeControllers() async throws {
         try await ControllerFleet.run { fleet in
             let controller = fleet.controllers[0]
-            let tenant = try await controller.createTenant(name: "acme")
-            let token = try await controller.createToken(tenant: tenant, name: "fleet").token
+            let tenant = try await controller.controlPlane.createTenant(name: "acme")
+            let token = try await controller.controlPlane.createToken(tenant: tenant, name: "fleet").token
             let group = try await fleet.send(1, .post, "/api/groups", token: token, json: ["name": "clients"])
             let key = try await fleet.send(2, .post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable"])
             let secret = try #require(key.object["key"] as? String, "\(key.status) \(key.text)")
@@ -188,8 +189,8 @@ struct ScaleOutTests {
     @Test("read after write on another controller sees the write (reads catch up from the event log)")
     func readAfterWriteAcrossControllers() async throws {
         try await ControllerFleet.run { fleet in
-            let tenant = try await fleet.controllers[0].createTenant(name: "acme")
-            let token = try await fleet.controllers[0].createToken(tenant: tenant, name: "fleet").token
+            let tenant = try await fleet.controllers[0].controlPlane.createTenant(name: "acme")
+            let token = try await fleet.controllers[0].controlPlane.createToken(tenant: tenant, name: "fleet").token
             for i in 0..<30 {
                 let created = try await fleet.send(i % 3, .post, "/api/groups", token: token, json: ["name": "g\(i)"])
                 #expect(created.status == 200)

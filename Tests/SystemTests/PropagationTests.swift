@@ -1,3 +1,4 @@
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -22,8 +23,8 @@ struct PropagationTests {
 
     /// A tenant with a routing peer, `clients` agents in the distribution group and `bystanders` in no group.
     func tenant(_ system: System, _ name: String, clients: Int, bystanders: Int) async throws -> Tenant {
-        let id = try await system.controller.createTenant(name: name)
-        let token = try await system.controller.createToken(tenant: id, name: "t").token
+        let id = try await system.controller.controlPlane.createTenant(name: name)
+        let token = try await system.controller.controlPlane.createToken(tenant: id, name: "t").token
         let (_, group) = try await system.call("POST", "/api/groups", token: token, body: ["name": "clients"])
         let groupID = group["id"] as? String ?? ""
         let (_, plainKey) = try await system.call("POST", "/api/setup-keys", token: token, body: ["name": "plain", "type": "reusable"])
@@ -209,7 +210,7 @@ struct PropagationTests {
             // A newer version whose digest does not match its body, and plain garbage.
             let forged = ViewEnvelope(tenant: t.id, peer: peer, version: version + 100, digest: String(repeating: "0", count: 64), removed: false,
                                       createdAtMillis: 0, view: Array(#"{"forwards":[],"ha_sets":[],"peer_id":"x"}"#.utf8),
-                                      signedBy: system.controller.viewSigner)
+                                      signedBy: system.controller.controlPlane.viewSigner)
             try connection.publish(subject, payload: forged.encoded())
             try connection.publish(subject, payload: Array("not json at all".utf8))
             try await connection.flush()

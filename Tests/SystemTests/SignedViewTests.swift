@@ -1,3 +1,4 @@
+import ControlPlane
 import ControllerAPI
 import Foundation
 import Logging
@@ -22,8 +23,8 @@ struct SignedViewTests {
     }
 
     func setUp(_ system: System, _ name: String) async throws -> Setup {
-        let tenant = try await system.controller.createTenant(name: name)
-        let token = try await system.controller.createToken(tenant: tenant, name: "t").token
+        let tenant = try await system.controller.controlPlane.createTenant(name: name)
+        let token = try await system.controller.controlPlane.createToken(tenant: tenant, name: "t").token
         let (_, group) = try await system.call("POST", "/api/groups", token: token, body: ["name": "clients"])
         let groupID = try #require(group["id"] as? String)
         let (_, plainKey) = try await system.call("POST", "/api/setup-keys", token: token, body: ["name": "plain", "type": "reusable"])
@@ -249,7 +250,7 @@ struct SignedViewTests {
         try await System.with { system in
             let s = try await setUp(system, "k")
             let client = s.client
-            let old = system.controller.viewSigner
+            let old = system.controller.controlPlane.viewSigner
             #expect(await client.runner.identity?.viewSigningKey == old.publicKey)
             let version = await client.runner.appliedVersion
 
@@ -294,7 +295,7 @@ struct SignedViewTests {
             let version = await s.client.runner.appliedVersion
             let desired = await s.client.runner.desired
             let identity = try #require(await s.client.runner.identity)
-            #expect(identity.viewSigningKey == system.controller.viewSigner.publicKey, "enrollment pinned the controller's key")
+            #expect(identity.viewSigningKey == system.controller.controlPlane.viewSigner.publicKey, "enrollment pinned the controller's key")
             await s.client.stop()
             await s.router.stop()
             try? FileManager.default.removeItem(atPath: s.client.folder + "/view")

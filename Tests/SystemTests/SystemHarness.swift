@@ -1,3 +1,4 @@
+import ControlPlane
 import ControllerAPI
 import EventStore
 import Foundation
@@ -82,7 +83,7 @@ final class System: Sendable {
         configuration.userCredentials = ControllerBusUser(keys: nats.keys!).credentials
         let connection = try await NATSConnection.connect(configuration, logger: logger)
         relayConnections.withLock { $0.append(connection) }
-        let relay = OutboxRelay(store: db.store, connection: connection, signer: signer ?? controller.viewSigner,
+        let relay = OutboxRelay(store: db.store, connection: connection, signer: signer ?? controller.controlPlane.viewSigner,
                                 configuration: .init(name: name, afterPublish: afterPublish), logger: logger)
         tasks.withLock { $0[name] = Task { await relay.run() } }
     }

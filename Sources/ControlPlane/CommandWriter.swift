@@ -120,14 +120,12 @@ public struct CommandWriter: Sendable {
         var events: [RouteEvent]
     }
 
-    /// `If-Match` against the object's version in `snapshot`: 412 when it moved on.
-    static func check(_ ifMatch: (object: ObjectRef, version: Int64)?, _ snapshot: TenantSnapshot) throws {
+    /// `If-Match` against the object's version in `snapshot`: `versionMismatch` when it moved on.
+    static func check(_ ifMatch: (object: ObjectRef, version: Int64)?, _ snapshot: TenantSnapshot) throws(ControlPlaneError) {
         guard let ifMatch else { return }
         let current = snapshot.version(of: ifMatch.object)
         if current != ifMatch.version {
-            throw APIError(.preconditionFailed,
-                           "precondition failed: \(ifMatch.object) is at version \(current.map(String.init) ?? "none"), If-Match gave \(ifMatch.version)",
-                           field: "If-Match")
+            throw .versionMismatch(object: ifMatch.object, current: current, expected: ifMatch.version)
         }
     }
 
@@ -159,21 +157,6 @@ final class TenantContention: Sendable {
     func isContended(_ tenant: String) -> Bool {
         guard let last = lastConflict.withLock({ $0[tenant] }) else { return false }
         return ContinuousClock.now - last < window
-    }
-}
-
-extension APIError {
-    /// Maps any error of the layers below to what the client gets; nil for unexpected ones (500).
-    static func from(_ error: any Error) -> APIError? {
-        switch error {
-        case let e as APIError: return e
-        case let e as ValidationError: return APIError(e)
-        case let e as EventStoreError:
-            if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
-            if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }
-            return nil
-        default: return nil
-        }
     }
 }
 

@@ -1,7 +1,5 @@
 import Foundation
 import EventStore
-import HTTPTypes
-import Hummingbird
 import RouteModel
 
 /// A value in an audit entry's `meta`.
@@ -163,74 +161,96 @@ public enum AuditLog {
     }
 }
 
-/// One entry of `GET /api/events/audit` (NetBird's `api.Event`, plus `request_id`).
-struct AuditEntryJSON: Encodable {
-    var id: String
-    var timestamp: String
-    var activity: String
-    var activity_code: String
-    var initiator_id: String
-    var initiator_name: String
-    var initiator_email: String
-    var target_id: String
-    var request_id: String?
-    var meta: [String: MetaValue]
+/// One audit log entry, in NetBird's `api.Event` shape (plus `request_id`): the HTTP API answers it as is.
+public struct AuditEntry: Encodable, Sendable {
+    public var id: String
+    public var timestamp: String
+    public var activity: String
+    public var activity_code: String
+    public var initiator_id: String
+    public var initiator_name: String
+    public var initiator_email: String
+    public var target_id: String
+    public var request_id: String?
+    public var meta: [String: MetaValue]
 }
 
-extension Controller {
-    /// `GET /api/events/audit`: newest first (or `order=asc`), keyset pages of `limit` (≤ 1000) with
-    /// `cursor` = the last entry's id (the tenant sequence number, which only grows and never has a
-    /// gap filled later, so concurrent appends cannot shift or repeat entries). Filters: `start_date`,
-    /// `end_date` (ISO 8601), `initiator_id`, `target_id`, `activity_code`, `search` (text in meta).
-    func audit(_ request: Request) async throws -> Response {
-        let principal = try await authenticate(request)
-        let limit = try Self.intQuery(request, "limit", default: 100, range: 1...1000)
-        let ascending: Bool
-        switch request.query("order") ?? "desc" {
+/// What to read of a tenant's audit log: newest first (or ascending), keyset pages of `limit` (≤ 1000) after
+/// `cursor` (the last entry's id: the tenant sequence number, which only grows and never has a gap filled later, so
+/// concurrent appends cannot shift or repeat entries), filtered by time, initiator, target, activity code and text.
+public struct AuditQuery: Sendable {
+    public var limit = 100
+    public var ascending = false
+    var conditions: [String] = []
+    var parameters: [String?] = []
+
+    /// The query from its named parameters (`limit`, `order`, `cursor`, `start_date`, `end_date` (ISO 8601),
+    /// `initiator_id`, `target_id`, `activity_code`, `search`), each checked; messages name the parameter.
+    public init(_ parameter: (String) -> String?) throws(ControlPlaneError) {
+        limit = try Self.int(parameter, "limit", default: 100, range: 1...1000)
+        switch parameter("order") ?? "desc" {
         case "desc": ascending = false
         case "asc": ascending = true
-        case let other: throw APIError(.unprocessable, "order must be asc or desc, got \(other)", field: "order")
+        case let other: throw .validation(field: "order", message: "order must be asc or desc, got \(other)")
         }
-        var conditions = ["tenant_id = $1"]
-        var parameters: [String?] = [principal.tenant]
-        func add(_ condition: (Int) -> String, _ value: String) {
-            parameters.append(value)
-            conditions.append(condition(parameters.count))
-        }
-        if let cursor = request.query("cursor") {
-            guard let c = Int64(cursor), c >= 0 else { throw APIError(.unprocessable, "cursor must be an entry id from a previous page", field: "cursor") }
+        let ascending = self.ascending
+        if let cursor = parameter("cursor") {
+            guard let c = Int64(cursor), c >= 0 else {
+                throw .validation(field: "cursor", message: "cursor must be an entry id from a previous page")
+            }
             add({ ascending ? "seq > $\($0)" : "seq < $\($0)" }, String(c))
         }
         for (name, op) in [("start_date", ">="), ("end_date", "<")] {
-            guard let text = request.query(name) else { continue }
+            guard let text = parameter(name) else { continue }
             guard let date = ISO8601.parse(text) else {
-                throw APIError(.unprocessable, "\(name) must be an ISO 8601 time like 2026-11-26T10:00:00Z, got \(text)", field: name)
+                throw .validation(field: name, message: "\(name) must be an ISO 8601 time like 2026-11-26T10:00:00Z, got \(text)")
             }
             add({ "recorded_at \(op) to_timestamp($\($0)::double precision)" }, String(date.timeIntervalSince1970))
         }
-        if let initiator = request.query("initiator_id") { add({ "metadata->>'actor' = $\($0)" }, initiator) }
-        if let target = request.query("target_id") { add({ "metadata->>'target' = $\($0)" }, target) }
-        if let code = request.query("activity_code") {
+        if let initiator = parameter("initiator_id") { add({ "metadata->>'actor' = $\($0)" }, initiator) }
+        if let target = parameter("target_id") { add({ "metadata->>'target' = $\($0)" }, target) }
+        if let code = parameter("activity_code") {
             guard let condition = AuditLog.codeConditions[code] else {
-                throw APIError(.unprocessable, "unknown activity_code \(code); known: \(AuditLog.codeConditions.keys.sorted().joined(separator: ", "))", field: "activity_code")
+                throw .validation(field: "activity_code",
+                                  message: "unknown activity_code \(code); known: \(AuditLog.codeConditions.keys.sorted().joined(separator: ", "))")
             }
             conditions.append(condition)
         }
-        if let search = request.query("search"), !search.isEmpty {
-            guard search.count <= 200 else { throw APIError(.unprocessable, "search must be at most 200 characters", field: "search") }
+        if let search = parameter("search"), !search.isEmpty {
+            guard search.count <= 200 else { throw .validation(field: "search", message: "search must be at most 200 characters") }
             let escaped = search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
             add({ "data::text ILIKE $\($0)" }, "%" + escaped + "%")
         }
-        parameters.append(String(limit))
+    }
+
+    /// Parameters are numbered after the tenant (`$1`).
+    private mutating func add(_ condition: (Int) -> String, _ value: String) {
+        parameters.append(value)
+        conditions.append(condition(parameters.count + 1))
+    }
+
+    static func int(_ parameter: (String) -> String?, _ name: String, default value: Int, range: ClosedRange<Int>) throws(ControlPlaneError) -> Int {
+        guard let text = parameter(name) else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw .validation(field: name, message: "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(text)")
+        }
+        return n
+    }
+}
+
+extension ControlPlane {
+    /// One page of `tenant`'s audit log.
+    public func audit(tenant: String, _ query: AuditQuery) async throws -> [AuditEntry] {
+        let conditions = ["tenant_id = $1"] + query.conditions
+        let parameters: [String?] = [tenant] + query.parameters + [String(query.limit)]
         let sql = """
             SELECT seq, type, data, metadata->>'actor', metadata->>'actor_name', metadata->>'request_id', metadata->>'target',
                    to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             FROM events WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY seq \(ascending ? "ASC" : "DESC") LIMIT $\(parameters.count)
+            ORDER BY seq \(query.ascending ? "ASC" : "DESC") LIMIT $\(parameters.count)
             """
-        let finalParameters = parameters
-        let rows = try await store.pool.withSession { s in try s.query(sql, finalParameters) }
-        var entries: [AuditEntryJSON] = []
+        let rows = try await store.pool.withSession { s in try s.query(sql, parameters) }
+        var entries: [AuditEntry] = []
         entries.reserveCapacity(rows.count)
         for row in rows.rows {
             guard let seq = row[0], let type = row[1], let data = row[2] else { continue }
@@ -240,25 +260,10 @@ extension Controller {
             } else {
                 description = AuditDescription(code: "unknown", activity: type, meta: [:])
             }
-            entries.append(AuditEntryJSON(id: seq, timestamp: row[7] ?? "", activity: description.activity, activity_code: description.code,
-                                          initiator_id: row[3] ?? "", initiator_name: row[4] ?? "", initiator_email: "",
-                                          target_id: row[6] ?? "", request_id: row[5], meta: description.meta))
+            entries.append(AuditEntry(id: seq, timestamp: row[7] ?? "", activity: description.activity, activity_code: description.code,
+                                      initiator_id: row[3] ?? "", initiator_name: row[4] ?? "", initiator_email: "",
+                                      target_id: row[6] ?? "", request_id: row[5], meta: description.meta))
         }
-        var response = jsonResponse(entries)
-        if entries.count == limit, let last = entries.last {
-            response.headers[.nextCursor] = last.id
-            var query = request.uri.queryParameters.filter { $0.key != "cursor" }.map { "\($0.key)=\($0.value)" }
-            query.append("cursor=\(last.id)")
-            response.headers[HTTPField.Name("Link")!] = "</api/events/audit?\(query.joined(separator: "&"))>; rel=\"next\""
-        }
-        return response
-    }
-
-    static func intQuery(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
-        guard let text = request.query(name) else { return value }
-        guard let n = Int(text), range.contains(n) else {
-            throw APIError(.unprocessable, "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(text)", field: name)
-        }
-        return n
+        return entries
     }
 }

@@ -40,7 +40,7 @@ extension RouteEvent {
 
     /// Every object whose representation the event changes (its ETag moves): the target, plus the
     /// groups a peer joins or leaves and the peers whose group list changes.
-    func touchedObjects(in before: TenantState) -> [ObjectRef] {
+    public func touchedObjects(in before: TenantState) -> [ObjectRef] {
         switch self {
         case .groupMembersChanged(let e):
             return [ObjectRef(.group, e.groupID.rawValue)] + (e.added + e.removed).map { ObjectRef(.peer, $0.rawValue) }
@@ -106,17 +106,17 @@ public final class TenantCache: Sendable {
         return snapshot
     }
 
-    /// A stored event as a domain event; one that does not decode is a 500 naming it (the operator must look).
-    static func decode(_ recorded: RecordedEvent, tenant: String) throws -> RouteEvent {
+    /// A stored event as a domain event; one that does not decode is `corrupt`, naming it (the operator must look).
+    static func decode(_ recorded: RecordedEvent, tenant: String) throws(ControlPlaneError) -> RouteEvent {
         do {
             return try RouteEvent.decode(type: recorded.type, json: recorded.data)
         } catch {
-            throw APIError(.internalError, "tenant \(tenant): event \(recorded.sequence) (\(recorded.type)) does not decode: \(error)")
+            throw .corrupt("tenant \(tenant): event \(recorded.sequence) (\(recorded.type)) does not decode: \(error)")
         }
     }
 
     /// Keeps `snapshot` if it is newer than the cached one.
-    func remember(_ tenant: String, _ snapshot: TenantSnapshot) {
+    public func remember(_ tenant: String, _ snapshot: TenantSnapshot) {
         snapshots.withLock { all in
             if (all[tenant]?.version ?? -1) < snapshot.version { all[tenant] = snapshot }
         }

@@ -1,6 +1,5 @@
 import EventStore
 import Foundation
-import Hummingbird
 import Messaging
 import NATSAuth
 
@@ -37,47 +36,19 @@ public struct AgentBusIssuer: Sendable {
     }
 
     /// A user nkey's public half (`U…`), checked; the message names the field.
-    static func validatedPublicKey(_ key: String) throws -> String {
+    public static func validatedPublicKey(_ key: String) throws(ControlPlaneError) -> String {
         guard let decoded = try? NKey.decodePublicKey(key), decoded.type == .user else {
-            throw APIError(.unprocessable, "nats_public_key must be a NATS user public nkey (56 characters starting with U)", field: "nats_public_key")
+            throw .validation(field: "nats_public_key", message: "nats_public_key must be a NATS user public nkey (56 characters starting with U)")
         }
         return key
     }
 
-    static func insert(tenant: String, peer: String, publicKey: String) -> EventStore.SideStatement {
+    public static func insert(tenant: String, peer: String, publicKey: String) -> EventStore.SideStatement {
         EventStore.SideStatement("INSERT INTO nats_users (tenant_id, peer_id, public_key) VALUES ($1, $2, $3)", [tenant, peer, publicKey])
     }
 
-    static func revoke(tenant: String, peer: String) -> EventStore.SideStatement {
+    public static func revoke(tenant: String, peer: String) -> EventStore.SideStatement {
         EventStore.SideStatement("UPDATE nats_users SET revoked_at = now() WHERE tenant_id = $1 AND peer_id = $2 AND revoked_at IS NULL", [tenant, peer])
     }
 }
 
-extension Controller {
-    /// `POST /api/agent/nats-credentials` `{"nats_public_key": "U…"}` (agent credential): a fresh user JWT for the
-    /// agent's registered key. An agent enrolled before keys were registered registers its key here once; another key
-    /// than the registered one is refused (409), a revoked one too (403).
-    func renewAgentBusCredentials(_ request: Request) async throws -> Response {
-        guard case .agent(let tenant, let peer) = try await authenticate(request, as: .peer) else {
-            throw APIError(.forbidden, "an agent credential is required", field: "Authorization")
-        }
-        guard let bus = configuration.bus else {
-            throw APIError(.notFound, "this controller issues no NATS credentials (it runs without --nats-keys)", field: "nats_public_key")
-        }
-        var request = request
-        let body = try await request.jsonBody(limit: configuration.maxBodyBytes)
-        let key = try AgentBusIssuer.validatedPublicKey(try body.requiredString("nats_public_key"))
-        let rows = try await store.pool.withSession { s in
-            try s.query("INSERT INTO nats_users (tenant_id, peer_id, public_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [tenant, peer, key])
-            return try s.query("SELECT public_key, revoked_at IS NOT NULL FROM nats_users WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
-        }
-        guard let row = rows.rows.first, let registered = row[0] else {
-            throw APIError(.conflict, "nats_public_key is registered to another peer", field: "nats_public_key")
-        }
-        guard row[1] != "t" else { throw APIError(.forbidden, "this peer's NATS user is revoked", field: "nats_public_key") }
-        guard registered == key else {
-            throw APIError(.conflict, "nats_public_key differs from the key this peer registered; re-enroll to use a new key", field: "nats_public_key")
-        }
-        return jsonResponse(try bus.issue(tenant: tenant, peer: peer, publicKey: key))
-    }
-}
