@@ -74,17 +74,19 @@ let package = Package(
             dependencies: ["EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
+        // The controller's HTTP API (Hummingbird 2): one controller per resource, Codable request bodies, domain errors
+        // mapped to HTTP in one place, the server the executables start. The only target that imports Hummingbird.
         .target(
-            name: "ControllerAPI",
+            name: "HTTPAPI",
             dependencies: [
-                "ControlPlane", "EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth",
+                "ControlPlane", "EventStore", "RouteModel", "Messaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -104,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -117,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-bench",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -128,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-chaos",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
+                "CommandSupport", "EventStore", "RouteModel", "Projections", "HTTPAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -148,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "SystemTests",
             dependencies: [
-                "ControlPlane", "ControllerAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
+                "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,9 +158,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "ControllerAPITests",
+            name: "HTTPAPITests",
             dependencies: [
-                "ControlPlane", "ControllerAPI", "EventStore", "Projections", "RouteModel", "TestSupport",
+                "ControlPlane", "HTTPAPI", "EventStore", "Projections", "RouteModel", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,7 +1,7 @@
 import CommandSupport
 import ArgumentParser
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import Dispatch
 import EventStore
 import Foundation
@@ -46,7 +46,7 @@ struct BenchAPI: AsyncParsableCommand {
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         var logger = Logger(label: "routeplane.bench.api")
         logger.logLevel = .error
-        let controller = Controller(configuration: .init(), store: store, logger: logger)
+        let controller = APIServer(configuration: .init(), store: store, logger: logger)
 
         // A tenant with a group, 40 Linux routing peers and `routes` routes.
         let tenant = try await controller.controlPlane.createTenant(name: "bench")
@@ -55,15 +55,15 @@ struct BenchAPI: AsyncParsableCommand {
         let group = GroupID("clients")
         let peers = (0..<40).map { PeerID("p\($0)") }
         for (i, p) in peers.enumerated() {
-            _ = try await controller.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
+            _ = try await controller.controlPlane.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
                 try decideOrThrow(.enrollPeer(id: p, name: "peer\(i)", os: "linux", meshIP: "100.64.\(i / 250).\(i % 250 + 1)"), s.state)
             }
         }
-        _ = try await controller.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
+        _ = try await controller.controlPlane.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
             try decideOrThrow(.createGroup(id: group, name: "clients", peers: peers), s.state)
         }
         for i in 0..<routes {
-            _ = try await controller.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
+            _ = try await controller.controlPlane.writer.write(tenant: tenant, actor: actor, requestID: "setup") { s in
                 try decideOrThrow(.createRoute(id: RouteID("r\(i)"), RouteInput(networkID: "n\(i)", network: "10.\(i / 250).\(i % 250).0/24",
                                                                                  peer: peers[i % peers.count], metric: 100, groups: [group])), s.state)
             }

@@ -2,7 +2,6 @@ import CommandSupport
 import ArgumentParser
 import BenchKit
 import ControlPlane
-import ControllerAPI
 import EventStore
 import Foundation
 import Logging
@@ -76,9 +75,9 @@ struct BenchMemory: AsyncParsableCommand {
     private func measure(store: EventStore, url: String, nats: String, scratch: URL, logger: Logger, progress: BenchProgress?,
                          started: (ChildProcess) -> Void) async throws -> MemoryFigures {
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
-        let controller = Controller(configuration: .init(), store: store, logger: logger)
-        let tenant = try await controller.controlPlane.createTenant(name: "bench-memory")
-        let token = try await controller.controlPlane.createToken(tenant: tenant, name: "bench").token
+        let controller = ControlPlane(store: store, logger: logger)
+        let tenant = try await controller.createTenant(name: "bench-memory")
+        let token = try await controller.createToken(tenant: tenant, name: "bench").token
         // The product executable next to this one: the controller and the agent measured.
         let executable = Executables.sibling("routeplane")
         let port = self.port ?? 19_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)

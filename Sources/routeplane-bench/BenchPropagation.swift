@@ -3,7 +3,6 @@
 import CommandSupport
 import ArgumentParser
 import ControlPlane
-import ControllerAPI
 import Dispatch
 import EventStore
 import Foundation
@@ -86,11 +85,11 @@ struct BenchPropagation: AsyncParsableCommand {
         let store = EventStore(url: url, maxConnections: 8 + relayConfiguration.workers, logger: logger)
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         let signer = ViewSigner.ephemeral()
-        let controller = Controller(configuration: .init(viewSigner: signer), store: store, logger: logger)
+        let controller = ControlPlane(store: store, settings: ControlPlaneSettings(viewSigner: signer), logger: logger)
 
         // Tenant: `agents` client peers in one group, one routing peer, one route to the group.
         progress?("tenant with \(agents) peers")
-        let tenant = try await controller.controlPlane.createTenant(name: "bench")
+        let tenant = try await controller.createTenant(name: "bench")
         let actor = Actor(id: "bench")
         let router = PeerID("router")
         let clients = (0..<agents).map { PeerID(AgentProcess.peerName($0)) }

@@ -1,7 +1,6 @@
 import CommandSupport
 import ArgumentParser
 import ControlPlane
-import ControllerAPI
 import EventStore
 import Foundation
 import Logging
@@ -51,13 +50,13 @@ struct BenchScaleOut: AsyncParsableCommand {
         logger.logLevel = .error
         let store = EventStore(url: url, maxConnections: 4, logger: logger)
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
-        let setup = Controller(configuration: .init(), store: store, logger: logger)
+        let setup = ControlPlane(store: store, logger: logger)
 
         // Tenants with 10 Linux routing peers in one distribution group each.
         var tokens: [String] = []
         for t in 0..<tenants {
-            let tenant = try await setup.controlPlane.createTenant(name: "bench-\(t)")
-            tokens.append(try await setup.controlPlane.createToken(tenant: tenant, name: "bench").token)
+            let tenant = try await setup.createTenant(name: "bench-\(t)")
+            tokens.append(try await setup.createToken(tenant: tenant, name: "bench").token)
             let peers = (0..<10).map { PeerID("p\($0)") }
             _ = try await setup.writer.write(tenant: tenant, actor: Actor(id: "bench"), requestID: "setup") { s in
                 var state = s.state

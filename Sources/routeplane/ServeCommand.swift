@@ -1,7 +1,7 @@
 import CommandSupport
 import ArgumentParser
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import EventStore
 import Foundation
 import Hummingbird
@@ -73,7 +73,7 @@ struct Serve: AsyncParsableCommand {
                 }
             }
         }
-        let controller = Controller(configuration: configuration, store: store, logger: Logger(label: "routeplane.api"))
+        let server = APIServer(configuration: configuration, store: store, logger: Logger(label: "routeplane.api"))
         let runner = ProjectionRunner(store: store)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
             natsConnection = connection
             let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: .init(name: "relay-\(port)"),
                                     logger: Logger(label: "routeplane.relay"))
-            controller.metrics.addGauges {
+            server.metrics.addGauges {
                 let m = relay.metrics
                 let latency = m.lastPublishLatency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
                 return [("routeplane_relay_published_total", Double(m.published)), ("routeplane_relay_duplicates_total", Double(m.duplicates)),
@@ -100,17 +100,17 @@ struct Serve: AsyncParsableCommand {
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
-        let app = Application(router: controller.makeRouter().router,
-                              configuration: .init(address: .hostname(host, port: port), serverName: "routeplane"),
-                              onServerRunning: { _ in logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"]) },
-                              logger: Logger(label: "routeplane.http"))
+        let http = Application(router: server.makeRouter().router,
+                               configuration: .init(address: .hostname(host, port: port), serverName: "routeplane"),
+                               onServerRunning: { _ in logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"]) },
+                               logger: Logger(label: "routeplane.http"))
         // A ServiceGroup stops its services in reverse order: the HTTP server (last) stops taking requests and
         // finishes those in flight first; then the projection runner, then the agent-status recorder and the
         // relay (which keeps publishing what those writes put in the outbox until it is stopped; what it leaves
         // is published by another controller's relay, deduplicated by Nats-Msg-Id); then the pool closes, which
         // releases this controller's advisory locks (projection ownership).
         let group = ServiceGroup(configuration: .init(
-            services: services + [.init(service: ProjectionService(runner: runner)), .init(service: app)],
+            services: services + [.init(service: ProjectionService(runner: runner)), .init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -1,5 +1,5 @@
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import Foundation
 import Logging
 import Messaging

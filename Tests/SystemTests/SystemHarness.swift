@@ -1,5 +1,5 @@
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import EventStore
 import Foundation
 #if canImport(FoundationNetworking)
@@ -22,7 +22,7 @@ import TestSupport
 final class System: Sendable {
     let db: TestDatabase
     let nats: PrivateNATS
-    let controller: Controller
+    let controller: APIServer
     let port: Int
     let logger: Logger
     private let tasks = Mutex<[String: Task<Void, Never>]>([:])
@@ -31,7 +31,7 @@ final class System: Sendable {
     var api: String { "http://127.0.0.1:\(port)" }
     let session = URLSession(configuration: .ephemeral)
 
-    private init(db: TestDatabase, nats: PrivateNATS, controller: Controller, port: Int, logger: Logger) {
+    private init(db: TestDatabase, nats: PrivateNATS, controller: APIServer, port: Int, logger: Logger) {
         self.db = db
         self.nats = nats
         self.controller = controller
@@ -54,7 +54,7 @@ final class System: Sendable {
         configuration.bus = AgentBusIssuer(keys: nats.keys!, userLifetime: agentJWTLifetime) { reason in
             do { try await publisher.push(reason: reason) } catch { Logger(label: "test.system").error("revocation push failed: \(error)") }
         }
-        let controller = Controller(configuration: configuration, store: db.store, logger: logger)
+        let controller = APIServer(configuration: configuration, store: db.store, logger: logger)
         let portBox = Mutex<Int?>(nil)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port } }, logger: logger)

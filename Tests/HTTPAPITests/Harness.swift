@@ -1,5 +1,5 @@
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import EventStore
 import Foundation
 import HTTPTypes
@@ -26,7 +26,7 @@ struct Reply: Sendable {
 /// live mode: an HTTP/1.1 client on a TCP connection to the running server).
 struct LiveAPI: Sendable {
     let db: TestDatabase
-    let controller: Controller
+    let controller: APIServer
     let port: Int
     let client: any TestClientProtocol
 
@@ -34,7 +34,7 @@ struct LiveAPI: Sendable {
         let db = try await TestDatabase.create(maxConnections: 16)
         var logger = Logger(label: "test.api")
         logger.logLevel = .warning
-        let controller = Controller(configuration: ControllerConfiguration(maxBodyBytes: 64 * 1024), store: db.store, logger: logger)
+        let controller = APIServer(configuration: ControllerConfiguration(maxBodyBytes: 64 * 1024), store: db.store, logger: logger)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         do {
             try await app.test(.live) { client in

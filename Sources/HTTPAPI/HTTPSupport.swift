@@ -1,10 +1,9 @@
 import Foundation
+import ControlPlane
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import RouteModel
-import ControlPlane
 
 /// Per-request context: Hummingbird's core storage plus our request id.
 public struct APIRequestContext: RequestContext {
@@ -17,6 +16,11 @@ public struct APIRequestContext: RequestContext {
 
     /// Bodies above this are refused (413) before they are read in full.
     public var maxUploadSize: Int { ControllerConfiguration.defaultMaxBodyBytes }
+
+    func pathID(_ name: String = "id") throws(APIError) -> String {
+        guard let id = parameters.get(name), !id.isEmpty else { throw APIError(.badRequest, "missing \(name) in path") }
+        return id
+    }
 }
 
 extension HTTPField.Name {
@@ -30,7 +34,8 @@ extension HTTPField.Name {
 /// Request id, error rendering in NetBird's shape, access log and request metrics, for every request.
 struct APIMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
-    let controller: Controller
+    let metrics: ControllerMetrics
+    let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -41,16 +46,16 @@ struct APIMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
-            response = Self.errorResponse(error, request: request, requestID: requestID, logger: controller.logger)
+            response = APIError.response(for: error, request: request, requestID: requestID, logger: logger)
         }
         response.headers[.requestID] = requestID
         let elapsed = ContinuousClock.now - start
         let status = Int(response.status.code)
-        controller.metrics.request(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: status, duration: elapsed)
+        metrics.request(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: status, duration: elapsed)
         if status >= 500 {
-            controller.logger.error("request failed", metadata: ["request_id": "\(requestID)", "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)"])
+            logger.error("request failed", metadata: ["request_id": "\(requestID)", "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)"])
         } else {
-            controller.logger.debug("request", metadata: ["request_id": "\(requestID)", "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)", "ms": "\(elapsed.nanoseconds / 1_000_000)"])
+            logger.debug("request", metadata: ["request_id": "\(requestID)", "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)", "ms": "\(elapsed.nanoseconds / 1_000_000)"])
         }
         return response
     }
@@ -62,38 +67,6 @@ struct APIMiddleware: RouterMiddleware {
         else { return nil }
         return value
     }
-
-    static func errorResponse(_ error: any Error, request: Request, requestID: String, logger: Logger) -> Response {
-        var apiError: APIError
-        if let mapped = APIError.from(error) {
-            apiError = mapped
-        } else if let http = error as? HTTPError {
-            let code = Int(http.status.code)
-            let message: String = switch code {
-            case 404: "no such endpoint: \(request.method) \(request.uri.path)"
-            case 405: "method \(request.method) is not allowed on \(request.uri.path)"
-            case 413: "request body is larger than \(ControllerConfiguration.defaultMaxBodyBytes) bytes"
-            default: http.body ?? http.status.reasonPhrase.lowercased()
-            }
-            apiError = APIError(APIError.Status(rawValue: code) ?? .badRequest, message)
-        } else {
-            logger.error("unexpected error", metadata: ["request_id": "\(requestID)", "error": "\(error)", "path": "\(request.uri.path)"])
-            apiError = APIError(.internalError, "internal error (request id \(requestID)); the operator's log has the details")
-        }
-        if apiError.status == .unavailable {
-            logger.warning("answering 503", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
-        }
-        var response = jsonResponse(ErrorBody(message: apiError.message, code: apiError.status.rawValue, field: apiError.field),
-                                    status: HTTPResponse.Status(code: apiError.status.rawValue))
-        if let retry = apiError.retryAfter { response.headers[.retryAfter] = String(retry) }
-        return response
-    }
-}
-
-struct ErrorBody: Encodable {
-    var message: String
-    var code: Int
-    var field: String?
 }
 
 let jsonEncoder: JSONEncoder = {
@@ -117,17 +90,6 @@ func rawJSONResponse(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, etag: 
 struct EmptyObject: Encodable {}
 
 extension Request {
-    /// The body as one JSON object (413 above the limit, 400 when unparseable).
-    mutating func jsonBody(limit: Int) async throws -> JSONBody {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await body.collect(upTo: limit)
-        } catch {
-            throw APIError(.payloadTooLarge, "request body is larger than \(limit) bytes")
-        }
-        return try JSONBody(bytes: Array(buffer.readableBytesView))
-    }
-
     /// `If-Match: "12"` (or 12, W/"12"): the object version the client last saw; nil without the header.
     func ifMatchVersion() throws(APIError) -> Int64? {
         guard var value = headers[.ifMatch]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
@@ -142,12 +104,5 @@ extension Request {
 
     func query(_ name: String) -> String? {
         uri.queryParameters[Substring(name)].map(String.init)
-    }
-}
-
-extension APIRequestContext {
-    func pathID(_ name: String = "id") throws(APIError) -> String {
-        guard let id = parameters.get(name), !id.isEmpty else { throw APIError(.badRequest, "missing \(name) in path") }
-        return id
     }
 }

@@ -1,5 +1,5 @@
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import EventStore
 import Foundation
 import HTTPTypes

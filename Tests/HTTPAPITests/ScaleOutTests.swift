@@ -1,5 +1,5 @@
 import ControlPlane
-import ControllerAPI
+import HTTPAPI
 import EventStore
 import Foundation
 import HTTPTypes
@@ -15,7 +15,7 @@ import TestSupport
 /// on one database, served over real HTTP on loopback.
 struct ControllerFleet: Sendable {
     let db: TestDatabase
-    let controllers: [Controller]
+    let controllers: [APIServer]
     let ports: [Int]
 
     static func run(count: Int = 3, _ body: @Sendable (ControllerFleet) async throws -> Void) async throws {
@@ -24,7 +24,7 @@ struct ControllerFleet: Sendable {
         logger.logLevel = .warning
         var stores = [db.store]
         for _ in 1..<count { stores.append(EventStore(url: db.url, maxConnections: 8)) }
-        let controllers = stores.map { Controller(configuration: .init(), store: $0, logger: logger) }
+        let controllers = stores.map { APIServer(configuration: .init(), store: $0, logger: logger) }
         let ports = Mutex<[Int: Int]>([:])
         var servers: [Task<Void, any Error>] = []
         for (i, controller) in controllers.enumerated() {
@@ -208,7 +208,7 @@ struct ScaleOutTests {
         var logger = Logger(label: "test.outage")
         logger.logLevel = .critical
         let store = EventStore(url: "postgresql://postgres@127.0.0.1:1/routeplane?connect_timeout=2", maxConnections: 2, logger: logger)
-        let controller = Controller(configuration: .init(), store: store, logger: logger)
+        let controller = APIServer(configuration: .init(), store: store, logger: logger)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         try await app.test(.live) { client in
             for (method, path, body) in [(HTTPRequest.Method.get, "/api/routes", nil), (.post, "/api/groups", #"{"name":"g"}"#),

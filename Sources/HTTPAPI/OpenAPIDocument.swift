@@ -2,7 +2,7 @@ import Foundation
 
 /// `GET /api/openapi.json`: the API described for clients and tools (schemathesis, generators).
 /// Kept in step with the router by a test that compares its paths and methods with the endpoints
-/// the router registers (`Controller.makeRouter().endpoints`).
+/// the router registers (`APIServer.makeRouter().endpoints`).
 public enum OpenAPIDocument {
     public static let bytes: [UInt8] = {
         let data = try! JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])

@@ -1,0 +1,117 @@
+import ControlPlane
+import EventStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import RouteModel
+
+/// An error answered to the client in NetBird's shape: `{"message": …, "code": …, "field": …}` with its status.
+/// Messages name the field at fault and the rule, lower-case like NetBird's. Handlers throw it only for what is HTTP's
+/// own (headers, path, body syntax); the layers below throw domain errors, mapped here (`from`), the one place where
+/// errors become statuses and bodies.
+public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Status: Int, Sendable {
+        case badRequest = 400
+        case unauthorized = 401
+        case forbidden = 403
+        case notFound = 404
+        case methodNotAllowed = 405
+        case conflict = 409
+        case preconditionFailed = 412
+        case payloadTooLarge = 413
+        case unsupportedMediaType = 415
+        case unprocessable = 422
+        case preconditionRequired = 428
+        case internalError = 500
+        case unavailable = 503
+    }
+
+    public var status: Status
+    public var message: String
+    /// The request field at fault, when there is one (also in the body as `field`).
+    public var field: String?
+    /// Seconds, for 503 answers.
+    public var retryAfter: Int?
+
+    public init(_ status: Status, _ message: String, field: String? = nil, retryAfter: Int? = nil) {
+        self.status = status
+        self.message = message
+        self.field = field
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "\(status.rawValue) \(message)" }
+
+    /// A domain rule broken (RouteModel), by kind.
+    public init(_ error: ValidationError) {
+        let status: Status = switch error.kind {
+        case .invalidArgument: .unprocessable
+        case .alreadyExists: .conflict
+        case .notFound: .notFound
+        case .preconditionFailed: .preconditionFailed
+        case .permissionDenied: .forbidden
+        }
+        self.init(status, error.message, field: error.field)
+    }
+
+    /// The control plane's refusal.
+    public init(_ error: ControlPlaneError) {
+        switch error {
+        case .validation: self.init(.unprocessable, error.message, field: error.field)
+        case .notFound(_, _, let retryAfter): self.init(.notFound, error.message, field: error.field, retryAfter: retryAfter)
+        case .conflict: self.init(.conflict, error.message, field: error.field)
+        case .versionMismatch: self.init(.preconditionFailed, error.message, field: error.field)
+        case .forbidden: self.init(.forbidden, error.message, field: error.field)
+        case .corrupt: self.init(.internalError, error.message)
+        }
+    }
+
+    /// Any error of the layers below as what the client gets; nil for unexpected ones (500).
+    static func from(_ error: any Error) -> APIError? {
+        switch error {
+        case let e as APIError: return e
+        case let e as ControlPlaneError: return APIError(e)
+        case let e as ValidationError: return APIError(e)
+        case let e as EventStoreError:
+            if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
+            if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }
+            return nil
+        default: return nil
+        }
+    }
+
+    /// The response for any error a request ended with: domain errors by `from`, Hummingbird's own (no such endpoint,
+    /// method not allowed, body too large) with our messages, anything else a 500 that names the request id (the
+    /// operator's log has the error).
+    static func response(for error: any Error, request: Request, requestID: String, logger: Logger) -> Response {
+        var apiError: APIError
+        if let mapped = from(error) {
+            apiError = mapped
+        } else if let http = error as? HTTPError {
+            let code = Int(http.status.code)
+            let message: String = switch code {
+            case 404: "no such endpoint: \(request.method) \(request.uri.path)"
+            case 405: "method \(request.method) is not allowed on \(request.uri.path)"
+            case 413: "request body is larger than \(ControllerConfiguration.defaultMaxBodyBytes) bytes"
+            default: http.body ?? http.status.reasonPhrase.lowercased()
+            }
+            apiError = APIError(Status(rawValue: code) ?? .badRequest, message)
+        } else {
+            logger.error("unexpected error", metadata: ["request_id": "\(requestID)", "error": "\(error)", "path": "\(request.uri.path)"])
+            apiError = APIError(.internalError, "internal error (request id \(requestID)); the operator's log has the details")
+        }
+        if apiError.status == .unavailable {
+            logger.warning("answering 503", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+        }
+        var response = jsonResponse(ErrorBody(message: apiError.message, code: apiError.status.rawValue, field: apiError.field),
+                                    status: HTTPResponse.Status(code: apiError.status.rawValue))
+        if let retry = apiError.retryAfter { response.headers[.retryAfter] = String(retry) }
+        return response
+    }
+}
+
+struct ErrorBody: Encodable {
+    var message: String
+    var code: Int
+    var field: String?
+}

@@ -1,0 +1,123 @@
+import ControlPlane
+import EventStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import Messaging
+import NIOCore
+import RouteModel
+import ServiceLifecycle
+
+/// Settings of one `routeplane serve` process: the HTTP server's, and the control plane's.
+public struct ControllerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Largest accepted request body.
+    public var maxBodyBytes: Int
+    /// The one place the 256 KiB body limit is written (the HTTP layer refuses larger bodies before reading them).
+    public static let defaultMaxBodyBytes = 256 * 1024
+    /// What the write path needs (NATS URL, mesh range, projection wait, bus credentials, view signer).
+    public var controlPlane: ControlPlaneSettings
+
+    /// Where agents find NATS (told to them at enrollment).
+    public var natsURL: String? {
+        get { controlPlane.natsURL }
+        set { controlPlane.natsURL = newValue }
+    }
+    /// Agents' NATS credentials (operator mode): set when the controller has the deployment's NATS keys.
+    public var bus: AgentBusIssuer? {
+        get { controlPlane.bus }
+        set { controlPlane.bus = newValue }
+    }
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, natsURL: String? = nil,
+                meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"), maxBodyBytes: Int = Self.defaultMaxBodyBytes,
+                projectionWait: Duration = .seconds(2), viewSigner: ViewSigner? = nil) {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = maxBodyBytes
+        self.controlPlane = ControlPlaneSettings(natsURL: natsURL, meshRange: meshRange, projectionWait: projectionWait, viewSigner: viewSigner)
+    }
+}
+
+/// One endpoint the router serves, in OpenAPI's path form (`/api/routes/{id}`).
+public struct Endpoint: Hashable, Sendable, Comparable {
+    public var method: String
+    public var path: String
+    public static func < (a: Endpoint, b: Endpoint) -> Bool { (a.path, a.method) < (b.path, b.method) }
+}
+
+/// The controller's HTTP API: one controller per resource on a Hummingbird router, the middleware that maps errors and
+/// records metrics, and the server that serves them. The executables start it through `service(…)`/`run(…)`, so only
+/// this target knows Hummingbird.
+public struct APIServer: Sendable {
+    public let configuration: ControllerConfiguration
+    /// The write path and its reads, without HTTP.
+    public let controlPlane: ControlPlane
+    public let metrics: ControllerMetrics
+    public let logger: Logger
+    let healthChecks: [String: @Sendable () async -> String?]
+
+    /// `healthChecks`: extra readiness checks for `/healthz` (e.g. NATS), by name.
+    public init(configuration: ControllerConfiguration, store: EventStore, metrics: ControllerMetrics = ControllerMetrics(),
+                logger: Logger = Logger(label: "routeplane.api"), healthChecks: [String: @Sendable () async -> String?] = [:]) {
+        self.configuration = configuration
+        self.controlPlane = ControlPlane(store: store, settings: configuration.controlPlane, logger: logger)
+        self.metrics = metrics
+        self.logger = logger
+        self.healthChecks = healthChecks
+    }
+
+    /// The router of `routeplane serve`, and the endpoints it serves.
+    public func makeRouter() -> (router: Router<APIRequestContext>, endpoints: [Endpoint]) {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: APIMiddleware(metrics: metrics, logger: logger))
+        let recorder = EndpointRecorder(router: router)
+        let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes)
+        OperationsController(store: controlPlane.store, metrics: metrics, healthChecks: healthChecks).addRoutes(to: recorder.group())
+        RoutesController(access: access).addRoutes(to: recorder.group("/api/routes"))
+        GroupsController(access: access).addRoutes(to: recorder.group("/api/groups"))
+        PeersController(access: access).addRoutes(to: recorder.group("/api/peers"))
+        SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys"))
+        AgentController(access: access, natsURL: configuration.natsURL).addRoutes(to: recorder.group("/api/agent"))
+        AuditController(access: access).addRoutes(to: recorder.group("/api/events/audit"))
+        return (router, recorder.endpoints.sorted())
+    }
+
+    /// The HTTP server as a service (for a `ServiceGroup`), listening on `host`:`port`; `onRunning` gets the bound port.
+    public func service(host: String, port: Int, serverName: String? = nil, logger: Logger,
+                        onRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }) -> some Service {
+        Application(router: makeRouter().router,
+                    configuration: .init(address: .hostname(host, port: port), serverName: serverName),
+                    onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
+                    logger: logger)
+    }
+
+    /// Serves on `host`:`port` until the task is cancelled.
+    public func run(host: String, port: Int, logger: Logger) async throws {
+        try await Application(router: makeRouter().router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
+            .runService(gracefulShutdownSignals: [])
+    }
+}
+
+/// A router front that remembers each (method, path) registered through it or its groups, so a test can hold the
+/// OpenAPI document against what is really served.
+final class EndpointRecorder: RouterMethods {
+    typealias Context = APIRequestContext
+    let router: Router<APIRequestContext>
+    private(set) var endpoints: [Endpoint] = []
+
+    init(router: Router<APIRequestContext>) { self.router = router }
+
+    @discardableResult func on<Responder: HTTPResponder>(_ path: RouterPath, method: HTTPRequest.Method, responder: Responder) -> Self
+    where Responder.Context == APIRequestContext {
+        endpoints.append(Endpoint(method: method.rawValue, path: path.description)) // `{id}` form, as in OpenAPI
+        router.on(path, method: method, responder: responder)
+        return self
+    }
+
+    @discardableResult func add(middleware: any MiddlewareProtocol<Request, Response, APIRequestContext>) -> Self {
+        router.add(middleware: middleware)
+        return self
+    }
+}

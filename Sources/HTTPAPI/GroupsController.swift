@@ -1,0 +1,87 @@
+import ControlPlane
+import Hummingbird
+import RouteModel
+
+/// `/api/groups`: distribution groups (peers that receive routes, or that route).
+struct GroupsController: Sendable {
+    let access: ResourceAccess
+
+    func addRoutes(to group: RouterGroup<APIRequestContext>) {
+        group.get(use: list)
+            .post(use: create)
+            .get(":id", use: get)
+            .put(":id", use: update)
+            .delete(":id", use: delete)
+    }
+
+    /// NetBird's group body: `name` and `peers` (ids; NetBird also accepts objects with an `id`).
+    struct Body: Decodable {
+        var name: String
+        var peers: PeerList?
+    }
+
+    /// Peer ids, each a string or an object with an `id` string.
+    struct PeerList: Decodable {
+        var ids: [PeerID] = []
+
+        init(from decoder: any Decoder) throws {
+            switch try decoder.singleValueContainer().decode(JSONValue.self) {
+            case .null: break
+            case .array(let items):
+                for item in items {
+                    switch item {
+                    case .string(let s): ids.append(PeerID(s))
+                    case .object(let o): if case .string(let s)? = o["id"] { ids.append(PeerID(s)) } else { fallthrough }
+                    default: throw APIError(.badRequest, "couldn't parse JSON request: field peers must be an array of peer ids", field: "peers")
+                    }
+                }
+            case let other:
+                throw APIError(.badRequest, "couldn't parse JSON request: field peers must be an array of peer ids, got \(other.typeName)", field: "peers")
+            }
+        }
+    }
+
+    @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let (s, _) = try await access.snapshot(request)
+        return jsonResponse(s.state.groups.values.sorted { $0.id < $1.id }.map { GroupJSON($0, in: s.state) }, sequence: s.version)
+    }
+
+    @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let (s, _) = try await access.snapshot(request)
+        return try Self.response(GroupID(id), s)
+    }
+
+    @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let body = try await access.body(Body.self, of: request)
+        let (name, peers) = (body.name, body.peers?.ids ?? [])
+        let id = GroupID(Secrets.id())
+        let (result, _) = try await access.write(request, context) { s in
+            try decideOrThrow(.createGroup(id: id, name: name, peers: peers), s.state)
+        }
+        return try Self.response(id, result.snapshot)
+    }
+
+    @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let body = try await access.body(Body.self, of: request)
+        let (name, peers) = (body.name, body.peers?.ids ?? [])
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id)) { s in
+            try decideOrThrow(.updateGroup(id: GroupID(id), name: name, peers: peers), s.state)
+        }
+        return try Self.response(GroupID(id), result.snapshot)
+    }
+
+    @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id)) { s in
+            try decideOrThrow(.deleteGroup(id: GroupID(id)), s.state)
+        }
+        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+    }
+
+    static func response(_ id: GroupID, _ s: TenantSnapshot) throws -> Response {
+        guard let group = s.state.group(id) else { throw ControlPlaneError.notFound(field: "group_id", message: "group \(id.rawValue) not found") }
+        return jsonResponse(GroupJSON(group, in: s.state), etag: s.version(of: ObjectRef(.group, id.rawValue)), sequence: s.version)
+    }
+}

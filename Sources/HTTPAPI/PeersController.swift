@@ -1,0 +1,72 @@
+import ControlPlane
+import Foundation
+import Hummingbird
+import RouteModel
+
+/// `/api/peers`: enrolled peers (they enroll through `AgentController`), with what their agents last reported.
+struct PeersController: Sendable {
+    let access: ResourceAccess
+
+    func addRoutes(to group: RouterGroup<APIRequestContext>) {
+        group.get(use: list)
+            .get(":id", use: get)
+            .put(":id", use: update)
+            .delete(":id", use: delete)
+    }
+
+    /// NetBird's peer update: `name` (its other settings, SSH and login expiration, are accepted and ignored), plus
+    /// Routeplane's `draining` (operator drain mode of a routing peer; absent = unchanged).
+    struct Body: Decodable {
+        var name: String
+        var ssh_enabled: Bool?
+        var login_expiration_enabled: Bool?
+        var draining: Bool?
+    }
+
+    @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let (s, principal) = try await access.snapshot(request)
+        let statuses = try await access.controlPlane.peerStatuses(tenant: principal.tenant)
+        let now = Date()
+        return jsonResponse(s.state.peers.values.sorted { $0.id < $1.id }.map { PeerJSON($0, in: s.state, status: statuses[$0.id.rawValue], now: now) },
+                            sequence: s.version)
+    }
+
+    @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let (s, principal) = try await access.snapshot(request)
+        return try await response(id, s, tenant: principal.tenant)
+    }
+
+    /// Rename and drain change are decided together and appended in one write.
+    @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let body = try await access.body(Body.self, of: request)
+        let (name, draining) = (body.name, body.draining)
+        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id)) { s in
+            var events = try decideOrThrow(.renamePeer(id: PeerID(id), name: name), s.state)
+            if let draining {
+                events += try decideOrThrow(.setPeerDraining(id: PeerID(id), draining: draining), evolve(s.state, events))
+            }
+            return events
+        }
+        return try await response(id, result.snapshot, tenant: principal.tenant)
+    }
+
+    /// The peer's credential and NATS user are revoked with its removal; then the NATS resolver learns it.
+    @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id)) { s in
+            try decideOrThrow(.removePeer(id: PeerID(id)), s.state)
+        } sideStatements: { tenant, _ in
+            ControlPlane.peerRemovalStatements(tenant: tenant, peer: id)
+        }
+        await access.controlPlane.peerRemoved(tenant: principal.tenant, peer: id, sequence: result.snapshot.version)
+        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+    }
+
+    func response(_ id: String, _ s: TenantSnapshot, tenant: String) async throws -> Response {
+        guard let peer = s.state.peer(PeerID(id)) else { throw ControlPlaneError.notFound(field: "peer_id", message: "peer \(id) not found") }
+        let status = try await access.controlPlane.peerStatuses(tenant: tenant, peer: id)[id]
+        return jsonResponse(PeerJSON(peer, in: s.state, status: status, now: Date()), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
+    }
+}

@@ -1,0 +1,96 @@
+import ControlPlane
+import Foundation
+import Hummingbird
+import RouteModel
+
+/// `/api/setup-keys`: the keys agents enroll with (the secret is shown once, at creation).
+struct SetupKeysController: Sendable {
+    let access: ResourceAccess
+
+    func addRoutes(to group: RouterGroup<APIRequestContext>) {
+        group.get(use: list)
+            .post(use: create)
+            .get(":id", use: get)
+            .put(":id", use: update)
+            .delete(":id", use: delete)
+    }
+
+    /// NetBird's setup-key creation body.
+    struct CreateBody: Decodable {
+        var name: String
+        var type: String
+        var expires_in: Int64?
+        var auto_groups: [String]?
+        var usage_limit: Int?
+        var ephemeral: Bool?
+    }
+
+    /// NetBird's setup-key update: `revoked` and `auto_groups`.
+    struct UpdateBody: Decodable {
+        var revoked: Bool
+        var auto_groups: [String]
+    }
+
+    @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let (s, _) = try await access.snapshot(request)
+        let now = Int64(Date().timeIntervalSince1970)
+        return jsonResponse(s.state.setupKeys.values.sorted { $0.id < $1.id }.map { SetupKeyJSON($0, in: s.state, now: now, plainKey: nil) },
+                            sequence: s.version)
+    }
+
+    @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let (s, _) = try await access.snapshot(request)
+        return try Self.response(SetupKeyID(id), s, now: Int64(Date().timeIntervalSince1970), plainKey: nil)
+    }
+
+    @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let body = try await access.body(CreateBody.self, of: request)
+        if body.ephemeral == true {
+            throw ControlPlaneError.validation(field: "ephemeral", message: "ephemeral setup keys are not supported")
+        }
+        let (name, typeText, expiresIn, usageLimit) = (body.name, body.type, body.expires_in ?? 0, body.usage_limit ?? 0)
+        let autoGroups = (body.auto_groups ?? []).map(GroupID.init)
+        let id = SetupKeyID(Secrets.id())
+        let secret = Secrets.secret(prefix: "rps_")
+        let now = Int64(Date().timeIntervalSince1970)
+        let (result, _) = try await access.write(request, context) { s in
+            try decideOrThrow(AccessCommand.createSetupKey(id: id, name: name, type: SetupKey.KeyType(rawValue: typeText), expiresIn: expiresIn,
+                                                           autoGroups: autoGroups, usageLimit: usageLimit, now: now), s.state)
+        } sideStatements: { tenant, _ in
+            [CredentialStore.insert(secret: secret, tenant: tenant, kind: .setupKey, subject: id.rawValue)]
+        }
+        return try Self.response(id, result.snapshot, now: now, plainKey: secret)
+    }
+
+    @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let body = try await access.body(UpdateBody.self, of: request)
+        let (revoked, autoGroups) = (body.revoked, body.auto_groups.map(GroupID.init))
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
+            try decideOrThrow(AccessCommand.updateSetupKey(id: SetupKeyID(id), revoked: revoked, autoGroups: autoGroups), s.state)
+        } sideStatements: { tenant, events in
+            let revokes = events.contains { if case .setupKeyUpdated(let e) = $0 { return e.new.revoked && !e.old.revoked }; return false }
+            return revokes ? [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)] : []
+        }
+        return try Self.response(SetupKeyID(id), result.snapshot, now: Int64(Date().timeIntervalSince1970), plainKey: nil)
+    }
+
+    @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.pathID()
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
+            try decideOrThrow(AccessCommand.deleteSetupKey(id: SetupKeyID(id)), s.state)
+        } sideStatements: { tenant, _ in
+            [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)]
+        }
+        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+    }
+
+    static func response(_ id: SetupKeyID, _ s: TenantSnapshot, now: Int64, plainKey: String?) throws -> Response {
+        guard let key = s.state.setupKeys[id] else {
+            throw ControlPlaneError.notFound(field: "setup_key_id", message: "setup key \(id.rawValue) not found")
+        }
+        return jsonResponse(SetupKeyJSON(key, in: s.state, now: now, plainKey: plainKey),
+                            etag: s.version(of: ObjectRef(.setupKey, id.rawValue)), sequence: s.version)
+    }
+}
