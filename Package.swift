@@ -109,7 +109,6 @@ let package = Package(
                 "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -122,7 +121,6 @@ let package = Package(
                 "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -5,7 +5,6 @@ import HTTPAPI
 import Dispatch
 import EventStore
 import Foundation
-import Hummingbird
 import Logging
 import RouteModel
 
@@ -70,8 +69,7 @@ struct BenchAPI: AsyncParsableCommand {
         }
 
         let port = 18_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)
-        let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
-        let serverTask = Task { try await app.runService(gracefulShutdownSignals: []) }
+        let serverTask = Task { try await controller.run(host: "127.0.0.1", port: port, logger: logger) }
         try await Task.sleep(for: .milliseconds(500))
         let base = "http://127.0.0.1:\(port)"
         let seconds = quick ? 2 : 8

@@ -4,7 +4,6 @@ import ControlPlane
 import HTTPAPI
 import EventStore
 import Foundation
-import Hummingbird
 import Logging
 import Messaging
 import NATSAuth
@@ -100,10 +99,10 @@ struct Serve: AsyncParsableCommand {
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
-        let http = Application(router: server.makeRouter().router,
-                               configuration: .init(address: .hostname(host, port: port), serverName: "routeplane"),
-                               onServerRunning: { _ in logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"]) },
-                               logger: Logger(label: "routeplane.http"))
+        let (host, port) = (self.host, self.port)
+        let http = server.service(host: host, port: port, serverName: "routeplane", logger: Logger(label: "routeplane.http")) { _ in
+            logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"])
+        }
         // A ServiceGroup stops its services in reverse order: the HTTP server (last) stops taking requests and
         // finishes those in flight first; then the projection runner, then the agent-status recorder and the
         // relay (which keeps publishing what those writes put in the outbox until it is stopped; what it leaves
