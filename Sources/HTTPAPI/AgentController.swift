@@ -83,6 +83,7 @@ struct AgentController: Sendable {
     /// agent's registered key (see `ControlPlane.renewBusCredentials`).
     @Sendable func renewBusCredentials(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (tenant, peer) = try await access.authenticateAgent(request)
+        // Before the body is read: a controller without NATS keys refuses whatever the body says.
         guard access.controlPlane.settings.bus != nil else { throw ControlPlane.noBusCredentials }
         let body = try await access.body(BusKeyBody.self, of: request)
         return jsonResponse(try await access.controlPlane.renewBusCredentials(tenant: tenant, peer: peer, publicKey: body.nats_public_key))
