@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresClient
 import Synchronization
 
 /// The event store: append with optimistic concurrency, read per tenant, read all tenants in a

@@ -1,4 +1,5 @@
 import Logging
+import PostgresClient
 
 /// Follows the event stream of every tenant: catches up from a position, then waits for NOTIFY
 /// (or a poll interval) and reads again. Pull-based: the reader's pace is the subscription's pace,

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresClient
 
 /// Applies `migrations/NNNN_name.sql` in order. Each file runs in its own transaction and is recorded
 /// with its checksum in `schema_migrations`; an advisory lock makes concurrent runs (two controllers

@@ -1,3 +1,4 @@
+import PostgresClient
 import EventStore
 import RouteModel
 
@@ -146,7 +147,7 @@ enum ProjectionSQL {
     /// and the sort both spilled to temp files on the server (auto_explain, `bench propagation --agents 10000`).
     static func writeOutbox(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
         guard !updates.isEmpty else { return }
-        _ = try CopyIn.run(s, "COPY outbox (tenant_id, peer_id, version, digest, body, removed) FROM STDIN (FORMAT binary)") { copy in
+        _ = try PostgresCopyIn.run(s, "COPY outbox (tenant_id, peer_id, version, digest, body, removed) FROM STDIN (FORMAT binary)") { copy in
             for u in updates {
                 try copy.row(6)
                 copy.text(tenant)
@@ -189,7 +190,7 @@ enum ProjectionSQL {
             try s.query("DELETE FROM \(kind.table.name) WHERE tenant_id = $1", [tenant])
         }
         if !views.isEmpty {
-            _ = try CopyIn.run(s, "COPY peer_views (tenant_id, peer_id, version, digest, body) FROM STDIN (FORMAT binary)") { copy in
+            _ = try PostgresCopyIn.run(s, "COPY peer_views (tenant_id, peer_id, version, digest, body) FROM STDIN (FORMAT binary)") { copy in
                 for v in views {
                     precondition(!v.removed, "replaceAll loads existing views only")
                     try copy.row(5)
@@ -205,7 +206,7 @@ enum ProjectionSQL {
             let rows = readModels.filter { $0.key.kind == kind && $0.body != nil }
             guard !rows.isEmpty else { continue }
             let (table, idColumn) = kind.table
-            _ = try CopyIn.run(s, "COPY \(table) (tenant_id, \(idColumn), version, body) FROM STDIN (FORMAT binary)") { copy in
+            _ = try PostgresCopyIn.run(s, "COPY \(table) (tenant_id, \(idColumn), version, body) FROM STDIN (FORMAT binary)") { copy in
                 for r in rows {
                     try copy.row(4)
                     copy.text(tenant)

@@ -2,6 +2,7 @@ import CommandSupport
 import ArgumentParser
 import BenchKit
 import ControllerAPI
+import PostgresClient
 import EventStore
 import Foundation
 import Logging

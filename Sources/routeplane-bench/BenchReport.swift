@@ -1,5 +1,6 @@
 import BenchKit
 import Messaging
+import PostgresClient
 import EventStore
 import Foundation
 

@@ -2,6 +2,7 @@
 // printing) in one file; splitting it by job is part of the open restructuring (ChaosModel.swift holds its pure parts).
 import CommandSupport
 import Dispatch
+import PostgresClient
 import EventStore
 import Foundation
 import RouteModel

@@ -1,4 +1,5 @@
 @testable import Messaging
+import PostgresClient
 import EventStore
 import Testing
 import TestSupport

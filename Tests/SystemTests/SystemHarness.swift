@@ -1,4 +1,5 @@
 import ControllerAPI
+import PostgresClient
 import EventStore
 import Foundation
 #if canImport(FoundationNetworking)
