@@ -410,36 +410,23 @@ public final class OutboxRelay: Sendable {
     }
 
     private func listenLoop(_ wake: WakeSignals) async {
-        var listener: PostgresConnection?
-        var down = false
-        while !Task.isCancelled {
-            if listener == nil {
-                do {
-                    let c = try await store.pool.dedicatedConnection(label: "outbox-listen")
-                    _ = try await c.withSession { try $0.query("LISTEN routeplane_outbox") }
-                    listener = c
-                    if down { logger.notice("outbox relay listening again", metadata: ["relay": "\(configuration.name)"]) }
-                    down = false
-                    // Notifications sent while nobody listened are lost: look once.
-                    wake.signal(.outbox)
-                } catch {
-                    if !down { logger.warning("outbox relay cannot LISTEN; polling", metadata: ["relay": "\(configuration.name)", "error": "\(error)"]) }
-                    down = true
-                    try? await Task.sleep(for: .seconds(1))
-                    continue
-                }
-            }
-            do {
-                let notes = try await listener!.withSession { try $0.waitForNotifications(timeout: .milliseconds(250)) }
-                if notes.contains(where: { $0.channel == "routeplane_outbox" }) { wake.signal(.outbox) }
-            } catch {
-                logger.warning("outbox relay lost its LISTEN connection", metadata: ["relay": "\(configuration.name)", "error": "\(error)"])
-                listener?.close()
-                listener = nil
-                down = true
+        let relay: Logger.MetadataValue = "\(configuration.name)"
+        for await event in store.pool.notifications(channels: ["routeplane_outbox"], label: "outbox-listen") {
+            switch event {
+            case let .notification(note):
+                if note.channel == "routeplane_outbox" { wake.signal(.outbox) }
+            case let .listening(recovered):
+                if recovered { logger.notice("outbox relay listening again", metadata: ["relay": relay]) }
+                // Notifications sent while nobody listened are lost: look once.
+                wake.signal(.outbox)
+            case let .unavailable(reason):
+                logger.warning("outbox relay cannot LISTEN; polling", metadata: ["relay": relay, "error": "\(reason)"])
+            case let .lost(reason):
+                logger.warning("outbox relay lost its LISTEN connection", metadata: ["relay": relay, "error": "\(reason)"])
+            case .idle:
+                break
             }
         }
-        listener?.close()
     }
 }
 
