@@ -62,23 +62,31 @@ let package = Package(
         .target(name: "NATSAuth", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         // The agent's choice between HA routing peers: a pure state machine (no I/O).
         .target(name: "RouteSelection", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
-        // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
+        // The NATS client over libnats: connection, subscriptions, JetStream (streams, pipelined publish, direct get), errors.
+        // The only target that imports CNATS.
         .target(
-            name: "Messaging",
-            dependencies: ["CNATS", "PostgresClient", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            name: "NATSClient",
+            dependencies: ["CNATS", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Getting views to agents: the outbox relay, view envelopes and signatures, the view feed, peer status, NATS
+        // account pushes, bus permissions and subjects.
+        .target(
+            name: "ViewDistribution",
+            dependencies: ["NATSClient", "PostgresClient", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
         .target(
             name: "ControllerAPI",
             dependencies: [
-                "PostgresClient", "EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth",
+                "PostgresClient", "EventStore", "Projections", "RouteModel", "NATSClient", "ViewDistribution", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -104,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControllerAPI", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -117,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-bench",
             dependencies: [
-                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControllerAPI", "NATSClient", "ViewDistribution", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -128,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-chaos",
             dependencies: [
-                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControllerAPI", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -141,15 +149,15 @@ let package = Package(
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "PostgresClient", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "NATSClient", "ViewDistribution", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ViewDistributionTests", dependencies: ["ViewDistribution", "NATSClient", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).
         .testTarget(name: "ChaosTests", dependencies: ["routeplane-chaos"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",
             dependencies: [
-                "ControllerAPI", "Messaging", "RouteAgent", "Projections", "PostgresClient", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
+                "ControllerAPI", "NATSClient", "ViewDistribution", "RouteAgent", "Projections", "PostgresClient", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

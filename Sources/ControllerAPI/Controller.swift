@@ -2,7 +2,7 @@ import Foundation
 import PostgresClient
 import EventStore
 import Logging
-import Messaging
+import ViewDistribution
 import Projections
 import RouteModel
 import Synchronization

@@ -4,7 +4,7 @@ import EventStore
 import HTTPTypes
 import Hummingbird
 import Logging
-import Messaging
+import ViewDistribution
 import Projections
 import RouteModel
 

@@ -7,7 +7,7 @@ import EventStore
 import Foundation
 import RouteModel
 import Logging
-import Messaging
+import ViewDistribution
 import Synchronization
 
 /// The requests of the run, in the order they ended.

@@ -5,8 +5,9 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import Projections
 import RouteModel
 import ServiceLifecycle

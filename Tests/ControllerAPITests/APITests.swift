@@ -2,7 +2,7 @@ import ControllerAPI
 import EventStore
 import Foundation
 import HTTPTypes
-import Messaging
+import ViewDistribution
 import Testing
 import TestSupport
 

@@ -2,7 +2,8 @@ import ControllerAPI
 import PostgresClient
 import EventStore
 import Foundation
-import Messaging
+import NATSClient
+import ViewDistribution
 import RouteAgent
 import RouteModel
 import Testing

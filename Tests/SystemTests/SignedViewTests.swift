@@ -1,7 +1,8 @@
 import ControllerAPI
 import Foundation
 import Logging
-import Messaging
+import NATSClient
+import ViewDistribution
 import RouteAgent
 import RouteModel
 import Testing

@@ -7,8 +7,9 @@ import FoundationNetworking
 #endif
 import Hummingbird
 import Logging
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import NIOCore
 import Projections
 import RouteAgent

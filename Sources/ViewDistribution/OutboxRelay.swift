@@ -2,6 +2,7 @@ import PostgresClient
 import EventStore
 import Foundation
 import Logging
+import NATSClient
 import Synchronization
 
 /// Publishes outbox rows to JetStream: the I/O shell around `OutboxRelayStateMachine`.
@@ -143,7 +144,7 @@ public final class OutboxRelay: Sendable {
 
     private func takePublisher() throws -> JetStreamPublisher {
         if let idle = publisherPool.withLock({ $0.popLast() }) { return idle }
-        return try JetStreamPublisher(connection: connection, stream: configuration.stream.name)
+        return try JetStreamPublisher.forViews(connection: connection, stream: configuration.stream.name)
     }
 
     private func returnPublisher(_ publisher: JetStreamPublisher) {

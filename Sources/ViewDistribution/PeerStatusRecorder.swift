@@ -2,6 +2,7 @@ import PostgresClient
 import EventStore
 import Foundation
 import Logging
+import NATSClient
 import Synchronization
 
 /// Records agents' status messages (`routeplane.<tenant>.peer.<peer>.status`) in `peer_status`, so

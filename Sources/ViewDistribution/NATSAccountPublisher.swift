@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import Logging
 import NATSAuth
+import NATSClient
 import Synchronization
 
 /// Keeps the NATS resolver's copy of the routeplane account JWT equal to what PostgreSQL says: the base account
