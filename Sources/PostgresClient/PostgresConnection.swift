@@ -205,8 +205,9 @@ func withCParameters<R>(_ parameters: [String?], _ body: (UnsafePointer<UnsafePo
     }
 }
 
-/// Rows of a result, copied out of libpq in text format.
-public struct PostgresRows: Sendable {
+/// Rows of a result, copied out of libpq in text format. A collection of `PostgresRow`s (typed cells by column
+/// name); `rows` holds the raw text by position.
+public struct PostgresRows: Sendable, RandomAccessCollection {
     public let columns: [String]
     public let rows: [[String?]]
     public let affectedRows: Int
@@ -216,6 +217,9 @@ public struct PostgresRows: Sendable {
         return rows[row][index]
     }
     public var count: Int { rows.count }
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { rows.count }
+    public subscript(position: Int) -> PostgresRow { PostgresRow(columns: columns, values: rows[position]) }
 }
 
 /// The names of the statements prepared in one server session, by SQL text.

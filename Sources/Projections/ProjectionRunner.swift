@@ -256,7 +256,7 @@ public actor ProjectionRunner {
                  WHERE h.seq > coalesce(c.seq, 0) ORDER BY h.tenant_id
                 """)
         }
-        return rows.rows.compactMap { $0.first ?? nil }
+        return rows.compactMap { $0.string("tenant_id") }
     }
 
     /// Asks `run()` to process `tenant` soon (e.g. right after an append in this process).
