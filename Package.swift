@@ -38,16 +38,23 @@ let package = Package(
             dependencies: ["JSONKit", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        // Event store on PostgreSQL through libpq: pool, migrations, append, read, subscribe.
+        // The PostgreSQL client over libpq: connection, non-blocking I/O loop, pool (+ its state machine), COPY, cells in
+        // place, errors, and LISTEN notifications that reconnect. The only target that imports CLibPQ.
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Event store on PostgreSQL (through PostgresClient): migrations, append, read, subscribe.
         .target(
             name: "EventStore",
-            dependencies: ["CLibPQ", "JSONKit", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "JSONKit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Projections: per-peer route views, read models and the outbox, from the event stream.
         .target(
             name: "Projections",
-            dependencies: ["CLibPQ", "EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "EventStore", "RouteModel", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // NATS operator mode: nkeys, JWTs (operator, account, user), the deployment's key folder, nats-server.conf. Pure
@@ -55,23 +62,31 @@ let package = Package(
         .target(name: "NATSAuth", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         // The agent's choice between HA routing peers: a pure state machine (no I/O).
         .target(name: "RouteSelection", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
-        // NATS JetStream over libnats: the outbox relay (publisher) and the view subscriber.
+        // The NATS client over libnats: connection, subscriptions, JetStream (streams, pipelined publish, direct get), errors.
+        // The only target that imports CNATS.
         .target(
-            name: "Messaging",
-            dependencies: ["CNATS", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            name: "NATSClient",
+            dependencies: ["CNATS", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Getting views to agents: the outbox relay, view envelopes and signatures, the view feed, peer status, NATS
+        // account pushes, bus permissions and subjects.
+        .target(
+            name: "ViewDistribution",
+            dependencies: ["NATSClient", "PostgresClient", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The write path without HTTP: tenant snapshots, the command writer, credentials, enrollment, agents' bus
         // credentials, the audit log; domain errors (ControlPlaneError).
         .target(
             name: "ControlPlane",
-            dependencies: ["EventStore", "Projections", "RouteModel", "Messaging", "NATSAuth", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "EventStore", "Projections", "RouteModel", "NATSClient", "ViewDistribution", "NATSAuth", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): one controller per resource, Codable request bodies, domain errors
@@ -79,7 +94,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "ControlPlane", "EventStore", "RouteModel", "Messaging",
+                "ControlPlane", "PostgresClient", "EventStore", "RouteModel", "NATSClient", "ViewDistribution",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -95,18 +110,18 @@ let package = Package(
         // The benchmarks' pure parts: percentiles, CDF, tables, PNG encoding, plot rasterizing (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
-        .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["PostgresClient", "EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // What the three command-line tools share: database options, logging set-up, finding each other's executables.
         .target(
             name: "CommandSupport",
-            dependencies: ["EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The product: serve, agent, migrate, nats, demo, admin commands.
         .executableTarget(
             name: "routeplane",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "NATSAuth",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-bench",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "BenchKit", "NATSAuth",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -128,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-chaos",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "HTTPAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -137,19 +152,20 @@ let package = Package(
 
         .testTarget(name: "BenchKitTests", dependencies: ["BenchKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "PostgresClient", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "PostgresClient", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "NATSClient", "ViewDistribution", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ViewDistributionTests", dependencies: ["ViewDistribution", "NATSClient", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).
         .testTarget(name: "ChaosTests", dependencies: ["routeplane-chaos"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",
             dependencies: [
-                "ControlPlane", "HTTPAPI", "Messaging", "RouteAgent", "Projections", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
+                "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "Projections", "PostgresClient", "EventStore", "RouteModel", "TestSupport", "NATSAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -159,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "ControlPlane", "HTTPAPI", "EventStore", "Projections", "RouteModel", "TestSupport",
+                "ControlPlane", "HTTPAPI", "PostgresClient", "EventStore", "Projections", "RouteModel", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
+import PostgresClient
 import EventStore
 import Foundation
-import Messaging
+import ViewDistribution
 import NATSAuth
 
 /// The controller's side of the bus as the tenant boundary (nats-server in operator mode): it signs each agent's

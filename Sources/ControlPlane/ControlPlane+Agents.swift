@@ -1,6 +1,7 @@
+import PostgresClient
 import Foundation
 import EventStore
-import Messaging
+import ViewDistribution
 import Projections
 import RouteModel
 

@@ -1,7 +1,8 @@
+import PostgresClient
 import Foundation
 import EventStore
 import Logging
-import Messaging
+import ViewDistribution
 import Projections
 import RouteModel
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresClient
 import Synchronization
 
 /// The event store: append with optimistic concurrency, read per tenant, read all tenants in a
@@ -218,7 +219,7 @@ public final class EventStore: Sendable {
                                   [tenant, PostgresArray.literal(ids.map { FastUUID.text($0) })])
             }
         }
-        let seqs = rows.rows.compactMap { $0[0].flatMap { Int64($0) } }
+        let seqs = rows.compactMap { $0.int64("seq") }
         guard seqs.count == ids.count, let first = seqs.first, let last = seqs.last, last - first + 1 == Int64(ids.count) else { return nil }
         return first...last
     }
@@ -230,7 +231,7 @@ public final class EventStore: Sendable {
                 try session.query("SELECT seq FROM tenant_heads WHERE tenant_id = $1", [tenant])
             }
         }
-        return rows.rows.first.flatMap { $0[0] }.flatMap { Int64($0) } ?? 0
+        return rows.first?.int64("seq") ?? 0
     }
 
     /// Events of one tenant with sequence ≥ `fromSequence`, in sequence order.
@@ -274,7 +275,7 @@ public final class EventStore: Sendable {
 
     // MARK: - Internals
 
-    static let columns = "event_id, tenant_id, seq, tx_id, position, type, data, metadata, (extract(epoch FROM recorded_at) * 1000000)::bigint"
+    static let columns = "event_id, tenant_id, seq, tx_id, position, type, data, metadata, (extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_micros"
 
     func retryingOnConnectionLoss<T: Sendable>(_ operation: String, _ body: @Sendable () async throws -> T) async throws -> T {
         var attempt = 0
@@ -297,15 +298,15 @@ public final class EventStore: Sendable {
 
     static func decode(_ rows: PostgresRows) throws -> [RecordedEvent] {
         let decoder = JSONDecoder()
-        return try rows.rows.map { row in
-            guard row.count == 9,
-                  let idText = row[0], let id = UUID(uuidString: idText),
-                  let tenant = row[1],
-                  let seqText = row[2], let seq = Int64(seqText),
-                  let txText = row[3], let tx = UInt64(txText),
-                  let posText = row[4], let pos = Int64(posText),
-                  let type = row[5], let data = row[6], let metadataText = row[7],
-                  let recordedText = row[8], let recordedMicros = Int64(recordedText)
+        return try rows.map { row in
+            guard row.values.count == 9,
+                  let id = row.string("event_id").flatMap(UUID.init(uuidString:)),
+                  let tenant = row.string("tenant_id"),
+                  let seq = row.int64("seq"),
+                  let tx = row.uint64("tx_id"),
+                  let pos = row.int64("position"),
+                  let type = row.string("type"), let data = row.string("data"), let metadataText = row.string("metadata"),
+                  let recordedMicros = row.int64("recorded_micros")
             else { throw EventStoreError.invalidResponse("malformed event row") }
             let metadata = try decoder.decode(EventMetadata.self, from: Data(metadataText.utf8))
             return RecordedEvent(id: id, tenant: tenant, sequence: seq, globalPosition: GlobalPosition(transaction: tx, position: pos),

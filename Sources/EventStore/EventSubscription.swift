@@ -1,4 +1,5 @@
 import Logging
+import PostgresClient
 
 /// Follows the event stream of every tenant: catches up from a position, then waits for NOTIFY
 /// (or a poll interval) and reads again. Pull-based: the reader's pace is the subscription's pace,
@@ -20,17 +21,18 @@ public struct EventSubscription: AsyncSequence, Sendable {
         let store: EventStore
         var position: GlobalPosition
         let batchSize: Int
-        let pollInterval: Duration
         var buffer: [RecordedEvent] = []
         var bufferIndex = 0
-        let listener: Listener
+        /// NOTIFY `routeplane_events`, reconnects, and a wake-up every poll interval (also while LISTEN is down).
+        var wakeUps: PostgresNotifications.Iterator
+        var listened = false
 
         init(store: EventStore, position: GlobalPosition, batchSize: Int, pollInterval: Duration) {
             self.store = store
             self.position = position
             self.batchSize = batchSize
-            self.pollInterval = pollInterval
-            self.listener = Listener(store: store)
+            self.wakeUps = store.pool.notifications(channels: ["routeplane_events"], label: "listen",
+                                                    configuration: .init(pollInterval: pollInterval)).makeAsyncIterator()
         }
 
         public mutating func next() async throws -> RecordedEvent? {
@@ -42,60 +44,32 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     return event
                 }
                 try Task.checkCancellation()
-                // Listen before reading, so an append committed between the read and the wait still wakes us.
-                await listener.ensureListening()
+                // Listen before the first read, so an append committed between the read and the wait still wakes us.
+                if !listened {
+                    listened = true
+                    await wakeUp()
+                }
                 let batch = try await store.readAll(after: position, limit: batchSize)
                 if !batch.isEmpty {
                     buffer = batch
                     bufferIndex = 0
                     continue
                 }
-                await listener.waitForNotification(timeout: pollInterval)
-            }
-        }
-    }
-
-    /// Holds the LISTEN connection of one iterator. If it breaks, waits fall back to plain polling
-    /// until it can be reopened.
-    actor Listener {
-        let store: EventStore
-        var connection: PostgresConnection?
-        var lastAttempt: ContinuousClock.Instant?
-        var loggedDown = false
-
-        init(store: EventStore) { self.store = store }
-
-        deinit { connection?.close() }
-
-        func ensureListening() async {
-            if connection != nil { return }
-            let now = ContinuousClock.now
-            if let lastAttempt, now - lastAttempt < .seconds(1) { return }
-            lastAttempt = now
-            do {
-                let connection = try await store.pool.dedicatedConnection(label: "listen")
-                _ = try await connection.withSession { try $0.query("LISTEN routeplane_events") }
-                self.connection = connection
-                if loggedDown { store.logger.notice("event subscription listening again") }
-                loggedDown = false
-            } catch {
-                if !loggedDown { store.logger.warning("event subscription cannot LISTEN; polling", metadata: ["error": "\(error)"]) }
-                loggedDown = true
+                await wakeUp()
             }
         }
 
-        func waitForNotification(timeout: Duration) async {
-            guard let connection else {
-                try? await Task.sleep(for: timeout)
-                return
-            }
-            do {
-                _ = try await connection.withSession { try $0.waitForNotifications(timeout: timeout) }
-            } catch {
-                store.logger.warning("event subscription lost its LISTEN connection", metadata: ["error": "\(error)"])
-                connection.close()
-                self.connection = nil
-                loggedDown = true
+        /// Waits for the next wake-up (any event: each one means "read again").
+        private mutating func wakeUp() async {
+            switch await wakeUps.next() {
+            case let .listening(recovered)?:
+                if recovered { store.logger.notice("event subscription listening again") }
+            case let .unavailable(reason)?:
+                store.logger.warning("event subscription cannot LISTEN; polling", metadata: ["error": "\(reason)"])
+            case let .lost(reason)?:
+                store.logger.warning("event subscription lost its LISTEN connection", metadata: ["error": "\(reason)"])
+            case .notification?, .idle?, nil:
+                break
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresClient
 
 /// Applies `migrations/NNNN_name.sql` in order. Each file runs in its own transaction and is recorded
 /// with its checksum in `schema_migrations`; an advisory lock makes concurrent runs (two controllers
@@ -83,9 +84,9 @@ public struct Migrator: Sendable {
                 """)
             var outcomes: [Outcome] = []
             for migration in migrations {
-                let checksum = try session.query("SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')", [migration.sql]).rows[0][0]!
+                let checksum = try session.query("SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex') AS checksum", [migration.sql])[0].string("checksum")!
                 let existing = try session.query("SELECT checksum FROM schema_migrations WHERE version = $1", [String(migration.version)])
-                if let stored = existing.rows.first?[0] {
+                if let stored = existing.first?.string("checksum") {
                     guard stored == checksum else { throw MigrationError.changedAfterApply(version: migration.version, name: migration.name) }
                     outcomes.append(.alreadyApplied(version: migration.version, name: migration.name))
                     continue

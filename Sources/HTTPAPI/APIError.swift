@@ -1,3 +1,4 @@
+import PostgresClient
 import ControlPlane
 import EventStore
 import HTTPTypes

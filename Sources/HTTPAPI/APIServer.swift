@@ -3,7 +3,7 @@ import EventStore
 import HTTPTypes
 import Hummingbird
 import Logging
-import Messaging
+import ViewDistribution
 import NIOCore
 import RouteModel
 import ServiceLifecycle

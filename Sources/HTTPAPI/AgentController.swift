@@ -1,6 +1,7 @@
+import ViewDistribution
 import ControlPlane
 import Foundation
-import Messaging
+import ViewDistribution
 import RouteModel
 import Hummingbird
 

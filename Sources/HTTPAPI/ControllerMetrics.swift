@@ -1,3 +1,4 @@
+import PostgresClient
 import EventStore
 import Metrics
 import Prometheus

@@ -1,3 +1,4 @@
+import PostgresClient
 import EventStore
 import Logging
 import RouteModel
@@ -60,14 +61,14 @@ public struct ProjectionMaintenance: Sendable {
     public func tenants() async throws -> [(tenant: String, head: Int64)] {
         let rows = try await store.pool.withSession { s in
             try s.query("""
-                SELECT t.tenant_id, coalesce(h.seq, 0) FROM
+                SELECT t.tenant_id, coalesce(h.seq, 0) AS head FROM
                   (SELECT tenant_id FROM tenant_heads UNION SELECT tenant_id FROM projection_checkpoints) t
                   LEFT JOIN tenant_heads h USING (tenant_id)
                  ORDER BY t.tenant_id
                 """)
         }
-        return rows.rows.compactMap { row in
-            guard let t = row[0], let h = row[1].flatMap({ Int64($0) }) else { return nil }
+        return rows.compactMap { row in
+            guard let t = row.string("tenant_id"), let h = row.int64("head") else { return nil }
             return (t, h)
         }
     }
@@ -247,7 +248,7 @@ public struct ProjectionMaintenance: Sendable {
             do {
                 let checkpoint = try ProjectionSQL.checkpoint(s, tenant: tenant)
                 let headRows = try s.query("SELECT seq FROM tenant_heads WHERE tenant_id = $1", [tenant])
-                let head = (headRows.rows.first?.first ?? nil).flatMap { Int64($0) } ?? 0
+                let head = headRows.first?.int64("seq") ?? 0
                 let views = try ProjectionSQL.storedViews(s, tenant: tenant)
                 let readModels = try ProjectionSQL.storedReadModels(s, tenant: tenant)
                 let fold = try ProjectionSQL.fold(s, tenant: tenant, upTo: checkpoint, pageSize: pageSize)

@@ -1,3 +1,4 @@
+import PostgresClient
 import EventStore
 import Logging
 import RouteModel
@@ -255,7 +256,7 @@ public actor ProjectionRunner {
                  WHERE h.seq > coalesce(c.seq, 0) ORDER BY h.tenant_id
                 """)
         }
-        return rows.rows.compactMap { $0.first ?? nil }
+        return rows.compactMap { $0.string("tenant_id") }
     }
 
     /// Asks `run()` to process `tenant` soon (e.g. right after an append in this process).
@@ -345,37 +346,24 @@ public actor ProjectionRunner {
     }
 
     private func listenLoop() async {
-        var connection: PostgresConnection?
-        var down = false
-        while !Task.isCancelled && !stopping {
-            if connection == nil {
-                do {
-                    let c = try await store.pool.dedicatedConnection(label: "projection-listen")
-                    _ = try await c.withSession { try $0.query("LISTEN routeplane_events") }
-                    connection = c
-                    if down { logger.notice("projection runner listening again") }
-                    down = false
-                    // Notifications sent while nobody listened are lost: look at every tenant.
-                    if let behind = try? await sweep() { for t in behind { nudge(t) } }
-                } catch {
-                    if !down { logger.warning("projection runner cannot LISTEN; relying on the sweep", metadata: ["error": "\(error)"]) }
-                    down = true
-                    try? await Task.sleep(for: .seconds(1))
-                    continue
-                }
-            }
-            do {
-                let notes = try await connection!.withSession { try $0.waitForNotifications(timeout: .milliseconds(250)) }
-                if !notes.isEmpty { logger.trace("notified", metadata: ["tenants": "\(notes.map(\.payload))"]) }
-                for n in notes where n.channel == "routeplane_events" { nudge(n.payload) }
-            } catch {
-                logger.warning("projection runner lost its LISTEN connection", metadata: ["error": "\(error)"])
-                connection?.close()
-                connection = nil
-                down = true
+        for await event in store.pool.notifications(channels: ["routeplane_events"], label: "projection-listen") {
+            if stopping { break }
+            switch event {
+            case let .notification(note):
+                logger.trace("notified", metadata: ["tenant": "\(note.payload)"])
+                if note.channel == "routeplane_events" { nudge(note.payload) }
+            case let .listening(recovered):
+                if recovered { logger.notice("projection runner listening again") }
+                // Notifications sent while nobody listened are lost: look at every tenant.
+                if let behind = try? await sweep() { for t in behind { nudge(t) } }
+            case let .unavailable(reason):
+                logger.warning("projection runner cannot LISTEN; relying on the sweep", metadata: ["error": "\(reason)"])
+            case let .lost(reason):
+                logger.warning("projection runner lost its LISTEN connection", metadata: ["error": "\(reason)"])
+            case .idle:
+                break
             }
         }
-        connection?.close()
     }
 }
 

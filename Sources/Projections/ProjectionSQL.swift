@@ -1,3 +1,4 @@
+import PostgresClient
 import EventStore
 import RouteModel
 
@@ -9,8 +10,8 @@ enum ProjectionSQL {
 
     /// Tries the tenant's projection lock for this transaction; false when another runner holds it.
     static func tryLock(_ s: PostgresSession, tenant: String) throws -> Bool {
-        let rows = try s.query("SELECT pg_try_advisory_xact_lock(\(lockKey))", [tenant])
-        return rows.rows.first?.first == "t"
+        let rows = try s.query("SELECT pg_try_advisory_xact_lock(\(lockKey)) AS locked", [tenant])
+        return rows.first?.bool("locked") == true
     }
 
     /// Waits for the tenant's projection lock (rebuild).
@@ -22,7 +23,7 @@ enum ProjectionSQL {
     static func checkpointForUpdate(_ s: PostgresSession, tenant: String) throws -> Int64 {
         try s.query("INSERT INTO projection_checkpoints (tenant_id, seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING", [tenant])
         let rows = try s.query("SELECT seq FROM projection_checkpoints WHERE tenant_id = $1 FOR UPDATE", [tenant])
-        guard let text = rows.rows.first?.first ?? nil, let seq = Int64(text) else {
+        guard let seq = rows.first?.int64("seq") else {
             throw ProjectionError.invalidResponse("no checkpoint row for tenant \(tenant)")
         }
         return seq
@@ -30,7 +31,7 @@ enum ProjectionSQL {
 
     static func checkpoint(_ s: PostgresSession, tenant: String) throws -> Int64 {
         let rows = try s.query("SELECT seq FROM projection_checkpoints WHERE tenant_id = $1", [tenant])
-        return (rows.rows.first?.first ?? nil).flatMap { Int64($0) } ?? 0
+        return rows.first?.int64("seq") ?? 0
     }
 
     static func setCheckpoint(_ s: PostgresSession, tenant: String, sequence: Int64) throws {
@@ -81,8 +82,8 @@ enum ProjectionSQL {
     private static func refs(_ rows: PostgresRows, tenant: String) throws -> [PeerID: StoredViewRef] {
         var out: [PeerID: StoredViewRef] = [:]
         out.reserveCapacity(rows.count)
-        for row in rows.rows {
-            guard let p = row[0], let vText = row[1], let v = Int64(vText), let d = row[2] else {
+        for row in rows {
+            guard let p = row.string("peer_id"), let v = row.int64("version"), let d = row.string("digest") else {
                 throw ProjectionError.invalidResponse("malformed peer_views row of tenant \(tenant)")
             }
             out[PeerID(p)] = StoredViewRef(version: v, digest: d)
@@ -93,8 +94,8 @@ enum ProjectionSQL {
     static func storedViews(_ s: PostgresSession, tenant: String) throws -> [PeerID: StoredView] {
         let rows = try s.query("SELECT peer_id, version, digest, body FROM peer_views WHERE tenant_id = $1", [tenant])
         var out: [PeerID: StoredView] = [:]
-        for row in rows.rows {
-            guard let p = row[0], let vText = row[1], let v = Int64(vText), let d = row[2], let b = row[3] else {
+        for row in rows {
+            guard let p = row.string("peer_id"), let v = row.int64("version"), let d = row.string("digest"), let b = row.string("body") else {
                 throw ProjectionError.invalidResponse("malformed peer_views row of tenant \(tenant)")
             }
             out[PeerID(p)] = StoredView(version: v, digest: d, body: Array(b.utf8))
@@ -107,8 +108,8 @@ enum ProjectionSQL {
         for kind in ReadModelKind.allCases {
             let (table, idColumn) = kind.table
             let rows = try s.query("SELECT \(idColumn), version, body FROM \(table) WHERE tenant_id = $1", [tenant])
-            for row in rows.rows {
-                guard let id = row[0], let vText = row[1], let v = Int64(vText), let b = row[2] else {
+            for row in rows {
+                guard let id = row.string(idColumn), let v = row.int64("version"), let b = row.string("body") else {
                     throw ProjectionError.invalidResponse("malformed \(table) row of tenant \(tenant)")
                 }
                 let key = ReadModelKey(kind, id)
@@ -146,7 +147,7 @@ enum ProjectionSQL {
     /// and the sort both spilled to temp files on the server (auto_explain, `bench propagation --agents 10000`).
     static func writeOutbox(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
         guard !updates.isEmpty else { return }
-        _ = try CopyIn.run(s, "COPY outbox (tenant_id, peer_id, version, digest, body, removed) FROM STDIN (FORMAT binary)") { copy in
+        _ = try PostgresCopyIn.run(s, "COPY outbox (tenant_id, peer_id, version, digest, body, removed) FROM STDIN (FORMAT binary)") { copy in
             for u in updates {
                 try copy.row(6)
                 copy.text(tenant)
@@ -189,7 +190,7 @@ enum ProjectionSQL {
             try s.query("DELETE FROM \(kind.table.name) WHERE tenant_id = $1", [tenant])
         }
         if !views.isEmpty {
-            _ = try CopyIn.run(s, "COPY peer_views (tenant_id, peer_id, version, digest, body) FROM STDIN (FORMAT binary)") { copy in
+            _ = try PostgresCopyIn.run(s, "COPY peer_views (tenant_id, peer_id, version, digest, body) FROM STDIN (FORMAT binary)") { copy in
                 for v in views {
                     precondition(!v.removed, "replaceAll loads existing views only")
                     try copy.row(5)
@@ -205,7 +206,7 @@ enum ProjectionSQL {
             let rows = readModels.filter { $0.key.kind == kind && $0.body != nil }
             guard !rows.isEmpty else { continue }
             let (table, idColumn) = kind.table
-            _ = try CopyIn.run(s, "COPY \(table) (tenant_id, \(idColumn), version, body) FROM STDIN (FORMAT binary)") { copy in
+            _ = try PostgresCopyIn.run(s, "COPY \(table) (tenant_id, \(idColumn), version, body) FROM STDIN (FORMAT binary)") { copy in
                 for r in rows {
                     try copy.row(4)
                     copy.text(tenant)
@@ -242,16 +243,16 @@ enum ProjectionSQL {
         guard !keys.isEmpty else { return [:] }
         let rows = try s.query(
             """
-            SELECT o.peer_id, o.digest, o.removed, o.sent_at IS NOT NULL FROM outbox o
+            SELECT o.peer_id, o.digest, o.removed, o.sent_at IS NOT NULL AS sent FROM outbox o
               JOIN unnest($2::text[], $3::bigint[]) AS k(p, v) ON o.tenant_id = $1 AND o.peer_id = k.p AND o.version = k.v
             """,
             [tenant, PostgresArray.literal(keys.map(\.peer.rawValue)), PostgresArray.literal(keys.map { String($0.version) })])
         var out: [PeerID: (digest: String, removed: Bool, sent: Bool)] = [:]
-        for row in rows.rows {
-            guard let p = row[0], let d = row[1], let removed = row[2], let sent = row[3] else {
+        for row in rows {
+            guard let p = row.string("peer_id"), let d = row.string("digest"), !row.isNull("removed"), !row.isNull("sent") else {
                 throw ProjectionError.invalidResponse("malformed outbox row of tenant \(tenant)")
             }
-            out[PeerID(p)] = (d, removed == "t", sent == "t")
+            out[PeerID(p)] = (d, row.bool("removed") == true, row.bool("sent") == true)
         }
         return out
     }

@@ -1,7 +1,8 @@
 import Foundation
 import Logging
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import Synchronization
 
 // The agent's NATS user credentials: the renewal loop of `AgentRunner` and the state it shares with libnats.

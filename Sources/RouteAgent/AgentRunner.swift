@@ -2,8 +2,9 @@
 // status); its bus credentials live in AgentRunner+BusCredentials.swift.
 import Foundation
 import Logging
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import Synchronization
 import RouteModel
 import RouteSelection

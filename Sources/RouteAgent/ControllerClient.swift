@@ -3,7 +3,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Messaging
+import ViewDistribution
 import RouteModel
 import Synchronization
 

@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import PostgresClient
 import EventStore
 import Foundation
 

@@ -2,6 +2,7 @@ import CommandSupport
 import ArgumentParser
 import BenchKit
 import ControlPlane
+import PostgresClient
 import EventStore
 import Foundation
 import Logging

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 
 /// NATS connections of benchmarks and lab runs: the servers Routeplane starts run in operator mode, so a bench
 /// connects with a user minted from the deployment's key folder ($ROUTEPLANE_NATS_KEYS, written by ops/services).

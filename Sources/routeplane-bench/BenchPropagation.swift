@@ -7,12 +7,13 @@ import Dispatch
 import EventStore
 import Foundation
 import Logging
-import Messaging
+import ViewDistribution
 import Projections
 import RouteModel
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+import NATSClient
 #endif
 
 /// `routeplane-bench propagation`: a route change committed → the view received and verified by every

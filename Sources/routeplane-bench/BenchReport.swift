@@ -1,7 +1,9 @@
 import BenchKit
-import Messaging
+import ViewDistribution
+import PostgresClient
 import EventStore
 import Foundation
+import NATSClient
 
 /// Everything `routeplane-bench all` measured, as `--json` writes it.
 struct BenchReport: Codable, Sendable {

@@ -1,4 +1,4 @@
-import Messaging
+import ViewDistribution
 
 /// Micro-benchmark of signed views, printed by `routeplane-bench model`: what signing adds to the relay's
 /// work per published message and what verification adds to the agent's work per received message, each next to the

@@ -2,11 +2,12 @@
 // printing) in one file; splitting it by job is part of the open restructuring (ChaosModel.swift holds its pure parts).
 import CommandSupport
 import Dispatch
+import PostgresClient
 import EventStore
 import Foundation
 import RouteModel
 import Logging
-import Messaging
+import ViewDistribution
 import Synchronization
 
 /// The requests of the run, in the order they ended.

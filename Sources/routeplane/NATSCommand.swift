@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 
 /// `routeplane nats init|server-config`: the deployment's NATS keys (operator mode) and nats-server configuration.
 struct NATS: AsyncParsableCommand {

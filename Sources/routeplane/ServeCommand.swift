@@ -5,8 +5,9 @@ import HTTPAPI
 import EventStore
 import Foundation
 import Logging
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import Projections
 import RouteModel
 import ServiceLifecycle

@@ -1,3 +1,4 @@
+import PostgresClient
 @testable import EventStore
 import Foundation
 import TestSupport

@@ -3,7 +3,7 @@ import HTTPAPI
 import EventStore
 import Foundation
 import HTTPTypes
-import Messaging
+import ViewDistribution
 import Testing
 import TestSupport
 

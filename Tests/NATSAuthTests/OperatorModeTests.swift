@@ -1,6 +1,7 @@
 import Foundation
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import Synchronization
 import Testing
 import TestSupport

@@ -1,4 +1,5 @@
 @testable import Projections
+import PostgresClient
 import EventStore
 import RouteModel
 import TestSupport

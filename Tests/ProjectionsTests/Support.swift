@@ -1,3 +1,4 @@
+import PostgresClient
 import EventStore
 import Foundation
 import Projections

@@ -1,5 +1,5 @@
 import Foundation
-import Messaging
+import ViewDistribution
 import RouteAgent
 import RouteModel
 import Testing

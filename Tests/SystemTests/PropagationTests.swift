@@ -1,8 +1,10 @@
 import ControlPlane
 import HTTPAPI
+import PostgresClient
 import EventStore
 import Foundation
-import Messaging
+import NATSClient
+import ViewDistribution
 import RouteAgent
 import RouteModel
 import Testing

@@ -2,7 +2,8 @@ import ControlPlane
 import HTTPAPI
 import Foundation
 import Logging
-import Messaging
+import NATSClient
+import ViewDistribution
 import RouteAgent
 import RouteModel
 import Testing

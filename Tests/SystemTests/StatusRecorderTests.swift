@@ -1,6 +1,8 @@
+import PostgresClient
 import EventStore
 import Foundation
-import Messaging
+import NATSClient
+import ViewDistribution
 import Testing
 import TestSupport
 

@@ -1,5 +1,6 @@
 import ControlPlane
 import HTTPAPI
+import PostgresClient
 import EventStore
 import Foundation
 #if canImport(FoundationNetworking)
@@ -7,8 +8,9 @@ import FoundationNetworking
 #endif
 import Hummingbird
 import Logging
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import NIOCore
 import Projections
 import RouteAgent

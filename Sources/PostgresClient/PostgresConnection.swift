@@ -54,12 +54,12 @@ public final class PostgresConnection: @unchecked Sendable {
         var keyPtrs = cKeys.map { UnsafePointer<CChar>($0) } + [nil]
         var valuePtrs = cValues.map { UnsafePointer<CChar>($0) } + [nil]
         guard let conn = PQconnectdbParams(&keyPtrs, &valuePtrs, 1) else {
-            throw EventStoreError.connectionUnavailable(reason: "libpq could not allocate a connection")
+            throw PostgresError.connectionUnavailable(reason: "libpq could not allocate a connection")
         }
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(conn)
-            throw EventStoreError.connectionUnavailable(reason: message)
+            throw PostgresError.connectionUnavailable(reason: message)
         }
         // Server NOTICEs ("relation … already exists, skipping") are not errors: keep them off stderr.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
@@ -68,7 +68,7 @@ public final class PostgresConnection: @unchecked Sendable {
         guard PQsetnonblocking(conn, 1) == 0 else {
             let message = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(conn)
-            throw EventStoreError.connectionUnavailable(reason: "cannot make the connection non-blocking: \(message)")
+            throw PostgresError.connectionUnavailable(reason: "cannot make the connection non-blocking: \(message)")
         }
         return conn
     }
@@ -78,7 +78,7 @@ public final class PostgresConnection: @unchecked Sendable {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 guard let handle = self.handle else {
-                    continuation.resume(throwing: EventStoreError.connectionLost(reason: "connection \(self.label) is closed"))
+                    continuation.resume(throwing: PostgresError.connectionLost(reason: "connection \(self.label) is closed"))
                     return
                 }
                 continuation.resume(with: Result { try body(PostgresSession(handle: handle, prepared: self.prepared)) })
@@ -112,7 +112,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     private func liveHandle() throws -> OpaquePointer {
-        guard let handle else { throw EventStoreError.connectionLost(reason: "connection \(label) is closed") }
+        guard let handle else { throw PostgresError.connectionLost(reason: "connection \(label) is closed") }
         return handle
     }
 
@@ -156,12 +156,12 @@ public final class PostgresConnection: @unchecked Sendable {
             self.watch = watch
         }
         let result = try await loop.perform(on: watch, connection: PGConnHandle(raw: handle)) { conn in
-            guard send(conn) == 1 else { throw EventStoreError.connectionLost(reason: PostgresIOLoop.errorMessage(conn)) }
+            guard send(conn) == 1 else { throw PostgresError.connectionLost(reason: PostgresIOLoop.errorMessage(conn)) }
             let flushed = PQflush(conn)
-            guard flushed >= 0 else { throw EventStoreError.connectionLost(reason: PostgresIOLoop.errorMessage(conn)) }
+            guard flushed >= 0 else { throw PostgresError.connectionLost(reason: PostgresIOLoop.errorMessage(conn)) }
             return flushed == 1
         }
-        guard let result else { throw EventStoreError.connectionLost(reason: PostgresIOLoop.errorMessage(handle)) }
+        guard let result else { throw PostgresError.connectionLost(reason: PostgresIOLoop.errorMessage(handle)) }
         return result
     }
 }
@@ -205,8 +205,9 @@ func withCParameters<R>(_ parameters: [String?], _ body: (UnsafePointer<UnsafePo
     }
 }
 
-/// Rows of a result, copied out of libpq in text format.
-public struct PostgresRows: Sendable {
+/// Rows of a result, copied out of libpq in text format. A collection of `PostgresRow`s (typed cells by column
+/// name); `rows` holds the raw text by position.
+public struct PostgresRows: Sendable, RandomAccessCollection {
     public let columns: [String]
     public let rows: [[String?]]
     public let affectedRows: Int
@@ -216,6 +217,9 @@ public struct PostgresRows: Sendable {
         return rows[row][index]
     }
     public var count: Int { rows.count }
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { rows.count }
+    public subscript(position: Int) -> PostgresRow { PostgresRow(columns: columns, values: rows[position]) }
 }
 
 /// The names of the statements prepared in one server session, by SQL text.
@@ -229,11 +233,11 @@ public struct PostgresSession {
     let handle: OpaquePointer
     let prepared: PreparedStatements
 
-    /// The session's libpq connection (`PGconn *`), for protocol features this type does not wrap (COPY,
-    /// in Projections). Only inside the `withSession` body, on its thread. The connection is in non-blocking
-    /// mode (see `PostgresConnection.open`): `PQputCopyData`, `PQputCopyEnd` and `PQflush` may answer "would
-    /// block"; `PQexec…` and `PQgetResult` still wait.
-    public var libpqHandle: OpaquePointer { handle }
+    /// The session's libpq connection (`PGconn *`), for the protocol features in this module that this type
+    /// does not wrap (COPY, cells in place). Only inside the `withSession` body, on its thread. The connection is
+    /// in non-blocking mode (see `PostgresConnection.open`): `PQputCopyData`, `PQputCopyEnd` and `PQflush` may
+    /// answer "would block"; `PQexec…` and `PQgetResult` still wait.
+    var libpqHandle: OpaquePointer { handle }
 
     /// Runs one statement with `$1…` parameters (text format). Values are never interpolated into SQL.
     @discardableResult
@@ -253,7 +257,7 @@ public struct PostgresSession {
     }
 
     /// The first column of the first row (nil for no row or SQL NULL), without copying out a `PostgresRows`.
-    func value(prepared sql: String, _ parameters: [String?]) throws -> String? {
+    public func value(prepared sql: String, _ parameters: [String?]) throws -> String? {
         let result = try executePrepared(sql, parameters)
         defer { PQclear(result) }
         try check(result)
@@ -277,7 +281,7 @@ public struct PostgresSession {
             let result: OpaquePointer? = withCParameters(parameters) { params in
                 PQexecPrepared(handle, name, Int32(parameters.count), params, nil, nil, 0)
             }
-            guard let result else { throw EventStoreError.connectionLost(reason: errorMessage()) }
+            guard let result else { throw PostgresError.connectionLost(reason: errorMessage()) }
             if attempt == 0, Self.isUnknownStatement(result) {
                 // Prepared statement does not exist (the session was reset): prepare it again.
                 PQclear(result)
@@ -299,16 +303,16 @@ public struct PostgresSession {
         var received = drainNotifications()
         if !received.isEmpty { return received }
         let socket = PQsocket(handle)
-        guard socket >= 0 else { throw EventStoreError.connectionLost(reason: "no socket: \(errorMessage())") }
+        guard socket >= 0 else { throw PostgresError.connectionLost(reason: "no socket: \(errorMessage())") }
         var pfd = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         let millis = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let ready = poll(&pfd, 1, millis)
-        if ready < 0 && errno != EINTR { throw EventStoreError.connectionLost(reason: "poll failed: errno \(errno)") }
+        if ready < 0 && errno != EINTR { throw PostgresError.connectionLost(reason: "poll failed: errno \(errno)") }
         if ready > 0 {
-            guard PQconsumeInput(handle) == 1 else { throw EventStoreError.connectionLost(reason: errorMessage()) }
+            guard PQconsumeInput(handle) == 1 else { throw PostgresError.connectionLost(reason: errorMessage()) }
             received = drainNotifications()
         }
-        if PQstatus(handle) != CONNECTION_OK { throw EventStoreError.connectionLost(reason: errorMessage()) }
+        if PQstatus(handle) != CONNECTION_OK { throw PostgresError.connectionLost(reason: errorMessage()) }
         return received
     }
 
@@ -334,7 +338,7 @@ public struct PostgresSession {
     @discardableResult
     private func consume(_ result: OpaquePointer?) throws -> PostgresRows {
         guard let result else {
-            throw EventStoreError.connectionLost(reason: errorMessage())
+            throw PostgresError.connectionLost(reason: errorMessage())
         }
         defer { PQclear(result) }
         return try Self.rows(of: result, handle: handle)
@@ -382,9 +386,9 @@ public struct PostgresSession {
             let message = field("M") ?? String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
             let detail = field("D")
             if PQstatus(handle) != CONNECTION_OK || sqlState.hasPrefix("08") || sqlState.hasPrefix("57P") {
-                throw EventStoreError.connectionLost(reason: sqlState.isEmpty ? message : "\(sqlState): \(message)")
+                throw PostgresError.connectionLost(reason: sqlState.isEmpty ? message : "\(sqlState): \(message)")
             }
-            throw EventStoreError.server(sqlState: sqlState, message: message, detail: detail)
+            throw PostgresError.server(sqlState: sqlState, message: message, detail: detail)
         }
     }
 }

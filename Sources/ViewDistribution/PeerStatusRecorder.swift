@@ -1,6 +1,8 @@
+import PostgresClient
 import EventStore
 import Foundation
 import Logging
+import NATSClient
 import Synchronization
 
 /// Records agents' status messages (`routeplane.<tenant>.peer.<peer>.status`) in `peer_status`, so
@@ -201,7 +203,7 @@ public final class PeerStatusRecorder: Sendable {
     private func write(_ rows: [Report]) async throws -> Int {
         try await store.pool.withSession { s in
             try s.query(Self.upsert, [PostgresArray.literal(rows.map(\.tenant)), PostgresArray.literal(rows.map(\.peer)),
-                                      PostgresArray.literal(rows.map { String($0.appliedVersion) }), PostgresArray.literal(rows.map(\.json))]).rows.count
+                                      PostgresArray.literal(rows.map { String($0.appliedVersion) }), PostgresArray.literal(rows.map(\.json))]).count
         }
     }
 }

@@ -1,3 +1,7 @@
+// The libnats connection: its options, connect (with credential retries), publish/request/subscribe and the C
+// callbacks. Over 500 lines because connect, the options it applies and the callbacks it registers go through
+// the connection's private initialiser and state; splitting the file would widen that access.
+
 import CNATS
 import Dispatch
 import Foundation
@@ -309,7 +313,7 @@ public final class NATSConnection: @unchecked Sendable {
 
     /// Core request/reply that blocks the calling thread: only for callers already on a Dispatch thread
     /// (e.g. inside a PostgreSQL session), never on Swift's cooperative pool.
-    func requestBlocking(_ subject: String, payload: [UInt8] = [], timeout: Duration = .seconds(2)) throws -> NATSMessage {
+    public func requestBlocking(_ subject: String, payload: [UInt8] = [], timeout: Duration = .seconds(2)) throws -> NATSMessage {
         var reply: OpaquePointer?
         let status = payload.withUnsafeBufferPointer { p in
             natsConnection_Request(&reply, handle, subject, p.baseAddress.map { UnsafeRawPointer($0) }, Int32(p.count), timeout.milliseconds)

@@ -1,5 +1,6 @@
 import Foundation
-import Messaging
+import NATSClient
+import ViewDistribution
 import Testing
 
 @Suite struct EnvelopeTests {

@@ -1,7 +1,9 @@
+import PostgresClient
 import EventStore
 import Foundation
 import Logging
 import NATSAuth
+import NATSClient
 import Synchronization
 
 /// Keeps the NATS resolver's copy of the routeplane account JWT equal to what PostgreSQL says: the base account
@@ -88,16 +90,16 @@ public final class NATSAccountPublisher: Sendable {
         let pushed = try await store.pool.withSession { s -> Pushed in
             try s.query("BEGIN")
             do {
-                let last = Int64(try s.query("SELECT issued_at FROM nats_account WHERE id = 1 FOR UPDATE").rows.first?[0] ?? "0") ?? 0
+                let last = try s.query("SELECT issued_at FROM nats_account WHERE id = 1 FOR UPDATE").first?.int64("issued_at") ?? 0
                 let now = Int64(Date().timeIntervalSince1970)
                 let issuedAt = max(now, last + 1)
                 let rows = try s.query("""
-                    SELECT public_key, ceil(extract(epoch FROM revoked_at))::bigint + $1 FROM nats_users
+                    SELECT public_key, ceil(extract(epoch FROM revoked_at))::bigint + $1 AS expires FROM nats_users
                      WHERE revoked_at IS NOT NULL AND revoked_at > now() - make_interval(secs => $1)
-                    """, [String(retention)]).rows
+                    """, [String(retention)])
                 var revocations: [String: Int64] = [:]
                 for row in rows {
-                    if let key = row[0], let at = row[1].flatMap(Int64.init) { revocations[key] = at }
+                    if let key = row.string("public_key"), let at = row.int64("expires") { revocations[key] = at }
                 }
                 let jwt = keys.accountJWT(revocations: revocations, issuedAt: issuedAt)
                 let reply = try nats.requestBlocking("$SYS.REQ.CLAIMS.UPDATE", payload: Array(jwt.utf8), timeout: .seconds(2))

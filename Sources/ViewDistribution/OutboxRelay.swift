@@ -1,6 +1,8 @@
+import PostgresClient
 import EventStore
 import Foundation
 import Logging
+import NATSClient
 import Synchronization
 
 /// Publishes outbox rows to JetStream: the I/O shell around `OutboxRelayStateMachine`.
@@ -125,10 +127,10 @@ public final class OutboxRelay: Sendable {
     /// `SELECT count(*) … WHERE sent_at IS NULL` (the partial index `outbox_pending` serves it).
     public func depth() async throws -> Depth {
         let rows = try await store.pool.withSession { s in
-            try s.query("SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox WHERE sent_at IS NULL")
+            try s.query("SELECT count(*) AS pending, extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox WHERE sent_at IS NULL")
         }
-        let pending = Int64(rows.rows.first?[0] ?? "0") ?? 0
-        let age = rows.rows.first?[1].flatMap(Double.init).map { Duration.milliseconds(Int64(($0 * 1000).rounded())) }
+        let pending = rows.first?.int64("pending") ?? 0
+        let age = rows.first?.double("age").map { Duration.milliseconds(Int64(($0 * 1000).rounded())) }
         return Depth(pending: pending, oldestPendingAge: age)
     }
 
@@ -142,7 +144,7 @@ public final class OutboxRelay: Sendable {
 
     private func takePublisher() throws -> JetStreamPublisher {
         if let idle = publisherPool.withLock({ $0.popLast() }) { return idle }
-        return try JetStreamPublisher(connection: connection, stream: configuration.stream.name)
+        return try JetStreamPublisher.forViews(connection: connection, stream: configuration.stream.name)
     }
 
     private func returnPublisher(_ publisher: JetStreamPublisher) {
@@ -226,8 +228,8 @@ public final class OutboxRelay: Sendable {
     /// per-peer lookup). No WHERE here mentions `sent_at`, so no lookup can be planned on a partial index, whatever
     /// the statistics say. Usually one row per peer; more only when a peer had several unsent versions.
     static let resolveSQL = """
-        SELECT p.tenant_id, p.peer_id, x.id, x.version, x.sent_at IS NULL, x.digest, x.body, x.removed,
-               (extract(epoch FROM x.created_at) * 1000)::bigint
+        SELECT p.tenant_id, p.peer_id, x.id, x.version, x.sent_at IS NULL AS unsent, x.digest, x.body, x.removed,
+               (extract(epoch FROM x.created_at) * 1000)::bigint AS created_at_millis
           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS p(tenant_id, peer_id, from_version)
           CROSS JOIN LATERAL (
                 SELECT r.id, r.version, r.sent_at, r.digest, r.body, r.removed, r.created_at
@@ -262,8 +264,8 @@ public final class OutboxRelay: Sendable {
         do {
             let candidates = try s.query(prepared: candidatesSQL, [String(limit)])
             var report = BatchReport(claimed: candidates.count)
-            let peers = OutboxClaim.lockedPeers(try candidates.rows.map { r in
-                guard let tenant = r[1], let peer = r[2], let version = r[3].flatMap(Int64.init) else {
+            let peers = OutboxClaim.lockedPeers(try candidates.map { r in
+                guard let tenant = r.string("tenant_id"), let peer = r.string("peer_id"), let version = r.int64("version") else {
                     throw EventStoreError.invalidResponse("outbox row with NULL fields")
                 }
                 return OutboxClaim.Candidate(tenant: tenant, peer: peer, version: version)
@@ -279,13 +281,13 @@ public final class OutboxRelay: Sendable {
             var peerRows: [OutboxClaim.PeerRow] = []
             var payloads: [Int64: (digest: String, body: String, removed: Bool, createdAtMillis: Int64)] = [:]
             peerRows.reserveCapacity(resolved.count)
-            for r in resolved.rows {
-                guard let tenant = r[0], let peer = r[1], let id = r[2].flatMap(Int64.init), let version = r[3].flatMap(Int64.init),
-                      let digest = r[5], let body = r[6] else {
+            for r in resolved {
+                guard let tenant = r.string("tenant_id"), let peer = r.string("peer_id"), let id = r.int64("id"), let version = r.int64("version"),
+                      let digest = r.string("digest"), let body = r.string("body") else {
                     throw EventStoreError.invalidResponse("outbox row with NULL fields")
                 }
-                peerRows.append(OutboxClaim.PeerRow(tenant: tenant, peer: peer, id: id, version: version, unsent: r[4] == "t"))
-                payloads[id] = (digest, body, r[7] == "t", r[8].flatMap(Int64.init) ?? 0)
+                peerRows.append(OutboxClaim.PeerRow(tenant: tenant, peer: peer, id: id, version: version, unsent: r.bool("unsent") == true))
+                payloads[id] = (digest, body, r.bool("removed") == true, r.int64("created_at_millis") ?? 0)
             }
             let plan = OutboxClaim.plan(peerRows)
             var rows: [PublishedRow] = []
@@ -409,36 +411,23 @@ public final class OutboxRelay: Sendable {
     }
 
     private func listenLoop(_ wake: WakeSignals) async {
-        var listener: PostgresConnection?
-        var down = false
-        while !Task.isCancelled {
-            if listener == nil {
-                do {
-                    let c = try await store.pool.dedicatedConnection(label: "outbox-listen")
-                    _ = try await c.withSession { try $0.query("LISTEN routeplane_outbox") }
-                    listener = c
-                    if down { logger.notice("outbox relay listening again", metadata: ["relay": "\(configuration.name)"]) }
-                    down = false
-                    // Notifications sent while nobody listened are lost: look once.
-                    wake.signal(.outbox)
-                } catch {
-                    if !down { logger.warning("outbox relay cannot LISTEN; polling", metadata: ["relay": "\(configuration.name)", "error": "\(error)"]) }
-                    down = true
-                    try? await Task.sleep(for: .seconds(1))
-                    continue
-                }
-            }
-            do {
-                let notes = try await listener!.withSession { try $0.waitForNotifications(timeout: .milliseconds(250)) }
-                if notes.contains(where: { $0.channel == "routeplane_outbox" }) { wake.signal(.outbox) }
-            } catch {
-                logger.warning("outbox relay lost its LISTEN connection", metadata: ["relay": "\(configuration.name)", "error": "\(error)"])
-                listener?.close()
-                listener = nil
-                down = true
+        let relay: Logger.MetadataValue = "\(configuration.name)"
+        for await event in store.pool.notifications(channels: ["routeplane_outbox"], label: "outbox-listen") {
+            switch event {
+            case let .notification(note):
+                if note.channel == "routeplane_outbox" { wake.signal(.outbox) }
+            case let .listening(recovered):
+                if recovered { logger.notice("outbox relay listening again", metadata: ["relay": relay]) }
+                // Notifications sent while nobody listened are lost: look once.
+                wake.signal(.outbox)
+            case let .unavailable(reason):
+                logger.warning("outbox relay cannot LISTEN; polling", metadata: ["relay": relay, "error": "\(reason)"])
+            case let .lost(reason):
+                logger.warning("outbox relay lost its LISTEN connection", metadata: ["relay": relay, "error": "\(reason)"])
+            case .idle:
+                break
             }
         }
-        listener?.close()
     }
 }
 

@@ -1,4 +1,5 @@
 import JSONKit
+import NATSClient
 
 /// The message a relay publishes for one outbox row and an agent receives: a versioned JSON envelope
 /// around the view's canonical JSON, which is carried byte for byte as the outbox row holds it, so the

@@ -1,5 +1,6 @@
 import Foundation
 import NATSAuth
+import NATSClient
 
 /// What each NATS user of a Routeplane deployment may do on the bus (nats-server in operator mode; everything not
 /// allowed is denied). Tenants share one NATS account, so these lists are the tenant boundary: an agent's user names

@@ -1,3 +1,4 @@
+import NATSClient
 /// Names on the bus for per-peer route views.
 ///
 /// Subject `routeplane.<tenant>.peer.<peer>.routes`; message id `<tenant>:<peer>:<version>:<16 hex of an HMAC>` (JetStream drops a
@@ -28,4 +29,9 @@ public enum ViewSubjects {
     public static func messageID(tenant: String, peer: String, version: Int64, digest: String, signer: ViewSigner) -> String {
         signer.messageID(tenant: tenant, peer: peer, version: version, digest: digest)
     }
+}
+
+extension StreamSpec {
+    /// `ROUTEPLANE_VIEWS` on `routeplane.*.peer.*.routes`, last message per subject, 2-minute duplicate window.
+    public static let views = StreamSpec(name: "ROUTEPLANE_VIEWS", subjects: [ViewSubjects.wildcard])
 }

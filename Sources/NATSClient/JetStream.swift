@@ -2,7 +2,7 @@ import CNATS
 import Foundation
 import Synchronization
 
-/// The stream that keeps every peer's current view.
+/// A JetStream stream's configuration (the views' stream is `StreamSpec.views`, in ViewDistribution).
 public struct StreamSpec: Sendable, Equatable {
     public var name: String
     public var subjects: [String]
@@ -25,9 +25,6 @@ public struct StreamSpec: Sendable, Equatable {
         self.memoryStorage = memoryStorage
         self.replicas = replicas
     }
-
-    /// `ROUTEPLANE_VIEWS` on `routeplane.*.peer.*.routes`, last message per subject, 2-minute duplicate window.
-    public static let views = StreamSpec(name: "ROUTEPLANE_VIEWS", subjects: [ViewSubjects.wildcard])
 }
 
 /// What the server says about a stream.
@@ -227,8 +224,14 @@ public final class JetStreamPublisher: @unchecked Sendable {
     private let inbox: String
     public let stream: String
     private let batchLock = Mutex<UInt64>(0)
+    private let readAck: AckReader?
 
-    public init(connection: NATSConnection, stream: String) throws {
+    /// Reads the usual acknowledgement (`{"stream":…,"seq":N[,"duplicate":…]}`) from its bytes; nil for anything
+    /// else, which then goes through Foundation's JSONDecoder (~30 µs an ack: a tenth of the relay's CPU at
+    /// 10,000 acks, hence the fast reader, which the view distribution passes with its JSON reader).
+    public typealias AckReader = @Sendable ([UInt8]) -> PublishResult?
+
+    public init(connection: NATSConnection, stream: String, readAck: AckReader? = nil) throws {
         var inboxPointer: UnsafeMutablePointer<CChar>?
         try NATSError.check(natsInbox_Create(&inboxPointer), "inbox")
         guard let inboxPointer else { throw NATSError.library(status: "no memory", detail: "natsInbox_Create") }
@@ -243,6 +246,7 @@ public final class JetStreamPublisher: @unchecked Sendable {
         self.subscription = sub
         self.inbox = inbox
         self.stream = stream
+        self.readAck = readAck
     }
 
     deinit {
@@ -304,7 +308,7 @@ public final class JetStreamPublisher: @unchecked Sendable {
                 let parts = String(cString: natsMsg_GetSubject(reply)).split(separator: ".")
                 guard parts.count >= 2, UInt64(parts[parts.count - 2]) == batch, let index = Int(parts[parts.count - 1]),
                       index >= 0, index < results.count, results[index] == nil else { continue }
-                results[index] = status == NATS_NO_RESPONDERS ? .failed(.noStream) : Self.parseAck(reply)
+                results[index] = status == NATS_NO_RESPONDERS ? .failed(.noStream) : Self.parseAck(reply, readAck: readAck)
                 outstanding -= 1
             }
             let missing: PublishResult = connection.isConnected ? .failed(.timeout) : .failed(.notConnected("connection lost before the acknowledgement"))
@@ -344,39 +348,16 @@ public final class JetStreamPublisher: @unchecked Sendable {
     }
 
     /// The acknowledgement in a libnats message. The usual one (`{"stream":…,"seq":N}` plus `"duplicate":true`,
-    /// no headers) is read in place; anything else (a status header, an error, an unexpected shape) goes through
-    /// the general path below. Foundation's JSONDecoder costed ~30 µs per ack, a tenth of the relay's CPU at 10,000 acks.
-    static func parseAck(_ reply: OpaquePointer) -> PublishResult {
+    /// no headers) is read by `readAck` when given; anything else (a status header, an error, an unexpected shape,
+    /// or no `readAck`) goes through the general path below.
+    static func parseAck(_ reply: OpaquePointer, readAck: AckReader?) -> PublishResult {
         var statusValue: UnsafePointer<CChar>?
         let length = Int(natsMsg_GetDataLength(reply))
-        if natsMsgHeader_Get(reply, "Status", &statusValue) != NATS_OK, length > 0, let data = natsMsg_GetData(reply) {
+        if let readAck, natsMsgHeader_Get(reply, "Status", &statusValue) != NATS_OK, length > 0, let data = natsMsg_GetData(reply) {
             let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: length)
-            if let fast = quickAck(Array(bytes)) { return fast }
+            if let fast = readAck(Array(bytes)) { return fast }
         }
         return parseAck(NATSMessage(copying: reply))
-    }
-
-    /// `{"stream":"…","seq":N[,"duplicate":true|false][,"domain":"…"]}` → stored; nil for anything else.
-    static func quickAck(_ bytes: [UInt8]) -> PublishResult? {
-        var reader = JSONText.Reader(bytes)
-        guard let fields = try? reader.topLevelObject() else { return nil }
-        var sequence: UInt64?
-        var duplicate = false
-        for (key, range) in fields {
-            switch key {
-            case "seq":
-                guard let value = JSONText.integer(bytes[range]), value >= 0 else { return nil }
-                sequence = UInt64(value)
-            case "duplicate":
-                let token = bytes[range]
-                if token.elementsEqual("true".utf8) { duplicate = true } else if !token.elementsEqual("false".utf8) { return nil }
-            case "stream", "domain":
-                continue
-            default:
-                return nil
-            }
-        }
-        return sequence.map { .stored(sequence: $0, duplicate: duplicate) }
     }
 
     static func parseAck(_ reply: NATSMessage) -> PublishResult {

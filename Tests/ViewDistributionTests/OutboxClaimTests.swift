@@ -1,4 +1,6 @@
-@testable import Messaging
+@testable import NATSClient
+@testable import ViewDistribution
+import PostgresClient
 import EventStore
 import Testing
 import TestSupport

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
-import Messaging
+import NATSClient
+import ViewDistribution
 import Testing
 import TestSupport
 

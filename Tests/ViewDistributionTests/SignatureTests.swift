@@ -1,5 +1,5 @@
 import Foundation
-import Messaging
+import ViewDistribution
 import Testing
 
 /// Signed views: `ViewSigner` / `ViewVerifier`, key rotation by endorsement, message ids. Pure, no I/O.

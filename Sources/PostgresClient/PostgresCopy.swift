@@ -1,16 +1,13 @@
 import CLibPQ
-import EventStore
-import RouteModel
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-// libpq features `PostgresSession` does not wrap, used by the rebuild's swap and the event reader:
-// `COPY … FROM STDIN (FORMAT binary)` and reading event rows straight out of the `PGresult`.
-// Both run inside the caller's `withSession` body (on the connection's thread, in its transaction),
-// through `PostgresSession.libpqHandle`.
+// `COPY … FROM STDIN (FORMAT binary)` (the projections' rebuild swap) and reading a result's cells in place
+// (`PostgresSession.withResult`, the projections' event reader). Both run inside the caller's `withSession`
+// body (on the connection's thread, in its transaction).
 
 /// Rows for `COPY table (columns) FROM STDIN (FORMAT binary)`, streamed to the server in chunks.
 ///
@@ -18,7 +15,7 @@ import Darwin
 /// literal to build and parse, which is what the multi-row `INSERT … unnest($n::json[])` cost
 /// (`array_in` and the literal builder were ~15% of the rebuild's CPU). `json` columns still get
 /// PostgreSQL's validation (`json_recv`), exactly like the text input.
-struct CopyIn {
+public struct PostgresCopyIn {
     private let connection: OpaquePointer
     private var buffer: [UInt8] = []
     private(set) var rows = 0
@@ -27,10 +24,10 @@ struct CopyIn {
 
     /// Runs `COPY … FROM STDIN (FORMAT binary)` (`sql`), with `body` writing the rows; returns how many.
     /// A throw from `body` aborts the COPY (the server rolls the statement back) and is rethrown.
-    static func run(_ s: PostgresSession, _ sql: String, _ body: (inout CopyIn) throws -> Void) throws -> Int {
+    public static func run(_ s: PostgresSession, _ sql: String, _ body: (inout PostgresCopyIn) throws -> Void) throws -> Int {
         let connection = s.libpqHandle
         try Libpq.expect(PQexec(connection, sql), PGRES_COPY_IN, connection)
-        var copy = CopyIn(connection: connection)
+        var copy = PostgresCopyIn(connection: connection)
         copy.buffer.reserveCapacity(chunk + 64 * 1024)
         // Signature, flags, header extension length.
         copy.buffer.append(contentsOf: [0x50, 0x47, 0x43, 0x4F, 0x50, 0x59, 0x0A, 0xFF, 0x0D, 0x0A, 0x00])
@@ -53,28 +50,28 @@ struct CopyIn {
     private init(connection: OpaquePointer) { self.connection = connection }
 
     /// Starts a row of `fields` columns.
-    mutating func row(_ fields: Int) throws {
+    public mutating func row(_ fields: Int) throws {
         if buffer.count >= Self.chunk { try send() }
         rows += 1
         int16(Int16(fields))
     }
 
     /// A `text` or `json` value.
-    mutating func text(_ value: String) {
+    public mutating func text(_ value: String) {
         if value.utf8.withContiguousStorageIfAvailable({ field($0) }) == nil { bytes(Array(value.utf8)) }
     }
 
     /// A `text` or `json` value given as UTF-8 bytes.
-    mutating func bytes(_ value: [UInt8]) {
+    public mutating func bytes(_ value: [UInt8]) {
         value.withUnsafeBufferPointer { field($0) }
     }
 
-    mutating func int64(_ value: Int64) {
+    public mutating func int64(_ value: Int64) {
         int32(8)
         withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
     }
 
-    mutating func bool(_ value: Bool) {
+    public mutating func bool(_ value: Bool) {
         int32(1)
         buffer.append(value ? 1 : 0)
     }
@@ -105,7 +102,7 @@ struct CopyIn {
     }
 }
 
-/// Small libpq helpers for `CopyIn` and `EventRowReader` (errors as `EventStoreError`, like `PostgresSession`).
+/// Small libpq helpers for `PostgresCopyIn` and `PostgresSession.withResult` (errors as `PostgresError`, like `PostgresSession`).
 enum Libpq {
     /// Calls a libpq function that answers 1 (done), 0 (would block: the connection may be in
     /// non-blocking mode; wait until the socket is writable and call again) or -1 (failed).
@@ -114,7 +111,7 @@ enum Libpq {
             switch call() {
             case 1: return
             case 0: waitForSocket(connection)
-            default: throw EventStoreError.connectionLost(reason: errorMessage(connection))
+            default: throw PostgresError.connectionLost(reason: errorMessage(connection))
             }
         }
     }
@@ -132,7 +129,7 @@ enum Libpq {
         while true {
             let flushed = PQflush(connection)
             if flushed == 0 { break }
-            if flushed < 0 { throw EventStoreError.connectionLost(reason: errorMessage(connection)) }
+            if flushed < 0 { throw PostgresError.connectionLost(reason: errorMessage(connection)) }
             waitForSocket(connection)
         }
         var failure: (any Error)?
@@ -145,12 +142,12 @@ enum Libpq {
 
     /// Checks that `result` has `status` (clearing it); throws its error otherwise.
     static func expect(_ result: OpaquePointer?, _ status: ExecStatusType, _ connection: OpaquePointer) throws {
-        guard let result else { throw EventStoreError.connectionLost(reason: errorMessage(connection)) }
+        guard let result else { throw PostgresError.connectionLost(reason: errorMessage(connection)) }
         defer { PQclear(result) }
         guard PQresultStatus(result) == status else { throw error(of: result, connection) }
     }
 
-    static func error(of result: OpaquePointer, _ connection: OpaquePointer) -> EventStoreError {
+    static func error(of result: OpaquePointer, _ connection: OpaquePointer) -> PostgresError {
         func field(_ code: Character) -> String? {
             PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
         }
@@ -169,52 +166,8 @@ enum Libpq {
     }
 }
 
-/// Reads `SELECT seq, type, data FROM events …` and decodes each row from the result's memory: no
-/// `String` per cell and no row arrays (the generic `PostgresRows` copy was ~6% of the rebuild's CPU).
-enum EventRowReader {
-    static func read(_ s: PostgresSession, _ sql: String, _ parameters: [String], tenant: String) throws -> [SequencedEvent] {
-        let connection = s.libpqHandle
-        let result: OpaquePointer? = withCStrings(parameters) { params in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, params, nil, nil, 0)
-        }
-        guard let result else { throw EventStoreError.connectionLost(reason: Libpq.errorMessage(connection)) }
-        defer { PQclear(result) }
-        guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw Libpq.error(of: result, connection) }
-        let count = Int(PQntuples(result))
-        guard PQnfields(result) == 3 else { throw ProjectionError.invalidResponse("malformed event row of tenant \(tenant)") }
-        var out: [SequencedEvent] = []
-        out.reserveCapacity(count)
-        for r in 0..<Int32(count) {
-            guard PQgetisnull(result, r, 0) == 0, PQgetisnull(result, r, 1) == 0, PQgetisnull(result, r, 2) == 0,
-                  let seq = int64(PQgetvalue(result, r, 0), Int(PQgetlength(result, r, 0))) else {
-                throw ProjectionError.invalidResponse("malformed event row of tenant \(tenant)")
-            }
-            let type = String(cString: PQgetvalue(result, r, 1))
-            let data = Array(UnsafeRawBufferPointer(start: PQgetvalue(result, r, 2), count: Int(PQgetlength(result, r, 2))))
-            do {
-                out.append(SequencedEvent(sequence: seq, event: try RouteEvent.decode(type: type, json: data)))
-            } catch {
-                throw ProjectionError.undecodableEvent(tenant: tenant, sequence: seq, type: type, reason: error.description)
-            }
-        }
-        return out
-    }
-
-    /// A decimal integer (PostgreSQL's text form of a bigint).
-    static func int64(_ text: UnsafePointer<CChar>?, _ length: Int) -> Int64? {
-        guard let text, length > 0 else { return nil }
-        return UnsafeRawBufferPointer(start: text, count: length).withMemoryRebound(to: UInt8.self) { Int64(decimal: $0) }
-    }
-
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-        let copies = strings.map { strdup($0) }
-        defer { copies.forEach { free($0) } }
-        let pointers = copies.map { UnsafePointer<CChar>($0) }
-        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-    }
-}
-
 extension Int64 {
+    // Internal: the text form of a bigint cell, parsed without making a String (`PostgresCells.int64`).
     /// Parses an optional minus sign and decimal digits; nil for anything else or overflow.
     init?(decimal bytes: UnsafeBufferPointer<UInt8>) {
         var i = 0

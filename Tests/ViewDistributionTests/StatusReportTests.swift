@@ -1,5 +1,5 @@
 import Foundation
-@testable import Messaging
+@testable import ViewDistribution
 import Testing
 
 /// What the status recorder accepts from the bus before anything reaches PostgreSQL (pure; no I/O).

@@ -1,4 +1,4 @@
-@testable import EventStore
+@testable import PostgresClient
 import Testing
 
 @Suite("Connection pool state machine (no I/O)")

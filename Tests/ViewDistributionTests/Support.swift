@@ -1,7 +1,9 @@
+import PostgresClient
 import EventStore
 import Foundation
-import Messaging
+import ViewDistribution
 import NATSAuth
+import NATSClient
 import Synchronization
 import Testing
 import TestSupport

@@ -175,7 +175,7 @@ final class PostgresIOLoop: Sendable {
             }
             // Continuations are resumed after the pass, together: their tasks' enqueues then wake Swift's
             // cooperative pool once rather than once each (the pool's wake-ups coalesce).
-            var completed: [(Watch.Waiter, Result<PGResultBox?, EventStoreError>)] = []
+            var completed: [(Watch.Waiter, Result<PGResultBox?, PostgresError>)] = []
             for i in 1..<fds.count where fds[i].revents != 0 {
                 let revents = fds[i].revents
                 let watch = polled[i - 1]
@@ -218,7 +218,7 @@ final class PostgresIOLoop: Sendable {
 
     enum Step {
         case done(PGResultBox?)
-        case failed(EventStoreError)
+        case failed(PostgresError)
         case wait(write: Bool)
     }
 

@@ -1,5 +1,8 @@
-/// What can go wrong talking to the event store. Every case says enough to act on at 3 a.m.
-public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+/// What can go wrong talking to PostgreSQL through this client. Every case says enough to act on at 3 a.m.
+///
+/// `conflict` belongs to the event store built on this client (its optimistic concurrency check); it is a case
+/// here so that every caller maps database errors from one type (the event store calls it `PostgresError`).
+public enum PostgresError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The tenant moved on since it was read: optimistic concurrency check failed.
     case conflict(tenant: String, expected: Int64, actual: Int64)
     /// No connection could be opened (database down, refused, authentication, …).

@@ -40,7 +40,7 @@ public final class ConnectionPool: Sendable {
             let result = try await connection.withSession(body)
             release(id, broken: false)
             return result
-        } catch let error as EventStoreError {
+        } catch let error as PostgresError {
             if case .connectionLost = error { release(id, broken: true) } else { release(id, broken: false) }
             throw error
         } catch {
@@ -57,7 +57,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// The first column of the first row of a prepared statement (nil for no row or SQL NULL), as `query(prepared:)`.
-    func value(prepared sql: String, _ parameters: [String?]) async throws -> String? {
+    public func value(prepared sql: String, _ parameters: [String?]) async throws -> String? {
         try await withConnection { try await $0.value(prepared: sql, parameters) }
     }
 
@@ -69,7 +69,7 @@ public final class ConnectionPool: Sendable {
             let result = try await body(connection)
             release(id, broken: false)
             return result
-        } catch let error as EventStoreError {
+        } catch let error as PostgresError {
             if case .connectionLost = error { release(id, broken: true) } else { release(id, broken: false) }
             throw error
         } catch {
@@ -145,7 +145,7 @@ public final class ConnectionPool: Sendable {
             case let .fail(waiters, reason):
                 for waiter in waiters {
                     if let continuation = state.waiting.removeValue(forKey: waiter) {
-                        effects.append(.resume(continuation, .failure(EventStoreError.connectionUnavailable(reason: reason))))
+                        effects.append(.resume(continuation, .failure(PostgresError.connectionUnavailable(reason: reason))))
                     }
                 }
             case let .scheduleRetry(delay):

@@ -1,4 +1,5 @@
 import Logging
+import NATSClient
 import Synchronization
 
 /// Where a received view came from.

@@ -1,4 +1,4 @@
-import Messaging
+import ViewDistribution
 import Testing
 
 @Suite struct RelayStateMachineTests {
