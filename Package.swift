@@ -83,7 +83,7 @@ let package = Package(
         ),
         // Starting child processes with posix_spawn: the one helper for the agent's commands, the chaos run and the tests.
         .target(name: "ProcessSpawn", swiftSettings: swiftSettings),
-        // The benchmarks' pure parts: percentiles, CDF, tables, PNG encoding, plot rasterizing (no I/O).
+        // The benchmarks' pure parts: percentiles, CDF, tables, the SVG chart (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
