@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries from Debian's packages (ops/setup installs them).
@@ -64,7 +65,13 @@ let package = Package(
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", "Messaging", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RouteModel", "RouteSelection", "Messaging", "NATSAuth", "ProcessSpawn",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): NetBird-compatible REST, tenants, tokens, audit.
@@ -124,6 +131,9 @@ let package = Package(
                 "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -136,7 +146,7 @@ let package = Package(
         .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
-        // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).
+        // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload).
         .testTarget(name: "ChaosTests", dependencies: ["routeplane-chaos"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",

@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 
 /// `routeplane-chaos`: the fault-injection run (normally started by `ops/chaos`, which brings up its own
@@ -54,7 +55,10 @@ struct Chaos: AsyncParsableCommand {
             workDir: work,
             servicesScript: servicesScript, binary: binary ?? Executables.sibling("routeplane"), databaseURL: databaseURL, natsURL: nats,
             agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work))
-        let passed = try await ChaosRun(settings: settings).run()
+        // One HTTP client for the run's own requests, shut down when the run returns.
+        let passed = try await HTTPClient.withHTTPClient(configuration: ChaosHTTP.configuration) { http in
+            try await ChaosRun(settings: settings, http: ChaosHTTP.Client(http, timeout: .seconds(15))).run()
+        }
         if !passed { throw ExitCode(1) }
     }
 }

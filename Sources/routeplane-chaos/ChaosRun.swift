@@ -31,7 +31,7 @@ final class ChaosLedger: Sendable {
 final class ChaosRun: Sendable {
     let settings: ChaosSettings
     let start = ContinuousClock.now
-    let http = ChaosHTTP.Client(timeout: .seconds(15))
+    let http: ChaosHTTP.Client
     let ledger: ChaosLedger
     let controllers: [ChaosController]
     let agents: ChaosAgents
@@ -55,8 +55,9 @@ final class ChaosRun: Sendable {
     private let faults = Mutex(FaultState())
     private let stopping = Atomic<Bool>(false)
 
-    init(settings: ChaosSettings) throws {
+    init(settings: ChaosSettings, http: ChaosHTTP.Client) throws {
         self.settings = settings
+        self.http = http
         // Not from the seed: request ids must be new in every run, also a run repeating another's seed on the same database.
         var rng = SystemRandomNumberGenerator()
         let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
