@@ -92,6 +92,9 @@ let package = Package(
         .target(name: "ProcessSpawn", swiftSettings: swiftSettings),
         // The benchmarks' pure parts: percentiles, CDF, tables, the SVG chart (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
+        // The fault-injection run's pure parts: request records and the checks over them, the fault plan, the workload
+        // model, the settings, the report (no I/O).
+        .target(name: "ChaosKit", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // What the three command-line tools share: database options, logging set-up, finding each other's executables.
@@ -128,7 +131,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-chaos",
             dependencies: [
-                "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
+                "ChaosKit", "CommandSupport", "EventStore", "RouteModel", "Projections", "ControllerAPI", "Messaging", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -146,8 +149,7 @@ let package = Package(
         .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
-        // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload).
-        .testTarget(name: "ChaosTests", dependencies: ["routeplane-chaos"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChaosTests", dependencies: ["ChaosKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",
             dependencies: [

@@ -69,9 +69,9 @@ enum ChaosHTTP {
             let deadline = NIODeadline.now() + TimeAmount(timeout ?? self.timeout)
             let prepared: HTTPClient.Request
             do {
+                let headers = request.headers + (request.body == nil ? [] : [("Content-Type", "application/json")])
                 prepared = try HTTPClient.Request(url: "http://127.0.0.1:\(port)\(request.path)", method: HTTPMethod(rawValue: request.method),
-                                                  headers: HTTPHeaders(request.headers + (request.body == nil ? [] : [("Content-Type", "application/json")])),
-                                                  body: request.body.map { .bytes($0) })
+                                                  headers: HTTPHeaders(headers), body: request.body.map { .bytes($0) })
             } catch {
                 return .notSent("bad request: \(error)")
             }

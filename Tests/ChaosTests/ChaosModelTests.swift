@@ -1,7 +1,7 @@
+import ChaosKit
 import Foundation
 import RouteModel
 import Testing
-@testable import routeplane_chaos
 
 /// The fault-injection run's pure parts: the checks over collected records, the fault plan and the workload's
 /// bookkeeping. No processes, sockets or database.
