@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries from Debian's packages (ops/setup installs them).
@@ -79,7 +80,13 @@ let package = Package(
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
-            dependencies: ["RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The write path without HTTP: tenant snapshots, the command writer, credentials, enrollment, agents' bus
@@ -107,8 +114,11 @@ let package = Package(
         ),
         // Starting child processes with posix_spawn: the one helper for the agent's commands, the chaos run and the tests.
         .target(name: "ProcessSpawn", swiftSettings: swiftSettings),
-        // The benchmarks' pure parts: percentiles, CDF, tables, PNG encoding, plot rasterizing (no I/O).
+        // The benchmarks' pure parts: percentiles, CDF, tables, the SVG chart (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
+        // The fault-injection run's pure parts: request records and the checks over them, the fault plan, the workload
+        // model, the settings, the report (no I/O).
+        .target(name: "ChaosKit", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["PostgresClient", "EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // What the three command-line tools share: database options, logging set-up, finding each other's executables.
@@ -136,6 +146,9 @@ let package = Package(
                 "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "BenchKit", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -143,9 +156,12 @@ let package = Package(
         .executableTarget(
             name: "routeplane-chaos",
             dependencies: [
-                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth", "ProcessSpawn",
+                "ChaosKit", "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -160,8 +176,7 @@ let package = Package(
         .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "NATSClient", "ViewDistribution", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ViewDistributionTests", dependencies: ["ViewDistribution", "NATSClient", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
-        // The fault-injection run's pure parts (routeplane chaos: checks, fault plan, workload, HTTP parsing).
-        .testTarget(name: "ChaosTests", dependencies: ["routeplane-chaos"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChaosTests", dependencies: ["ChaosKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",
             dependencies: [

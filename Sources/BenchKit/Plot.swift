@@ -1,8 +1,8 @@
 import Foundation
 
-/// Line charts drawn onto a `Canvas`: axes with linear or log-10 scales, grid, tick labels, series
-/// (solid or dashed, optionally as CDF steps, with point markers and labels), vertical markers and
-/// a legend. Pure layout and rasterizing.
+/// Line charts written as SVG: axes with linear or log-10 scales, grid, tick labels, series (solid or
+/// dashed, optionally as CDF steps, with point markers and labels), vertical markers and a legend.
+/// Pure layout; `SVG` writes the elements.
 public struct Chart {
     public enum Scale: Sendable, Equatable { case linear, log10 }
 
@@ -42,7 +42,7 @@ public struct Chart {
 
     public struct Series {
         public var name: String
-        public var color: PNG.RGB
+        public var color: SVG.Color
         public var points: [(x: Double, y: Double)]
         public var dashed: Bool
         /// Draw as an empirical CDF: horizontal then vertical steps between points.
@@ -53,7 +53,7 @@ public struct Chart {
         /// Where labels go relative to their points (flipped left/right at the plot's edges).
         public var labelPlacement: LabelPlacement
 
-        public init(name: String, color: PNG.RGB, points: [(x: Double, y: Double)], dashed: Bool = false, steps: Bool = false,
+        public init(name: String, color: SVG.Color, points: [(x: Double, y: Double)], dashed: Bool = false, steps: Bool = false,
                     markers: Bool = false, pointLabels: [String] = [], labelPlacement: LabelPlacement = .aboveRight) {
             self.name = name
             self.color = color
@@ -71,8 +71,8 @@ public struct Chart {
     public struct VerticalMarker {
         public var x: Double
         public var label: String
-        public var color: PNG.RGB
-        public init(x: Double, label: String, color: PNG.RGB) {
+        public var color: SVG.Color
+        public init(x: Double, label: String, color: SVG.Color) {
             self.x = x
             self.label = label
             self.color = color
@@ -81,6 +81,17 @@ public struct Chart {
 
     public enum LegendPosition: Sendable { case topLeft, bottomRight, topRight }
 
+    /// A rectangle in the drawing's coordinates (y grows downwards).
+    public struct Box: Sendable, Equatable {
+        public var left: Double, top: Double, width: Double, height: Double
+        public var right: Double { left + width }
+        public var bottom: Double { top + height }
+    }
+
+    public static let ink = SVG.Color(30, 30, 30)
+    public static let muted = SVG.Color(90, 90, 90)
+    public static let grid = SVG.Color(225, 225, 225)
+
     public var title: String
     public var subtitle: String
     public var x: Axis
@@ -88,10 +99,10 @@ public struct Chart {
     public var series: [Series]
     public var markers: [VerticalMarker]
     public var legend: LegendPosition
-    public var textScale: Int
+    public var fontSize: Double
 
     public init(title: String, subtitle: String = "", x: Axis, y: Axis, series: [Series], markers: [VerticalMarker] = [],
-                legend: LegendPosition = .topLeft, textScale: Int = 2) {
+                legend: LegendPosition = .topLeft, fontSize: Double = 14) {
         self.title = title
         self.subtitle = subtitle
         self.x = x
@@ -99,109 +110,112 @@ public struct Chart {
         self.series = series
         self.markers = markers
         self.legend = legend
-        self.textScale = textScale
+        self.fontSize = fontSize
     }
+
+    private var lineHeight: Double { fontSize * 1.4 }
+    private var pad: Double { fontSize * 0.75 }
 
     /// Title and subtitle lines, wrapped to the panel's width.
-    public func headingLines(width: Int) -> (title: [String], subtitle: [String]) {
-        let available = width - 2 * 6 * textScale
-        return (Canvas.wrap(title, maxWidth: available, scale: textScale),
-                subtitle.isEmpty ? [] : Canvas.wrap(subtitle, maxWidth: available, scale: textScale))
+    public func headingLines(width: Double) -> (title: [String], subtitle: [String]) {
+        let available = width - 2 * pad
+        return (SVG.wrap(title, maxWidth: available, size: fontSize),
+                subtitle.isEmpty ? [] : SVG.wrap(subtitle, maxWidth: available, size: fontSize))
     }
 
-    /// The plot area inside a panel of the given size: left, top, width, height.
-    public func plotArea(width: Int, height: Int) -> (left: Int, top: Int, width: Int, height: Int) {
-        let s = textScale
-        let lineHeight = Canvas.textHeight(scale: s) + 4 * s
+    /// The plot area inside a panel whose top-left corner is (0, 0).
+    public func plotArea(width: Double, height: Double) -> Box {
         let heading = headingLines(width: width)
-        let titleBlock = lineHeight * (heading.title.count + heading.subtitle.count) + 4 * s
-        let yLabels = y.tickValues.map { Canvas.textWidth(y.format($0), scale: s) }.max() ?? 0
-        let left = 6 * s + Canvas.textHeight(scale: s) + 6 * s + yLabels + 6 * s
-        let bottom = 6 * s + Canvas.textHeight(scale: s) + 8 * s + Canvas.textHeight(scale: s) + 6 * s
-        let right = 14 * s
-        return (left, titleBlock + 6 * s, max(10, width - left - right), max(10, height - titleBlock - 6 * s - bottom))
+        let titleBlock = pad / 2 + lineHeight * Double(heading.title.count + heading.subtitle.count)
+        let yLabels = y.tickValues.map { SVG.textWidth(y.format($0), size: fontSize) }.max() ?? 0
+        let left = pad + fontSize + pad + yLabels + pad
+        let top = titleBlock + pad
+        let bottom = pad + fontSize + pad + fontSize + pad
+        let right = 2 * fontSize
+        return Box(left: left, top: top, width: max(10, width - left - right), height: max(10, height - top - bottom))
+    }
+
+    /// Where a data point lands in a panel whose top-left corner is (0, 0).
+    public func position(x vx: Double, y vy: Double, width: Double, height: Double) -> (x: Double, y: Double) {
+        let area = plotArea(width: width, height: height)
+        return (area.left + x.fraction(vx) * area.width, area.bottom - y.fraction(vy) * area.height)
     }
 
     /// Draws the chart into the panel whose top-left corner is (originX, originY).
-    public func draw(into canvas: inout Canvas, originX: Int, originY: Int, width: Int, height: Int) {
-        let s = textScale
-        let ink = canvas.color(PNG.RGB(30, 30, 30))
-        let grid = canvas.color(PNG.RGB(225, 225, 225))
-        let muted = canvas.color(PNG.RGB(90, 90, 90))
-        let area = plotArea(width: width, height: height)
-        let left = originX + area.left, top = originY + area.top, w = area.width, h = area.height
+    public func draw(into svg: inout SVG, originX: Double, originY: Double, width: Double, height: Double) {
+        let f = fontSize
+        let ink = Self.ink, muted = Self.muted, grid = Self.grid
+        var area = plotArea(width: width, height: height)
+        area.left += originX
+        area.top += originY
+        let left = area.left, top = area.top, w = area.width, h = area.height
+        // Baselines: text whose box starts at `y`, and text centred on `y`.
+        func below(_ y: Double) -> Double { y + 0.8 * f }
+        func centred(_ y: Double) -> Double { y + 0.35 * f }
 
         // Title and subtitle, wrapped.
         let heading = headingLines(width: width)
-        let lineHeight = Canvas.textHeight(scale: s) + 4 * s
         for (i, line) in (heading.title + heading.subtitle).enumerated() {
-            canvas.text(line, x: originX + 6 * s, y: originY + 4 * s + i * lineHeight, i < heading.title.count ? ink : muted, scale: s)
+            svg.text(line, x: originX + pad, y: below(originY + pad / 2 + Double(i) * lineHeight), i < heading.title.count ? ink : muted, size: f)
         }
-        func px(_ v: Double) -> Int { left + Int((x.fraction(v) * Double(w - 1)).rounded()) }
-        func py(_ v: Double) -> Int { top + h - 1 - Int((y.fraction(v) * Double(h - 1)).rounded()) }
+        func px(_ v: Double) -> Double { left + x.fraction(v) * w }
+        func py(_ v: Double) -> Double { top + h - y.fraction(v) * h }
 
         // Grid and ticks.
         for t in x.tickValues where t >= x.min && t <= x.max {
             let p = px(t)
-            canvas.line(p, top, p, top + h - 1, grid)
-            canvas.line(p, top + h, p, top + h + 3 * s, ink)
-            let label = x.format(t)
-            canvas.text(label, x: p - Canvas.textWidth(label, scale: s) / 2, y: top + h + 6 * s, ink, scale: s)
+            svg.line(p, top, p, top + h, grid)
+            svg.line(p, top + h, p, top + h + pad / 2, ink)
+            svg.text(x.format(t), x: p, y: below(top + h + pad), ink, size: f, anchor: .middle)
         }
-        if x.scale == .log10 { minorLogTicks(&canvas, axis: x, ink: ink) { v in (px(v), top + h, px(v), top + h + 2 * s - 1) } }
+        if x.scale == .log10 { minorLogTicks(&svg, axis: x) { v in (px(v), top + h, px(v), top + h + pad / 3) } }
         for t in y.tickValues where t >= y.min && t <= y.max {
             let p = py(t)
-            canvas.line(left, p, left + w - 1, p, grid)
-            canvas.line(left - 3 * s, p, left - 1, p, ink)
-            let label = y.format(t)
-            canvas.text(label, x: left - 6 * s - Canvas.textWidth(label, scale: s), y: p - Canvas.textHeight(scale: s) / 2, ink, scale: s)
+            svg.line(left, p, left + w, p, grid)
+            svg.line(left - pad / 2, p, left, p, ink)
+            svg.text(y.format(t), x: left - pad, y: centred(p), ink, size: f, anchor: .end)
         }
-        if y.scale == .log10 { minorLogTicks(&canvas, axis: y, ink: ink) { v in (left - 2 * s, py(v), left - 1, py(v)) } }
-        canvas.frame(x: left - 1, y: top - 1, width: w + 2, height: h + 2, ink, thickness: 1)
+        if y.scale == .log10 { minorLogTicks(&svg, axis: y) { v in (left - pad / 3, py(v), left, py(v)) } }
+        svg.rect(x: left, y: top, width: w, height: h, stroke: ink)
 
         // Axis labels.
-        let xLabelWidth = Canvas.textWidth(x.label, scale: s)
-        canvas.text(x.label, x: left + (w - xLabelWidth) / 2, y: top + h + 6 * s + Canvas.textHeight(scale: s) + 8 * s, ink, scale: s)
-        let yLabelLength = Canvas.textWidth(y.label, scale: s)
-        canvas.verticalText(y.label, x: originX + 6 * s, y: top + max(0, (h - yLabelLength) / 2), ink, scale: s)
+        svg.text(x.label, x: left + w / 2, y: below(top + h + pad + f + pad), ink, size: f, anchor: .middle)
+        svg.text(y.label, x: below(originX + pad), y: top + h / 2, ink, size: f, anchor: .middle, vertical: true)
 
         // Vertical markers.
         for m in markers where m.x >= x.min && m.x <= x.max {
-            let c = canvas.color(m.color)
             let p = px(m.x)
-            canvas.line(p, top, p, top + h - 1, c, thickness: s, dash: (4 * s, 4 * s))
-            let labelWidth = Canvas.textWidth(m.label, scale: s)
-            let background = canvas.color(PNG.RGB(255, 255, 255))
-            canvas.fill(x: p - labelWidth - 6 * s, y: top + 2 * s, width: labelWidth + 4 * s, height: Canvas.textHeight(scale: s) + 4 * s, background)
-            canvas.text(m.label, x: p - labelWidth - 4 * s, y: top + 4 * s, c, scale: s)
+            svg.line(p, top, p, top + h, m.color, thickness: f / 8, dash: (f / 2, f / 2))
+            let labelWidth = SVG.textWidth(m.label, size: f)
+            svg.rect(x: p - labelWidth - f / 2, y: top + f / 4, width: labelWidth + f / 3, height: f * 1.2, fill: .white)
+            svg.text(m.label, x: p - f / 3, y: below(top + f / 2), m.color, size: f, anchor: .end)
         }
 
         // Series.
         for series in self.series where !series.points.isEmpty {
-            let c = canvas.color(series.color)
-            var path: [(x: Int, y: Int)] = []
+            var path: [(x: Double, y: Double)] = []
             for (i, point) in series.points.enumerated() {
                 let p = (x: px(point.x), y: py(point.y))
                 if series.steps, let last = path.last { path.append((p.x, last.y)) }
                 if series.steps && i == 0 { path.append((p.x, py(y.min))) }
                 path.append(p)
             }
-            canvas.polyline(path, c, thickness: s + 1, dash: series.dashed ? (6 * s, 4 * s) : nil)
+            svg.polyline(path, series.color, thickness: f / 6, dash: series.dashed ? (f * 0.75, f / 2) : nil)
             for (i, point) in series.points.enumerated() {
                 let p = (x: px(point.x), y: py(point.y))
-                if series.markers { canvas.fill(x: p.x - 3 * s, y: p.y - 3 * s, width: 6 * s + 1, height: 6 * s + 1, c) }
+                if series.markers { svg.rect(x: p.x - f * 0.4, y: p.y - f * 0.4, width: f * 0.8, height: f * 0.8, fill: series.color) }
                 if i < series.pointLabels.count, !series.pointLabels[i].isEmpty {
                     let label = series.pointLabels[i]
-                    let lw = Canvas.textWidth(label, scale: s)
-                    let right = p.x + 6 * s, leftOf = p.x - 6 * s - lw
-                    let lx: Int
+                    let lw = SVG.textWidth(label, size: f)
+                    let right = p.x + f * 0.75, leftOf = p.x - f * 0.75 - lw
+                    let lx: Double
                     if series.labelPlacement == .aboveLeft {
                         lx = leftOf >= left ? leftOf : right
                     } else {
                         lx = right + lw < left + w ? right : leftOf
                     }
-                    let ly = series.labelPlacement == .belowRight ? p.y + 5 * s : p.y - Canvas.textHeight(scale: s) - 3 * s
-                    canvas.text(label, x: lx, y: ly, c, scale: s)
+                    let baseline = series.labelPlacement == .belowRight ? below(p.y + f * 0.6) : p.y - f * 0.4
+                    svg.text(label, x: lx, y: baseline, series.color, size: f)
                 }
             }
         }
@@ -209,29 +223,26 @@ public struct Chart {
         // Legend.
         let entries = series.filter { !$0.name.isEmpty && !$0.points.isEmpty }
         guard !entries.isEmpty else { return }
-        let entryHeight = Canvas.textHeight(scale: s) + 5 * s
-        let swatch = 18 * s
-        let legendWidth = 8 * s + swatch + 6 * s + (entries.map { Canvas.textWidth($0.name, scale: s) }.max() ?? 0) + 8 * s
-        let legendHeight = entries.count * entryHeight + 6 * s
-        let lx: Int, ly: Int
+        let entryHeight = lineHeight
+        let swatch = 2 * f
+        let legendWidth = pad + swatch + pad + (entries.map { SVG.textWidth($0.name, size: f) }.max() ?? 0) + pad
+        let legendHeight = Double(entries.count) * entryHeight + pad
+        let lx: Double, ly: Double
         switch legend {
-        case .topLeft: (lx, ly) = (left + 8 * s, top + 8 * s)
-        case .topRight: (lx, ly) = (left + w - legendWidth - 8 * s, top + 8 * s)
-        case .bottomRight: (lx, ly) = (left + w - legendWidth - 8 * s, top + h - legendHeight - 8 * s)
+        case .topLeft: (lx, ly) = (left + pad, top + pad)
+        case .topRight: (lx, ly) = (left + w - legendWidth - pad, top + pad)
+        case .bottomRight: (lx, ly) = (left + w - legendWidth - pad, top + h - legendHeight - pad)
         }
-        let white = canvas.color(PNG.RGB(255, 255, 255))
-        canvas.fill(x: lx, y: ly, width: legendWidth, height: legendHeight, white)
-        canvas.frame(x: lx, y: ly, width: legendWidth, height: legendHeight, grid)
+        svg.rect(x: lx, y: ly, width: legendWidth, height: legendHeight, fill: .white, stroke: grid)
         for (i, e) in entries.enumerated() {
-            let c = canvas.color(e.color)
-            let rowY = ly + 4 * s + i * entryHeight + Canvas.textHeight(scale: s) / 2
-            canvas.line(lx + 8 * s, rowY, lx + 8 * s + swatch, rowY, c, thickness: s + 1, dash: e.dashed ? (6 * s, 4 * s) : nil)
-            if e.markers { canvas.fill(x: lx + 8 * s + swatch / 2 - 3 * s, y: rowY - 3 * s, width: 6 * s + 1, height: 6 * s + 1, c) }
-            canvas.text(e.name, x: lx + 8 * s + swatch + 6 * s, y: rowY - Canvas.textHeight(scale: s) / 2, ink, scale: s)
+            let rowY = ly + pad / 2 + Double(i) * entryHeight + entryHeight / 2
+            svg.line(lx + pad, rowY, lx + pad + swatch, rowY, e.color, thickness: f / 6, dash: e.dashed ? (f * 0.75, f / 2) : nil)
+            if e.markers { svg.rect(x: lx + pad + swatch / 2 - f * 0.4, y: rowY - f * 0.4, width: f * 0.8, height: f * 0.8, fill: e.color) }
+            svg.text(e.name, x: lx + pad + swatch + pad, y: centred(rowY), ink, size: f)
         }
     }
 
-    private func minorLogTicks(_ canvas: inout Canvas, axis: Axis, ink: UInt8, _ segment: (Double) -> (Int, Int, Int, Int)) {
+    private func minorLogTicks(_ svg: inout SVG, axis: Axis, _ segment: (Double) -> (Double, Double, Double, Double)) {
         guard axis.min > 0, axis.max > axis.min else { return }
         var decade = Ticks.pow10(Int(Ticks.log10(axis.min).rounded(.down)))
         var guardCount = 0
@@ -240,7 +251,7 @@ public struct Chart {
                 let v = decade * Double(m)
                 if v >= axis.min && v <= axis.max {
                     let (x0, y0, x1, y1) = segment(v)
-                    canvas.line(x0, y0, x1, y1, ink)
+                    svg.line(x0, y0, x1, y1, Self.ink)
                 }
             }
             decade *= 10

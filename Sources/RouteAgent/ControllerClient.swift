@@ -1,90 +1,51 @@
-import Dispatch
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import ViewDistribution
+import NIOCore
+import NIOHTTP1
 import RouteModel
-import Synchronization
 
 /// The agent's HTTP calls to the controller: enrollment, and the view as a fallback when NATS is down.
+///
+/// Each call runs on an `HTTPClient` of its own (AsyncHTTPClient, on NIO's shared event loops: no waits on Swift's
+/// cooperative threads), shut down when the call returns. The agent calls the controller rarely (enrollment, credential
+/// renewals, the view every few seconds while NATS is down), so a connection per call costs nothing, no idle connection
+/// outlives a controller that was killed, and there is no client for the agent to shut down.
 public struct ControllerClient: Sendable {
     public let baseURL: String
-    let session: URLSession
+    /// For the whole call: connecting, sending, and reading the answer.
+    let timeout: Duration
+
+    /// The largest answer read (a view of a large tenant is well below it).
+    static let maxAnswerBytes = 64 << 20
 
     public init(baseURL: String, timeout: Duration = .seconds(5)) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = Double(timeout.components.seconds)
-        session = URLSession(configuration: configuration)
+        self.timeout = timeout
+    }
+
+    var configuration: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: TimeAmount(timeout)))
+        // A refused connection (controller down) fails the call at once, as it did with URLSession, instead of retrying
+        // until the timeout: the caller decides (another controller at enrollment, the next round of the fallback).
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return configuration
     }
 
     func call(_ method: String, _ path: String, token: String? = nil, body: [String: String]? = nil) async throws -> (Int, Data) {
-        guard let url = URL(string: baseURL + path) else { throw AgentError.controller("bad controller URL \(baseURL)") }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        if let token { request.setValue("Token \(token)", forHTTPHeaderField: "Authorization") }
+        guard URL(string: baseURL + path) != nil else { throw AgentError.controller("bad controller URL \(baseURL)") }
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = HTTPMethod(rawValue: method)
+        if let token { request.headers.add(name: "Authorization", value: "Token \(token)") }
         if let body {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(try JSONSerialization.data(withJSONObject: body))
         }
-        let (data, response) = try await Self.perform(request, on: session)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
-    }
-
-    /// `session.data(for:)`, started from a Dispatch thread instead of the caller's. FoundationNetworking's
-    /// `URLSessionTask.resume()` waits (`DispatchQueue.sync`) for the session's internal queue; on Swift's cooperative
-    /// threads that wait stalled a process hosting hundreds of agents for tens of seconds when they all fell back to HTTP
-    /// at once (ops/chaos, NATS restart). Cancelling the calling task cancels the request.
-    static func perform(_ request: URLRequest, on session: URLSession) async throws -> (Data, URLResponse) {
-        let started = StartedTask()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(Data, URLResponse), any Error>) in
-                DispatchQueue.global().async {
-                    let task = session.dataTask(with: request) { data, response, error in
-                        if let error {
-                            continuation.resume(throwing: error)
-                        } else if let data, let response {
-                            continuation.resume(returning: (data, response))
-                        } else {
-                            continuation.resume(throwing: URLError(.badServerResponse))
-                        }
-                    }
-                    let wanted = started.start(task)
-                    task.resume()
-                    // Cancelled before it started: a running task's cancel completes it (with URLError.cancelled).
-                    if !wanted { task.cancel() }
-                }
-            }
-        } onCancel: {
-            started.cancel()
-        }
-    }
-
-    /// The request's task, so a cancellation that comes before or after it starts cancels it.
-    final class StartedTask: Sendable {
-        // Why @unchecked Sendable is safe: URLSessionTask's methods (cancel, resume) are thread-safe; the reference is only
-        // stored and read under the Mutex.
-        private struct Box: @unchecked Sendable {
-            var task: URLSessionTask?
-            var cancelled = false
-        }
-        private let state = Mutex(Box())
-
-        /// Records the task; false when the request was already cancelled.
-        func start(_ task: URLSessionTask) -> Bool {
-            state.withLock { box in
-                box.task = task
-                return !box.cancelled
-            }
-        }
-
-        func cancel() {
-            let task = state.withLock { box -> URLSessionTask? in
-                box.cancelled = true
-                return box.task
-            }
-            task?.cancel()
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        return try await HTTPClient.withHTTPClient(configuration: configuration) { http in
+            let response = try await http.execute(request, deadline: deadline)
+            let answer = try await response.body.collect(upTo: Self.maxAnswerBytes)
+            return (Int(response.status.code), Data(answer.readableBytesView))
         }
     }
 

@@ -23,7 +23,7 @@ struct BenchAll: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Smaller sizes (see above): under 5 minutes on 2 cores.") var quick = false
     @Option(help: "Write every figure, the core count and the versions of PostgreSQL, NATS, libnats and Swift to this JSON file.") var json: String?
-    @Option(help: "Draw the propagation latency CDF and the per-change cost vs tenant size into this PNG file.") var plot: String?
+    @Option(help: "Draw the propagation latency CDF and the per-change cost vs tenant size into this SVG file.") var plot: String?
     @Option(name: .customLong("nats-url"), help: "NATS URL (default: $ROUTEPLANE_NATS_URL).") var natsURL: String?
     @Option(help: "Parts to run, comma-separated (default: all of \(allParts.joined(separator: ","))).") var parts = allParts.joined(separator: ",")
     @Option(help: "Simulated agents of the propagation runs, comma-separated.") var agents = "1000,10000"
@@ -154,9 +154,9 @@ struct BenchAll: AsyncParsableCommand {
             print("wrote \(json)")
         }
         if let plot {
-            let png = BenchPlot.render(report: report)
-            try Data(png).write(to: URL(fileURLWithPath: plot))
-            print("wrote \(plot) (\(png.count / 1024) KiB)")
+            let svg = BenchPlot.render(report: report)
+            try Data(svg.utf8).write(to: URL(fileURLWithPath: plot))
+            print("wrote \(plot) (\(svg.utf8.count / 1024) KiB)")
         }
         if !report.errors.isEmpty { throw ExitCode(1) }
     }

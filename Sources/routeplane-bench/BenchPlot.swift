@@ -4,21 +4,21 @@ import BenchKit
 /// libnats baseline of the same run dashed; (2) per-change projection time against tenant size,
 /// incremental vs full recompute, both axes log-10.
 enum BenchPlot {
-    static let width = 1000
-    static let panelHeight = 640
+    static let width = 1000.0
+    static let panelHeight = 640.0
 
-    static let palette: [PNG.RGB] = [PNG.RGB(31, 119, 180), PNG.RGB(214, 39, 40), PNG.RGB(44, 160, 44), PNG.RGB(148, 103, 189)]
+    static let palette: [SVG.Color] = [SVG.Color(31, 119, 180), SVG.Color(214, 39, 40), SVG.Color(44, 160, 44), SVG.Color(148, 103, 189)]
 
-    static func render(report: BenchReport) -> [UInt8] {
-        var canvas = Canvas(width: width, height: 2 * panelHeight + 40)
-        propagationChart(report).draw(into: &canvas, originX: 0, originY: 0, width: width, height: panelHeight)
-        costChart(report).draw(into: &canvas, originX: 0, originY: panelHeight, width: width, height: panelHeight)
-        let muted = canvas.color(PNG.RGB(90, 90, 90))
+    /// The SVG document.
+    static func render(report: BenchReport) -> String {
+        var svg = SVG(width: width, height: 2 * panelHeight + 40)
+        propagationChart(report).draw(into: &svg, originX: 0, originY: 0, width: width, height: panelHeight)
+        costChart(report).draw(into: &svg, originX: 0, originY: panelHeight, width: width, height: panelHeight)
         let footer = "routeplane-bench all\(report.quick ? " --quick" : "") " + String(report.startedAt.prefix(10)) + ": " + report.machine.oneLine
-        for (i, line) in Canvas.wrap(footer, maxWidth: width - 24, scale: 1).prefix(2).enumerated() {
-            canvas.text(line, x: 12, y: 2 * panelHeight + 8 + i * 12, muted, scale: 1)
+        for (i, line) in SVG.wrap(footer, maxWidth: width - 24, size: 10).prefix(2).enumerated() {
+            svg.text(line, x: 12, y: 2 * panelHeight + 16 + Double(i) * 13, Chart.muted, size: 10)
         }
-        return canvas.png()
+        return svg.render()
     }
 
     static func propagationChart(_ report: BenchReport) -> Chart {
@@ -46,7 +46,7 @@ enum BenchPlot {
                 v == 0.99 ? "p99" : Ticks.trim(v)
             },
             series: series,
-            markers: [Chart.VerticalMarker(x: 1_000, label: "1 s target", color: PNG.RGB(120, 120, 120))],
+            markers: [Chart.VerticalMarker(x: 1_000, label: "1 s target", color: SVG.Color(120, 120, 120))],
             legend: .bottomRight)
     }
 

@@ -1,14 +1,14 @@
 import CommandSupport
 import ArgumentParser
+import AsyncHTTPClient
 import ControlPlane
 import EventStore
 import Foundation
 import Logging
+import NIOCore
+import NIOHTTP1
 import RouteModel
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// `routeplane-bench scaleout`: writes/s through 1 controller and through 3 controllers on the same
 /// database, in the same run, and where the CPU time goes (controllers, PostgreSQL backends, the rest).
@@ -166,8 +166,9 @@ struct BenchScaleOut: AsyncParsableCommand {
     static func waitForHealth(port: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            if let (_, response) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/healthz")!),
-               (response as? HTTPURLResponse)?.statusCode == 200 { return }
+            // The process-wide shared client (nothing to shut down).
+            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz"), timeout: .seconds(2)),
+               response.status == .ok { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw ValidationError("controller on port \(port) did not answer /healthz within 30 s")

@@ -1,3 +1,4 @@
+import ChaosKit
 import CommandSupport
 import Foundation
 import Logging
@@ -126,5 +127,3 @@ actor ChaosAgents {
 
     var count: Int { agents.count }
 }
-
-func chaosSeconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

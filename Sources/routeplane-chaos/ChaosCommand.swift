@@ -1,5 +1,7 @@
 import CommandSupport
 import ArgumentParser
+import AsyncHTTPClient
+import ChaosKit
 import Foundation
 
 /// `routeplane-chaos`: the fault-injection run (normally started by `ops/chaos`, which brings up its own
@@ -54,41 +56,19 @@ struct Chaos: AsyncParsableCommand {
             workDir: work,
             servicesScript: servicesScript, binary: binary ?? Executables.sibling("routeplane"), databaseURL: databaseURL, natsURL: nats,
             agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work))
-        let passed = try await ChaosRun(settings: settings).run()
+        // One HTTP client for the run's own requests, shut down when the run returns.
+        let passed = try await HTTPClient.withHTTPClient(configuration: ChaosHTTP.configuration) { http in
+            try await ChaosRun(settings: settings, http: ChaosHTTP.Client(http, timeout: .seconds(15))).run()
+        }
         if !passed { throw ExitCode(1) }
     }
 }
 
-struct ChaosSettings: Sendable {
-    var duration: Double
-    var controllers: Int
-    var basePort: Int
-    var tenants: Int
-    var agentsPerTenant: Int
-    var workers: Int
-    var pauseMs: Int
-    var maxWrites: Int
-    var killEvery: Double
-    var outage: Double
-    var agentRestartEvery: Double?
-    var convergenceTimeout: Double
-    var seed: UInt64
-    var workDir: String
-    var servicesScript: String
-    var binary: String
-    var databaseURL: String
-    var natsURL: String
-    var agentStateDir: String?
-
+extension ChaosSettings {
     /// The agents persist every applied view with fsync. Hundreds of them in one process would queue those fsyncs on
     /// the two threads of the cooperative pool (each real agent has its own process), so their folders go on tmpfs.
     static func defaultAgentStateDir(workDir: String) -> String? {
         guard access("/dev/shm", W_OK) == 0 else { return nil }
         return "/dev/shm/" + (workDir as NSString).lastPathComponent + "-agents"
-    }
-
-    static func isLoopback(_ url: String) -> Bool {
-        guard let host = URLComponents(string: url)?.host else { return false }
-        return ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
     }
 }

@@ -1,45 +1,11 @@
+import ChaosKit
 import Foundation
 import RouteModel
 import Testing
-@testable import routeplane_chaos
 
-/// The fault-injection run's pure parts: response parsing, the checks over collected records, the fault plan and
-/// the workload's bookkeeping. No processes, sockets or database.
-@Suite struct ChaosResponseParserTests {
-    func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
-
-    @Test func contentLength() {
-        let text = "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\nX-Request-Id: ch1-7\r\nContent-Length: 13\r\n\r\n{\"message\":1}"
-        guard case .complete(let r) = ResponseParser.parse(bytes(text), atEOF: false) else { Issue.record("not complete"); return }
-        #expect(r.status == 412)
-        #expect(r.header("x-request-id") == "ch1-7")
-        #expect(r.body == bytes("{\"message\":1}"))
-        #expect(ResponseParser.parse(bytes(String(text.dropLast(3))), atEOF: false) == .incomplete)
-    }
-
-    @Test func chunkedAndUntilClose() {
-        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"
-        #expect(ResponseParser.parse(bytes(chunked), atEOF: false) == .complete(.init(status: 200, headers: ["transfer-encoding": "chunked"], body: bytes("abcdef"))))
-        #expect(ResponseParser.parse(bytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab"), atEOF: false) == .incomplete)
-        let noLength = "HTTP/1.1 200 OK\r\nServer: x\r\n\r\nhello"
-        #expect(ResponseParser.parse(bytes(noLength), atEOF: false) == .incomplete)
-        #expect(ResponseParser.parse(bytes(noLength), atEOF: true) == .complete(.init(status: 200, headers: ["server": "x"], body: bytes("hello"))))
-    }
-
-    @Test func invalidAndPartialHead() {
-        #expect(ResponseParser.parse(bytes("HTTP/1.1 200 OK\r\nServer"), atEOF: false) == .incomplete)
-        if case .invalid = ResponseParser.parse(bytes("garbage here\r\n\r\n"), atEOF: false) {} else { Issue.record("garbage accepted") }
-    }
-
-    @Test func requestEncoding() {
-        let r = ChaosHTTP.Request(method: "PUT", path: "/api/routes/r1", headers: [("If-Match", "\"3\"")], body: bytes("{}"))
-        let text = String(decoding: r.encoded(port: 18081), as: UTF8.self)
-        #expect(text.hasPrefix("PUT /api/routes/r1 HTTP/1.1\r\nHost: 127.0.0.1:18081\r\nConnection: close\r\n"))
-        #expect(text.contains("If-Match: \"3\"\r\n"))
-        #expect(text.hasSuffix("Content-Length: 2\r\n\r\n{}"))
-        #expect(String(decoding: ChaosHTTP.Request(method: "DELETE", path: "/x").encoded(port: 1), as: UTF8.self).hasSuffix("Connection: close\r\n\r\n"))
-    }
-
+/// The fault-injection run's pure parts: the checks over collected records, the fault plan and the workload's
+/// bookkeeping. No processes, sockets or database.
+@Suite struct ChaosSettingsTests {
     @Test func loopbackOnly() {
         #expect(ChaosSettings.isLoopback("postgresql://postgres@127.0.0.1:55532/routeplane_chaos"))
         #expect(ChaosSettings.isLoopback("nats://localhost:54322"))

@@ -2,23 +2,23 @@ import Foundation
 import RouteModel
 
 // The fault-injection run's records and the checks over them: plain values and pure functions, tested
-// without I/O (Tests/ChaosTests). `ChaosRun` (the shell) collects the records and reads the database.
+// without I/O (Tests/ChaosTests). `ChaosRun` (the shell, in routeplane-chaos) collects the records and reads the database.
 
 /// A run's fault plan and workload are reproducible from its seed.
-typealias ChaosRandom = SplitMix64
+public typealias ChaosRandom = SplitMix64
 
 /// What a request was for.
-enum ChaosRequestKind: String, Sendable, CaseIterable {
+public enum ChaosRequestKind: String, Sendable, CaseIterable {
     case read
     case createRoute = "route.create", updateRoute = "route.update", deleteRoute = "route.delete"
     case createGroup = "group.create", updateGroup = "group.update", deleteGroup = "group.delete"
     case updatePeer = "peer.update", setup = "setup"
 
-    var isWrite: Bool { self != .read }
+    public var isWrite: Bool { self != .read }
 }
 
 /// How a request ended, as the client saw it.
-enum ChaosOutcome: Sendable, Equatable {
+public enum ChaosOutcome: Sendable, Equatable {
     /// An HTTP answer. `sequence` is X-Routeplane-Sequence; `retryAfter` the Retry-After header;
     /// `message` the error body's message (nil when the body is not NetBird's error shape).
     case answered(status: Int, sequence: Int64?, retryAfter: String?, message: String?)
@@ -27,83 +27,137 @@ enum ChaosOutcome: Sendable, Equatable {
     /// Sent, then the connection broke or the deadline passed: it may or may not have committed.
     case unknown(reason: String, timedOut: Bool)
 
-    var status: Int? {
+    public var status: Int? {
         if case .answered(let s, _, _, _) = self { return s }
         return nil
     }
-    var isSuccess: Bool { status.map { (200..<300).contains($0) } ?? false }
+    public var isSuccess: Bool { status.map { (200..<300).contains($0) } ?? false }
 }
 
-struct ChaosRequestRecord: Sendable, Equatable {
-    var requestID: String
-    var tenant: String
-    var kind: ChaosRequestKind
-    var controller: Int
+public struct ChaosRequestRecord: Sendable, Equatable {
+    public init(requestID: String, tenant: String, kind: ChaosRequestKind, controller: Int, conditional: Bool,
+                burst: Int?, outcome: ChaosOutcome, controllerKilledDuring: Bool, start: Double, end: Double) {
+        self.requestID = requestID
+        self.tenant = tenant
+        self.kind = kind
+        self.controller = controller
+        self.conditional = conditional
+        self.burst = burst
+        self.outcome = outcome
+        self.controllerKilledDuring = controllerKilledDuring
+        self.start = start
+        self.end = end
+    }
+
+    public var requestID: String
+    public var tenant: String
+    public var kind: ChaosRequestKind
+    public var controller: Int
     /// Sent with If-Match.
-    var conditional: Bool
+    public var conditional: Bool
     /// Concurrent conditional updates of one object with the same If-Match share a burst id.
-    var burst: Int?
-    var outcome: ChaosOutcome
+    public var burst: Int?
+    public var outcome: ChaosOutcome
     /// The controller was killed (or not running) at some point while the request was out.
-    var controllerKilledDuring: Bool
-    var start: Double
-    var end: Double
+    public var controllerKilledDuring: Bool
+    public var start: Double
+    public var end: Double
 }
 
 /// One request id's events in the log (from the events table's metadata).
-struct ChaosLoggedWrite: Sendable, Equatable {
-    var tenants: Set<String>
-    var events: Int
-    var transactions: Int
-    var minSequence: Int64
-    var maxSequence: Int64
+public struct ChaosLoggedWrite: Sendable, Equatable {
+    public init(tenants: Set<String>, events: Int, transactions: Int, minSequence: Int64, maxSequence: Int64) {
+        self.tenants = tenants
+        self.events = events
+        self.transactions = transactions
+        self.minSequence = minSequence
+        self.maxSequence = maxSequence
+    }
+
+    public var tenants: Set<String>
+    public var events: Int
+    public var transactions: Int
+    public var minSequence: Int64
+    public var maxSequence: Int64
 }
 
 /// A view an agent applied (its observer hook), seconds since the run started.
-struct ChaosAppliedView: Sendable, Equatable {
-    var version: Int64
-    var digest: String
+public struct ChaosAppliedView: Sendable, Equatable {
+    public init(version: Int64, digest: String, source: String, at: Double) {
+        self.version = version
+        self.digest = digest
+        self.source = source
+        self.at = at
+    }
+
+    public var version: Int64
+    public var digest: String
     /// nats, http or persisted (re-applied from the state folder after an agent restart).
-    var source: String
-    var at: Double
+    public var source: String
+    public var at: Double
 }
 
-struct ChaosAgentHistory: Sendable, Equatable {
-    var tenant: String
-    var peer: String
-    var applied: [ChaosAppliedView]
+public struct ChaosAgentHistory: Sendable, Equatable {
+    public init(tenant: String, peer: String, applied: [ChaosAppliedView], finalVersion: Int64, finalDigest: String?) {
+        self.tenant = tenant
+        self.peer = peer
+        self.applied = applied
+        self.finalVersion = finalVersion
+        self.finalDigest = finalDigest
+    }
+
+    public var tenant: String
+    public var peer: String
+    public var applied: [ChaosAppliedView]
     /// Version and digest the agent holds at the end.
-    var finalVersion: Int64
-    var finalDigest: String?
+    public var finalVersion: Int64
+    public var finalDigest: String?
 }
 
-struct ChaosViewKey: Hashable, Sendable, Comparable {
-    var tenant: String
-    var peer: String
-    static func < (a: Self, b: Self) -> Bool { (a.tenant, a.peer) < (b.tenant, b.peer) }
+public struct ChaosViewKey: Hashable, Sendable, Comparable {
+    public init(tenant: String, peer: String) {
+        self.tenant = tenant
+        self.peer = peer
+    }
+
+    public var tenant: String
+    public var peer: String
+    public static func < (a: Self, b: Self) -> Bool { (a.tenant, a.peer) < (b.tenant, b.peer) }
 }
 
-struct ChaosProjectedView: Sendable, Equatable {
-    var version: Int64
-    var digest: String
+public struct ChaosProjectedView: Sendable, Equatable {
+    public init(version: Int64, digest: String) {
+        self.version = version
+        self.digest = digest
+    }
+
+    public var version: Int64
+    public var digest: String
 }
 
-struct ChaosCheck: Sendable, Equatable {
-    var name: String
-    var passed: Bool
-    var detail: String
+public struct ChaosCheck: Sendable, Equatable {
+    public init(name: String, passed: Bool, detail: String, problems: [String] = []) {
+        self.name = name
+        self.passed = passed
+        self.detail = detail
+        self.problems = problems
+    }
+
+    public var name: String
+    public var passed: Bool
+    public var detail: String
     /// The first few offending items.
-    var problems: [String] = []
+    public var problems: [String] = []
 }
 
-enum ChaosChecks {
-    static let maxProblems = 10
+public enum ChaosChecks {
+    public static let maxProblems = 10
 
     /// Every write answered 2xx is in the log exactly once: its request id's events belong to one tenant and one
     /// transaction, with consecutive sequence numbers, the last one being the X-Routeplane-Sequence it answered.
     /// (Every write of the workload changes something — names and descriptions carry the request id — so a 2xx
     /// with no event is a lost write.)
-    static func acknowledgedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
+    public static func acknowledgedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
         var problems: [String] = []
         var count = 0
         for r in records where r.kind.isWrite && r.outcome.isSuccess {
@@ -126,7 +180,7 @@ enum ChaosChecks {
     }
 
     /// A write answered with an error, or never sent (connection refused), left no event.
-    static func failedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
+    public static func failedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
         var problems: [String] = []
         var count = 0
         for r in records where r.kind.isWrite {
@@ -146,16 +200,16 @@ enum ChaosChecks {
                           detail: "\(count) failed writes checked", problems: Array(problems.prefix(maxProblems)))
     }
 
-    struct UnknownOutcomes: Sendable, Equatable {
-        var total = 0
-        var committed = 0
-        var timedOut = 0
-        var check: ChaosCheck
+    public struct UnknownOutcomes: Sendable, Equatable {
+        public var total = 0
+        public var committed = 0
+        public var timedOut = 0
+        public var check: ChaosCheck
     }
 
     /// Writes whose connection broke (controller killed) have an unknown outcome: count how many committed;
     /// none may have committed twice.
-    static func unknownOutcomes(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> UnknownOutcomes {
+    public static func unknownOutcomes(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> UnknownOutcomes {
         var out = UnknownOutcomes(check: ChaosCheck(name: "", passed: true, detail: ""))
         var problems: [String] = []
         for r in records where r.kind.isWrite {
@@ -175,7 +229,7 @@ enum ChaosChecks {
     }
 
     /// Of concurrent conditional updates with the same If-Match, at most one won (2xx, or an unknown outcome that committed).
-    static func conditionalBursts(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
+    public static func conditionalBursts(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
         var winners: [Int: [String]] = [:]
         var bursts = Set<Int>()
         for r in records {
@@ -198,7 +252,7 @@ enum ChaosChecks {
 
     /// Answers under faults are the documented ones: no 500 (or other 5xx than 503), every 503 says Retry-After,
     /// every error has NetBird's `{"message", "code"}` body, and no request hung on a controller that stayed up.
-    static func answers(_ records: [ChaosRequestRecord]) -> ChaosCheck {
+    public static func answers(_ records: [ChaosRequestRecord]) -> ChaosCheck {
         var problems: [String] = []
         for r in records {
             switch r.outcome {
@@ -221,7 +275,7 @@ enum ChaosChecks {
     }
 
     /// Each agent holds exactly its projected view (version and digest; no row and nothing applied also agree).
-    static func agentsMatchProjection(_ agents: [ChaosAgentHistory], projected: [ChaosViewKey: ChaosProjectedView]) -> ChaosCheck {
+    public static func agentsMatchProjection(_ agents: [ChaosAgentHistory], projected: [ChaosViewKey: ChaosProjectedView]) -> ChaosCheck {
         var problems: [String] = []
         for a in agents {
             let want = projected[ChaosViewKey(tenant: a.tenant, peer: a.peer)]
@@ -237,7 +291,7 @@ enum ChaosChecks {
 
     /// No agent ever applied a lower version than one it had: each applied version is higher than the one before,
     /// except the re-application of the same view from its state folder after a restart.
-    static func agentsNeverWentBack(_ agents: [ChaosAgentHistory]) -> ChaosCheck {
+    public static func agentsNeverWentBack(_ agents: [ChaosAgentHistory]) -> ChaosCheck {
         var problems: [String] = []
         var total = 0
         for a in agents {
@@ -255,7 +309,7 @@ enum ChaosChecks {
 
     /// Seconds from `reference` (the last fault healed, writes stopped) until the last agent applied its final view
     /// (0 when every agent already had it).
-    static func convergenceTime(_ agents: [ChaosAgentHistory], reference: Double) -> Double {
+    public static func convergenceTime(_ agents: [ChaosAgentHistory], reference: Double) -> Double {
         var worst = 0.0
         for a in agents {
             guard let i = a.applied.lastIndex(where: { $0.version == a.finalVersion && $0.digest == a.finalDigest }) else { continue }
@@ -271,7 +325,7 @@ enum ChaosChecks {
 extension ChaosChecks {
     /// After a NATS restart: seconds from `since` until every agent applied at least the version its view had at that
     /// moment (`targets`); nil when some agent never did (the convergence check then fails too).
-    static func catchUp(_ agents: [ChaosAgentHistory], targets: [ChaosViewKey: Int64], since: Double) -> Double? {
+    public static func catchUp(_ agents: [ChaosAgentHistory], targets: [ChaosViewKey: Int64], since: Double) -> Double? {
         var worst = 0.0
         for a in agents {
             guard let target = targets[ChaosViewKey(tenant: a.tenant, peer: a.peer)] else { continue }
@@ -282,7 +336,7 @@ extension ChaosChecks {
     }
 
     /// After the database came back at `since`: seconds until the first write was acknowledged, and until the last 503 answer.
-    static func recovery(_ records: [ChaosRequestRecord], since: Double) -> (firstSuccess: Double?, last503: Double?) {
+    public static func recovery(_ records: [ChaosRequestRecord], since: Double) -> (firstSuccess: Double?, last503: Double?) {
         let first = records.filter { $0.kind.isWrite && $0.outcome.isSuccess && $0.start >= since }.map(\.end).min()
         let last503 = records.filter { $0.outcome.status == 503 }.map(\.end).max()
         return (first.map { $0 - since }, last503.map { $0 - since })
@@ -290,8 +344,8 @@ extension ChaosChecks {
 }
 
 /// The faults of a run, planned up front from the seed (times in seconds from the start of the chaos phase).
-struct ChaosPlan: Sendable, Equatable {
-    enum Fault: Sendable, Equatable {
+public struct ChaosPlan: Sendable, Equatable {
+    public enum Fault: Sendable, Equatable {
         /// kill -9 controller `index`, restart it after `downFor` seconds.
         case killController(index: Int, downFor: Double)
         /// Stop PostgreSQL, start it again after `hold` seconds.
@@ -301,17 +355,17 @@ struct ChaosPlan: Sendable, Equatable {
         case restartAgent(index: Int)
     }
 
-    struct Step: Sendable, Equatable {
-        var at: Double
-        var fault: Fault
+    public struct Step: Sendable, Equatable {
+        public var at: Double
+        public var fault: Fault
     }
 
-    var steps: [Step]
+    public var steps: [Step]
 
     /// Kills every `killEvery` seconds (uniform) from 2 s until 4 s before the end, at most `controllers - 1` down at
     /// once (assuming a restart takes `restartTime`); PostgreSQL at 35 % and NATS at 60 % of the duration; an agent
     /// restart every `agentRestartEvery` seconds.
-    static func make(duration: Double, controllers: Int, agents: Int, killEvery: ClosedRange<Double>, downFor: ClosedRange<Double>,
+    public static func make(duration: Double, controllers: Int, agents: Int, killEvery: ClosedRange<Double>, downFor: ClosedRange<Double>,
                      outageHold: Double, agentRestartEvery: Double?, restartTime: Double = 3, seed: UInt64) -> ChaosPlan {
         var rng = ChaosRandom(seed: seed)
         var steps: [Step] = []
@@ -339,23 +393,38 @@ struct ChaosPlan: Sendable, Equatable {
         return ChaosPlan(steps: steps.sorted { $0.at < $1.at })
     }
 
-    var kills: Int { steps.filter { if case .killController = $0.fault { return true }; return false }.count }
+    public var kills: Int { steps.filter { if case .killController = $0.fault { return true }; return false }.count }
 }
 
 /// The counts printed at the end.
-struct ChaosCounts: Sendable, Equatable {
-    var writes = 0
-    var acknowledged = 0
-    var conflicts409 = 0
-    var preconditionFailed412 = 0
-    var unavailable503 = 0
-    var otherClientErrors = 0
-    var notSent = 0
-    var unknown = 0
-    var reads = 0
-    var reads503 = 0
+public struct ChaosCounts: Sendable, Equatable {
+    public init(writes: Int = 0, acknowledged: Int = 0, conflicts409: Int = 0, preconditionFailed412: Int = 0,
+                unavailable503: Int = 0, otherClientErrors: Int = 0, notSent: Int = 0, unknown: Int = 0, reads: Int = 0,
+                reads503: Int = 0) {
+        self.writes = writes
+        self.acknowledged = acknowledged
+        self.conflicts409 = conflicts409
+        self.preconditionFailed412 = preconditionFailed412
+        self.unavailable503 = unavailable503
+        self.otherClientErrors = otherClientErrors
+        self.notSent = notSent
+        self.unknown = unknown
+        self.reads = reads
+        self.reads503 = reads503
+    }
 
-    static func from(_ records: [ChaosRequestRecord]) -> ChaosCounts {
+    public var writes = 0
+    public var acknowledged = 0
+    public var conflicts409 = 0
+    public var preconditionFailed412 = 0
+    public var unavailable503 = 0
+    public var otherClientErrors = 0
+    public var notSent = 0
+    public var unknown = 0
+    public var reads = 0
+    public var reads503 = 0
+
+    public static func from(_ records: [ChaosRequestRecord]) -> ChaosCounts {
         var c = ChaosCounts()
         for r in records {
             guard r.kind.isWrite else {

@@ -2,27 +2,42 @@ import Foundation
 
 /// What the workload knows about one tenant (ids it created or was told), and the random operations it draws.
 /// Pure: the shell (`ChaosRun`) sends the requests and feeds the answers back through `learn`.
-struct ChaosTenant: Sendable, Equatable {
-    var id: String
-    var token: String
-    var index: Int
-    /// Enrolled peers (the agents), in enrollment order; the first `routers` of them are routing peers.
-    var peers: [String] = []
-    var peerNames: [String: String] = [:]
-    var routerCount = 4
-    /// The setup key's auto group (every peer): never changed, so every agent always has a view.
-    var allGroup = ""
-    /// Distribution groups whose members the workload changes.
-    var groups: [String] = []
-    /// Groups the workload created (and may delete).
-    var extraGroups: [String] = []
-    var routes: [String] = []
+public struct ChaosTenant: Sendable, Equatable {
+    public init(id: String, token: String, index: Int, peers: [String] = [], peerNames: [String: String] = [:],
+                routerCount: Int = 4, allGroup: String = "", groups: [String] = [], extraGroups: [String] = [],
+                routes: [String] = []) {
+        self.id = id
+        self.token = token
+        self.index = index
+        self.peers = peers
+        self.peerNames = peerNames
+        self.routerCount = routerCount
+        self.allGroup = allGroup
+        self.groups = groups
+        self.extraGroups = extraGroups
+        self.routes = routes
+    }
 
-    var routers: [String] { Array(peers.prefix(routerCount)) }
-    var distributionGroups: [String] { [allGroup] + groups + extraGroups }
+    public var id: String
+    public var token: String
+    public var index: Int
+    /// Enrolled peers (the agents), in enrollment order; the first `routers` of them are routing peers.
+    public var peers: [String] = []
+    public var peerNames: [String: String] = [:]
+    public var routerCount = 4
+    /// The setup key's auto group (every peer): never changed, so every agent always has a view.
+    public var allGroup = ""
+    /// Distribution groups whose members the workload changes.
+    public var groups: [String] = []
+    /// Groups the workload created (and may delete).
+    public var extraGroups: [String] = []
+    public var routes: [String] = []
+
+    public var routers: [String] { Array(peers.prefix(routerCount)) }
+    public var distributionGroups: [String] { [allGroup] + groups + extraGroups }
 }
 
-enum ChaosOperation: Sendable, Equatable {
+public enum ChaosOperation: Sendable, Equatable {
     case createRoute
     /// PUT with a fresh random body; with `conditional` the ETag of a GET just before goes in If-Match.
     case updateRoute(id: String, conditional: Bool)
@@ -37,13 +52,13 @@ enum ChaosOperation: Sendable, Equatable {
     case drainPeer(id: String, draining: Bool)
 }
 
-enum ChaosWorkload {
-    static let maxRoutes = 30
-    static let maxExtraGroups = 4
-    static let networkIDs = 6
+public enum ChaosWorkload {
+    public static let maxRoutes = 30
+    public static let maxExtraGroups = 4
+    public static let networkIDs = 6
 
     /// The next operation on `tenant`.
-    static func next(_ tenant: ChaosTenant, using rng: inout ChaosRandom) -> ChaosOperation {
+    public static func next(_ tenant: ChaosTenant, using rng: inout ChaosRandom) -> ChaosOperation {
         let roll = Int.random(in: 0..<100, using: &rng)
         let route = tenant.routes.randomElement(using: &rng)
         let group = tenant.groups.randomElement(using: &rng)
@@ -70,7 +85,7 @@ enum ChaosWorkload {
 
     /// A route body (POST or PUT): HA sets form because network ids and ranges come from small pools.
     /// The description carries the request id, so every write changes the route (and leaves events).
-    static func routeBody(_ tenant: ChaosTenant, requestID: String, using rng: inout ChaosRandom) -> [String: any Sendable] {
+    public static func routeBody(_ tenant: ChaosTenant, requestID: String, using rng: inout ChaosRandom) -> [String: any Sendable] {
         let n = Int.random(in: 0..<networkIDs, using: &rng)
         let third = Int.random(in: 0..<8, using: &rng) == 0 ? Int.random(in: 1...3, using: &rng) : 0
         var groups = Set<String>()
@@ -90,18 +105,18 @@ enum ChaosWorkload {
     }
 
     /// A group body: a random subset of the tenant's peers; the name carries the request id (unique, and a change).
-    static func groupBody(_ tenant: ChaosTenant, prefix: String, requestID: String, using rng: inout ChaosRandom) -> [String: any Sendable] {
+    public static func groupBody(_ tenant: ChaosTenant, prefix: String, requestID: String, using rng: inout ChaosRandom) -> [String: any Sendable] {
         let share = Double.random(in: 0.2...0.7, using: &rng)
         let members = tenant.peers.filter { _ in Double.random(in: 0..<1, using: &rng) < share }
         return ["name": "\(prefix)-\(requestID)", "peers": members]
     }
 
-    static func peerBody(_ tenant: ChaosTenant, peer: String, draining: Bool, requestID: String) -> [String: any Sendable] {
+    public static func peerBody(_ tenant: ChaosTenant, peer: String, draining: Bool, requestID: String) -> [String: any Sendable] {
         ["name": "\(tenant.peerNames[peer] ?? "peer")-\(requestID.suffix(8))", "draining": draining]
     }
 
     /// What an answer teaches the workload about the tenant's objects.
-    static func learn(_ tenant: inout ChaosTenant, operation: ChaosOperation, status: Int?, createdID: String?) {
+    public static func learn(_ tenant: inout ChaosTenant, operation: ChaosOperation, status: Int?, createdID: String?) {
         switch operation {
         case .createRoute:
             if let createdID, status.map({ (200..<300).contains($0) }) == true { tenant.routes.append(createdID) }
@@ -116,12 +131,12 @@ enum ChaosWorkload {
         }
     }
 
-    static func isDelete(_ operation: ChaosOperation) -> Bool {
+    public static func isDelete(_ operation: ChaosOperation) -> Bool {
         if case .deleteRoute = operation { return true }
         return false
     }
 
-    static func json(_ object: [String: any Sendable]) -> [UInt8] {
+    public static func json(_ object: [String: any Sendable]) -> [UInt8] {
         Array((try? JSONSerialization.data(withJSONObject: object as [String: Any], options: [.sortedKeys])) ?? Data("{}".utf8))
     }
 }
