@@ -8,10 +8,9 @@ import NIOCore
 import RouteModel
 import ServiceLifecycle
 
-/// Settings of one `routeplane serve` process: the HTTP server's, and the control plane's.
+/// Settings of one `routeplane serve` process: the HTTP layer's body limit and the control plane's settings (where it listens is
+/// given to `APIServer.service(host:port:…)`).
 public struct ControllerConfiguration: Sendable {
-    public var host: String
-    public var port: Int
     /// Largest accepted request body.
     public var maxBodyBytes: Int
     /// The one place the 256 KiB body limit is written (the HTTP layer refuses larger bodies before reading them).
@@ -30,11 +29,9 @@ public struct ControllerConfiguration: Sendable {
         set { controlPlane.bus = newValue }
     }
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, natsURL: String? = nil,
+    public init(natsURL: String? = nil,
                 meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"), maxBodyBytes: Int = Self.defaultMaxBodyBytes,
                 projectionWait: Duration = .seconds(2), viewSigner: ViewSigner? = nil) {
-        self.host = host
-        self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.controlPlane = ControlPlaneSettings(natsURL: natsURL, meshRange: meshRange, projectionWait: projectionWait, viewSigner: viewSigner)
     }

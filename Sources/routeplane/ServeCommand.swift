@@ -55,7 +55,7 @@ struct Serve: AsyncParsableCommand {
         // The view signing key comes from the deployment's key folder, so every controller signs with the same key and
         // agents pinned to it keep accepting views across restarts; during a rotation the previous key endorses it.
         let viewSigner = try keys.map { try Self.viewSigner(keys: $0, logger: logger) } ?? Self.viewSigner(logger: logger)
-        var configuration = ControllerConfiguration(host: host, port: port, natsURL: nats, viewSigner: viewSigner)
+        var configuration = ControllerConfiguration(natsURL: nats, viewSigner: viewSigner)
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
