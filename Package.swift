@@ -30,8 +30,8 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
 
-        // The hot paths' JSON: one strict byte-level reader (stored events, view envelopes, JetStream acks) and one string
-        // escaper (canonical views, envelopes, event metadata). Codable everywhere else. No I/O.
+        // The hot paths' JSON: one strict byte-level reader (stored events, view envelopes, JetStream acks) and one writer
+        // and string escaper (canonical views, envelopes, event metadata). Codable everywhere else. No I/O.
         .target(name: "JSONKit", swiftSettings: swiftSettings),
         // Pure domain: routes, groups, peers, commands, events, per-peer views. No I/O.
         .target(
