@@ -31,7 +31,8 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
 
-        // JSON string literals written one way (canonical views, envelopes, event metadata). No I/O.
+        // The hot paths' JSON: one strict byte-level reader (stored events, view envelopes, JetStream acks) and one writer
+        // and string escaper (canonical views, envelopes, event metadata). Codable everywhere else. No I/O.
         .target(name: "JSONKit", swiftSettings: swiftSettings),
         // Pure domain: routes, groups, peers, commands, events, per-peer views. No I/O.
         .target(
@@ -166,6 +167,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"], swiftSettings: swiftSettings),
         .testTarget(name: "BenchKitTests", dependencies: ["BenchKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: swiftSettings),

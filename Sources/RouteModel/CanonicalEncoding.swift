@@ -8,7 +8,7 @@ import Crypto
 /// upgrade; decodes with `JSONDecoder` into `PeerRouteView` (same keys).
 extension PeerRouteView {
     public func canonicalJSON() -> [UInt8] {
-        var w = CanonicalJSONWriter()
+        var w = JSONWriter()
         w.raw("{\"forwards\":[")
         for (i, f) in forwards.enumerated() {
             if i > 0 { w.raw(",") }
@@ -84,28 +84,8 @@ public enum SHA256Hex {
     }
 }
 
-struct CanonicalJSONWriter {
-    var bytes: [UInt8] = []
-
-    init() { bytes.reserveCapacity(512) }
-
-    mutating func raw(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func bool(_ b: Bool) { b ? raw("true") : raw("false") }
-
-    mutating func int(_ i: Int) {
-        if i < 0 {
-            bytes.append(UInt8(ascii: "-"))
-            if i == .min { bytes.append(contentsOf: String(i).utf8.dropFirst()); return }
-            int(-i)
-            return
-        }
-        if i >= 10 { int(i / 10) }
-        bytes.append(UInt8(ascii: "0") + UInt8(i % 10))
-    }
-
+/// The view's own values, written the canonical way (IPv4 without an intermediate String).
+extension JSONWriter {
     /// An address as a JSON string; IPv4 without building an intermediate String.
     mutating func address(_ a: IPAddress) {
         guard a.isV4 else { string(a.description); return }
@@ -140,9 +120,5 @@ struct CanonicalJSONWriter {
             }
             raw("]")
         }
-    }
-
-    mutating func string(_ s: String) {
-        JSONString.append(s, to: &bytes)
     }
 }

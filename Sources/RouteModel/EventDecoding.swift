@@ -1,8 +1,10 @@
-/// Decoding stored events with `JSONReader` (the hot path of every projection rebuild), applying
-/// exactly the rules of the Codable implementations, which stay the reference
+import JSONKit
+
+/// Decoding stored events with JSONKit's `JSONReader` (the hot path of every projection rebuild),
+/// applying exactly the rules of the Codable implementations, which stay the reference
 /// (`RouteEvent.decodeWithFoundation`, compared in `FastDecodingTests`):
 /// - required keys must be present and not null; optional keys (`decodeIfPresent`) may be
-///   absent or null; unknown keys are ignored; the first of duplicated keys wins;
+///   absent or null; unknown keys are ignored; the first of duplicated keys wins (`JSONField`);
 /// - `Route`: `network` (a `Prefix`) else `domains`, `peer` else `peer_groups`, each looked at
 ///   only when the one before it is absent or null (as the Codable `init(from:)` does);
 ///   `network_type` is never read;
@@ -12,227 +14,161 @@
 
 // MARK: - entities
 
-struct RouteFields: JSONObjectFields {
-    var seen = SeenKeys()
-    var id: RouteID?
-    var networkID: String?
-    var description: String?
-    var network: Prefix?
-    var peer: PeerID?
-    var domainsAt = -1, peerGroupsAt = -1
-    var metric: Int?
-    var masquerade: Bool?
-    var groups: [GroupID]?
-    var enabled: Bool?
-    var keepRoute: Bool?
-    var accessControlGroups: [GroupID]?
-    var skipAutoApply: Bool?
+extension JSONReadable where Self: StringIdentifier {
+    @inlinable
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> Self { Self(rawValue: try r.readString()) }
+}
 
-    init() {}
+extension RouteID: JSONReadable {}
+extension GroupID: JSONReadable {}
+extension PeerID: JSONReadable {}
+extension SetupKeyID: JSONReadable {}
 
-    mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-        switch key.raw.count {
-        case 2 where key.is("id"):
-            if seen.first(0) { id = RouteID(rawValue: try r.readString()) } else { try r.skipValue() }
-        case 10 where key.is("network_id"):
-            if seen.first(1) { networkID = try r.readString() } else { try r.skipValue() }
-        case 11 where key.is("description"):
-            if seen.first(2) { description = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readString() } } else { try r.skipValue() }
-        case 7 where key.is("network"):
-            // Always looked at when present (decodeIfPresent): read now. Only the alternatives
-            // (`domains`, `peer_groups`) are read later, and only when needed.
-            if seen.first(3) { network = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readPrefix() } } else { try r.skipValue() }
-        case 7 where key.is("domains"):
-            if seen.first(4) { domainsAt = r.pos }
-            try r.skipValue()
-        case 4 where key.is("peer"):
-            if seen.first(5) { peer = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in PeerID(rawValue: try r.readString()) } } else { try r.skipValue() }
-        case 11 where key.is("peer_groups"):
-            if seen.first(6) { peerGroupsAt = r.pos }
-            try r.skipValue()
-        case 6 where key.is("metric"):
-            if seen.first(7) { metric = try r.readInt() } else { try r.skipValue() }
-        case 10 where key.is("masquerade"):
-            if seen.first(8) { masquerade = try r.readBool() } else { try r.skipValue() }
-        case 6 where key.is("groups"):
-            if seen.first(9) { groups = try r.readIDs() } else { try r.skipValue() }
-        case 7 where key.is("enabled"):
-            if seen.first(10) { enabled = try r.readBool() } else { try r.skipValue() }
-        case 10 where key.is("keep_route"):
-            if seen.first(11) { keepRoute = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readBool() } } else { try r.skipValue() }
-        case 21 where key.is("access_control_groups"):
-            if seen.first(12) { accessControlGroups = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) -> [GroupID] in try r.readIDs() } } else { try r.skipValue() }
-        case 15 where key.is("skip_auto_apply"):
-            if seen.first(13) { skipAutoApply = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readBool() } } else { try r.skipValue() }
-        default:
-            // Escaped keys have another raw length: compare their unescaped bytes.
-            if key.unescaped != nil, let canonical = Self.unescapedKey(key) {
-                return try read(canonical, &r)
+extension Route: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> Route {
+        var id = JSONField<RouteID>(), networkID = JSONField<String>(), description = JSONField<String>()
+        var network = JSONField<Prefix>(), peer = JSONField<PeerID>()
+        // The alternatives are read later, and only when needed (see `finish`).
+        var domainsAt: Int?, peerGroupsAt: Int?
+        var metric = JSONField<Int>(), masquerade = JSONField<Bool>(), groups = JSONField<[GroupID]>(), enabled = JSONField<Bool>()
+        var keepRoute = JSONField<Bool>(), accessControlGroups = JSONField<[GroupID]>(), skipAutoApply = JSONField<Bool>()
+        try r.readObject { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "id": try id.read(&r)
+            case "network_id": try networkID.read(&r)
+            case "description": try description.readNullable(&r)
+            case "network": try network.readNullable(&r)
+            case "domains":
+                if domainsAt == nil { domainsAt = r.pos }
+                try r.skipValue()
+            case "peer": try peer.readNullable(&r)
+            case "peer_groups":
+                if peerGroupsAt == nil { peerGroupsAt = r.pos }
+                try r.skipValue()
+            case "metric": try metric.read(&r)
+            case "masquerade": try masquerade.read(&r)
+            case "groups": try groups.read(&r)
+            case "enabled": try enabled.read(&r)
+            case "keep_route": try keepRoute.readNullable(&r)
+            case "access_control_groups": try accessControlGroups.readNullable(&r)
+            case "skip_auto_apply": try skipAutoApply.readNullable(&r)
+            default: return false
             }
-            return false
+            return true
         }
-        return true
-    }
-
-    static let keys: [StaticString] = [
-        "id", "network_id", "description", "network", "domains", "peer", "peer_groups", "metric", "masquerade",
-        "groups", "enabled", "keep_route", "access_control_groups", "skip_auto_apply",
-    ]
-
-    /// An escaped key that spells one of `keys`, as a plain key (so `read` can match its length).
-    static func unescapedKey(_ key: JSONKey) -> JSONKey? {
-        guard let name = keys.first(where: { key.is($0) }) else { return nil }
-        return JSONKey(raw: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), unescaped: nil)
-    }
-
-    func finish(_ r: inout JSONReader) throws(JSONReadError) -> Route {
-        guard let id else { throw r.missing("id") }
-        guard let networkID else { throw r.missing("network_id") }
+        let routeID = try id.required("id", r), routeNetworkID = try networkID.required("network_id", r)
         let destination: RouteDestination
-        if let network {
+        if let network = network.value {
             destination = .network(network)
-        } else if domainsAt >= 0, let d = try r.at(domainsAt, { (r: inout JSONReader) throws(JSONReadError) in try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readStrings() } }) {
+        } else if let at = domainsAt, let d = try r.at(at, { (r: inout JSONReader) throws(JSONReadError) in try r.readOptional([String].read(from:)) }) {
             destination = .domains(d)
         } else {
             throw r.fail("route has neither network nor domains")
         }
         let routingPeers: RoutingPeers
-        if let peer {
+        if let peer = peer.value {
             routingPeers = .peer(peer)
-        } else if peerGroupsAt >= 0, let g = try r.at(peerGroupsAt, { (r: inout JSONReader) throws(JSONReadError) -> [GroupID]? in try r.readOptional { (r: inout JSONReader) throws(JSONReadError) -> [GroupID] in try r.readIDs() } }) {
+        } else if let at = peerGroupsAt, let g = try r.at(at, { (r: inout JSONReader) throws(JSONReadError) in try r.readOptional([GroupID].read(from:)) }) {
             routingPeers = .peerGroups(g)
         } else {
             throw r.fail("route has neither peer nor peer_groups")
         }
-        guard let metric else { throw r.missing("metric") }
-        guard let masquerade else { throw r.missing("masquerade") }
-        guard let groups else { throw r.missing("groups") }
-        guard let enabled else { throw r.missing("enabled") }
         return Route(
-            id: id, networkID: networkID, description: description ?? "", destination: destination,
-            routingPeers: routingPeers, metric: metric, masquerade: masquerade, groups: groups, enabled: enabled,
-            keepRoute: keepRoute ?? false, accessControlGroups: accessControlGroups ?? [], skipAutoApply: skipAutoApply ?? false)
+            id: routeID, networkID: routeNetworkID, description: description.value ?? "", destination: destination, routingPeers: routingPeers,
+            metric: try metric.required("metric", r), masquerade: try masquerade.required("masquerade", r),
+            groups: try groups.required("groups", r), enabled: try enabled.required("enabled", r),
+            keepRoute: keepRoute.value ?? false, accessControlGroups: accessControlGroups.value ?? [], skipAutoApply: skipAutoApply.value ?? false)
     }
 }
 
-struct GroupFields: JSONObjectFields {
-    var seen = SeenKeys()
-    var id: GroupID?
-    var name: String?
-    var peers: [PeerID]?
-
-    init() {}
-
-    mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-        if key.is("id") {
-            if seen.first(0) { id = GroupID(rawValue: try r.readString()) } else { try r.skipValue() }
-        } else if key.is("name") {
-            if seen.first(1) { name = try r.readString() } else { try r.skipValue() }
-        } else if key.is("peers") {
-            if seen.first(2) { peers = try r.readIDs() } else { try r.skipValue() }
-        } else {
-            return false
+extension Group: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> Group {
+        var id = JSONField<GroupID>(), name = JSONField<String>(), peers = JSONField<[PeerID]>()
+        try r.readObject { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "id": try id.read(&r)
+            case "name": try name.read(&r)
+            case "peers": try peers.read(&r)
+            default: return false
+            }
+            return true
         }
-        return true
-    }
-
-    func finish(_ r: inout JSONReader) throws(JSONReadError) -> Group {
-        guard let id else { throw r.missing("id") }
-        guard let name else { throw r.missing("name") }
-        guard let peers else { throw r.missing("peers") }
-        return Group(id: id, name: name, peers: peers)
+        return Group(id: try id.required("id", r), name: try name.required("name", r), peers: try peers.required("peers", r))
     }
 }
 
-struct PeerFields: JSONObjectFields {
-    var seen = SeenKeys()
-    var id: PeerID?
-    var name: String?
-    var os: String?
-    var meshIP: IPAddress?
-    /// Optional (`decodeIfPresent`): absent or null is false.
-    var draining: Bool?
-
-    init() {}
-
-    mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-        if key.is("id") {
-            if seen.first(0) { id = PeerID(rawValue: try r.readString()) } else { try r.skipValue() }
-        } else if key.is("name") {
-            if seen.first(1) { name = try r.readString() } else { try r.skipValue() }
-        } else if key.is("os") {
-            if seen.first(2) { os = try r.readString() } else { try r.skipValue() }
-        } else if key.is("ip") {
-            if seen.first(3) { meshIP = try r.readAddress() } else { try r.skipValue() }
-        } else if key.is("draining") {
-            if seen.first(4) { draining = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in try r.readBool() } } else { try r.skipValue() }
-        } else {
-            return false
+extension Peer: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> Peer {
+        var id = JSONField<PeerID>(), name = JSONField<String>(), os = JSONField<String>(), meshIP = JSONField<IPAddress>()
+        var draining = JSONField<Bool>()  // optional: absent or null is false (events written before drain mode lack it)
+        try r.readObject { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "id": try id.read(&r)
+            case "name": try name.read(&r)
+            case "os": try os.read(&r)
+            case "ip": try meshIP.read(&r)
+            case "draining": try draining.readNullable(&r)
+            default: return false
+            }
+            return true
         }
-        return true
-    }
-
-    func finish(_ r: inout JSONReader) throws(JSONReadError) -> Peer {
-        guard let id else { throw r.missing("id") }
-        guard let name else { throw r.missing("name") }
-        guard let os else { throw r.missing("os") }
-        guard let meshIP else { throw r.missing("ip") }
-        return Peer(id: id, name: name, os: os, meshIP: meshIP, draining: draining ?? false)
+        return Peer(id: try id.required("id", r), name: try name.required("name", r), os: try os.required("os", r),
+                    meshIP: try meshIP.required("ip", r), draining: draining.value ?? false)
     }
 }
 
-extension JSONReader {
-    func missing(_ key: String) -> JSONReadError { fail("missing key \"\(key)\"") }
-
-    mutating func readIDs<ID: StringIdentifier>() throws(JSONReadError) -> [ID] {
-        try readArray { (r: inout JSONReader) throws(JSONReadError) in ID(rawValue: try r.readString()) }
-    }
-
-    mutating func readPrefix() throws(JSONReadError) -> Prefix {
-        let at = pos
-        if peek == UInt8(ascii: "\"") {
+extension Prefix: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> Prefix {
+        let at = r.pos
+        if r.peek == UInt8(ascii: "\"") {
             // Fast path for the common `a.b.c.d/n`, exactly as `Prefix(parsing:)` reads it; any
             // other text (IPv6, escapes, errors) takes the general parser below.
-            let (start, end, escaped) = try scanString()
+            let (start, end, escaped) = try r.scanString()
             if !escaped {
                 var i = start
-                if let v4 = Self.ipv4(buf, &i, end), i < end, buf[i] == UInt8(ascii: "/"), let length = Self.prefixLength(buf, i + 1, end, max: 32) {
+                if let v4 = DottedQuad.parse(r.buf, &i, end), i < end, r.buf[i] == UInt8(ascii: "/"),
+                   let length = DottedQuad.prefixLength(r.buf, i + 1, end, max: 32) {
                     return Prefix(IPAddress(v4: v4), length: length)
                 }
             }
-            pos = at
+            r.pos = at
         }
-        let text = try readString()
+        let text = try r.readString()
         do {
             return try Prefix(parsing: text)
         } catch {
             throw JSONReadError(reason: error.description, offset: at)
         }
     }
+}
 
-    mutating func readAddress() throws(JSONReadError) -> IPAddress {
-        let at = pos
-        if peek == UInt8(ascii: "\"") {
-            let (start, end, escaped) = try scanString()
+extension IPAddress: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> IPAddress {
+        let at = r.pos
+        if r.peek == UInt8(ascii: "\"") {
+            let (start, end, escaped) = try r.scanString()
             if !escaped {
                 var i = start
-                if let v4 = Self.ipv4(buf, &i, end), i == end { return IPAddress(v4: v4) }
+                if let v4 = DottedQuad.parse(r.buf, &i, end), i == end { return IPAddress(v4: v4) }
             }
-            pos = at
+            r.pos = at
         }
-        let text = try readString()
+        let text = try r.readString()
         do {
             return try IPAddress(parsing: text)
         } catch {
             throw JSONReadError(reason: "\(error.input): \(error.reason)", offset: at)
         }
     }
+}
 
+/// The IPv4 fast paths of `Prefix.read` and `IPAddress.read`.
+enum DottedQuad {
     /// A dotted quad from `i` as `IPAddress.parseV4` accepts it (four decimal octets, no leading
     /// zeros, each ≤ 255), stopping at the first byte that is not a digit or dot; nil if there is
     /// none (the caller then uses the general parser, which gives the error).
     @inline(__always)
-    static func ipv4(_ b: UnsafeBufferPointer<UInt8>, _ i: inout Int, _ end: Int) -> UInt32? {
+    static func parse(_ b: UnsafeBufferPointer<UInt8>, _ i: inout Int, _ end: Int) -> UInt32? {
         var value: UInt32 = 0
         for part in 0..<4 {
             if part > 0 {
@@ -272,339 +208,242 @@ extension JSONReader {
         if n == 2 && b[start] == UInt8(ascii: "0") { return nil }
         return length <= max ? length : nil
     }
-
-    mutating func readRoute() throws(JSONReadError) -> Route { try readObject(RouteFields.self) }
-    mutating func readGroup() throws(JSONReadError) -> Group { try readObject(GroupFields.self) }
-    mutating func readPeer() throws(JSONReadError) -> Peer { try readObject(PeerFields.self) }
 }
 
 // MARK: - payloads
 
-/// A payload that `JSONReader` decodes: its top-level keys other than `event_version`.
-protocol JSONDecodablePayload: EventPayload {
-    associatedtype Fields: JSONObjectFields where Fields.Value == Self
+/// A payload that `JSONReader` decodes: it reads its top-level members (all but `event_version`)
+/// from `object` and builds itself.
+protocol FastDecodablePayload: EventPayload {
+    static func read(_ object: inout PayloadObject) throws(JSONReadError) -> Self
 }
 
-extension RouteCreated: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var route: Route?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            guard key.is("route") else { return false }
-            if seen.first(0) { route = try r.readRoute() } else { try r.skipValue() }
-            return true
-        }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> RouteCreated {
-            guard let route else { throw r.missing("route") }
-            return RouteCreated(route: route)
-        }
-    }
+extension RouteCreated: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self { Self(route: try o.only("route")) }
 }
 
-extension RouteUpdated: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var old: Route?
-        var new: Route?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("old") {
-                if seen.first(0) { old = try r.readRoute() } else { try r.skipValue() }
-            } else if key.is("new") {
-                if seen.first(1) { new = try r.readRoute() } else { try r.skipValue() }
-            } else {
-                return false
+extension RouteDeleted: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self { Self(route: try o.only("route")) }
+}
+
+extension GroupCreated: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self { Self(group: try o.only("group")) }
+}
+
+extension GroupDeleted: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self { Self(group: try o.only("group")) }
+}
+
+extension RouteUpdated: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var old = JSONField<Route>(), new = JSONField<Route>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "old": try old.read(&r)
+            case "new": try new.read(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> RouteUpdated {
-            guard let old else { throw r.missing("old") }
-            guard let new else { throw r.missing("new") }
-            return RouteUpdated(old: old, new: new)
-        }
+        return Self(old: try o.required(old, "old"), new: try o.required(new, "new"))
     }
 }
 
-extension RouteDeleted: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var route: Route?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            guard key.is("route") else { return false }
-            if seen.first(0) { route = try r.readRoute() } else { try r.skipValue() }
-            return true
-        }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> RouteDeleted {
-            guard let route else { throw r.missing("route") }
-            return RouteDeleted(route: route)
-        }
-    }
-}
-
-extension GroupCreated: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var group: Group?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            guard key.is("group") else { return false }
-            if seen.first(0) { group = try r.readGroup() } else { try r.skipValue() }
-            return true
-        }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> GroupCreated {
-            guard let group else { throw r.missing("group") }
-            return GroupCreated(group: group)
-        }
-    }
-}
-
-extension GroupUpdated: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var groupID: GroupID?
-        var oldName: String?
-        var name: String?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("group_id") {
-                if seen.first(0) { groupID = GroupID(rawValue: try r.readString()) } else { try r.skipValue() }
-            } else if key.is("old_name") {
-                if seen.first(1) { oldName = try r.readString() } else { try r.skipValue() }
-            } else if key.is("name") {
-                if seen.first(2) { name = try r.readString() } else { try r.skipValue() }
-            } else {
-                return false
+extension GroupUpdated: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var groupID = JSONField<GroupID>(), oldName = JSONField<String>(), name = JSONField<String>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "group_id": try groupID.read(&r)
+            case "old_name": try oldName.read(&r)
+            case "name": try name.read(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> GroupUpdated {
-            guard let groupID else { throw r.missing("group_id") }
-            guard let oldName else { throw r.missing("old_name") }
-            guard let name else { throw r.missing("name") }
-            return GroupUpdated(groupID: groupID, oldName: oldName, name: name)
-        }
+        return Self(groupID: try o.required(groupID, "group_id"), oldName: try o.required(oldName, "old_name"), name: try o.required(name, "name"))
     }
 }
 
-extension GroupMembersChanged: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var groupID: GroupID?
-        var added: [PeerID]?
-        var removed: [PeerID]?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("group_id") {
-                if seen.first(0) { groupID = GroupID(rawValue: try r.readString()) } else { try r.skipValue() }
-            } else if key.is("added_peers") {
-                if seen.first(1) { added = try r.readIDs() } else { try r.skipValue() }
-            } else if key.is("removed_peers") {
-                if seen.first(2) { removed = try r.readIDs() } else { try r.skipValue() }
-            } else {
-                return false
+extension GroupMembersChanged: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var groupID = JSONField<GroupID>(), added = JSONField<[PeerID]>(), removed = JSONField<[PeerID]>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "group_id": try groupID.read(&r)
+            case "added_peers": try added.read(&r)
+            case "removed_peers": try removed.read(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> GroupMembersChanged {
-            guard let groupID else { throw r.missing("group_id") }
-            guard let added else { throw r.missing("added_peers") }
-            guard let removed else { throw r.missing("removed_peers") }
-            return GroupMembersChanged(groupID: groupID, added: added, removed: removed)
-        }
+        return Self(groupID: try o.required(groupID, "group_id"), added: try o.required(added, "added_peers"),
+                    removed: try o.required(removed, "removed_peers"))
     }
 }
 
-extension GroupDeleted: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var group: Group?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            guard key.is("group") else { return false }
-            if seen.first(0) { group = try r.readGroup() } else { try r.skipValue() }
-            return true
-        }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> GroupDeleted {
-            guard let group else { throw r.missing("group") }
-            return GroupDeleted(group: group)
-        }
-    }
-}
-
-extension PeerEnrolled: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var peer: Peer?
-        var setupKeyID: SetupKeyID?
-        var enrolledAt: Int64?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("peer") {
-                if seen.first(0) { peer = try r.readPeer() } else { try r.skipValue() }
-            } else if key.is("setup_key_id") {
-                if seen.first(1) { setupKeyID = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in SetupKeyID(rawValue: try r.readString()) } } else { try r.skipValue() }
-            } else if key.is("enrolled_at") {
-                if seen.first(2) { enrolledAt = try r.readOptional { (r: inout JSONReader) throws(JSONReadError) in Int64(try r.readInt()) } } else { try r.skipValue() }
-            } else {
-                return false
+extension PeerEnrolled: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var peer = JSONField<Peer>(), setupKeyID = JSONField<SetupKeyID>(), enrolledAt = JSONField<Int64>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "peer": try peer.read(&r)
+            case "setup_key_id": try setupKeyID.readNullable(&r)
+            case "enrolled_at": try enrolledAt.readNullable(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> PeerEnrolled {
-            guard let peer else { throw r.missing("peer") }
-            return PeerEnrolled(peer: peer, setupKeyID: setupKeyID, enrolledAt: enrolledAt)
-        }
+        return Self(peer: try o.required(peer, "peer"), setupKeyID: setupKeyID.value, enrolledAt: enrolledAt.value)
     }
 }
 
-extension PeerRenamed: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var peerID: PeerID?
-        var oldName: String?
-        var name: String?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("peer_id") {
-                if seen.first(0) { peerID = PeerID(rawValue: try r.readString()) } else { try r.skipValue() }
-            } else if key.is("old_name") {
-                if seen.first(1) { oldName = try r.readString() } else { try r.skipValue() }
-            } else if key.is("name") {
-                if seen.first(2) { name = try r.readString() } else { try r.skipValue() }
-            } else {
-                return false
+extension PeerRenamed: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var peerID = JSONField<PeerID>(), oldName = JSONField<String>(), name = JSONField<String>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "peer_id": try peerID.read(&r)
+            case "old_name": try oldName.read(&r)
+            case "name": try name.read(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> PeerRenamed {
-            guard let peerID else { throw r.missing("peer_id") }
-            guard let oldName else { throw r.missing("old_name") }
-            guard let name else { throw r.missing("name") }
-            return PeerRenamed(peerID: peerID, oldName: oldName, name: name)
-        }
+        return Self(peerID: try o.required(peerID, "peer_id"), oldName: try o.required(oldName, "old_name"), name: try o.required(name, "name"))
     }
 }
 
-extension PeerDrainingChanged: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var peerID: PeerID?
-        var draining: Bool?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("peer_id") {
-                if seen.first(0) { peerID = PeerID(rawValue: try r.readString()) } else { try r.skipValue() }
-            } else if key.is("draining") {
-                if seen.first(1) { draining = try r.readBool() } else { try r.skipValue() }
-            } else {
-                return false
+extension PeerDrainingChanged: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var peerID = JSONField<PeerID>(), draining = JSONField<Bool>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "peer_id": try peerID.read(&r)
+            case "draining": try draining.read(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> PeerDrainingChanged {
-            guard let peerID else { throw r.missing("peer_id") }
-            guard let draining else { throw r.missing("draining") }
-            return PeerDrainingChanged(peerID: peerID, draining: draining)
-        }
+        return Self(peerID: try o.required(peerID, "peer_id"), draining: try o.required(draining, "draining"))
     }
 }
 
-extension PeerRemoved: JSONDecodablePayload {
-    struct Fields: JSONObjectFields {
-        var seen = SeenKeys()
-        var peer: Peer?
-        var groups: [GroupID]?
-        init() {}
-        mutating func read(_ key: JSONKey, _ r: inout JSONReader) throws(JSONReadError) -> Bool {
-            if key.is("peer") {
-                if seen.first(0) { peer = try r.readPeer() } else { try r.skipValue() }
-            } else if key.is("removed_from_groups") {
-                if seen.first(1) { groups = try r.readIDs() } else { try r.skipValue() }
-            } else {
-                return false
+extension PeerRemoved: FastDecodablePayload {
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var peer = JSONField<Peer>(), groups = JSONField<[GroupID]>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "peer": try peer.read(&r)
+            case "removed_from_groups": try groups.read(&r)
+            default: return false
             }
             return true
         }
-        func finish(_ r: inout JSONReader) throws(JSONReadError) -> PeerRemoved {
-            guard let peer else { throw r.missing("peer") }
-            guard let groups else { throw r.missing("removed_from_groups") }
-            return PeerRemoved(peer: peer, groups: groups)
-        }
+        return Self(peer: try o.required(peer, "peer"), groups: try o.required(groups, "removed_from_groups"))
     }
 }
 
 // MARK: - the envelope of a payload
 
-enum FastEventCoding {
-    private enum Outcome<P> {
-        case decoded(P)
+/// The top-level object of a stored payload body. `members` reads it, taking `event_version`
+/// itself; when the version (or an error) says the payload is not to be built from its members,
+/// it throws and leaves `outcome` set for `FastEventCoding.decode`.
+struct PayloadObject {
+    enum Outcome {
+        case unsupportedVersion(Int)
         case upcast
-        case failed(EventDecodingError)
     }
 
-    /// Reads one stored payload body. Order of checks as in the Codable path: the text must be
-    /// JSON (syntax errors anywhere are `malformed`), then `event_version` decides (a newer one is
-    /// `unsupportedVersion` whatever the rest), then the fields (`malformed` when they do not fit).
-    static func decode<P: JSONDecodablePayload>(_: P.Type, _ buf: UnsafeBufferPointer<UInt8>) throws(EventDecodingError) -> P {
-        var r = JSONReader(buf)
-        let outcome: Outcome<P>
-        do throws(JSONReadError) {
-            outcome = try read(P.self, &r)
-        } catch {
-            throw .malformed(type: P.type, reason: error.description)
-        }
-        switch outcome {
-        case .decoded(let p): return p
-        case .failed(let e): throw e
-        case .upcast: return try EventCoding.decode(P.self, Array(buf))
-        }
+    var reader: JSONReader
+    let currentVersion: Int
+    private(set) var outcome: Outcome?
+
+    init(_ buf: UnsafeBufferPointer<UInt8>, currentVersion: Int) {
+        reader = JSONReader(buf)
+        self.currentVersion = currentVersion
     }
 
-    private static func read<P: JSONDecodablePayload>(_: P.Type, _ r: inout JSONReader) throws(JSONReadError) -> Outcome<P> {
-        r.skipByteOrderMark()
-        r.skipWhitespace()
-        try r.beginObject()
-        var fields = P.Fields()
+    /// Reads the object. Order of checks as in the Codable path: the text must be JSON (syntax
+    /// errors anywhere are thrown), then `event_version` decides (a newer one is
+    /// `unsupportedVersion` whatever the rest), then the first error `member` met.
+    @inline(__always)
+    mutating func members(_ member: (JSONKey, inout JSONReader) throws(JSONReadError) -> Bool) throws(JSONReadError) {
+        reader.skipByteOrderMark()
+        reader.skipWhitespace()
+        try reader.beginObject()
         var versionSeen = false
         var version = 1
         var versionError: JSONReadError?
-        // The first error met reading a field; the rest of the text is still validated, and a
+        // The first error met reading a member; the rest of the text is still validated, and a
         // newer event_version (possibly later in the object) takes precedence.
         var fieldError: JSONReadError?
         var first = true
-        while let key = try r.nextKey(&first) {
-            let (start, depth) = (r.pos, r.depth)
+        while let key = try reader.nextKey(&first) {
+            let (start, depth) = (reader.pos, reader.depth)
             if key.is("event_version") {
-                if versionSeen { try r.skipValue(); continue }
+                if versionSeen { try reader.skipValue(); continue }
                 versionSeen = true
-                if r.takeNull() { continue }
+                if reader.takeNull() { continue }
                 do {
-                    version = try r.readInt()
+                    version = try reader.readInt()
                 } catch {
                     versionError = error
-                    (r.pos, r.depth) = (start, depth)
-                    try r.skipValue()
+                    (reader.pos, reader.depth) = (start, depth)
+                    try reader.skipValue()
                 }
                 continue
             }
-            if fieldError != nil { try r.skipValue(); continue }
+            if fieldError != nil { try reader.skipValue(); continue }
             do {
-                if try !fields.read(key, &r) { try r.skipValue() }
+                if try !member(key, &reader) { try reader.skipValue() }
             } catch {
                 fieldError = error
-                (r.pos, r.depth) = (start, depth)
-                try r.skipValue()  // a syntax error there is thrown now: the text is not JSON
+                (reader.pos, reader.depth) = (start, depth)
+                try reader.skipValue()  // a syntax error there is thrown now: the text is not JSON
             }
         }
-        try r.expectEnd()
+        try reader.expectEnd()
         if let versionError { throw versionError }
-        guard version >= 1, version <= P.eventVersion else {
-            return .failed(.unsupportedVersion(type: P.type, version: version))
+        guard version >= 1, version <= currentVersion else {
+            outcome = .unsupportedVersion(version)
+            throw reader.fail("event_version \(version)")
         }
-        if version < P.eventVersion { return .upcast }
+        if version < currentVersion {
+            outcome = .upcast
+            throw reader.fail("event_version \(version)")
+        }
         if let fieldError { throw fieldError }
-        return .decoded(try fields.finish(&r))
+    }
+
+    /// Reads an object with the one member `key`.
+    mutating func only<Value: JSONReadable>(_ key: StaticString) throws(JSONReadError) -> Value {
+        var field = JSONField<Value>()
+        try members { (k, r) throws(JSONReadError) -> Bool in
+            guard k.is(key) else { return false }
+            try field.read(&r)
+            return true
+        }
+        return try required(field, "\(key)")
+    }
+
+    func required<Value>(_ field: JSONField<Value>, _ key: String) throws(JSONReadError) -> Value {
+        try field.required(key, reader)
+    }
+}
+
+enum FastEventCoding {
+    /// Reads one stored payload body (see `PayloadObject.members` for the order of checks).
+    static func decode<P: FastDecodablePayload>(_: P.Type, _ buf: UnsafeBufferPointer<UInt8>) throws(EventDecodingError) -> P {
+        var object = PayloadObject(buf, currentVersion: P.eventVersion)
+        do throws(JSONReadError) {
+            return try P.read(&object)
+        } catch {
+            switch object.outcome {
+            case .unsupportedVersion(let version): throw .unsupportedVersion(type: P.type, version: version)
+            case .upcast: return try EventCoding.decode(P.self, Array(buf))
+            case nil: throw .malformed(type: P.type, reason: error.description)
+            }
+        }
     }
 }

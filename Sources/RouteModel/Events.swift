@@ -115,7 +115,7 @@ public enum RouteEvent: Hashable, Sendable {
     /// Decodes a stored event. Throws `EventDecodingError` for an unknown type, a version newer
     /// than this code knows, or a body that does not match.
     ///
-    /// Reads the body with the hand-written `JSONReader` (`EventDecoding.swift`), which applies
+    /// Reads the body with JSONKit's `JSONReader` (`EventDecoding.swift`), which applies
     /// the same rules as the payloads' Codable conformances (`decodeWithFoundation`) at a small
     /// fraction of the cost; payloads of an older `event_version` go through their Codable upcast.
     public static func decode(type: String, json: [UInt8]) throws(EventDecodingError) -> RouteEvent {

@@ -92,10 +92,9 @@ public struct ViewEnvelope: Sendable, Equatable {
     /// (an agent passes its own identity).
     public static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, expectedTenant: String? = nil, expectedPeer: String? = nil) throws(ViewEnvelopeError) -> ViewEnvelope {
         let data = Array(bytes)
-        var reader = JSONText.Reader(data)
         let fields: [(key: String, value: Range<Int>)]
         do {
-            fields = try reader.topLevelObject()
+            fields = try JSONReader.members(of: data, maxDepth: maxDepth)
         } catch {
             throw .unparseable(error.description)
         }
@@ -105,7 +104,7 @@ public struct ViewEnvelope: Sendable, Equatable {
         }
         // The envelope version first: a newer envelope may legitimately have other fields.
         guard let versionRange = byKey["envelope"] else { throw .unparseable("no \"envelope\" field") }
-        guard let envelopeVersion = JSONText.integer(data[versionRange]) else { throw .unparseable("\"envelope\" is not an integer") }
+        guard let envelopeVersion = Self.integer(data[versionRange]) else { throw .unparseable("\"envelope\" is not an integer") }
         guard envelopeVersion != 1 else { throw .unsigned }
         guard envelopeVersion == Int64(currentVersion) else { throw .unsupportedEnvelopeVersion(Int(clamping: envelopeVersion)) }
         let known: Set<String> = ["envelope", "tenant", "peer", "version", "removed", "digest", "created_at", "key", "signature", "endorsement", "view"]
@@ -115,11 +114,11 @@ public struct ViewEnvelope: Sendable, Equatable {
             return data[range]
         }
         func string(_ key: String) throws(ViewEnvelopeError) -> String {
-            guard let s = JSONText.string(try required(key)) else { throw .unparseable("\"\(key)\" is not a string") }
+            guard let s = Self.string(try required(key)) else { throw .unparseable("\"\(key)\" is not a string") }
             return s
         }
         func integer(_ key: String) throws(ViewEnvelopeError) -> Int64 {
-            guard let i = JSONText.integer(try required(key)) else { throw .unparseable("\"\(key)\" is not an integer") }
+            guard let i = Self.integer(try required(key)) else { throw .unparseable("\"\(key)\" is not an integer") }
             return i
         }
         let tenant = try string("tenant"), peer = try string("peer"), digest = try string("digest")
@@ -150,17 +149,17 @@ public struct ViewEnvelope: Sendable, Equatable {
 
     /// `{"key": "…", "signature": "…"}`, both fields exactly once, nothing else.
     static func decodeEndorsement(_ bytes: ArraySlice<UInt8>) throws(ViewEnvelopeError) -> ViewKeyEndorsement {
-        var reader = JSONText.Reader(Array(bytes))
+        let data = Array(bytes)
         let fields: [(key: String, value: Range<Int>)]
         do {
-            fields = try reader.topLevelObject()
+            fields = try JSONReader.members(of: data, maxDepth: maxDepth)
         } catch {
             throw .unparseable("\"endorsement\" is not an object: \(error.description)")
         }
         var values: [String: String] = [:]
         for field in fields {
             guard field.key == "key" || field.key == "signature" else { throw .unparseable("unknown field \"endorsement.\(field.key)\"") }
-            guard let value = JSONText.string(reader.bytes[field.value]), !value.isEmpty else {
+            guard let value = string(data[field.value]), !value.isEmpty else {
                 throw .unparseable("\"endorsement.\(field.key)\" is not a non-empty string")
             }
             guard values.updateValue(value, forKey: field.key) == nil else { throw .unparseable("field \"endorsement.\(field.key)\" appears twice") }
@@ -205,233 +204,18 @@ public enum ViewEnvelopeError: Error, Sendable, Equatable, CustomStringConvertib
     }
 }
 
-/// A small strict JSON reader over bytes: enough to split the envelope into fields, keeping each value's
-/// exact byte range (so the embedded view is never re-encoded), and to read strings and integers.
-enum JSONText {
-    struct SyntaxError: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    struct Reader {
-        let bytes: [UInt8]
-        var i = 0
-        static let maxDepth = 256
-
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-        /// `{ "key": value, … }` and nothing after it but whitespace.
-        mutating func topLevelObject() throws(SyntaxError) -> [(key: String, value: Range<Int>)] {
-            skipWhitespace()
-            try expect(UInt8(ascii: "{"))
-            var fields: [(key: String, value: Range<Int>)] = []
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
-                i += 1
-            } else {
-                while true {
-                    skipWhitespace()
-                    let keyStart = i
-                    try skipString()
-                    guard let key = JSONText.string(bytes[keyStart..<i]) else { throw SyntaxError(description: "bad key at byte \(keyStart)") }
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    skipWhitespace()
-                    let valueStart = i
-                    try skipValue(depth: 1)
-                    fields.append((key, valueStart..<i))
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") { i += 1; continue }
-                    try expect(UInt8(ascii: "}"))
-                    break
-                }
-            }
-            skipWhitespace()
-            guard i == bytes.count else { throw SyntaxError(description: "trailing bytes at \(i)") }
-            return fields
-        }
-
-        func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
-
-        mutating func expect(_ byte: UInt8) throws(SyntaxError) {
-            guard peek() == byte else {
-                throw SyntaxError(description: i < bytes.count ? "expected '\(Character(UnicodeScalar(byte)))' at byte \(i)" : "unexpected end of message")
-            }
-            i += 1
-        }
-
-        mutating func skipWhitespace() {
-            while let b = peek(), b == 0x20 || b == 0x0a || b == 0x0d || b == 0x09 { i += 1 }
-        }
-
-        mutating func skipValue(depth: Int) throws(SyntaxError) {
-            guard depth <= Self.maxDepth else { throw SyntaxError(description: "nested too deeply") }
-            guard let b = peek() else { throw SyntaxError(description: "unexpected end of message") }
-            switch b {
-            case UInt8(ascii: "{"):
-                i += 1
-                skipWhitespace()
-                if peek() == UInt8(ascii: "}") { i += 1; return }
-                while true {
-                    skipWhitespace()
-                    try skipString()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    skipWhitespace()
-                    try skipValue(depth: depth + 1)
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") { i += 1; continue }
-                    try expect(UInt8(ascii: "}"))
-                    return
-                }
-            case UInt8(ascii: "["):
-                i += 1
-                skipWhitespace()
-                if peek() == UInt8(ascii: "]") { i += 1; return }
-                while true {
-                    skipWhitespace()
-                    try skipValue(depth: depth + 1)
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") { i += 1; continue }
-                    try expect(UInt8(ascii: "]"))
-                    return
-                }
-            case UInt8(ascii: "\""):
-                try skipString()
-            case UInt8(ascii: "t"): try literal("true")
-            case UInt8(ascii: "f"): try literal("false")
-            case UInt8(ascii: "n"): try literal("null")
-            default:
-                try skipNumber()
-            }
-        }
-
-        mutating func literal(_ word: String) throws(SyntaxError) {
-            for c in word.utf8 { try expect(c) }
-        }
-
-        mutating func skipNumber() throws(SyntaxError) {
-            let start = i
-            if peek() == UInt8(ascii: "-") { i += 1 }
-            guard let first = peek(), first >= 0x30, first <= 0x39 else { throw SyntaxError(description: "bad value at byte \(start)") }
-            i += 1
-            if first != 0x30 { while let d = peek(), d >= 0x30, d <= 0x39 { i += 1 } }
-            if peek() == UInt8(ascii: ".") {
-                i += 1
-                guard let d = peek(), d >= 0x30, d <= 0x39 else { throw SyntaxError(description: "bad number at byte \(start)") }
-                while let d = peek(), d >= 0x30, d <= 0x39 { i += 1 }
-            }
-            if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
-                i += 1
-                if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { i += 1 }
-                guard let d = peek(), d >= 0x30, d <= 0x39 else { throw SyntaxError(description: "bad number at byte \(start)") }
-                while let d = peek(), d >= 0x30, d <= 0x39 { i += 1 }
-            }
-        }
-
-        /// Skips a string token, checking escapes and that no raw control character appears.
-        mutating func skipString() throws(SyntaxError) {
-            let start = i
-            try expect(UInt8(ascii: "\""))
-            while true {
-                guard let b = peek() else { throw SyntaxError(description: "unterminated string at byte \(start)") }
-                i += 1
-                switch b {
-                case UInt8(ascii: "\""): return
-                case UInt8(ascii: "\\"):
-                    guard let e = peek() else { throw SyntaxError(description: "unterminated string at byte \(start)") }
-                    i += 1
-                    switch e {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                        break
-                    case UInt8(ascii: "u"):
-                        for _ in 0..<4 {
-                            guard let h = peek(), JSONText.hexValue(h) != nil else { throw SyntaxError(description: "bad \\u escape at byte \(i)") }
-                            i += 1
-                        }
-                    default:
-                        throw SyntaxError(description: "bad escape at byte \(i - 1)")
-                    }
-                case 0..<0x20:
-                    throw SyntaxError(description: "control character in string at byte \(i - 1)")
-                default:
-                    break
-                }
-            }
-        }
-    }
-
-    static func hexValue(_ b: UInt8) -> UInt32? {
-        switch b {
-        case 0x30...0x39: UInt32(b - 0x30)
-        case 0x41...0x46: UInt32(b - 0x41 + 10)
-        case 0x61...0x66: UInt32(b - 0x61 + 10)
-        default: nil
-        }
-    }
+/// The envelope's JSON values, read with JSONKit's reader.
+extension ViewEnvelope {
+    /// The envelope's nesting limit: 256 levels below the envelope object (as it always was).
+    static let maxDepth = 257
 
     /// The value of a string token (escapes resolved, UTF-8 validated); nil if it is not one.
     static func string(_ token: ArraySlice<UInt8>) -> String? {
-        guard token.count >= 2, token.first == UInt8(ascii: "\""), token.last == UInt8(ascii: "\"") else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(token.count)
-        var i = token.startIndex + 1
-        let end = token.endIndex - 1
-        func hex4(_ at: Int) -> UInt32? {
-            guard at + 4 <= end else { return nil }
-            var v: UInt32 = 0
-            for k in at..<(at + 4) {
-                guard let h = hexValue(token[k]) else { return nil }
-                v = v << 4 | h
-            }
-            return v
-        }
-        while i < end {
-            let b = token[i]
-            if b == UInt8(ascii: "\"") || b < 0x20 { return nil }
-            guard b == UInt8(ascii: "\\") else { out.append(b); i += 1; continue }
-            guard i + 1 < end else { return nil }
-            let e = token[i + 1]
-            i += 2
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5c)
-            case UInt8(ascii: "/"): out.append(0x2f)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0c)
-            case UInt8(ascii: "n"): out.append(0x0a)
-            case UInt8(ascii: "r"): out.append(0x0d)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                guard var scalar = hex4(i) else { return nil }
-                i += 4
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    // A high surrogate must be followed by an escaped low surrogate.
-                    guard i + 1 < end, token[i] == UInt8(ascii: "\\"), token[i + 1] == UInt8(ascii: "u"),
-                          let low = hex4(i + 2), low >= 0xDC00, low < 0xE000 else { return nil }
-                    i += 6
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    return nil
-                }
-                guard let u = Unicode.Scalar(scalar) else { return nil }
-                out += Array(String(Character(u)).utf8)
-            default:
-                return nil
-            }
-        }
-        return String(validating: out, as: UTF8.self)
+        try? JSONReader.read(token) { (r: inout JSONReader) throws(JSONReadError) in try r.readString() }
     }
 
-    /// The value of an integer token (no fraction, no exponent, no leading zeros); nil otherwise.
+    /// The value of an integer token (no fraction, no exponent); nil otherwise.
     static func integer(_ token: ArraySlice<UInt8>) -> Int64? {
-        var digits = token[...]
-        let negative = digits.first == UInt8(ascii: "-")
-        if negative { digits = digits.dropFirst() }
-        guard !digits.isEmpty, digits.count <= 19, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        if digits.count > 1 && digits.first == 0x30 { return nil }
-        guard let value = Int64(String(decoding: digits, as: UTF8.self)) else { return nil }
-        return negative ? -value : value
+        try? JSONReader.read(token) { (r: inout JSONReader) throws(JSONReadError) in Int64(try r.readIntegerLiteral()) }
     }
-
 }

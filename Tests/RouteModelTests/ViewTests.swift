@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import JSONKit
 @testable import RouteModel
 import TestSupport
 import Testing
@@ -141,7 +142,7 @@ import Testing
     }
 
     @Test func stringsAreEscapedOneWay() {
-        var w = CanonicalJSONWriter()
+        var w = JSONWriter()
         w.string("a\"b\\c\n\t\u{01}é/")
         #expect(String(decoding: w.bytes, as: UTF8.self) == #""a\"b\\c\n\t\u0001é/""#)
     }
@@ -153,13 +154,13 @@ import Testing
         for _ in 0..<500 {
             let a = IPAddress(v4: UInt32(truncatingIfNeeded: rng.next()))
             let p = Prefix(a, length: Int.random(in: 0...32, using: &rng))
-            var w = CanonicalJSONWriter()
+            var w = JSONWriter()
             w.address(a); w.raw(" "); w.prefix(p); w.raw(" ")
             let n = Int(truncatingIfNeeded: rng.next() >> UInt64.random(in: 0...63, using: &rng)) * (Bool.random(using: &rng) ? -1 : 1)
             w.int(n)
             #expect(String(decoding: w.bytes, as: UTF8.self) == "\"\(a)\" \"\(p)\" \(n)")
         }
-        var w = CanonicalJSONWriter()
+        var w = JSONWriter()
         w.int(Int.min); w.raw(" "); w.int(0); w.raw(" "); w.prefix(try Prefix(parsing: "fd00::/8"))
         #expect(String(decoding: w.bytes, as: UTF8.self) == "\(Int.min) 0 \"fd00::/8\"")
     }
