@@ -32,22 +32,48 @@ public struct PoolStateMachine: Sendable {
         case close(ConnectionID)
         /// Fail these waiters: the database is unreachable (or the pool is shutting down).
         case fail([WaiterID], reason: String)
-        /// Call `retryTimerFired` after this delay.
-        case scheduleRetry(after: Duration)
+        /// Call `retryTimerFired(timer)` after this delay.
+        case scheduleRetry(after: Duration, timer: Int)
+        /// Say that the database became unreachable or reachable again (once per change).
+        case log(LogEvent)
     }
 
-    enum ConnectionState: Equatable, Sendable { case connecting, idle, leased }
+    public enum LogEvent: Equatable, Sendable {
+        /// The first failed connection attempt after the database was reachable.
+        case databaseDown(reason: String)
+        /// The first connection opened after failed attempts.
+        case databaseUp
+    }
+
+    /// The pool's one state: running (and how reachable the database is) or shutting down.
+    enum PoolState: Equatable, Sendable {
+        case running(Reachability)
+        case shuttingDown
+    }
+
+    enum Reachability: Equatable, Sendable {
+        /// The last connection attempt succeeded (or none was made yet).
+        case reachable
+        /// `failures` consecutive attempts failed; no new attempt until retry timer `timer` fires.
+        case backingOff(failures: Int, lastFailure: String, timer: Int)
+        /// The retry timer fired: new attempts may be made; a failure backs off for longer.
+        case retrying(failures: Int, lastFailure: String)
+    }
+
+    enum ConnectionState: Equatable, Sendable {
+        case connecting
+        /// Idle since the pool's `since`-th hand-back: the most recent is leased first (it is warmest).
+        case idle(since: Int)
+        case leased
+    }
 
     public let configuration: Configuration
+    private(set) var state: PoolState = .running(.reachable)
     private(set) var connections: [ConnectionID: ConnectionState] = [:]
-    private var idle: [ConnectionID] = []          // LIFO: the most recently used connection is warmest
     private var waiters: [WaiterID] = []           // FIFO
     private var nextConnection = 0
-    /// Consecutive failed connection attempts; 0 when the database is reachable.
-    private(set) var consecutiveFailures = 0
-    private var backingOff = false
-    private var lastFailure = ""
-    private var shuttingDown = false
+    private var nextTimer = 0
+    private var handBacks = 0
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -55,19 +81,44 @@ public struct PoolStateMachine: Sendable {
 
     public var waiterCount: Int { waiters.count }
     public var openConnectionCount: Int { connections.values.filter { $0 != .connecting }.count }
-    public var idleConnectionCount: Int { idle.count }
+    public var idleConnectionCount: Int { idleConnections.count }
+
+    /// Consecutive failed connection attempts; 0 when the database is reachable (or the pool shuts down).
+    var consecutiveFailures: Int {
+        switch state {
+        case .running(.reachable), .shuttingDown: 0
+        case let .running(.backingOff(failures, _, _)), let .running(.retrying(failures, _)): failures
+        }
+    }
 
     private var connectingCount: Int { connections.values.filter { $0 == .connecting }.count }
 
+    /// The idle connections, least recently handed back first.
+    private var idleConnections: [ConnectionID] {
+        connections.compactMap { id, state -> (Int, ConnectionID)? in
+            if case let .idle(since) = state { (since, id) } else { nil }
+        }.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    /// Leases the most recently handed back idle connection, if any.
+    private mutating func takeIdle() -> ConnectionID? {
+        var best: (since: Int, id: ConnectionID)?
+        for (id, state) in connections {
+            if case let .idle(since) = state, since > best?.since ?? Int.min { best = (since, id) }
+        }
+        guard let best else { return nil }
+        connections[best.id] = .leased
+        return best.id
+    }
+
     public mutating func leaseRequested(_ waiter: WaiterID) -> [Action] {
-        if shuttingDown { return [.fail([waiter], reason: "pool is shutting down")] }
-        if let connection = idle.popLast() {
-            connections[connection] = .leased
+        guard case let .running(reachability) = state else { return [.fail([waiter], reason: "pool is shutting down")] }
+        if let connection = takeIdle() {
             return [.lease(connection, to: waiter)]
         }
         // The database is known to be down and nothing is open or opening: fail fast rather than queue
         // callers behind a retry timer (an API answers 503 at once).
-        if backingOff && connections.isEmpty {
+        if case let .backingOff(_, lastFailure, _) = reachability, connections.isEmpty {
             return [.fail([waiter], reason: lastFailure)]
         }
         waiters.append(waiter)
@@ -78,9 +129,8 @@ public struct PoolStateMachine: Sendable {
     /// leased, or nil (nothing idle, or shutting down), in which case the caller asks with `leaseRequested`.
     /// Never overtakes a waiter: connections are idle only while nobody waits.
     public mutating func leaseIdle() -> ConnectionID? {
-        guard !shuttingDown, let connection = idle.popLast() else { return nil }
-        connections[connection] = .leased
-        return connection
+        guard case .running = state else { return nil }
+        return takeIdle()
     }
 
     public mutating func waiterCancelled(_ waiter: WaiterID) -> [Action] {
@@ -91,24 +141,31 @@ public struct PoolStateMachine: Sendable {
 
     public mutating func connected(_ connection: ConnectionID) -> [Action] {
         guard connections[connection] == .connecting else { return [] }
-        consecutiveFailures = 0
-        backingOff = false
-        if shuttingDown {
+        guard case let .running(reachability) = state else {
             connections[connection] = nil
             return [.close(connection)]
         }
-        return handOut(connection)
+        // The database answers: any back-off (and its pending timer) is over, and the waiters that the
+        // back-off kept from opening connections get them now.
+        state = .running(.reachable)
+        let log: [Action] = reachability == .reachable ? [] : [.log(.databaseUp)]
+        return log + handOut(connection) + openIfNeeded()
     }
 
     public mutating func connectFailed(_ connection: ConnectionID, reason: String) -> [Action] {
         guard connections[connection] == .connecting else { return [] }
         connections[connection] = nil
-        consecutiveFailures += 1
-        lastFailure = reason
         var actions: [Action] = []
-        if !backingOff && !shuttingDown {
-            backingOff = true
-            actions.append(.scheduleRetry(after: backoff(afterFailures: consecutiveFailures)))
+        switch state {
+        case .running(.reachable):
+            actions = [.log(.databaseDown(reason: reason))] + backOff(failures: 1, reason: reason)
+        case let .running(.retrying(failures, _)):
+            actions = backOff(failures: failures + 1, reason: reason)
+        case let .running(.backingOff(failures, _, timer)):
+            // Another attempt that was already under way: count it, the pending timer stays.
+            state = .running(.backingOff(failures: failures + 1, lastFailure: reason, timer: timer))
+        case .shuttingDown:
+            break
         }
         // Nothing open and nothing opening: nobody could serve the waiters soon, fail them.
         if connections.isEmpty && !waiters.isEmpty {
@@ -118,24 +175,25 @@ public struct PoolStateMachine: Sendable {
         return actions
     }
 
-    public mutating func retryTimerFired() -> [Action] {
-        backingOff = false
-        return shuttingDown ? [] : openIfNeeded()
+    /// Retry timer `timer` fired. A timer that a newer back-off (or a connection) made out of date does nothing.
+    public mutating func retryTimerFired(_ timer: Int) -> [Action] {
+        guard case let .running(.backingOff(failures, lastFailure, current)) = state, current == timer else { return [] }
+        state = .running(.retrying(failures: failures, lastFailure: lastFailure))
+        return openIfNeeded()
     }
 
     /// A lease came back. `broken` when the connection failed during use.
     public mutating func released(_ connection: ConnectionID, broken: Bool) -> [Action] {
         guard connections[connection] == .leased else { return [] }
-        if broken || shuttingDown {
+        if broken || state == .shuttingDown {
             connections[connection] = nil
             var actions: [Action] = [.close(connection)]
             if broken {
                 // A connection that broke usually means the server restarted: the idle ones are dead too.
-                for stale in idle {
+                for stale in idleConnections {
                     connections[stale] = nil
                     actions.append(.close(stale))
                 }
-                idle.removeAll()
             }
             return actions + openIfNeeded()
         }
@@ -143,15 +201,24 @@ public struct PoolStateMachine: Sendable {
     }
 
     public mutating func shutdown() -> [Action] {
-        shuttingDown = true
-        var actions: [Action] = idle.map { .close($0) }
-        for connection in idle { connections[connection] = nil }
-        idle.removeAll()
+        state = .shuttingDown
+        var actions: [Action] = []
+        for connection in idleConnections {
+            connections[connection] = nil
+            actions.append(.close(connection))
+        }
         if !waiters.isEmpty {
             actions.append(.fail(waiters, reason: "pool is shutting down"))
             waiters.removeAll()
         }
         return actions
+    }
+
+    private mutating func backOff(failures: Int, reason: String) -> [Action] {
+        let timer = nextTimer
+        nextTimer += 1
+        state = .running(.backingOff(failures: failures, lastFailure: reason, timer: timer))
+        return [.scheduleRetry(after: backoff(afterFailures: failures), timer: timer)]
     }
 
     private mutating func handOut(_ connection: ConnectionID) -> [Action] {
@@ -160,19 +227,30 @@ public struct PoolStateMachine: Sendable {
             connections[connection] = .leased
             return [.lease(connection, to: waiter)]
         }
-        connections[connection] = .idle
-        idle.append(connection)
+        connections[connection] = .idle(since: handBacks)
+        handBacks += 1
         return []
     }
 
+    /// Opens connections for waiters that no connection under way will serve, up to the maximum: for all
+    /// of them while the database is reachable, one per call while retrying after a back-off (a probe),
+    /// none while backing off or shutting down.
     private mutating func openIfNeeded() -> [Action] {
-        guard !backingOff, !shuttingDown, !waiters.isEmpty,
-              connectingCount < waiters.count, connections.count < configuration.maxConnections
-        else { return [] }
-        let id = ConnectionID(raw: nextConnection)
-        nextConnection += 1
-        connections[id] = .connecting
-        return [.connect(id)]
+        guard case let .running(reachability) = state else { return [] }
+        let limit: Int
+        switch reachability {
+        case .reachable: limit = Int.max
+        case .retrying: limit = 1
+        case .backingOff: return []
+        }
+        var actions: [Action] = []
+        while actions.count < limit, connectingCount < waiters.count, connections.count < configuration.maxConnections {
+            let id = ConnectionID(raw: nextConnection)
+            nextConnection += 1
+            connections[id] = .connecting
+            actions.append(.connect(id))
+        }
+        return actions
     }
 
     func backoff(afterFailures failures: Int) -> Duration {

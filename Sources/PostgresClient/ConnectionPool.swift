@@ -11,7 +11,6 @@ public final class ConnectionPool: Sendable {
         var open: [ConnectionID: PostgresConnection] = [:]
         var waiting: [WaiterID: CheckedContinuation<(ConnectionID, PostgresConnection), any Error>] = [:]
         var nextWaiter = 0
-        var reportedDown = false
     }
 
     /// Side effects decided under the lock and carried out after it is released.
@@ -19,7 +18,8 @@ public final class ConnectionPool: Sendable {
         case resume(CheckedContinuation<(ConnectionID, PostgresConnection), any Error>, Result<(ConnectionID, PostgresConnection), any Error>)
         case connect(ConnectionID)
         case close(PostgresConnection)
-        case retry(after: Duration)
+        case retry(after: Duration, timer: Int)
+        case log(PoolStateMachine.LogEvent)
     }
 
     private let url: String
@@ -148,8 +148,10 @@ public final class ConnectionPool: Sendable {
                         effects.append(.resume(continuation, .failure(PostgresError.connectionUnavailable(reason: reason))))
                     }
                 }
-            case let .scheduleRetry(delay):
-                effects.append(.retry(after: delay))
+            case let .scheduleRetry(delay, timer):
+                effects.append(.retry(after: delay, timer: timer))
+            case let .log(event):
+                effects.append(.log(event))
             }
         }
         return effects
@@ -164,12 +166,16 @@ public final class ConnectionPool: Sendable {
                 Task { await self.openConnection(id) }
             case let .close(connection):
                 connection.close()
-            case let .retry(delay):
+            case let .retry(delay, timer):
                 Task {
                     try? await Task.sleep(for: delay)
-                    let effects = self.state.withLock { state in Self.effects(state.machine.retryTimerFired(), &state) }
+                    let effects = self.state.withLock { state in Self.effects(state.machine.retryTimerFired(timer), &state) }
                     self.perform(effects)
                 }
+            case .log(.databaseDown(let reason)):
+                logger.error("cannot connect to the database; retrying with back-off", metadata: ["error": "\(reason)"])
+            case .log(.databaseUp):
+                logger.notice("database reachable again")
             }
         }
     }
@@ -177,22 +183,14 @@ public final class ConnectionPool: Sendable {
     private func openConnection(_ id: ConnectionID) async {
         do {
             let connection = try await PostgresConnection.connect(url: url, label: id.description)
-            let (effects, wasDown) = state.withLock { state in
+            let effects = state.withLock { state in
                 state.open[id] = connection
-                let wasDown = state.reportedDown
-                state.reportedDown = false
-                return (Self.effects(state.machine.connected(id), &state), wasDown)
+                return Self.effects(state.machine.connected(id), &state)
             }
-            if wasDown { logger.notice("database reachable again") }
             perform(effects)
         } catch {
-            let (effects, firstFailure) = state.withLock { state in
-                let first = !state.reportedDown
-                state.reportedDown = true
-                return (Self.effects(state.machine.connectFailed(id, reason: "\(error)"), &state), first)
-            }
-            if firstFailure {
-                logger.error("cannot connect to the database; retrying with back-off", metadata: ["error": "\(error)"])
+            let effects = state.withLock { state in
+                Self.effects(state.machine.connectFailed(id, reason: "\(error)"), &state)
             }
             perform(effects)
         }

@@ -37,12 +37,16 @@ public struct OutboxRelayStateMachine: Sendable {
         /// PostgreSQL failed (claim, mark-sent or commit): the batch rolled back.
         case database(String)
 
-        var health: Health {
+        var degradation: Degradation {
             switch self {
             case .natsUnavailable: .natsDown
             case .publishFailed, .streamMissing: .publishFailing
             case .database: .databaseDown
             }
+        }
+
+        var isStreamMissing: Bool {
+            if case .streamMissing = self { true } else { false }
         }
 
         var reason: String {
@@ -54,6 +58,32 @@ public struct OutboxRelayStateMachine: Sendable {
 
     public enum Health: String, Sendable, Equatable {
         case starting, running, natsDown, publishFailing, databaseDown
+    }
+
+    /// What is failing while degraded.
+    public enum Degradation: String, Sendable, Equatable {
+        case natsDown, publishFailing, databaseDown
+
+        var health: Health {
+            switch self {
+            case .natsDown: .natsDown
+            case .publishFailing: .publishFailing
+            case .databaseDown: .databaseDown
+            }
+        }
+    }
+
+    /// The relay's one state.
+    public enum State: Sendable, Equatable {
+        /// Nothing attempted yet: the stream is ensured first.
+        case starting
+        /// The last attempt published (or the stream was just ensured): the stream is ready, nothing failed since.
+        case running
+        /// Attempts fail. `failedAttempts`: since the last healthy one (for the recovery log line);
+        /// `consecutiveFailures`: attempts in a row that made no progress (drives the back-off; 0 when a batch
+        /// published despite refused messages); `streamReady`: false when the stream must be ensured again
+        /// before the next claim.
+        case degraded(Degradation, failedAttempts: Int, consecutiveFailures: Int, streamReady: Bool)
     }
 
     public enum LogEvent: Sendable, Equatable {
@@ -88,13 +118,29 @@ public struct OutboxRelayStateMachine: Sendable {
     }
 
     public let configuration: Configuration
-    public private(set) var health: Health = .starting
-    /// Consecutive attempts that made no progress (drives the back-off).
-    public private(set) var consecutiveFailures = 0
-    /// Failed attempts since the last healthy one (for the recovery log line).
-    private var failedAttempts = 0
-    private var streamReady = false
+    public private(set) var state: State = .starting
     private var rng: UInt64
+
+    public var health: Health {
+        switch state {
+        case .starting: .starting
+        case .running: .running
+        case let .degraded(degradation, _, _, _): degradation.health
+        }
+    }
+
+    /// Consecutive attempts that made no progress (drives the back-off).
+    public var consecutiveFailures: Int {
+        if case let .degraded(_, _, failures, _) = state { failures } else { 0 }
+    }
+
+    private var streamReady: Bool {
+        switch state {
+        case .starting: false
+        case .running: true
+        case let .degraded(_, _, _, ready): ready
+        }
+    }
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -102,34 +148,31 @@ public struct OutboxRelayStateMachine: Sendable {
     }
 
     public mutating func start() -> [Action] {
-        streamReady = false
+        state = .starting
         return [.ensureStream]
     }
 
     public mutating func streamEnsured() -> [Action] {
-        streamReady = true
-        return succeeded() + [.claimBatch]
+        succeeded() + [.claimBatch]
     }
 
     /// Ensuring the stream failed, or a check before claiming did.
     public mutating func failed(_ failure: Failure) -> [Action] {
-        if case .streamMissing = failure { streamReady = false }
-        consecutiveFailures += 1
-        return degraded(failure) + [.backOff(backoffDelay())]
+        let failures = consecutiveFailures + 1
+        return degraded(failure, consecutiveFailures: failures) + [.backOff(backoffDelay(afterFailures: failures))]
     }
 
     public mutating func batchFinished(_ outcome: BatchOutcome) -> [Action] {
         guard let failure = outcome.failure else {
             return succeeded() + [outcome.claimed >= configuration.batchSize ? .claimBatch : .idle(configuration.pollInterval)]
         }
-        if case .streamMissing = failure { streamReady = false }
-        if outcome.published > 0 && streamReady {
+        if outcome.published > 0 && streamReady && !failure.isStreamMissing {
             // Progress despite some refused messages: keep going, but say (once) that some fail.
-            consecutiveFailures = 0
-            return degraded(failure) + [outcome.claimed >= configuration.batchSize ? .claimBatch : .idle(configuration.pollInterval)]
+            return degraded(failure, consecutiveFailures: 0)
+                + [outcome.claimed >= configuration.batchSize ? .claimBatch : .idle(configuration.pollInterval)]
         }
-        consecutiveFailures += 1
-        return degraded(failure) + [.backOff(backoffDelay())]
+        let failures = consecutiveFailures + 1
+        return degraded(failure, consecutiveFailures: failures) + [.backOff(backoffDelay(afterFailures: failures))]
     }
 
     /// An idle wait or a back-off ended.
@@ -138,28 +181,24 @@ public struct OutboxRelayStateMachine: Sendable {
     }
 
     private mutating func succeeded() -> [Action] {
-        consecutiveFailures = 0
-        defer {
-            health = .running
-            failedAttempts = 0
-        }
-        switch health {
-        case .starting, .running: return []
-        case .natsDown, .publishFailing, .databaseDown: return [.log(.recovered(from: health, failedAttempts: failedAttempts))]
-        }
+        defer { state = .running }
+        guard case let .degraded(degradation, failedAttempts, _, _) = state else { return [] }
+        return [.log(.recovered(from: degradation.health, failedAttempts: failedAttempts))]
     }
 
-    private mutating func degraded(_ failure: Failure) -> [Action] {
-        failedAttempts += 1
-        let next = failure.health
-        guard next != health else { return [] }
-        health = next
-        return [.log(.degraded(next, reason: failure.reason))]
+    /// Enters (or stays in) the failure's degradation; logs only a change.
+    private mutating func degraded(_ failure: Failure, consecutiveFailures: Int) -> [Action] {
+        let next = failure.degradation
+        let streamReady = self.streamReady && !failure.isStreamMissing
+        var failedAttempts = 0, previous: Degradation?
+        if case let .degraded(degradation, attempts, _, _) = state { (previous, failedAttempts) = (degradation, attempts) }
+        state = .degraded(next, failedAttempts: failedAttempts + 1, consecutiveFailures: consecutiveFailures, streamReady: streamReady)
+        return next == previous ? [] : [.log(.degraded(next.health, reason: failure.reason))]
     }
 
     /// initial × 2^(n-1), capped, minus up to `jitter` of it.
-    private mutating func backoffDelay() -> Duration {
-        let exponent = min(max(consecutiveFailures - 1, 0), 30)
+    private mutating func backoffDelay(afterFailures failures: Int) -> Duration {
+        let exponent = min(max(failures - 1, 0), 30)
         var delay = configuration.initialBackoff * (1 << exponent)
         if delay > configuration.maxBackoff || delay < .zero { delay = configuration.maxBackoff }
         guard configuration.jitter > 0 else { return delay }

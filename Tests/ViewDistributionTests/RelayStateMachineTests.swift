@@ -100,3 +100,46 @@ extension OutboxRelayStateMachine.Failure {
         }
     }
 }
+
+@Suite struct RelayStateOneEnumTests {
+    typealias Machine = OutboxRelayStateMachine
+
+    func machine(batch: Int = 10) -> Machine {
+        Machine(configuration: .init(batchSize: batch, pollInterval: .seconds(1), initialBackoff: .milliseconds(100),
+                                     maxBackoff: .seconds(2), jitter: 0))
+    }
+
+    /// Running always means the stream is ready and nothing failed since; every failing combination is `degraded`.
+    @Test func eachStepLeavesOneState() {
+        var m = machine()
+        #expect(m.state == .starting)
+        #expect(m.failed(.natsUnavailable("down")) == [.log(.degraded(.natsDown, reason: "down")), .backOff(.milliseconds(100))])
+        #expect(m.state == .degraded(.natsDown, failedAttempts: 1, consecutiveFailures: 1, streamReady: false))
+        #expect(m.woken() == [.ensureStream])
+        #expect(m.streamEnsured() == [.log(.recovered(from: .natsDown, failedAttempts: 1)), .claimBatch])
+        #expect(m.state == .running)
+        let refused = Machine.Failure.publishFailed("1 message(s) not acknowledged")
+        _ = m.batchFinished(.init(claimed: 10, published: 9, failure: refused))
+        #expect(m.state == .degraded(.publishFailing, failedAttempts: 1, consecutiveFailures: 0, streamReady: true))
+        #expect(m.health == .publishFailing)
+        _ = m.batchFinished(.init(claimed: 3, published: 2, failure: .streamMissing("gone")))
+        #expect(m.state == .degraded(.publishFailing, failedAttempts: 2, consecutiveFailures: 1, streamReady: false))
+        #expect(m.woken() == [.ensureStream])
+        _ = m.failed(.database("pg down"))
+        #expect(m.state == .degraded(.databaseDown, failedAttempts: 3, consecutiveFailures: 2, streamReady: false))
+        #expect(m.consecutiveFailures == 2)
+    }
+
+    /// `start()` begins afresh: health back to starting (it used to keep the old health), the stream to be ensured.
+    @Test func startResetsHealthWithTheStream() {
+        var m = machine()
+        _ = m.start(); _ = m.streamEnsured()
+        _ = m.batchFinished(.init(claimed: 0, published: 0, failure: .database("pg down")))
+        #expect(m.health == .databaseDown)
+        #expect(m.start() == [.ensureStream])
+        #expect(m.health == .starting)
+        #expect(m.consecutiveFailures == 0)
+        #expect(m.woken() == [.ensureStream])
+        #expect(m.streamEnsured() == [.claimBatch])                   // no recovery line for a fresh start
+    }
+}
