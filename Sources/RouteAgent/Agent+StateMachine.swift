@@ -71,16 +71,43 @@ public struct AgentStateMachine: Sendable {
         public var switches = 0
     }
 
+    /// The view the agent holds: none yet, an applied one, or a tombstone (its peer was removed).
+    public enum Held: Sendable, Equatable {
+        case nothing
+        case applied(version: Int64, digest: String, view: PeerRouteView)
+        case removed(version: Int64, digest: String)
+    }
+
     public let configuration: Configuration
-    public private(set) var appliedVersion: Int64 = 0
-    public private(set) var appliedDigest: String?
-    public private(set) var view: PeerRouteView?
+    public private(set) var held = Held.nothing
     public private(set) var selection: SelectionStateMachine
     public private(set) var desired = DesiredRouteState.empty
     public private(set) var counters = Counters()
     private var probeTargets: [PeerID: IPAddress] = [:]
     /// The last health observation of every probed candidate (the full picture the selection machine needs).
     private var observed: [PeerID: PeerHealth] = [:]
+
+    /// The held view's version (0 before the first).
+    public var appliedVersion: Int64 {
+        switch held {
+        case .nothing: 0
+        case .applied(let version, _, _), .removed(let version, _): version
+        }
+    }
+
+    /// The held view's digest (nil before the first).
+    public var appliedDigest: String? {
+        switch held {
+        case .nothing: nil
+        case .applied(_, let digest, _), .removed(_, let digest): digest
+        }
+    }
+
+    /// The held view's routes (nil before the first, and after a tombstone).
+    public var view: PeerRouteView? {
+        if case .applied(_, _, let view) = held { return view }
+        return nil
+    }
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -94,16 +121,15 @@ public struct AgentStateMachine: Sendable {
             counters.ignoredOlder += 1
             return []
         }
-        if update.version == appliedVersion, appliedDigest != nil {
+        if update.version == appliedVersion, held != .nothing {
             counters.ignoredDuplicate += 1
             if update.digest != appliedDigest {
                 return [.log("ignored view version \(update.version) from \(update.source.rawValue): same version as the applied one but another digest")]
             }
             return []
         }
-        appliedVersion = update.version
-        appliedDigest = update.digest
-        view = update.view
+        held = update.view.map { .applied(version: update.version, digest: update.digest, view: $0) }
+            ?? .removed(version: update.version, digest: update.digest)
         counters.applied += 1
         var actions: [Action] = [.persist(update)]
         let haSets = update.view?.haSets ?? []

@@ -5,7 +5,8 @@ import NATSAuth
 import NATSClient
 import Synchronization
 
-// The agent's NATS user credentials: the renewal loop of `AgentRunner` and the state it shares with libnats.
+// The agent's NATS user credentials: the renewal loop of `AgentRunner` and the state it shares with libnats. The
+// decisions (when to renew, how long to wait, what to log) are BusRenewalStateMachine's.
 
 extension AgentRunner {
     /// Keeps the NATS user JWT fresh: renews at half of its remaining life (and at once when NATS refused it), retrying
@@ -13,124 +14,113 @@ extension AgentRunner {
     func renewBusCredentials(_ identity: AgentIdentity) async {
         guard let key = bus.key else { return }
         let client = ControllerClient(baseURL: configuration.controller)
-        var retry = Duration.seconds(2)
-        var lastFailure = ""
         while !Task.isCancelled {
-            let now = Int64(Date().timeIntervalSince1970)
-            let expires = bus.jwt.flatMap { try? NATSJWT.decode($0) }?.expires
-            // Renew at half of the JWT's own life (exp - iat, both the controller's clock), measured on this clock from
-            // when it was received; an agent whose clock runs ahead of the controller's does not renew in a loop.
-            let life = expires.map { $0 - (bus.issuedAt ?? now) } ?? 0
-            let due = bus.takeRenewRequest() || expires == nil || now >= bus.receivedAt + max(1, life / 2)
-            if due {
+            switch bus.next(now: Int64(Date().timeIntervalSince1970)) {
+            case .wait(let pause):
+                await bus.waitForRenewRequest(timeout: pause)
+            case .renew:
                 do {
                     let issued = try await client.renewBusCredentials(credential: identity.credential, publicKey: key.publicKey)
-                    bus.set(key: key, jwt: issued.jwt, fresh: true)
-                    bus.refused = false
+                    bus.renewed(key: key, jwt: issued.jwt)
                     try? folder.saveNATSJWT(issued.jwt)
                     busRenewals += 1
                     logger.info("NATS credentials renewed", metadata: ["expires_at": "\(issued.expiresAt)"])
-                    retry = .seconds(2)
-                    lastFailure = ""
+                    await bus.waitForRenewRequest(timeout: bus.pause(now: Int64(Date().timeIntervalSince1970)))
                 } catch {
                     let text = "\(error)"
-                    let refused = text.contains("answered 401") || text.contains("answered 403")
-                    if refused {
+                    let action = bus.failed(text, now: Int64(Date().timeIntervalSince1970))
+                    switch action.log {
+                    case .refused:
                         // The controller no longer knows this agent's credential (peer deleted) or revoked its NATS user:
                         // asking every few seconds helps nobody. Keep the routes, ask again every 5 minutes.
-                        if !bus.refused {
-                            logger.error("the controller refused this agent's credentials (peer deleted or revoked); NATS stays off, the current routes stay; re-enroll to come back",
-                                         metadata: ["error": "\(text)"])
-                        }
-                        bus.refused = true
-                        retry = .seconds(300)
-                    } else if text != lastFailure {
+                        logger.error("the controller refused this agent's credentials (peer deleted or revoked); NATS stays off, the current routes stay; re-enroll to come back",
+                                     metadata: ["error": "\(text)"])
+                    case .failing:
                         logger.warning("could not renew the NATS credentials; retrying", metadata: ["error": "\(text)"])
+                    case nil:
+                        break
                     }
-                    lastFailure = text
-                    await bus.waitForRenewRequest(timeout: retry)
-                    if !refused { retry = min(retry * 2, .seconds(60)) }
-                    continue
+                    await bus.waitForRenewRequest(timeout: action.wait)
                 }
             }
-            let lifeNow = (bus.jwt.flatMap { try? NATSJWT.decode($0) }).map { ($0.expires ?? $0.issuedAt) - $0.issuedAt } ?? 120
-            let left = max(1, bus.receivedAt + max(1, lifeNow / 2) - Int64(Date().timeIntervalSince1970))
-            await bus.waitForRenewRequest(timeout: .seconds(min(left, 3_600)))
         }
     }
 }
 
 /// The agent's NATS user key and current JWT, shared with libnats's credential callbacks (which run on its threads),
-/// plus a wake-up for "renew now".
+/// the renewal state machine, and the renewal loop's wait with its wake-up for "renew now".
 final class BusCredentialState: Sendable {
+    /// The renewal loop's wait (one at a time), by the id of the wait it belongs to.
+    private enum Wait {
+        case none
+        case waiting(id: Int, CheckedContinuation<Void, Never>)
+        /// The wait's timer fired (or it was cancelled) before its continuation was installed.
+        case expired(id: Int)
+    }
     private struct State {
-        var key: NKeyPair?
-        var jwt: String?
-        var issuedAt: Int64?
-        /// When this agent received the JWT (its own clock).
-        var receivedAt: Int64 = 0
-        var renewRequested = false
-        var refused = false
-        /// The one waiter of `waitForRenewRequest`, and which wait it belongs to.
-        var waiter: CheckedContinuation<Void, Never>?
-        var waiterID = 0
-        var lastID = 0
-        /// A wait whose timer fired (or that was cancelled) before its continuation was installed.
-        var expiredID = 0
+        var credential: BusCredential?
+        var machine = BusRenewalStateMachine()
+        var wait = Wait.none
+        /// The id of the last wait begun.
+        var lastWaitID = 0
     }
     private let state = Mutex(State())
 
-    var key: NKeyPair? { state.withLock { $0.key } }
-    var jwt: String? { state.withLock { $0.jwt } }
-    var issuedAt: Int64? { state.withLock { $0.issuedAt } }
-    var receivedAt: Int64 { state.withLock { $0.receivedAt } }
+    var key: NKeyPair? { state.withLock { $0.credential?.key } }
     /// The controller refused to renew (401/403): the agent's peer was deleted or its NATS user revoked.
-    var refused: Bool {
-        get { state.withLock { $0.refused } }
-        set { state.withLock { $0.refused = newValue } }
+    var refused: Bool { state.withLock { $0.machine.refused } }
+
+    /// Sets the key and the JWT loaded from disk, its renewal timed from its issue time as far as this clock can tell.
+    func set(key: NKeyPair, jwt: String?) {
+        let now = Int64(Date().timeIntervalSince1970)
+        let credential = BusCredential(key: key, jwt: jwt.map { BusJWT(text: $0, now: now, fresh: false) })
+        state.withLock { $0.credential = credential }
     }
 
-    /// `fresh`: just received from the controller (its renewal is timed from now on this clock); otherwise loaded from
-    /// disk, timed from its issue time as far as this clock can tell.
-    func set(key: NKeyPair, jwt: String?, fresh: Bool = false) {
-        let issued = jwt.flatMap { try? NATSJWT.decode($0) }?.issuedAt
+    /// The controller issued `jwt` just now: its renewal is timed from now on this clock.
+    func renewed(key: NKeyPair, jwt: String) {
         let now = Int64(Date().timeIntervalSince1970)
+        let credential = BusCredential(key: key, jwt: BusJWT(text: jwt, now: now, fresh: true))
         state.withLock { s in
-            s.key = key
-            s.jwt = jwt
-            s.issuedAt = issued
-            s.receivedAt = fresh ? now : min(now, issued ?? now)
+            s.credential = credential
+            s.machine.renewed()
         }
+    }
+
+    func next(now: Int64) -> BusRenewalStateMachine.Step {
+        state.withLock { s in s.machine.next(jwt: s.credential?.jwt, now: now) }
+    }
+
+    func failed(_ message: String, now: Int64) -> BusRenewalStateMachine.FailureAction {
+        state.withLock { $0.machine.failed(message, now: now) }
+    }
+
+    func pause(now: Int64) -> Duration {
+        BusRenewalStateMachine.pause(jwt: state.withLock { $0.credential?.jwt }, now: now)
     }
 
     /// What libnats asks for at each connect.
     var credentials: NATSUserCredentials {
-        NATSUserCredentials(jwt: { [self] in state.withLock { $0.jwt } },
-                            sign: { [self] nonce in state.withLock { $0.key }?.sign(nonce) ?? [] })
+        NATSUserCredentials(jwt: { [self] in state.withLock { $0.credential?.jwt?.text } },
+                            sign: { [self] nonce in state.withLock { $0.credential?.key }?.sign(nonce) ?? [] })
     }
 
+    /// Asks the renewal loop to renew at once; ignored while the controller refuses this agent.
     func renewNow() {
-        let waiter = state.withLock { s in
-            s.renewRequested = true
-            defer { s.waiter = nil }
-            return s.waiter
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard s.machine.requestRenewal(), case .waiting(_, let continuation) = s.wait else { return nil }
+            s.wait = .none
+            return continuation
         }
         waiter?.resume()
-    }
-
-    func takeRenewRequest() -> Bool {
-        state.withLock { s in
-            defer { s.renewRequested = false }
-            return s.renewRequested
-        }
     }
 
     /// Returns after `timeout`, on cancellation, or as soon as `renewNow()` was called (also before this wait began).
     /// One waiter at a time.
     func waitForRenewRequest(timeout: Duration) async {
         let id = state.withLock { s in
-            s.lastID += 1
-            return s.lastID
+            s.lastWaitID += 1
+            return s.lastWaitID
         }
         let timer = Task { [self] in
             try? await Task.sleep(for: timeout)
@@ -139,9 +129,9 @@ final class BusCredentialState: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
-                    if s.renewRequested || s.expiredID == id { return true }
-                    s.waiter = continuation
-                    s.waiterID = id
+                    if s.machine.renewRequested { return true }
+                    if case .expired(id) = s.wait { return true }
+                    s.wait = .waiting(id: id, continuation)
                     return false
                 }
                 if now { continuation.resume() }
@@ -154,12 +144,20 @@ final class BusCredentialState: Sendable {
 
     private func wake(_ id: Int) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            guard s.waiter != nil, s.waiterID == id else {
-                s.expiredID = max(s.expiredID, id)
+            switch s.wait {
+            case .waiting(id, let continuation):
+                s.wait = .none
+                return continuation
+            case .waiting:
+                // A late timer of an earlier wait.
+                return nil
+            case .none:
+                s.wait = .expired(id: id)
+                return nil
+            case .expired(let expired):
+                s.wait = .expired(id: max(expired, id))
                 return nil
             }
-            defer { s.waiter = nil }
-            return s.waiter
         }
         waiter?.resume()
     }

@@ -454,7 +454,7 @@ public actor AgentRunner {
                         logger.warning("NATS refused this agent's credentials; renewing them and keeping the current routes", metadata: ["error": "\(text)"])
                         loggedRefusal = true
                     }
-                    if !bus.refused { bus.renewNow() }
+                    bus.renewNow()  // ignored while the controller refuses this agent
                 } else {
                     logger.debug("NATS not reachable yet", metadata: ["error": "\(text)"])
                 }

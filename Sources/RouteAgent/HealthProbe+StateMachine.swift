@@ -60,31 +60,148 @@ public enum ProbeReachability: String, Hashable, Sendable {
     case unreachable
 }
 
-/// What the prober knows about one candidate.
+/// What the prober knows about one candidate: its reachability with the run of probe outcomes that decides the next
+/// change and the round-trip times once it answered (one `State`), plus counters.
 public struct ProbeHealth: Hashable, Sendable, CustomStringConvertible {
+    /// Round-trip times, known from the first echo on.
+    public struct RTT: Hashable, Sendable {
+        /// Smoothed round-trip time (RFC 6298: 7/8 old + 1/8 sample).
+        public var smoothed: Duration
+        /// Mean deviation of the RTT (RFC 6298: 3/4 old + 1/4 |srtt − sample|).
+        public var variation: Duration
+        public var last: Duration
+        /// Monotonic nanoseconds of the last echo.
+        public var lastReplyAt: UInt64
+
+        /// The first sample, or `previous` smoothed with `sample` (nanoseconds), answered at `now`.
+        init(previous: RTT?, sample: Int64, at now: UInt64) {
+            if let previous {
+                let srtt = previous.smoothed.nanoseconds, rttvar = previous.variation.nanoseconds
+                variation = .nanoseconds((3 * rttvar + abs(srtt - sample)) / 4)
+                smoothed = .nanoseconds((7 * srtt + sample) / 8)
+            } else {
+                smoothed = .nanoseconds(sample)
+                variation = .nanoseconds(sample / 2)
+            }
+            last = .nanoseconds(sample)
+            lastReplyAt = now
+        }
+    }
+
+    /// The latest run of probe outcomes: consecutive echoes or consecutive misses.
+    public enum Streak: Hashable, Sendable {
+        case replies(Int)
+        case misses(Int)
+
+        var replies: Int { if case .replies(let n) = self { n } else { 0 } }
+        var misses: Int { if case .misses(let n) = self { n } else { 0 } }
+        var replied: Streak { .replies(replies + 1) }
+        var missed: Streak { .misses(misses + 1) }
+    }
+
+    public enum State: Hashable, Sendable {
+        /// Not yet decided: no echo yet, and fewer than `missThreshold` misses.
+        case unknown(misses: Int)
+        /// Answering: fewer than `missThreshold` misses in a row since the last echo.
+        case reachable(RTT, Streak)
+        /// Not answering: fewer than `recoveryThreshold` echoes in a row since the last miss; `last`: the round-trip
+        /// times from before (nil if it never answered).
+        case unreachable(Streak, last: RTT?)
+    }
+
     public var target: ProbeTarget
-    public var reachability: ProbeReachability
-    /// Smoothed round-trip time (RFC 6298: 7/8 old + 1/8 sample); nil before the first echo.
-    public var smoothedRTT: Duration?
-    /// Mean deviation of the RTT (RFC 6298: 3/4 old + 1/4 |srtt − sample|).
-    public var rttVariation: Duration?
-    public var lastRTT: Duration?
-    public var consecutiveMisses: Int
-    public var consecutiveReplies: Int
-    /// Monotonic nanoseconds of the last echo.
-    public var lastReplyAt: UInt64?
-    public var sent: UInt64
-    public var received: UInt64
-    public var missed: UInt64
+    public internal(set) var state: State
+    public internal(set) var sent: UInt64
+    public internal(set) var received: UInt64
+    public internal(set) var missed: UInt64
 
     init(target: ProbeTarget) {
         self.target = target
-        reachability = .unknown
-        consecutiveMisses = 0
-        consecutiveReplies = 0
+        state = .unknown(misses: 0)
         sent = 0
         received = 0
         missed = 0
+    }
+
+    public var reachability: ProbeReachability {
+        switch state {
+        case .unknown: .unknown
+        case .reachable: .reachable
+        case .unreachable: .unreachable
+        }
+    }
+
+    /// nil before the first echo.
+    public var rtt: RTT? {
+        switch state {
+        case .unknown: nil
+        case .reachable(let rtt, _): rtt
+        case .unreachable(_, let last): last
+        }
+    }
+
+    /// Smoothed round-trip time; nil before the first echo.
+    public var smoothedRTT: Duration? { rtt?.smoothed }
+    public var rttVariation: Duration? { rtt?.variation }
+    public var lastRTT: Duration? { rtt?.last }
+    /// Monotonic nanoseconds of the last echo.
+    public var lastReplyAt: UInt64? { rtt?.lastReplyAt }
+
+    private var streak: Streak {
+        switch state {
+        case .unknown(let misses): .misses(misses)
+        case .reachable(_, let streak), .unreachable(let streak, _): streak
+        }
+    }
+
+    public var consecutiveMisses: Int { streak.misses }
+    public var consecutiveReplies: Int { streak.replies }
+
+    /// An echo after `sample` nanoseconds, at `now`. Returns whether the candidate became reachable.
+    mutating func replied(sample: Int64, at now: UInt64, recoveryThreshold: Int) -> Bool {
+        received += 1
+        let rtt = RTT(previous: rtt, sample: sample, at: now)
+        switch state {
+        case .unknown:
+            state = .reachable(rtt, .replies(1))
+            return true
+        case .reachable(_, let streak):
+            state = .reachable(rtt, streak.replied)
+            return false
+        case .unreachable(let streak, _):
+            let streak = streak.replied
+            if streak.replies >= recoveryThreshold {
+                state = .reachable(rtt, streak)
+                return true
+            }
+            state = .unreachable(streak, last: rtt)
+            return false
+        }
+    }
+
+    /// A probe that expired unanswered. Returns whether the candidate became unreachable.
+    mutating func missedProbe(missThreshold: Int) -> Bool {
+        missed += 1
+        switch state {
+        case .unknown(let misses):
+            if misses + 1 >= missThreshold {
+                state = .unreachable(.misses(misses + 1), last: nil)
+                return true
+            }
+            state = .unknown(misses: misses + 1)
+            return false
+        case .reachable(let rtt, let streak):
+            let streak = streak.missed
+            if streak.misses >= missThreshold {
+                state = .unreachable(streak, last: rtt)
+                return true
+            }
+            state = .reachable(rtt, streak)
+            return false
+        case .unreachable(let streak, let last):
+            state = .unreachable(streak.missed, last: last)
+            return false
+        }
     }
 
     public var description: String {
@@ -180,34 +297,9 @@ public struct HealthProbeStateMachine: Sendable {
             nonces[nonce] = nil
             if nonce != packet.nonce { p.health.missed += 1 }
         }
-        var h = p.health
-        let sample = Int64(now - sentAt)
-        h.received += 1
-        h.lastReplyAt = now
-        h.lastRTT = .nanoseconds(sample)
-        if let srtt = h.smoothedRTT?.nanoseconds, let rttvar = h.rttVariation?.nanoseconds {
-            h.rttVariation = .nanoseconds((3 * rttvar + abs(srtt - sample)) / 4)
-            h.smoothedRTT = .nanoseconds((7 * srtt + sample) / 8)
-        } else {
-            h.smoothedRTT = .nanoseconds(sample)
-            h.rttVariation = .nanoseconds(sample / 2)
-        }
-        h.consecutiveMisses = 0
-        h.consecutiveReplies += 1
-        var actions: [Action] = []
-        let becomesReachable: Bool
-        switch h.reachability {
-        case .reachable: becomesReachable = false
-        case .unknown: becomesReachable = true
-        case .unreachable: becomesReachable = h.consecutiveReplies >= configuration.recoveryThreshold
-        }
-        if becomesReachable {
-            h.reachability = .reachable
-            actions.append(.reachabilityChanged(h))
-        }
-        p.health = h
+        let becameReachable = p.health.replied(sample: Int64(now - sentAt), at: now, recoveryThreshold: configuration.recoveryThreshold)
         peers[id] = p
-        return actions
+        return becameReachable ? [.reachabilityChanged(p.health)] : []
     }
 
     // MARK: - outputs
@@ -230,15 +322,8 @@ public struct HealthProbeStateMachine: Sendable {
 
     // MARK: - internals
 
-    private mutating func miss(_ h: inout ProbeHealth) -> Action? {
-        h.missed += 1
-        h.consecutiveMisses += 1
-        h.consecutiveReplies = 0
-        if h.consecutiveMisses >= configuration.missThreshold, h.reachability != .unreachable {
-            h.reachability = .unreachable
-            return .reachabilityChanged(h)
-        }
-        return nil
+    private func miss(_ h: inout ProbeHealth) -> Action? {
+        h.missedProbe(missThreshold: configuration.missThreshold) ? .reachabilityChanged(h) : nil
     }
 
     private mutating func drop(_ id: String) {

@@ -21,8 +21,7 @@ public final class HealthResponder: Sendable {
 
     final class Shared: Sendable {
         struct State {
-            var started = false
-            var stopped = false
+            var lifecycle = ThreadLifecycle.idle
             var answered: UInt64 = 0
             var ignored: UInt64 = 0
         }
@@ -54,12 +53,7 @@ public final class HealthResponder: Sendable {
     deinit { stop() }
 
     public func start() {
-        let go = shared.state.withLock { s -> Bool in
-            if s.started || s.stopped { return false }
-            s.started = true
-            return true
-        }
-        guard go else { return }
+        guard shared.state.withLock({ $0.lifecycle.start() }) else { return }
         let shared = self.shared
         let thread = Thread { HealthResponder.loop(shared) }
         thread.name = "routeplane-health-responder"
@@ -68,11 +62,7 @@ public final class HealthResponder: Sendable {
 
     /// Stops answering; returns when the thread has ended and the socket is closed. Idempotent.
     public func stop() {
-        let (wasRunning, first) = shared.state.withLock { s -> (Bool, Bool) in
-            let r = (s.started && !s.stopped, !s.stopped)
-            s.stopped = true
-            return r
-        }
+        let (wasRunning, first) = shared.state.withLock { $0.lifecycle.stop() }
         guard first else { return }
         if wasRunning {
             shared.wake.wake()
@@ -90,7 +80,7 @@ public final class HealthResponder: Sendable {
     static func loop(_ shared: Shared) {
         defer { shared.finished.signal() }
         var buffer = [UInt8](repeating: 0, count: 2048)
-        while !shared.state.withLock({ $0.stopped }) {
+        while !shared.state.withLock({ $0.lifecycle.isStopped }) {
             var fds = [pollfd(fd: shared.socket.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: shared.wake.readFD, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 2, 1000)
@@ -131,12 +121,8 @@ public final class HealthProber: Sendable {
     private let shared: Shared
 
     final class Shared: Sendable {
-        struct Flags {
-            var started = false
-            var stopped = false
-        }
         let machine: Mutex<HealthProbeStateMachine>
-        let flags = Mutex(Flags())
+        let lifecycle = Mutex(ThreadLifecycle.idle)
         let v4: UDPSocket?
         let v6: UDPSocket?
         let wake: WakePipe
@@ -189,12 +175,7 @@ public final class HealthProber: Sendable {
     public func health() -> [ProbeHealth] { shared.machine.withLock { $0.allHealth } }
 
     public func start() {
-        let go = shared.flags.withLock { f -> Bool in
-            if f.started || f.stopped { return false }
-            f.started = true
-            return true
-        }
-        guard go else { return }
+        guard shared.lifecycle.withLock({ $0.start() }) else { return }
         let shared = self.shared
         let thread = Thread { HealthProber.loop(shared) }
         thread.name = "routeplane-health-prober"
@@ -203,11 +184,7 @@ public final class HealthProber: Sendable {
 
     /// Stops probing; returns when the thread has ended and the sockets are closed; ends `events`.
     public func stop() {
-        let (wasRunning, first) = shared.flags.withLock { f -> (Bool, Bool) in
-            let r = (f.started && !f.stopped, !f.stopped)
-            f.stopped = true
-            return r
-        }
+        let (wasRunning, first) = shared.lifecycle.withLock { $0.stop() }
         guard first else { return }
         if wasRunning {
             shared.wake.wake()
@@ -234,7 +211,7 @@ public final class HealthProber: Sendable {
                 }
             }
         }
-        while !shared.flags.withLock({ $0.stopped }) {
+        while !shared.lifecycle.withLock({ $0.isStopped }) {
             let now = monotonicNanoseconds()
             let (actions, deadline) = shared.machine.withLock { m in (m.tick(now: now), m.nextDeadline) }
             perform(actions)
@@ -261,5 +238,35 @@ public final class HealthProber: Sendable {
                 }
             }
         }
+    }
+}
+
+/// The responder's and the prober's thread: not started yet, running, or stopped (for good: a stopped one does not
+/// start again).
+enum ThreadLifecycle: Sendable {
+    case idle
+    case running
+    case stopped
+
+    /// Returns whether to start the thread now (only from `idle`).
+    mutating func start() -> Bool {
+        guard case .idle = self else { return false }
+        self = .running
+        return true
+    }
+
+    /// `wasRunning`: a thread is to be waited for; `first`: the first stop (which closes the sockets).
+    mutating func stop() -> (wasRunning: Bool, first: Bool) {
+        defer { self = .stopped }
+        switch self {
+        case .idle: return (false, true)
+        case .running: return (true, true)
+        case .stopped: return (false, false)
+        }
+    }
+
+    var isStopped: Bool {
+        if case .stopped = self { return true }
+        return false
     }
 }

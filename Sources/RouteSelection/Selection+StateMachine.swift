@@ -15,19 +15,53 @@ import RouteModel
 public struct SelectionStateMachine: Sendable {
     public typealias Instant = ContinuousClock.Instant
 
+    /// An HA set's choice of routing peer.
+    enum Choice: Hashable, Sendable {
+        /// None of its candidates has been up yet.
+        case none
+        case chosen(Selection)
+        /// A voluntary switch away from the selection is waiting for dwell or uptime until `retryAt`.
+        case holdingBack(Selection, retryAt: Instant)
+
+        var selection: Selection? {
+            switch self {
+            case .none: nil
+            case .chosen(let selection), .holdingBack(let selection, _): selection
+            }
+        }
+
+        var retryAt: Instant? {
+            if case .holdingBack(_, let retryAt) = self { return retryAt }
+            return nil
+        }
+    }
+
     struct SetState: Hashable, Sendable {
         /// Canonical order, one per peer (`SelectionRules.normalized`).
         var candidates: [RouteCandidate]
-        var selection: Selection?
-        /// A voluntary switch is waiting for dwell or uptime until then.
-        var retryAt: Instant?
+        var choice: Choice
+    }
+
+    /// The last health observation of a peer, and when it came up if it is up.
+    enum Observed: Hashable, Sendable {
+        case up(PeerHealth, since: Instant)
+        case notUp(PeerHealth)
+
+        var health: PeerHealth {
+            switch self {
+            case .up(let health, _), .notUp(let health): health
+            }
+        }
+
+        var upSince: Instant? {
+            if case .up(_, let since) = self { return since }
+            return nil
+        }
     }
 
     public let configuration: Configuration
     private var sets: [HAKey: SetState] = [:]
-    private var observations: [PeerID: PeerHealth] = [:]
-    /// When each connected peer last came up.
-    private var upSince: [PeerID: Instant] = [:]
+    private var observations: [PeerID: Observed] = [:]
     private var draining: Set<PeerID> = []
 
     public init(configuration: Configuration = .default) {
@@ -41,13 +75,13 @@ public struct SelectionStateMachine: Sendable {
     /// The candidates of an HA set as the machine sees them (canonical order, one per peer).
     public func candidates(of key: HAKey) -> [RouteCandidate] { sets[key]?.candidates ?? [] }
     /// The current choice for an HA set; nil when none of its candidates has been up yet.
-    public func selection(for key: HAKey) -> Selection? { sets[key]?.selection }
-    public var selections: [HAKey: Selection] { sets.compactMapValues(\.selection) }
-    public func health(of peer: PeerID) -> PeerHealth? { observations[peer] }
+    public func selection(for key: HAKey) -> Selection? { sets[key]?.choice.selection }
+    public var selections: [HAKey: Selection] { sets.compactMapValues(\.choice.selection) }
+    public func health(of peer: PeerID) -> PeerHealth? { observations[peer]?.health }
     public var drainingPeers: Set<PeerID> { draining }
     /// The earliest time a `tick` would carry out a switch now held back by dwell or uptime (the shell may
     /// wake up then rather than wait for its next periodic tick).
-    public var nextDeadline: Instant? { sets.values.compactMap(\.retryAt).min() }
+    public var nextDeadline: Instant? { sets.values.compactMap(\.choice.retryAt).min() }
 
     // MARK: Events
 
@@ -64,14 +98,14 @@ public struct SelectionStateMachine: Sendable {
         var actions: [Action] = []
         for key in Set(sets.keys).union(incoming.keys).sorted() {
             guard let raw = incoming[key], !raw.isEmpty else {
-                if let selection = sets.removeValue(forKey: key)?.selection {
+                if let selection = sets.removeValue(forKey: key)?.choice.selection {
                     actions.append(.remove(key, selection.candidate, keepRoute: selection.candidate.keepRoute))
                 }
                 continue
             }
             let candidates = SelectionRules.normalized(raw)
             if let existing = sets[key], existing.candidates == candidates { continue }
-            sets[key, default: SetState(candidates: [], selection: nil, retryAt: nil)].candidates = candidates
+            sets[key, default: SetState(candidates: [], choice: .none)].candidates = candidates
             evaluate(key, now: now, into: &actions)
         }
         return actions
@@ -113,7 +147,7 @@ public struct SelectionStateMachine: Sendable {
     public mutating func shutdown() -> [Action] {
         var actions: [Action] = []
         for key in sets.keys.sorted() {
-            if let c = sets[key]?.selection?.candidate { actions.append(.remove(key, c, keepRoute: c.keepRoute)) }
+            if let c = sets[key]?.choice.selection?.candidate { actions.append(.remove(key, c, keepRoute: c.keepRoute)) }
         }
         sets = [:]
         return actions
@@ -123,12 +157,17 @@ public struct SelectionStateMachine: Sendable {
 
     /// Stores an observation; true when it is a connection change (reachability, or path kind while up).
     private mutating func record(_ peer: PeerID, _ observation: PeerHealth?, now: Instant) -> Bool {
-        let old = observations[peer]
-        observations[peer] = observation
-        let wasUp = old?.isUp ?? false
-        let isUp = observation?.isUp ?? false
-        if isUp && !wasUp { upSince[peer] = now }
-        if !isUp { upSince[peer] = nil }
+        let previous = observations[peer]
+        let old = previous?.health
+        if let observation {
+            if observation.isUp {
+                observations[peer] = .up(observation, since: previous?.upSince ?? now)
+            } else {
+                observations[peer] = .notUp(observation)
+            }
+        } else {
+            observations[peer] = nil
+        }
         guard let observation else { return old != nil }
         return observation.isConnectionChange(from: old)
     }
@@ -139,7 +178,7 @@ public struct SelectionStateMachine: Sendable {
         for key in sets.keys.sorted() {
             let set = sets[key]!
             let touched = set.candidates.contains { peers.contains($0.peerID) }
-                || set.selection.map { peers.contains($0.candidate.peerID) } ?? false
+                || set.choice.selection.map { peers.contains($0.candidate.peerID) } ?? false
             if touched { evaluate(key, now: now, into: &actions) }
         }
         return actions
@@ -148,12 +187,12 @@ public struct SelectionStateMachine: Sendable {
     private mutating func evaluate(_ key: HAKey, now: Instant, into actions: inout [Action]) {
         guard var set = sets[key] else { return }
         defer { sets[key] = set }
-        set.retryAt = nil
-        let ranked = SelectionRules.ranked(set.candidates, health: observations, draining: draining, configuration: configuration)
+        let ranked = SelectionRules.ranked(set.candidates, health: observations.mapValues(\.health), draining: draining,
+                                           configuration: configuration)
 
-        guard var selection = set.selection else {
+        guard var selection = set.choice.selection else {
             if let best = ranked.first {
-                set.selection = Selection(candidate: best.candidate, status: .active, since: now)
+                set.choice = .chosen(Selection(candidate: best.candidate, status: .active, since: now))
                 actions.append(.install(key, best.candidate))
             }
             return
@@ -171,15 +210,15 @@ public struct SelectionStateMachine: Sendable {
                 selection.status = .allDown
                 actions.append(.allDown(key, keeping: selection.candidate))
             }
-            set.selection = selection
+            set.choice = .chosen(selection)
             return
         }
 
         guard let current = ranked.first(where: { $0.peerID == kept.peerID }) else {
             // Forced: the current peer is down or no longer a candidate.
-            let reason: SwitchReason = keptInView == nil ? .currentRemoved : .currentDown(observations[kept.peerID]?.reachability)
+            let reason: SwitchReason = keptInView == nil ? .currentRemoved : .currentDown(observations[kept.peerID]?.health.reachability)
             actions.append(.switch(key, from: kept, to: best.candidate, reason: reason))
-            set.selection = Selection(candidate: best.candidate, status: .active, since: now)
+            set.choice = .chosen(Selection(candidate: best.candidate, status: .active, since: now))
             return
         }
 
@@ -191,12 +230,12 @@ public struct SelectionStateMachine: Sendable {
             selection.status = .active
             actions.append(.recovered(key, current.candidate))
         }
-        set.selection = selection
+        set.choice = .chosen(selection)
         if best.peerID == current.peerID { return }
 
         if current.draining && !best.draining {
             actions.append(.switch(key, from: current.candidate, to: best.candidate, reason: .currentDraining))
-            set.selection = Selection(candidate: best.candidate, status: .active, since: now)
+            set.choice = .chosen(Selection(candidate: best.candidate, status: .active, since: now))
             return
         }
 
@@ -206,15 +245,14 @@ public struct SelectionStateMachine: Sendable {
             guard let reason = SelectionRules.improvement(of: challenger, over: current, configuration: configuration) else {
                 continue
             }
-            let upLongEnough = (upSince[challenger.peerID] ?? now) + configuration.minimumUptime
+            let upLongEnough = (observations[challenger.peerID]?.upSince ?? now) + configuration.minimumUptime
             let readyAt = max(dwellEnds, upLongEnough)
             if readyAt <= now {
                 actions.append(.switch(key, from: current.candidate, to: challenger.candidate, reason: reason))
-                set.selection = Selection(candidate: challenger.candidate, status: .active, since: now)
-                set.retryAt = nil
+                set.choice = .chosen(Selection(candidate: challenger.candidate, status: .active, since: now))
                 return
             }
-            set.retryAt = min(set.retryAt ?? readyAt, readyAt)
+            set.choice = .holdingBack(selection, retryAt: min(set.choice.retryAt ?? readyAt, readyAt))
         }
     }
 }
