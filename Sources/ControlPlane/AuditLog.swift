@@ -245,25 +245,26 @@ extension ControlPlane {
         let conditions = ["tenant_id = $1"] + query.conditions
         let parameters: [String?] = [tenant] + query.parameters + [String(query.limit)]
         let sql = """
-            SELECT seq, type, data, metadata->>'actor', metadata->>'actor_name', metadata->>'request_id', metadata->>'target',
-                   to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            SELECT seq, type, data, metadata->>'actor' AS actor, metadata->>'actor_name' AS actor_name,
+                   metadata->>'request_id' AS request_id, metadata->>'target' AS target,
+                   to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at
             FROM events WHERE \(conditions.joined(separator: " AND "))
             ORDER BY seq \(query.ascending ? "ASC" : "DESC") LIMIT $\(parameters.count)
             """
         let rows = try await store.pool.withSession { s in try s.query(sql, parameters) }
         var entries: [AuditEntry] = []
         entries.reserveCapacity(rows.count)
-        for row in rows.rows {
-            guard let seq = row[0], let type = row[1], let data = row[2] else { continue }
+        for row in rows {
+            guard let seq = row.string("seq"), let type = row.string("type"), let data = row.string("data") else { continue }
             let description: AuditDescription
             if let event = try? RouteEvent.decode(type: type, json: data) {
                 description = AuditLog.describe(event)
             } else {
                 description = AuditDescription(code: "unknown", activity: type, meta: [:])
             }
-            entries.append(AuditEntry(id: seq, timestamp: row[7] ?? "", activity: description.activity, activity_code: description.code,
-                                      initiator_id: row[3] ?? "", initiator_name: row[4] ?? "", initiator_email: "",
-                                      target_id: row[6] ?? "", request_id: row[5], meta: description.meta))
+            entries.append(AuditEntry(id: seq, timestamp: row.string("recorded_at") ?? "", activity: description.activity, activity_code: description.code,
+                                      initiator_id: row.string("actor") ?? "", initiator_name: row.string("actor_name") ?? "", initiator_email: "",
+                                      target_id: row.string("target") ?? "", request_id: row.string("request_id"), meta: description.meta))
         }
         return entries
     }

@@ -74,12 +74,12 @@ extension ControlPlane {
         let key = try AgentBusIssuer.validatedPublicKey(publicKey)
         let rows = try await store.pool.withSession { s in
             try s.query("INSERT INTO nats_users (tenant_id, peer_id, public_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [tenant, peer, key])
-            return try s.query("SELECT public_key, revoked_at IS NOT NULL FROM nats_users WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
+            return try s.query("SELECT public_key, revoked_at IS NOT NULL AS revoked FROM nats_users WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
         }
-        guard let row = rows.rows.first, let registered = row[0] else {
+        guard let row = rows.first, let registered = row.string("public_key") else {
             throw ControlPlaneError.conflict(field: "nats_public_key", message: "nats_public_key is registered to another peer")
         }
-        guard row[1] != "t" else { throw ControlPlaneError.forbidden(field: "nats_public_key", message: "this peer's NATS user is revoked") }
+        guard row.bool("revoked") != true else { throw ControlPlaneError.forbidden(field: "nats_public_key", message: "this peer's NATS user is revoked") }
         guard registered == key else {
             throw ControlPlaneError.conflict(field: "nats_public_key",
                                              message: "nats_public_key differs from the key this peer registered; re-enroll to use a new key")
@@ -112,7 +112,8 @@ extension ControlPlane {
         let rows = try await store.pool.withSession { s in
             try s.query("SELECT version, digest, body FROM peer_views WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
         }
-        guard let row = rows.rows.first, let version = row[0], let versionNumber = Int64(version), let digest = row[1], let body = row[2] else {
+        guard let row = rows.first, let version = row.string("version"), let versionNumber = Int64(version), let digest = row.string("digest"),
+              let body = row.string("body") else {
             throw ControlPlaneError.notFound(field: "peer_id", message: "no route view for peer \(peer) yet; retry shortly", retryAfter: 1)
         }
         let signature = viewSigner.sign(tenant: tenant, peer: peer, version: versionNumber, removed: false, digest: digest)

@@ -131,9 +131,12 @@ public struct ControlPlane: Sendable {
     /// Every tenant: id, name, creation time (from their `TenantCreated` events).
     public func listTenants() async throws -> [(id: String, name: String, created: String)] {
         let rows = try await store.pool.withSession { s in
-            try s.query("SELECT tenant_id, data->>'name', to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM events WHERE type = 'TenantCreated' ORDER BY position")
+            try s.query("""
+                SELECT tenant_id, data->>'name' AS name, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created
+                FROM events WHERE type = 'TenantCreated' ORDER BY position
+                """)
         }
-        return rows.rows.map { ($0[0] ?? "", $0[1] ?? "", $0[2] ?? "") }
+        return rows.map { ($0.string("tenant_id") ?? "", $0.string("name") ?? "", $0.string("created") ?? "") }
     }
 
     /// Operator drain mode of a peer; the write's result (no sequences when it was already so).
@@ -150,14 +153,14 @@ public struct ControlPlane: Sendable {
     public func peerStatuses(tenant: String, peer: String? = nil) async throws -> [String: PeerStatus] {
         let rows = try await store.pool.withSession { s in
             if let peer {
-                return try s.query("SELECT peer_id, extract(epoch FROM last_seen), applied_version FROM peer_status WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
+                return try s.query("SELECT peer_id, extract(epoch FROM last_seen) AS last_seen, applied_version FROM peer_status WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
             }
-            return try s.query("SELECT peer_id, extract(epoch FROM last_seen), applied_version FROM peer_status WHERE tenant_id = $1", [tenant])
+            return try s.query("SELECT peer_id, extract(epoch FROM last_seen) AS last_seen, applied_version FROM peer_status WHERE tenant_id = $1", [tenant])
         }
         var out: [String: PeerStatus] = [:]
-        for row in rows.rows {
-            guard let id = row[0], let epoch = row[1].flatMap(Double.init) else { continue }
-            out[id] = PeerStatus(lastSeen: Date(timeIntervalSince1970: epoch), appliedVersion: row[2].flatMap { Int64($0) } ?? 0)
+        for row in rows {
+            guard let id = row.string("peer_id"), let epoch = row.double("last_seen") else { continue }
+            out[id] = PeerStatus(lastSeen: Date(timeIntervalSince1970: epoch), appliedVersion: row.int64("applied_version") ?? 0)
         }
         return out
     }
@@ -183,9 +186,9 @@ public struct ControlPlane: Sendable {
             try await checkpoints.waitUntilProjected(tenant: tenant, sequence: sequence, timeout: .seconds(1))
             while ContinuousClock.now < deadline {
                 let unsent = try await store.pool.withSession { s in
-                    try s.query("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND peer_id = $2 AND removed AND sent_at IS NULL", [tenant, peer])
+                    try s.query("SELECT count(*) AS unsent FROM outbox WHERE tenant_id = $1 AND peer_id = $2 AND removed AND sent_at IS NULL", [tenant, peer])
                 }
-                if unsent.rows.first?[0] == "0" { return }
+                if unsent.first?.int64("unsent") == 0 { return }
                 try await Task.sleep(for: .milliseconds(20))
             }
         } catch {

@@ -58,7 +58,7 @@ public struct CredentialStore: Sendable {
             try session.query(prepared: "SELECT tenant_id, subject_id FROM credentials WHERE secret_hash = $1 AND kind = $2 AND revoked_at IS NULL",
                               [hash, kind.rawValue])
         }
-        guard let row = rows.rows.first, let tenant = row[0], let subject = row[1] else { return nil }
+        guard let row = rows.first, let tenant = row.string("tenant_id"), let subject = row.string("subject_id") else { return nil }
         return (tenant, subject)
     }
 

@@ -45,16 +45,16 @@ public final class ControllerMetrics: Sendable {
         do {
             let rows = try await store.pool.withSession { s in
                 try s.query("""
-                    SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL),
+                    SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS outbox_depth,
                            (SELECT coalesce(sum(h.seq - coalesce(c.seq, 0)), 0)
-                              FROM tenant_heads h LEFT JOIN projection_checkpoints c USING (tenant_id)),
-                           (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox WHERE sent_at IS NULL)
+                              FROM tenant_heads h LEFT JOIN projection_checkpoints c USING (tenant_id)) AS projection_lag,
+                           (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox WHERE sent_at IS NULL) AS oldest_pending
                     """)
             }
-            if let row = rows.rows.first {
-                Gauge(label: "routeplane_outbox_depth", factory: factory).record(Double(row[0] ?? "0") ?? 0)
-                Gauge(label: "routeplane_projection_lag_events", factory: factory).record(Double(row[1] ?? "0") ?? 0)
-                Gauge(label: "routeplane_outbox_oldest_pending_seconds", factory: factory).record(Double(row[2] ?? "0") ?? 0)
+            if let row = rows.first {
+                Gauge(label: "routeplane_outbox_depth", factory: factory).record(row.double("outbox_depth") ?? 0)
+                Gauge(label: "routeplane_projection_lag_events", factory: factory).record(row.double("projection_lag") ?? 0)
+                Gauge(label: "routeplane_outbox_oldest_pending_seconds", factory: factory).record(row.double("oldest_pending") ?? 0)
             }
             Gauge(label: "routeplane_database_up", factory: factory).record(1)
         } catch {

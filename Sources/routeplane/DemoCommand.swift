@@ -66,10 +66,10 @@ struct Demo: AsyncParsableCommand {
                   + "\(batch.viewsComputed) view(s) computed, \(batch.viewsChanged) changed")
         }
         let outbox = try await store.pool.withSession { session in
-            try session.query("SELECT peer_id, version, left(digest, 12) FROM outbox WHERE tenant_id = $1 ORDER BY id", [tenant])
+            try session.query("SELECT peer_id, version, left(digest, 12) AS digest FROM outbox WHERE tenant_id = $1 ORDER BY id", [tenant])
         }
         print("\n-- outbox (what the relay will publish to routeplane.\(tenant).peer.<peer>.routes)")
-        for row in outbox.rows { print("   \(row[0] ?? "") v\(row[1] ?? "") digest \(row[2] ?? "")…") }
+        for row in outbox { print("   \(row.string("peer_id") ?? "") v\(row.string("version") ?? "") digest \(row.string("digest") ?? "")…") }
         await store.shutdown()
     }
 
@@ -77,8 +77,8 @@ struct Demo: AsyncParsableCommand {
         let rows = try await store.pool.withSession { session in
             try session.query("SELECT peer_id, version, body FROM peer_views WHERE tenant_id = $1 ORDER BY peer_id", [tenant])
         }
-        for row in rows.rows {
-            print("   \(row[0] ?? "") (version \(row[1] ?? "")): \(row[2] ?? "")")
+        for row in rows {
+            print("   \(row.string("peer_id") ?? "") (version \(row.string("version") ?? "")): \(row.string("body") ?? "")")
         }
     }
 }

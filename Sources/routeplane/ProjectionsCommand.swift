@@ -97,8 +97,8 @@ struct ProjectionsCommand: AsyncParsableCommand {
             let store = try database.makeStore(maxConnections: 1)
             let rows = try await store.pool.withSession { s in
                 try s.query("""
-                    SELECT t.tenant_id, coalesce(h.seq, 0), coalesce(c.seq, 0),
-                           (SELECT count(*) FROM outbox o WHERE o.tenant_id = t.tenant_id AND o.sent_at IS NULL)
+                    SELECT t.tenant_id, coalesce(h.seq, 0) AS head, coalesce(c.seq, 0) AS projected,
+                           (SELECT count(*) FROM outbox o WHERE o.tenant_id = t.tenant_id AND o.sent_at IS NULL) AS unsent
                       FROM (SELECT tenant_id FROM tenant_heads UNION SELECT tenant_id FROM projection_checkpoints) t
                       LEFT JOIN tenant_heads h USING (tenant_id) LEFT JOIN projection_checkpoints c USING (tenant_id)
                      ORDER BY 1
@@ -106,7 +106,9 @@ struct ProjectionsCommand: AsyncParsableCommand {
             }
             await store.shutdown()
             print(pad("tenant", 40) + pad("head", 10) + pad("projected", 11) + "unsent outbox")
-            for r in rows.rows { print(pad(r[0] ?? "", 40) + pad(r[1] ?? "", 10) + pad(r[2] ?? "", 11) + (r[3] ?? "")) }
+            for r in rows {
+                print(pad(r.string("tenant_id") ?? "", 40) + pad(r.string("head") ?? "", 10) + pad(r.string("projected") ?? "", 11) + (r.string("unsent") ?? ""))
+            }
         }
     }
 }
