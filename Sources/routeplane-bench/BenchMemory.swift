@@ -139,12 +139,12 @@ struct BenchMemory: AsyncParsableCommand {
         let projectStart = ContinuousClock.now
         let projected = try await waitFor(timeout: .seconds(600 * slow)) {
             let rows = try await store.pool.withSession { s in
-                try s.query("SELECT (SELECT count(*) FROM peer_views WHERE tenant_id = $1), (SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
-                            + "(SELECT seq FROM projection_checkpoints WHERE tenant_id = $1)", [tenant])
+                try s.query("SELECT (SELECT count(*) FROM peer_views WHERE tenant_id = $1) AS views, (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS unsent, "
+                            + "(SELECT seq FROM projection_checkpoints WHERE tenant_id = $1) AS checkpoint", [tenant])
             }
-            let views = Int(rows.rows.first?[0] ?? "0") ?? 0
-            let unsent = Int(rows.rows.first?[1] ?? "1") ?? 1
-            let checkpoint = Int64(rows.rows.first?[2] ?? "0") ?? 0
+            let views = Int(rows.first?.int64("views") ?? 0)
+            let unsent = Int(rows.first?.int64("unsent") ?? 1)
+            let checkpoint = rows.first?.int64("checkpoint") ?? 0
             progress?.update(done: views)
             return checkpoint >= head && unsent == 0 && views >= peers
         }
@@ -181,13 +181,13 @@ struct BenchMemory: AsyncParsableCommand {
             guard agent.isRunning else { throw ValidationError("the agent exited: \(agent.logTail())") }
             let rows = try await store.pool.withSession { s in
                 try s.query("""
-                    SELECT s.peer_id, s.applied_version, v.version, json_array_length(v.body -> 'ha_sets')
+                    SELECT s.peer_id, s.applied_version, v.version, json_array_length(v.body -> 'ha_sets') AS ha_sets
                       FROM peer_status s JOIN peer_views v USING (tenant_id, peer_id) WHERE s.tenant_id = $1
                     """, [tenant])
             }
-            guard let row = rows.rows.first, let peer = row[0], let appliedVersion = row[1].flatMap({ Int64($0) }),
-                  let viewVersion = row[2].flatMap({ Int64($0) }), appliedVersion >= viewVersion else { return false }
-            agentView = (peer, viewVersion, row[3].flatMap { Int($0) } ?? 0)
+            guard let row = rows.first, let peer = row.string("peer_id"), let appliedVersion = row.int64("applied_version"),
+                  let viewVersion = row.int64("version"), appliedVersion >= viewVersion else { return false }
+            agentView = (peer, viewVersion, row.int64("ha_sets").map(Int.init) ?? 0)
             return true
         }
         guard applied, let agentView else { throw ValidationError("the agent did not apply its view within 90 s; its log: \(agent.logTail())") }

@@ -109,7 +109,7 @@ struct MachineInfo: Codable, Sendable {
         if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) { info.memoryBytes = ProcStatus.bytes("MemTotal", in: meminfo) }
         if let databaseURL {
             let store = EventStore(url: BenchDatabase.url(databaseURL, database: "postgres"), maxConnections: 1)
-            info.postgresql = try? await store.pool.withSession { try $0.query("SHOW server_version").rows.first?[0] ?? nil }
+            info.postgresql = try? await store.pool.withSession { try $0.query("SHOW server_version").first?.string("server_version") }
             await store.shutdown()
         }
         if let natsURL { info.natsServer = natsServerVersion(url: natsURL) }

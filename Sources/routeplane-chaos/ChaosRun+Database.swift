@@ -17,8 +17,8 @@ extension ChaosRun {
             try s.query("SELECT tenant_id, peer_id, version FROM peer_views WHERE tenant_id = ANY($1::text[])", [ids])
         }
         var out: [ChaosViewKey: Int64] = [:]
-        for r in rows.rows {
-            if let t = r[0], let p = r[1], let v = r[2].flatMap({ Int64($0) }) { out[ChaosViewKey(tenant: t, peer: p)] = v }
+        for r in rows {
+            if let t = r.string("tenant_id"), let p = r.string("peer_id"), let v = r.int64("version") { out[ChaosViewKey(tenant: t, peer: p)] = v }
         }
         return out
     }
@@ -35,8 +35,8 @@ extension ChaosRun {
             do {
                 let heads = try await store.pool.withSession { s in
                     try s.query("""
-                        SELECT h.tenant_id, h.seq, coalesce(c.seq, 0),
-                               (SELECT count(*) FROM outbox o WHERE o.tenant_id = h.tenant_id AND o.sent_at IS NULL)
+                        SELECT h.tenant_id, h.seq AS head, coalesce(c.seq, 0) AS projected,
+                               (SELECT count(*) FROM outbox o WHERE o.tenant_id = h.tenant_id AND o.sent_at IS NULL) AS unsent
                           FROM tenant_heads h LEFT JOIN projection_checkpoints c USING (tenant_id)
                          WHERE h.tenant_id = ANY($1::text[])
                         """, [array])
@@ -45,13 +45,13 @@ extension ChaosRun {
                     try s.query("SELECT tenant_id, peer_id, version, digest FROM peer_views WHERE tenant_id = ANY($1::text[])", [array])
                 }
                 projected = [:]
-                for r in views.rows {
-                    guard let t = r[0], let p = r[1], let v = r[2].flatMap({ Int64($0) }), let d = r[3] else { continue }
+                for r in views {
+                    guard let t = r.string("tenant_id"), let p = r.string("peer_id"), let v = r.int64("version"), let d = r.string("digest") else { continue }
                     projected[ChaosViewKey(tenant: t, peer: p)] = ChaosProjectedView(version: v, digest: d)
                 }
                 histories = await agents.histories()
-                let behind = heads.rows.filter { $0[1] != $0[2] }.count
-                let unsent = heads.rows.compactMap { $0[3].flatMap { Int($0) } }.reduce(0, +)
+                let behind = heads.filter { $0.int64("head") != $0.int64("projected") }.count
+                let unsent = heads.compactMap { $0.int64("unsent").map(Int.init) }.reduce(0, +)
                 let mismatched = ChaosChecks.agentsMatchProjection(histories, projected: projected)
                 detail = "\(behind) tenant(s) not projected to their head, \(unsent) unsent outbox row(s), "
                     + "\(histories.count - countMismatches(histories, projected)) of \(histories.count) agents on their projected view"
@@ -82,14 +82,15 @@ extension ChaosRun {
         let pattern = ledger.runID + "-%"
         let rows = try await store.pool.withSession { s in
             try s.query("""
-                SELECT metadata->>'request_id', tenant_id, count(*), count(DISTINCT tx_id), min(seq), max(seq)
+                SELECT metadata->>'request_id' AS request_id, tenant_id, count(*) AS events, count(DISTINCT tx_id) AS transactions,
+                       min(seq) AS first_seq, max(seq) AS last_seq
                   FROM events WHERE metadata->>'request_id' LIKE $1 GROUP BY 1, 2
                 """, [pattern])
         }
         var out: [String: ChaosLoggedWrite] = [:]
-        for r in rows.rows {
-            guard let rid = r[0], let tenant = r[1], let n = r[2].flatMap({ Int($0) }), let tx = r[3].flatMap({ Int($0) }),
-                  let lo = r[4].flatMap({ Int64($0) }), let hi = r[5].flatMap({ Int64($0) }) else { continue }
+        for r in rows {
+            guard let rid = r.string("request_id"), let tenant = r.string("tenant_id"), let n = r.int64("events").map(Int.init),
+                  let tx = r.int64("transactions").map(Int.init), let lo = r.int64("first_seq"), let hi = r.int64("last_seq") else { continue }
             if var existing = out[rid] {
                 existing.tenants.insert(tenant)
                 existing.events += n
@@ -131,7 +132,7 @@ extension ChaosRun {
                          WHERE o.id IS NULL OR o.digest <> a.d LIMIT 20
                         """, [tenant, p, v, d])
                 }
-                missing += rows.rows.map { "\(tenant)/\($0[0] ?? "?") v\($0[1] ?? "?") \(($0[2] ?? "").prefix(12)) is in no outbox row" }
+                missing += rows.map { "\(tenant)/\($0.string("p") ?? "?") v\($0.string("v") ?? "?") \(($0.string("d") ?? "").prefix(12)) is in no outbox row" }
                 offset = end
             }
         }
