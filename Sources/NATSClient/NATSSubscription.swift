@@ -2,18 +2,42 @@ import Foundation
 import CNATS
 import Synchronization
 
-/// An async core-NATS subscription. Its libnats callback copies each message and yields it to `messages`.
-/// The callback object is retained for libnats and released by the subscription's on-complete callback,
-/// which libnats calls once the subscription is closed and its message handler has returned for the last time.
-public final class NATSSubscription: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: `handle` is immutable and destroyed only in deinit; libnats subscription
-    // calls are thread-safe; `unsubscribed` is a Mutex.
-    let handle: OpaquePointer
-    public let subject: String
-    public let messages: AsyncStream<NATSMessage>
+/// A libnats subscription handle and the connection it needs: unsubscribes once (idempotent) and destroys the handle
+/// when the last reference goes. Both subscription kinds below hold one.
+final class SubscriptionHandle: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `pointer` is immutable and destroyed only in deinit; libnats subscription calls
+    // are thread-safe; `unsubscribed` is a Mutex.
+    let pointer: OpaquePointer
     private let unsubscribed = Mutex(false)
     // Keeps the connection alive as long as the subscription (not captured by any callback).
     private let connection: NATSConnection
+
+    init(_ pointer: OpaquePointer, connection: NATSConnection) {
+        self.pointer = pointer
+        self.connection = connection
+    }
+
+    func unsubscribe() {
+        let first = unsubscribed.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { _ = natsSubscription_Unsubscribe(pointer) }
+    }
+
+    deinit {
+        unsubscribe()
+        natsSubscription_Destroy(pointer)
+    }
+}
+
+/// An async core-NATS subscription. Its libnats callback copies each message and yields it to `messages`.
+/// The callback object is retained for libnats and released by the subscription's on-complete callback,
+/// which libnats calls once the subscription is closed and its message handler has returned for the last time.
+public final class NATSSubscription: Sendable {
+    let handle: SubscriptionHandle
+    public let subject: String
+    public let messages: AsyncStream<NATSMessage>
 
     final class Callbacks: Sendable {
         let continuation: AsyncStream<NATSMessage>.Continuation
@@ -53,38 +77,22 @@ public final class NATSSubscription: @unchecked Sendable {
             // so the callback object is deliberately not released (a few bytes, once, instead of a use-after-free).
             continuation.finish()
         }
-        self.handle = sub
+        self.handle = SubscriptionHandle(sub, connection: connection)
         self.subject = subject
         self.messages = stream
-        self.connection = connection
     }
 
     /// Stops the subscription (idempotent); `messages` finishes once libnats is done with it.
-    public func unsubscribe() {
-        let first = unsubscribed.withLock { done in
-            defer { done = true }
-            return !done
-        }
-        if first { _ = natsSubscription_Unsubscribe(handle) }
-    }
-
-    deinit {
-        unsubscribe()
-        natsSubscription_Destroy(handle)
-    }
+    public func unsubscribe() { handle.unsubscribe() }
 }
 
 /// A core-NATS subscription whose messages go straight to a callback (see `NATSConnection.subscribe(_:handler:)`).
 /// Lifetime as `NATSSubscription`: libnats holds one retained reference to the handler box, released by the
 /// subscription's on-complete callback.
-public final class NATSCallbackSubscription: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: `handle` is immutable and destroyed only in deinit; libnats subscription
-    // calls are thread-safe; `unsubscribed` is a Mutex.
+public final class NATSCallbackSubscription: Sendable {
     public typealias Handler = @Sendable (_ subject: UnsafeBufferPointer<UInt8>, _ payload: UnsafeBufferPointer<UInt8>) -> Void
-    let handle: OpaquePointer
+    let handle: SubscriptionHandle
     public let subject: String
-    private let unsubscribed = Mutex(false)
-    private let connection: NATSConnection
 
     final class Box: Sendable {
         let handler: Handler
@@ -117,22 +125,10 @@ public final class NATSCallbackSubscription: @unchecked Sendable {
             guard let closure else { return }
             Unmanaged<Box>.fromOpaque(closure).release()
         }, box)
-        self.handle = sub
+        self.handle = SubscriptionHandle(sub, connection: connection)
         self.subject = subject
-        self.connection = connection
     }
 
     /// Stops the subscription (idempotent).
-    public func unsubscribe() {
-        let first = unsubscribed.withLock { done in
-            defer { done = true }
-            return !done
-        }
-        if first { _ = natsSubscription_Unsubscribe(handle) }
-    }
-
-    deinit {
-        unsubscribe()
-        natsSubscription_Destroy(handle)
-    }
+    public func unsubscribe() { handle.unsubscribe() }
 }

@@ -15,14 +15,7 @@ import TestSupport
         let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-keys-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: keyPath) }
         let keys = try NATSKeyDirectory.initialize(at: keyPath).0
-        let nats = try await PrivateNATS.start(keys: keys)
-        do {
-            try await body(keys, nats)
-        } catch {
-            await nats.destroy()
-            throw error
-        }
-        await nats.destroy()
+        try await PrivateNATS.with(keys: keys) { nats in try await body(keys, nats) }
     }
 
     /// Writes a .creds file (0600) into the server's folder.

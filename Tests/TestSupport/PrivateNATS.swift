@@ -157,6 +157,20 @@ public final class PrivateNATS: Sendable {
         }
     }
 
+    /// Runs `body` with a private operator-mode server (its own keys, or `keys`); destroys the server afterwards, also
+    /// when `body` throws.
+    public static func with<T>(keys: NATSKeyDirectory? = nil, _ body: (PrivateNATS) async throws -> T) async throws -> T {
+        let nats = if let keys { try await start(keys: keys) } else { try await start() }
+        do {
+            let result = try await body(nats)
+            await nats.destroy()
+            return result
+        } catch {
+            await nats.destroy()
+            throw error
+        }
+    }
+
     public func destroy() async {
         await stop()
         _ = Self.reserved.withLock { $0.remove(port) }

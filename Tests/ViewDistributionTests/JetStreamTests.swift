@@ -19,8 +19,7 @@ import TestSupport
     }
 
     @Test func ensureStreamIsIdempotentAndRepairsItsConfiguration() async throws {
-        let nats = try await PrivateNATS.start()
-        do {
+        try await PrivateNATS.with { nats in
             let connection = try await connect(nats)
             let js = try JetStream(connection: connection)
             #expect(try await js.streamState(StreamSpec.views.name) == nil)
@@ -35,16 +34,11 @@ import TestSupport
             let repaired = try await js.ensureStream(.views)
             #expect(repaired.duplicateWindow == .seconds(120) && repaired.maxMessagesPerSubject == 1)
             await connection.close()
-        } catch {
-            await nats.destroy()
-            throw error
         }
-        await nats.destroy()
     }
 
     @Test func publishDeduplicatesByMessageIDAndKeepsTheLastPerSubject() async throws {
-        let nats = try await PrivateNATS.start()
-        do {
+        try await PrivateNATS.with { nats in
             let connection = try await connect(nats)
             let js = try JetStream(connection: connection)
             try await js.ensureStream(.views)
@@ -64,16 +58,11 @@ import TestSupport
             let stray = await publisher.publish([OutgoingMessage(subject: "routeplane.t1.other", messageID: "x", payload: [1])])
             #expect(stray == [.failed(.noStream)])
             await connection.close()
-        } catch {
-            await nats.destroy()
-            throw error
         }
-        await nats.destroy()
     }
 
     @Test func connectionEventsAndFailFastWhileDown() async throws {
-        let nats = try await PrivateNATS.start()
-        do {
+        try await PrivateNATS.with { nats in
             let connection = try await connect(nats)
             let js = try JetStream(connection: connection)
             try await js.ensureStream(.views)
@@ -104,16 +93,11 @@ import TestSupport
             await connection.close()
             #expect(try await eventually(timeout: .seconds(5)) { events.value.last == .closed })
             watcher.cancel()
-        } catch {
-            await nats.destroy()
-            throw error
         }
-        await nats.destroy()
     }
 
     @Test func viewFeedReadsLastFollowsLiveAndRejectsBadMessages() async throws {
-        let nats = try await PrivateNATS.start()
-        do {
+        try await PrivateNATS.with { nats in
             let connection = try await connect(nats)
             let js = try JetStream(connection: connection)
             try await js.ensureStream(.views)
@@ -141,19 +125,14 @@ import TestSupport
             feed.cancel()
             empty.cancel()
             await connection.close()
-        } catch {
-            await nats.destroy()
-            throw error
         }
-        await nats.destroy()
     }
 
     /// A failed read of the last view is tried again soon, not only at the next periodic resync (found by ops/chaos:
     /// after a NATS restart some agents kept a stale view for a minute). Here the first reads fail because the stream
     /// does not allow direct gets yet; once it does, the retry delivers the stored view.
     @Test func viewFeedRetriesAFailedReadOfTheLastView() async throws {
-        let nats = try await PrivateNATS.start()
-        do {
+        try await PrivateNATS.with { nats in
             let connection = try await connect(nats)
             let js = try JetStream(connection: connection)
             var noDirect = StreamSpec.views
@@ -180,10 +159,6 @@ import TestSupport
             #expect(first == .view(envelope("p1", 1), origin: .last))
             feed.cancel()
             await connection.close()
-        } catch {
-            await nats.destroy()
-            throw error
         }
-        await nats.destroy()
     }
 }

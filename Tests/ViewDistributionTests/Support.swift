@@ -10,21 +10,12 @@ import TestSupport
 
 func withServices(_ body: (TestDatabase, PrivateNATS) async throws -> Void) async throws {
     let db = try await TestDatabase.create()
-    let nats: PrivateNATS
     do {
-        nats = try await PrivateNATS.start()
+        try await PrivateNATS.with { nats in try await body(db, nats) }
     } catch {
         await db.drop()
         throw error
     }
-    do {
-        try await body(db, nats)
-    } catch {
-        await nats.destroy()
-        await db.drop()
-        throw error
-    }
-    await nats.destroy()
     await db.drop()
 }
 
