@@ -185,14 +185,17 @@ public enum OpenAPIDocument {
                 "SetupKeyRequest": ["type": "object", "required": ["name", "type"], "properties": [
                     "name": string, "type": ["type": "string", "enum": ["reusable", "one-off"]],
                     "expires_in": ["type": "integer", "minimum": 0, "maximum": 31_536_000], "auto_groups": strings,
-                    "usage_limit": ["type": "integer", "minimum": 0], "ephemeral": boolean,
+                    "usage_limit": ["type": "integer", "minimum": 0, "description": "0 = unlimited; a one-off key takes 0 or 1 (stored as 1)"],
+                    "ephemeral": ["type": "boolean", "description": "stored and answered; peers enrolled with the key are not yet removed after inactivity"],
                 ]],
-                "SetupKeyUpdate": ["type": "object", "required": ["revoked", "auto_groups"], "properties": ["revoked": boolean, "auto_groups": strings]],
+                "SetupKeyUpdate": ["type": "object", "required": ["auto_groups"], "properties": [
+                    "revoked": ["type": "boolean", "description": "absent = false; a revoked key cannot be un-revoked"], "auto_groups": strings]],
                 "SetupKey": ["type": "object", "properties": [
-                    "id": string, "key": string, "name": string, "expires": string, "type": string, "valid": boolean, "revoked": boolean,
+                    "id": string, "key": ["type": "string", "description": "the whole key only in the creation answer; then its first 5 characters and ****"],
+                    "name": string, "expires": string, "type": string, "valid": boolean, "revoked": boolean,
                     "used_times": ["type": "integer"], "last_used": string, "state": ["type": "string", "enum": ["valid", "revoked", "expired", "overused"]],
-                    "auto_groups": strings, "updated_at": string, "usage_limit": ["type": "integer"], "ephemeral": boolean,
-                    "allow_extra_dns_labels": boolean,
+                    "auto_groups": strings, "updated_at": ["type": "string", "format": "date-time", "description": "time of the last revoke or auto-group change (creation time before any)"],
+                    "usage_limit": ["type": "integer"], "ephemeral": boolean, "allow_extra_dns_labels": boolean,
                 ]],
                 "EnrollRequest": ["type": "object", "required": ["setup_key", "name", "os"], "properties": [
                     "setup_key": string, "name": string, "os": string, "ip": ["type": "string", "description": "mesh IP the peer has; allocated when absent"],

@@ -127,10 +127,11 @@ struct SetupKeyJSON: Encodable {
     var ephemeral = false
     var allow_extra_dns_labels = false
 
-    /// `plainKey` only in the answer to the request that created the key; later "****" + id suffix.
+    /// `plainKey` only in the answer to the request that created the key; later NetBird's masked key (the first 5
+    /// characters and `****`, `types.HiddenKey(key, 4)`), or `****` for a key created before it was recorded.
     init(_ k: SetupKey, in state: TenantState, now: Int64, plainKey: String?) {
         id = k.id.rawValue
-        key = plainKey ?? "****"
+        key = plainKey ?? k.keySecret ?? "****"
         name = k.name
         expires = k.expiresAt.map { ISO8601.format(Date(timeIntervalSince1970: TimeInterval($0))) } ?? "0001-01-01T00:00:00Z"
         type = k.type.rawValue
@@ -142,7 +143,8 @@ struct SetupKeyJSON: Encodable {
         used_times = usage?.usedTimes ?? 0
         last_used = usage?.lastUsed.map { ISO8601.format(Date(timeIntervalSince1970: TimeInterval($0))) } ?? "0001-01-01T00:00:00Z"
         auto_groups = k.autoGroups.map(\.rawValue)
-        updated_at = ISO8601.format(Date(timeIntervalSince1970: TimeInterval(k.createdAt)))
+        updated_at = ISO8601.format(Date(timeIntervalSince1970: TimeInterval(k.updatedAt ?? k.createdAt)))
         usage_limit = k.usageLimit
+        ephemeral = k.ephemeral
     }
 }

@@ -15,7 +15,9 @@ struct SetupKeysController: Sendable {
             .delete(":id", use: delete)
     }
 
-    /// NetBird's setup-key creation body.
+    /// NetBird's setup-key creation body (`api.CreateSetupKeyRequest`). A missing `name` or `type` is 422 naming it (NetBird
+    /// also answers 422, with "setup key name shouldn't be empty" / "unknown setup key type "); the other fields default as in
+    /// NetBird's handler: `expires_in` 0 never expires, `usage_limit` 0 is unlimited, `auto_groups` none, `ephemeral` false.
     struct CreateBody: Decodable {
         var name: String
         var type: String
@@ -25,10 +27,10 @@ struct SetupKeysController: Sendable {
         var ephemeral: Bool?
     }
 
-    /// NetBird's setup-key update: `revoked` and `auto_groups`.
+    /// NetBird's setup-key update (`api.SetupKeyRequest`): `revoked` (missing = false) and `auto_groups` (required).
     struct UpdateBody: Decodable {
-        var revoked: Bool
-        var auto_groups: [String]
+        var revoked: Bool?
+        var auto_groups: [String]?
     }
 
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -46,17 +48,21 @@ struct SetupKeysController: Sendable {
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let body = try await access.body(CreateBody.self, of: request)
-        if body.ephemeral == true {
-            throw ControlPlaneError.validation(field: "ephemeral", message: "ephemeral setup keys are not supported")
-        }
         let (name, typeText, expiresIn, usageLimit) = (body.name, body.type, body.expires_in ?? 0, body.usage_limit ?? 0)
+        let ephemeral = body.ephemeral ?? false
+        // NetBird's order and wording (`setupkeys_handler.go` createSetupKey): the name, then the type.
+        if name.isEmpty { throw ControlPlaneError.validation(field: "name", message: "setup key name shouldn't be empty") }
+        guard let type = SetupKey.KeyType(rawValue: typeText) else {
+            throw ControlPlaneError.validation(field: "type", message: "unknown setup key type \(typeText); type must be \"reusable\" or \"one-off\"")
+        }
         let autoGroups = (body.auto_groups ?? []).map(GroupID.init)
         let id = SetupKeyID(Secrets.id())
         let secret = Secrets.secret(prefix: "rps_")
         let now = Int64(Date().timeIntervalSince1970)
         let (result, _) = try await access.write(request, context) { s in
-            try decideOrThrow(AccessCommand.createSetupKey(id: id, name: name, type: SetupKey.KeyType(rawValue: typeText), expiresIn: expiresIn,
-                                                           autoGroups: autoGroups, usageLimit: usageLimit, now: now), s.state)
+            try decideOrThrow(AccessCommand.createSetupKey(id: id, name: name, type: type, expiresIn: expiresIn, autoGroups: autoGroups,
+                                                           usageLimit: usageLimit, now: now, ephemeral: ephemeral,
+                                                           keySecret: SetupKey.masked(secret: secret)), s.state)
         } sideStatements: { tenant, _ in
             [CredentialStore.insert(secret: secret, tenant: tenant, kind: .setupKey, subject: id.rawValue)]
         }
@@ -66,9 +72,14 @@ struct SetupKeysController: Sendable {
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         let body = try await access.body(UpdateBody.self, of: request)
-        let (revoked, autoGroups) = (body.revoked, body.auto_groups.map(GroupID.init))
+        guard let groups = body.auto_groups else {
+            // NetBird's wording (`setupkeys_handler.go` updateSetupKey).
+            throw ControlPlaneError.validation(field: "auto_groups", message: "setup key auto_groups field is invalid: it is required (an empty list for none)")
+        }
+        let (revoked, autoGroups) = (body.revoked ?? false, groups.map(GroupID.init))
+        let now = Int64(Date().timeIntervalSince1970)
         let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
-            try decideOrThrow(AccessCommand.updateSetupKey(id: SetupKeyID(id), revoked: revoked, autoGroups: autoGroups), s.state)
+            try decideOrThrow(AccessCommand.updateSetupKey(id: SetupKeyID(id), revoked: revoked, autoGroups: autoGroups, now: now), s.state)
         } sideStatements: { tenant, events in
             let revokes = events.contains { if case .setupKeyUpdated(let e) = $0 { return e.new.revoked && !e.old.revoked }; return false }
             return revokes ? [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)] : []

@@ -35,11 +35,20 @@ public struct SetupKey: Hashable, Sendable, Codable {
     /// 0 = unlimited (NetBird); a one-off key is limited to 1 whatever this says.
     public var usageLimit: Int
     public var revoked: Bool
-    /// Unix seconds of creation (for the API's `updated_at`/listing).
+    /// Unix seconds of creation.
     public var createdAt: Int64
+    /// NetBird's `ephemeral`: peers enrolled with the key are meant to be removed after inactivity (stored and
+    /// answered; the removal itself is not done, see the notes). Absent in events written before: false.
+    public var ephemeral: Bool
+    /// NetBird's `KeySecret`: the key's first 5 characters and `****`, the only part of the secret ever shown again.
+    /// nil for keys created before it was recorded.
+    public var keySecret: String?
+    /// Unix seconds of the last change (revoke, auto groups); nil = never changed (the API answers `createdAt`).
+    public var updatedAt: Int64?
 
     public init(id: SetupKeyID, name: String, type: KeyType, expiresAt: Int64?, autoGroups: [GroupID],
-                usageLimit: Int, revoked: Bool = false, createdAt: Int64) {
+                usageLimit: Int, revoked: Bool = false, createdAt: Int64, ephemeral: Bool = false,
+                keySecret: String? = nil, updatedAt: Int64? = nil) {
         self.id = id
         self.name = name
         self.type = type
@@ -48,7 +57,13 @@ public struct SetupKey: Hashable, Sendable, Codable {
         self.usageLimit = usageLimit
         self.revoked = revoked
         self.createdAt = createdAt
+        self.ephemeral = ephemeral
+        self.keySecret = keySecret
+        self.updatedAt = updatedAt
     }
+
+    /// NetBird's masked key (`types.HiddenKey(key, 4)`): the first 5 characters of the secret and 4 asterisks.
+    public static func masked(secret: String) -> String { String(secret.prefix(5)) + "****" }
 
     /// How many enrollments the key allows (nil = unlimited).
     public var effectiveLimit: Int? {
@@ -57,11 +72,41 @@ public struct SetupKey: Hashable, Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, type, revoked
+        case id, name, type, revoked, ephemeral
         case expiresAt = "expires_at"
         case autoGroups = "auto_groups"
         case usageLimit = "usage_limit"
         case createdAt = "created_at"
+        case keySecret = "key_secret"
+        case updatedAt = "updated_at"
+    }
+
+    /// Every field added after the first event shape is optional, so every stored event still decodes.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(SetupKeyID.self, forKey: .id), name: try c.decode(String.self, forKey: .name),
+                  type: try c.decode(KeyType.self, forKey: .type), expiresAt: try c.decodeIfPresent(Int64.self, forKey: .expiresAt),
+                  autoGroups: try c.decode([GroupID].self, forKey: .autoGroups), usageLimit: try c.decode(Int.self, forKey: .usageLimit),
+                  revoked: try c.decode(Bool.self, forKey: .revoked), createdAt: try c.decode(Int64.self, forKey: .createdAt),
+                  ephemeral: try c.decodeIfPresent(Bool.self, forKey: .ephemeral) ?? false,
+                  keySecret: try c.decodeIfPresent(String.self, forKey: .keySecret),
+                  updatedAt: try c.decodeIfPresent(Int64.self, forKey: .updatedAt))
+    }
+
+    /// The later fields are written only when set, so a key without them encodes as it always did.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(type, forKey: .type)
+        try c.encodeIfPresent(expiresAt, forKey: .expiresAt)
+        try c.encode(autoGroups, forKey: .autoGroups)
+        try c.encode(usageLimit, forKey: .usageLimit)
+        try c.encode(revoked, forKey: .revoked)
+        try c.encode(createdAt, forKey: .createdAt)
+        if ephemeral { try c.encode(true, forKey: .ephemeral) }
+        try c.encodeIfPresent(keySecret, forKey: .keySecret)
+        try c.encodeIfPresent(updatedAt, forKey: .updatedAt)
     }
 }
 
@@ -181,27 +226,39 @@ enum AccessRules {
             if token.revoked { return [] }
             return [.tokenRevoked(TokenRevoked(tokenID: id, name: token.name))]
 
-        case .createSetupKey(let id, let name, let type, let expiresIn, let autoGroups, let usageLimit, let now):
+        case .createSetupKey(let id, let name, let type, let expiresIn, let autoGroups, let usageLimit, let now, let ephemeral, let keySecret):
+            // Messages follow NetBird's (`setupkeys_handler.go` createSetupKey, `setupkey.go` CreateSetupKey).
             if id.rawValue.isEmpty { throw .invalid("id", "setup key id must not be empty") }
             if state.setupKeys[id] != nil { throw .conflict("id", "setup key \(id) already exists") }
+            if name.isEmpty { throw .invalid("name", "setup key name shouldn't be empty") }
             try checkName(name, field: "name")
-            guard let type else { throw .invalid("type", "type must be \"reusable\" or \"one-off\"") }
-            if expiresIn < 0 || expiresIn > Limits.setupKeyMaxExpiresIn {
+            guard let type else { throw .invalid("type", "unknown setup key type; type must be \"reusable\" or \"one-off\"") }
+            if expiresIn < 0 { throw .invalid("expires_in", "expires_in can not be in the past, got \(expiresIn)") }
+            if expiresIn > Limits.setupKeyMaxExpiresIn {
                 throw .invalid("expires_in", "expires_in must be 0 (never) to \(Limits.setupKeyMaxExpiresIn) seconds, got \(expiresIn)")
             }
             if usageLimit < 0 { throw .invalid("usage_limit", "usage_limit must be 0 (unlimited) or more, got \(usageLimit)") }
+            // NetBird silently stores 1 for a one-off key whatever usage_limit says (`types.GenerateSetupKey`); a limit
+            // above 1 contradicts the type, so it is refused here; 0 or 1 (or absent) gives 1, as in NetBird.
+            if type == .oneOff && usageLimit > 1 {
+                throw .invalid("usage_limit", "a one-off setup key can be used only once: usage_limit must be 0 or 1, got \(usageLimit)")
+            }
             let groups = try checkGroups(autoGroups, field: "auto_groups", in: state)
             let key = SetupKey(id: id, name: name, type: type, expiresAt: expiresIn == 0 ? nil : now + expiresIn,
-                               autoGroups: groups, usageLimit: usageLimit, createdAt: now)
+                               autoGroups: groups, usageLimit: type == .oneOff ? 1 : usageLimit, createdAt: now,
+                               ephemeral: ephemeral, keySecret: keySecret)
             return [.setupKeyCreated(SetupKeyCreated(setupKey: key))]
 
-        case .updateSetupKey(let id, let revoked, let autoGroups):
+        case .updateSetupKey(let id, let revoked, let autoGroups, let now):
             guard let old = state.setupKeys[id] else { throw .notFound("setup_key_id", "setup key \(id) not found") }
-            if old.revoked && !revoked { throw .invalid("revoked", "a revoked setup key cannot be reactivated") }
+            if old.revoked && !revoked { throw .invalid("revoked", "can't un-revoke a revoked setup key") }
             var new = old
             new.revoked = revoked
             new.autoGroups = try checkGroups(autoGroups, field: "auto_groups", in: state)
-            return new == old ? [] : [.setupKeyUpdated(SetupKeyUpdated(old: old, new: new))]
+            if new == old { return [] }
+            // NetBird sets UpdatedAt on every save (`SaveSetupKey`); here only when something changed.
+            if let now { new.updatedAt = now }
+            return [.setupKeyUpdated(SetupKeyUpdated(old: old, new: new))]
 
         case .deleteSetupKey(let id):
             guard let old = state.setupKeys[id] else { throw .notFound("setup_key_id", "setup key \(id) not found") }
@@ -237,7 +294,7 @@ enum AccessRules {
     private static func checkGroups(_ groups: [GroupID], field: String, in state: TenantState) throws(ValidationError) -> [GroupID] {
         let unique = Set(groups).sorted()
         for g in unique where state.group(g) == nil {
-            throw .invalid(field, "group id \(g) not found")
+            throw .invalid(field, "invalid auto groups: group not found: \(g)")
         }
         return unique
     }
@@ -250,9 +307,11 @@ public enum AccessCommand: Hashable, Sendable {
     case createToken(id: TokenID, name: String)
     case revokeToken(id: TokenID)
     /// `type` nil when the request's type string is not one NetBird knows.
+    /// `keySecret`: NetBird's masked key (`SetupKey.masked(secret:)`), kept to answer later reads.
     case createSetupKey(id: SetupKeyID, name: String, type: SetupKey.KeyType?, expiresIn: Int64, autoGroups: [GroupID],
-                        usageLimit: Int, now: Int64)
-    case updateSetupKey(id: SetupKeyID, revoked: Bool, autoGroups: [GroupID])
+                        usageLimit: Int, now: Int64, ephemeral: Bool = false, keySecret: String? = nil)
+    /// `now`: the time of the change (the key's `updated_at`).
+    case updateSetupKey(id: SetupKeyID, revoked: Bool, autoGroups: [GroupID], now: Int64? = nil)
     case deleteSetupKey(id: SetupKeyID)
     /// An agent joining with a setup key: the peer, then its auto groups.
     case enrollWithSetupKey(key: SetupKeyID, peerID: PeerID, name: String, os: String, meshIP: String, now: Int64)
