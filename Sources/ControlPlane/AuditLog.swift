@@ -25,91 +25,220 @@ public indirect enum MetaValue: Hashable, Sendable, Encodable {
     }
 }
 
-/// How an event reads in the audit log: NetBird's activity code and text where NetBird has one
-/// (`management/server/activity/codes.go`), and `meta` with every field — for changes, each changed
-/// field as `{"old": …, "new": …}` under `changes` (NetBird records only a few names).
+/// How an event reads in the audit log: NetBird's activity code and text (`management/server/activity/codes.go`, the
+/// `Event.activity_code` enum of `shared/management/http/api/openapi.yml`), NetBird's `meta` (every value a string, as
+/// `events_handler.go` toEventResponse formats it and the generated Go client decodes it: `map[string]string`), and
+/// Routeplane's structured record of the event in `details` (typed values; for changes `changes.<field> = {old, new}`).
 public struct AuditDescription: Hashable, Sendable {
     public var code: String
     public var activity: String
-    public var meta: [String: MetaValue]
+    /// The structured record: every field of the event, typed.
+    public var details: [String: MetaValue]
+    /// NetBird's own meta keys for this activity (`group`, `group_id`, `peer_ip`, `setup_key_name`, …), on top of the
+    /// flattened `details`.
+    public var extra: [String: String] = [:]
+    /// The entry's target when it is not the event's object: a membership change is about the peer (NetBird's
+    /// `peer.group.add` targets the peer), a setup key's group change about the key.
+    public var target: String? = nil
+
+    /// NetBird's `meta`: the scalar fields of `details` as strings, each changed field as `old_<field>`/`new_<field>`
+    /// (NetBird's `group.update` meta is `old_name`/`new_name`), lists as JSON text, and `extra`.
+    public var meta: [String: String] {
+        var out: [String: String] = [:]
+        for (key, value) in details {
+            if key == "changes", case .object(let changes) = value {
+                for (field, change) in changes {
+                    guard case .object(let pair) = change else { continue }
+                    out["old_" + field] = (pair["old"] ?? .null).metaString ?? ""
+                    out["new_" + field] = (pair["new"] ?? .null).metaString ?? ""
+                }
+            } else if let text = value.metaString {
+                out[key] = text
+            }
+        }
+        return out.merging(extra) { _, netBird in netBird }
+    }
 }
 
-public enum AuditLog {
-    public static func describe(_ event: RouteEvent) -> AuditDescription {
-        switch event {
-        case .routeCreated(let e):
-            return AuditDescription(code: "route.add", activity: "Route created", meta: routeFields(e.route))
-        case .routeUpdated(let e):
-            var meta = context(of: e.new)
-            meta["changes"] = .object(changes(routeFields(e.old), routeFields(e.new)))
-            return AuditDescription(code: "route.update", activity: "Route updated", meta: meta)
-        case .routeDeleted(let e):
-            return AuditDescription(code: "route.delete", activity: "Route deleted", meta: routeFields(e.route))
-        case .groupCreated(let e):
-            return AuditDescription(code: "group.add", activity: "Group created",
-                                    meta: ["name": .string(e.group.name), "peers": .strings(e.group.peers.map(\.rawValue))])
-        case .groupUpdated(let e):
-            return AuditDescription(code: "group.update", activity: "Group updated",
-                                    meta: ["name": .string(e.name), "changes": .object(["name": change(.string(e.oldName), .string(e.name))])])
-        case .groupMembersChanged(let e):
-            return AuditDescription(code: "group.update", activity: "Group updated",
-                                    meta: ["added_peers": .strings(e.added.map(\.rawValue)), "removed_peers": .strings(e.removed.map(\.rawValue))])
-        case .groupDeleted(let e):
-            return AuditDescription(code: "group.delete", activity: "Group deleted",
-                                    meta: ["name": .string(e.group.name), "peers": .strings(e.group.peers.map(\.rawValue))])
-        case .peerEnrolled(let e):
-            var meta: [String: MetaValue] = ["name": .string(e.peer.name), "ip": .string(e.peer.meshIP.description), "os": .string(e.peer.os)]
-            if let k = e.setupKeyID { meta["setup_key_id"] = .string(k.rawValue) }
-            return AuditDescription(code: e.setupKeyID == nil ? "user.peer.add" : "setupkey.peer.add", activity: "Peer added", meta: meta)
-        case .peerRenamed(let e):
-            return AuditDescription(code: "peer.rename", activity: "Peer renamed",
-                                    meta: ["name": .string(e.name), "changes": .object(["name": change(.string(e.oldName), .string(e.name))])])
-        case .peerDrainingChanged(let e):
-            return AuditDescription(code: "peer.drain.update", activity: "Peer drain mode changed",
-                                    meta: ["draining": .bool(e.draining), "changes": .object(["draining": change(.bool(!e.draining), .bool(e.draining))])])
-        case .peerRemoved(let e):
-            return AuditDescription(code: "user.peer.delete", activity: "Peer deleted",
-                                    meta: ["name": .string(e.peer.name), "ip": .string(e.peer.meshIP.description),
-                                           "removed_from_groups": .strings(e.groups.map(\.rawValue))])
-        case .tenantCreated(let e):
-            return AuditDescription(code: "account.create", activity: "Account created", meta: ["name": .string(e.name)])
-        case .tokenCreated(let e):
-            return AuditDescription(code: "personal.access.token.create", activity: "Personal access token created", meta: ["name": .string(e.name)])
-        case .tokenRevoked(let e):
-            return AuditDescription(code: "personal.access.token.delete", activity: "Personal access token deleted", meta: ["name": .string(e.name)])
-        case .setupKeyCreated(let e):
-            return AuditDescription(code: "setupkey.add", activity: "Setup key created", meta: setupKeyFields(e.setupKey))
-        case .setupKeyUpdated(let e):
-            let revoked = e.new.revoked && !e.old.revoked
-            var meta: [String: MetaValue] = ["name": .string(e.new.name)]
-            meta["changes"] = .object(changes(setupKeyFields(e.old), setupKeyFields(e.new)))
-            return AuditDescription(code: revoked ? "setupkey.revoke" : "setupkey.update",
-                                    activity: revoked ? "Setup key revoked" : "Setup key updated", meta: meta)
-        case .setupKeyDeleted(let e):
-            return AuditDescription(code: "setupkey.delete", activity: "Setup key deleted", meta: setupKeyFields(e.setupKey))
+extension MetaValue {
+    /// The value as NetBird's string meta holds it: strings as is, numbers and booleans as text, lists and objects as
+    /// JSON text (NetBird formats Go values with `%v`, e.g. `[a b]`; JSON keeps names with spaces readable); nil for null.
+    var metaString: String? {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return nil
+        case .strings(let list): return "[" + list.map(Self.quoted).joined(separator: ",") + "]"
+        case .object:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) }
         }
     }
 
-    /// Every activity code `describe` can produce, with the SQL condition selecting its events.
-    /// Fixed text: no request value is ever put into SQL.
+    /// A JSON string literal (lists are the common case; no encoder per value).
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += "\\u00" + (u.value < 0x10 ? "0" : "") + String(u.value, radix: 16)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
+
+public enum AuditLog {
+    /// The entries one event reads as, in the order they happened. Most events are one entry; as in NetBird, a group's
+    /// membership change is one `peer.group.add`/`peer.group.delete` per peer (`group.go` prepareGroupEvents), a new group
+    /// with peers is `group.add` and one `peer.group.add` per peer, and a setup key's auto groups are one
+    /// `setupkey.group.add`/`setupkey.group.delete` per group (`setupkey.go` prepareSetupKeyEvents). `state` (the tenant's
+    /// current state, when known) only adds names and addresses NetBird's meta carries (`group`, `peer_ip`, `setup_key_name`).
+    public static func describe(_ event: RouteEvent, in state: TenantState? = nil) -> [AuditDescription] {
+        switch event {
+        case .routeCreated(let e):
+            return [AuditDescription(code: "route.add", activity: "Route created", details: routeFields(e.route), extra: netBirdMeta(e.route))]
+        case .routeUpdated(let e):
+            var details = context(of: e.new)
+            details["changes"] = .object(changes(routeFields(e.old), routeFields(e.new)))
+            return [AuditDescription(code: "route.update", activity: "Route updated", details: details, extra: netBirdMeta(e.new))]
+        case .routeDeleted(let e):
+            return [AuditDescription(code: "route.delete", activity: "Route deleted", details: routeFields(e.route), extra: netBirdMeta(e.route))]
+        case .groupCreated(let e):
+            let details: [String: MetaValue] = ["name": .string(e.group.name), "peers": .strings(e.group.peers.map(\.rawValue))]
+            return [AuditDescription(code: "group.add", activity: "Group created", details: details)]
+                + e.group.peers.map { membership(added: true, group: e.group.id, name: e.group.name, peer: $0, details: details, in: state) }
+        case .groupUpdated(let e):
+            return [AuditDescription(code: "group.update", activity: "Group updated",
+                                     details: ["name": .string(e.name), "changes": .object(["name": change(.string(e.oldName), .string(e.name))])])]
+        case .groupMembersChanged(let e):
+            let details: [String: MetaValue] = ["group_id": .string(e.groupID.rawValue), "added_peers": .strings(e.added.map(\.rawValue)),
+                                                "removed_peers": .strings(e.removed.map(\.rawValue))]
+            let name = state?.group(e.groupID)?.name
+            let entries = e.added.map { membership(added: true, group: e.groupID, name: name, peer: $0, details: details, in: state) }
+                + e.removed.map { membership(added: false, group: e.groupID, name: name, peer: $0, details: details, in: state) }
+            return entries.isEmpty ? [AuditDescription(code: "group.update", activity: "Group updated", details: details)] : entries
+        case .groupDeleted(let e):
+            return [AuditDescription(code: "group.delete", activity: "Group deleted",
+                                     details: ["name": .string(e.group.name), "peers": .strings(e.group.peers.map(\.rawValue))])]
+        case .peerEnrolled(let e):
+            var details: [String: MetaValue] = ["name": .string(e.peer.name), "ip": .string(e.peer.meshIP.description), "os": .string(e.peer.os)]
+            var extra = ["fqdn": ""]
+            if let k = e.setupKeyID {
+                details["setup_key_id"] = .string(k.rawValue)
+                if let name = state?.setupKeys[k]?.name { extra["setup_key_name"] = name }
+            }
+            if let t = e.enrolledAt { extra["created_at"] = ISO8601.format(Date(timeIntervalSince1970: TimeInterval(t))) }
+            return [AuditDescription(code: e.setupKeyID == nil ? "peer.user.add" : "peer.setupkey.add", activity: "Peer added",
+                                     details: details, extra: extra)]
+        case .peerRenamed(let e):
+            return [AuditDescription(code: "peer.rename", activity: "Peer renamed",
+                                     details: ["name": .string(e.name), "changes": .object(["name": change(.string(e.oldName), .string(e.name))])])]
+        case .peerDrainingChanged(let e):
+            // Routeplane only; named like NetBird's peer.ssh.enable/disable.
+            return [AuditDescription(code: e.draining ? "peer.drain.enable" : "peer.drain.disable",
+                                     activity: e.draining ? "Peer drain mode enabled" : "Peer drain mode disabled",
+                                     details: ["draining": .bool(e.draining), "changes": .object(["draining": change(.bool(!e.draining), .bool(e.draining))])])]
+        case .peerRemoved(let e):
+            return [AuditDescription(code: "user.peer.delete", activity: "Peer deleted",
+                                     details: ["name": .string(e.peer.name), "ip": .string(e.peer.meshIP.description),
+                                               "removed_from_groups": .strings(e.groups.map(\.rawValue))])]
+        case .tenantCreated(let e):
+            return [AuditDescription(code: "account.create", activity: "Account created", details: ["name": .string(e.name)])]
+        case .tokenCreated(let e):
+            return [AuditDescription(code: "personal.access.token.create", activity: "Personal access token created", details: ["name": .string(e.name)])]
+        case .tokenRevoked(let e):
+            return [AuditDescription(code: "personal.access.token.delete", activity: "Personal access token deleted", details: ["name": .string(e.name)])]
+        case .setupKeyCreated(let e):
+            let details = setupKeyFields(e.setupKey)
+            return [AuditDescription(code: "setupkey.add", activity: "Setup key created", details: details, extra: netBirdMeta(e.setupKey))]
+                + e.setupKey.autoGroups.map { setupKeyGroup(added: true, $0, of: e.setupKey, details: details, in: state) }
+        case .setupKeyUpdated(let e):
+            // NetBird records a save as `setupkey.revoke` (when revoked) and one entry per auto group added or removed.
+            var details: [String: MetaValue] = ["name": .string(e.new.name)]
+            details["changes"] = .object(changes(setupKeyFields(e.old), setupKeyFields(e.new)))
+            var entries: [AuditDescription] = []
+            if e.new.revoked && !e.old.revoked {
+                entries.append(AuditDescription(code: "setupkey.revoke", activity: "Setup key revoked", details: details, extra: netBirdMeta(e.new)))
+            }
+            let old = Set(e.old.autoGroups), new = Set(e.new.autoGroups)
+            entries += e.old.autoGroups.filter { !new.contains($0) }.map { setupKeyGroup(added: false, $0, of: e.new, details: details, in: state) }
+            entries += e.new.autoGroups.filter { !old.contains($0) }.map { setupKeyGroup(added: true, $0, of: e.new, details: details, in: state) }
+            return entries.isEmpty
+                ? [AuditDescription(code: "setupkey.update", activity: "Setup key updated", details: details, extra: netBirdMeta(e.new))] : entries
+        case .setupKeyDeleted(let e):
+            return [AuditDescription(code: "setupkey.delete", activity: "Setup key deleted", details: setupKeyFields(e.setupKey),
+                                     extra: netBirdMeta(e.setupKey))]
+        }
+    }
+
+    /// NetBird's `peer.group.add`/`peer.group.delete`: about the peer, meta `group`, `group_id`, `peer_ip`, `peer_fqdn`.
+    static func membership(added: Bool, group: GroupID, name: String?, peer: PeerID, details: [String: MetaValue],
+                           in state: TenantState?) -> AuditDescription {
+        var extra = ["group_id": group.rawValue, "peer_fqdn": ""]
+        if let name { extra["group"] = name }
+        if let ip = state?.peer(peer)?.meshIP { extra["peer_ip"] = ip.description }
+        return AuditDescription(code: added ? "peer.group.add" : "peer.group.delete",
+                                activity: added ? "Group added to peer" : "Group removed from peer",
+                                details: details, extra: extra, target: peer.rawValue)
+    }
+
+    /// NetBird's `setupkey.group.add`/`setupkey.group.delete`: meta `group`, `group_id`, `setupkey` (the key's name).
+    static func setupKeyGroup(added: Bool, _ group: GroupID, of key: SetupKey, details: [String: MetaValue],
+                              in state: TenantState?) -> AuditDescription {
+        var extra = ["group_id": group.rawValue, "setupkey": key.name]
+        if let name = state?.group(group)?.name { extra["group"] = name }
+        // NetBird's text for the removal reads "Group removed from user setup key" (codes.go); the word "user" is a slip.
+        return AuditDescription(code: added ? "setupkey.group.add" : "setupkey.group.delete",
+                                activity: added ? "Group added to setup key" : "Group removed from setup key",
+                                details: details, extra: extra, target: key.id.rawValue)
+    }
+
+    /// NetBird's route meta (`route.Route.EventMeta`): `name` (the network id), `network_range`, `domains`, `peer_id`, `peer_groups`.
+    static func netBirdMeta(_ r: Route) -> [String: String] {
+        var m = ["name": r.networkID, "network_range": r.destination.description, "domains": (r.destination.domains ?? []).joined(separator: ", "),
+                 "peer_id": r.routingPeers.peer?.rawValue ?? ""]
+        m["peer_groups"] = MetaValue.strings((r.routingPeers.peerGroups ?? []).map(\.rawValue)).metaString
+        return m
+    }
+
+    /// NetBird's setup key meta (`types.SetupKey.EventMeta`): `name`, `type`, `key` (the masked key).
+    static func netBirdMeta(_ k: SetupKey) -> [String: String] {
+        ["name": k.name, "type": k.type.rawValue, "key": k.keySecret ?? "****"]
+    }
+
+    /// Every activity code `describe` can produce, with the SQL condition selecting the events that can give it
+    /// (an event giving several entries is then filtered entry by entry). Fixed text: no request value is ever put into SQL.
     static let codeConditions: [String: String] = [
         "route.add": "type = 'RouteCreated'",
         "route.update": "type = 'RouteUpdated'",
         "route.delete": "type = 'RouteDeleted'",
         "group.add": "type = 'GroupCreated'",
-        "group.update": "type IN ('GroupUpdated', 'GroupMembersChanged')",
+        "group.update": "type = 'GroupUpdated' OR (type = 'GroupMembersChanged' AND json_array_length(data->'added_peers') = 0 AND json_array_length(data->'removed_peers') = 0)",
         "group.delete": "type = 'GroupDeleted'",
-        "setupkey.peer.add": "(type = 'PeerEnrolled' AND data->>'setup_key_id' IS NOT NULL)",
-        "user.peer.add": "(type = 'PeerEnrolled' AND data->>'setup_key_id' IS NULL)",
+        "peer.group.add": "(type = 'GroupMembersChanged' AND json_array_length(data->'added_peers') > 0) OR (type = 'GroupCreated' AND json_array_length(data->'group'->'peers') > 0)",
+        "peer.group.delete": "type = 'GroupMembersChanged' AND json_array_length(data->'removed_peers') > 0",
+        "peer.setupkey.add": "type = 'PeerEnrolled' AND data->>'setup_key_id' IS NOT NULL",
+        "peer.user.add": "type = 'PeerEnrolled' AND data->>'setup_key_id' IS NULL",
         "peer.rename": "type = 'PeerRenamed'",
-        "peer.drain.update": "type = 'PeerDrainingChanged'",
+        "peer.drain.enable": "type = 'PeerDrainingChanged' AND (data->>'draining') = 'true'",
+        "peer.drain.disable": "type = 'PeerDrainingChanged' AND (data->>'draining') = 'false'",
         "user.peer.delete": "type = 'PeerRemoved'",
         "account.create": "type = 'TenantCreated'",
         "personal.access.token.create": "type = 'TokenCreated'",
         "personal.access.token.delete": "type = 'TokenRevoked'",
         "setupkey.add": "type = 'SetupKeyCreated'",
-        "setupkey.revoke": "(type = 'SetupKeyUpdated' AND (data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false')",
-        "setupkey.update": "(type = 'SetupKeyUpdated' AND NOT ((data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false'))",
+        "setupkey.group.add": "(type = 'SetupKeyCreated' AND json_array_length(data->'setup_key'->'auto_groups') > 0) OR (type = 'SetupKeyUpdated' AND NOT ((data->'old'->'auto_groups')::jsonb @> (data->'new'->'auto_groups')::jsonb))",
+        "setupkey.group.delete": "type = 'SetupKeyUpdated' AND NOT ((data->'new'->'auto_groups')::jsonb @> (data->'old'->'auto_groups')::jsonb)",
+        "setupkey.revoke": "type = 'SetupKeyUpdated' AND (data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false'",
+        "setupkey.update": "type = 'SetupKeyUpdated' AND NOT ((data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false') AND (data->'new'->'auto_groups')::jsonb = (data->'old'->'auto_groups')::jsonb",
         "setupkey.delete": "type = 'SetupKeyDeleted'",
     ]
 
@@ -143,7 +272,7 @@ public enum AuditLog {
         [
             "name": .string(k.name), "type": .string(k.type.rawValue), "revoked": .bool(k.revoked),
             "auto_groups": .strings(k.autoGroups.map(\.rawValue)), "usage_limit": .int(Int64(k.usageLimit)),
-            "expires_at": k.expiresAt.map { .int($0) } ?? .null,
+            "expires_at": k.expiresAt.map { .int($0) } ?? .null, "ephemeral": .bool(k.ephemeral),
         ]
     }
 
@@ -162,8 +291,10 @@ public enum AuditLog {
     }
 }
 
-/// One audit log entry, in NetBird's `api.Event` shape (plus `request_id`): the HTTP API answers it as is.
+/// One audit log entry, in NetBird's `api.Event` shape (`meta` a map of strings), plus Routeplane's `request_id` and
+/// `details` (the structured record, `AuditDescription.details`): the HTTP API answers it as is.
 public struct AuditEntry: Encodable, Sendable {
+    /// The event's tenant sequence number; the further entries of an event that reads as several are `<seq>-1`, `<seq>-2`, ….
     public var id: String
     public var timestamp: String
     public var activity: String
@@ -173,17 +304,40 @@ public struct AuditEntry: Encodable, Sendable {
     public var initiator_email: String
     public var target_id: String
     public var request_id: String?
-    public var meta: [String: MetaValue]
+    public var meta: [String: String]
+    public var details: [String: MetaValue]
 }
 
-/// What to read of a tenant's audit log: newest first (or ascending), keyset pages of `limit` (≤ 1000) after
+/// One page of the audit log: its entries, and the cursor of the next page when this one was full.
+public struct AuditPage: Sendable {
+    public var entries: [AuditEntry]
+    /// The sequence number of the page's last event, when the page read `limit` events (more may follow).
+    public var nextCursor: String?
+}
+
+/// What to read of a tenant's audit log: newest first (or ascending), keyset pages of `limit` (≤ 1000) events after
 /// `cursor` (the last entry's id: the tenant sequence number, which only grows and never has a gap filled later, so
 /// concurrent appends cannot shift or repeat entries), filtered by time, initiator, target, activity code and text.
+/// An event that reads as several entries (membership changes) is never split across pages, so a page may hold more
+/// entries than `limit`.
 public struct AuditQuery: Sendable {
     public var limit = 100
     public var ascending = false
     var conditions: [String] = []
     var parameters: [String?] = []
+    /// Entry-level filters: an event that reads as several entries keeps only the matching ones.
+    var activityCode: String?
+    var targetID: String?
+
+    init() {}
+
+    /// NetBird's `GET /api/events`: no parameters, the newest 10 000 entries (`management/server/event.go` GetEvents
+    /// reads `eventStore.Get(ctx, accountID, 0, 10000, true)`: offset 0, limit 10000, newest first).
+    public static var netBirdEvents: AuditQuery {
+        var q = AuditQuery()
+        q.limit = 10_000
+        return q
+    }
 
     /// The query from its named parameters (`limit`, `order`, `cursor`, `start_date`, `end_date` (ISO 8601),
     /// `initiator_id`, `target_id`, `activity_code`, `search`), each checked; messages name the parameter.
@@ -196,7 +350,8 @@ public struct AuditQuery: Sendable {
         }
         let ascending = self.ascending
         if let cursor = parameter("cursor") {
-            guard let c = Int64(cursor), c >= 0 else {
+            // An entry id: the event's sequence number, `-<n>` for an event's further entries.
+            guard let c = Int64(cursor.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""), c >= 0 else {
                 throw .validation(field: "cursor", message: "cursor must be an entry id from a previous page")
             }
             add({ ascending ? "seq > $\($0)" : "seq < $\($0)" }, String(c))
@@ -209,13 +364,21 @@ public struct AuditQuery: Sendable {
             add({ "recorded_at \(op) to_timestamp($\($0)::double precision)" }, String(date.timeIntervalSince1970))
         }
         if let initiator = parameter("initiator_id") { add({ "metadata->>'actor' = $\($0)" }, initiator) }
-        if let target = parameter("target_id") { add({ "metadata->>'target' = $\($0)" }, target) }
+        if let target = parameter("target_id") {
+            // A membership entry is about the peer (its event's target is the group).
+            add({ """
+                (metadata->>'target' = $\($0) OR (type = 'GroupMembersChanged' AND ((data::jsonb->'added_peers') ? $\($0) \
+                OR (data::jsonb->'removed_peers') ? $\($0))) OR (type = 'GroupCreated' AND (data::jsonb->'group'->'peers') ? $\($0)))
+                """ }, target)
+            targetID = target
+        }
         if let code = parameter("activity_code") {
             guard let condition = AuditLog.codeConditions[code] else {
                 throw .validation(field: "activity_code",
                                   message: "unknown activity_code \(code); known: \(AuditLog.codeConditions.keys.sorted().joined(separator: ", "))")
             }
-            conditions.append(condition)
+            conditions.append("(\(condition))")
+            activityCode = code
         }
         if let search = parameter("search"), !search.isEmpty {
             guard search.count <= 200 else { throw .validation(field: "search", message: "search must be at most 200 characters") }
@@ -241,7 +404,7 @@ public struct AuditQuery: Sendable {
 
 extension ControlPlane {
     /// One page of `tenant`'s audit log.
-    public func audit(tenant: String, _ query: AuditQuery) async throws -> [AuditEntry] {
+    public func audit(tenant: String, _ query: AuditQuery) async throws -> AuditPage {
         let conditions = ["tenant_id = $1"] + query.conditions
         let parameters: [String?] = [tenant] + query.parameters + [String(query.limit)]
         let sql = """
@@ -252,20 +415,32 @@ extension ControlPlane {
             ORDER BY seq \(query.ascending ? "ASC" : "DESC") LIMIT $\(parameters.count)
             """
         let rows = try await store.pool.withSession { s in try s.query(sql, parameters) }
+        // Names and addresses for NetBird's meta (group names, peer IPs) as the tenant has them now.
+        let state = try? await cache.current(tenant).state
         var entries: [AuditEntry] = []
         entries.reserveCapacity(rows.count)
+        var lastSeq: String?
         for row in rows {
             guard let seq = row.string("seq"), let type = row.string("type"), let data = row.string("data") else { continue }
-            let description: AuditDescription
+            lastSeq = seq
+            var descriptions: [AuditDescription]
             if let event = try? RouteEvent.decode(type: type, json: data) {
-                description = AuditLog.describe(event)
+                descriptions = AuditLog.describe(event, in: state)
             } else {
-                description = AuditDescription(code: "unknown", activity: type, meta: [:])
+                descriptions = [AuditDescription(code: "unknown", activity: type, details: [:])]
             }
-            entries.append(AuditEntry(id: seq, timestamp: row.string("recorded_at") ?? "", activity: description.activity, activity_code: description.code,
-                                      initiator_id: row.string("actor") ?? "", initiator_name: row.string("actor_name") ?? "", initiator_email: "",
-                                      target_id: row.string("target") ?? "", request_id: row.string("request_id"), meta: description.meta))
+            var numbered = descriptions.enumerated().map { (n, d) in (n == 0 ? seq : "\(seq)-\(n)", d) }
+            if !query.ascending { numbered.reverse() }
+            for (id, d) in numbered {
+                let target = d.target ?? row.string("target") ?? ""
+                if let code = query.activityCode, d.code != code { continue }
+                if let wanted = query.targetID, target != wanted { continue }
+                entries.append(AuditEntry(id: id, timestamp: row.string("recorded_at") ?? "", activity: d.activity, activity_code: d.code,
+                                          initiator_id: row.string("actor") ?? "", initiator_name: row.string("actor_name") ?? "",
+                                          initiator_email: "", target_id: target, request_id: row.string("request_id"),
+                                          meta: d.meta, details: d.details))
+            }
         }
-        return entries
+        return AuditPage(entries: entries, nextCursor: rows.count == query.limit ? lastSeq : nil)
     }
 }

@@ -77,7 +77,7 @@ public struct APIServer: Sendable {
         PeersController(access: access).addRoutes(to: recorder.group("/api/peers"))
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys"))
         AgentController(access: access, natsURL: configuration.natsURL).addRoutes(to: recorder.group("/api/agent"))
-        AuditController(access: access).addRoutes(to: recorder.group("/api/events/audit"))
+        AuditController(access: access).addRoutes(to: recorder.group("/api/events"))
         return (router, recorder.endpoints.sorted())
     }
 

@@ -243,9 +243,11 @@ struct APITests {
             _ = try await api.send(.put, "/api/routes/\(r.id)", token: token, json: route(peer: p, metric: 300, groups: [g]))
             let updates = try await api.send(.get, "/api/events/audit?activity_code=route.update", token: token).array
             #expect(updates.count == 1)
-            let meta = updates.first?["meta"] as? [String: Any]
-            let metric = (meta?["changes"] as? [String: Any])?["metric"] as? [String: Any]
-            #expect(metric?["old"] as? Int == 100 && metric?["new"] as? Int == 300, "\(String(describing: meta))")
+            let details = updates.first?["details"] as? [String: Any]
+            let metric = (details?["changes"] as? [String: Any])?["metric"] as? [String: Any]
+            #expect(metric?["old"] as? Int == 100 && metric?["new"] as? Int == 300, "\(String(describing: details))")
+            let meta = updates.first?["meta"] as? [String: String]
+            #expect(meta?["old_metric"] == "100" && meta?["new_metric"] == "300", "\(String(describing: meta))")
             #expect(updates.first?["activity"] as? String == "Route updated")
             #expect(updates.first?["initiator_name"] as? String == "acme-token")
             let created = try await api.send(.get, "/api/events/audit?target_id=\(r.id)&order=asc", token: token).array
@@ -295,15 +297,16 @@ struct APITests {
             let same = try await api.send(.put, "/api/peers/\(p)", token: token, json: ["name": "r1-maint"])
             #expect(same.status == 200 && same.object["draining"] as? Bool == true && same.etag == put.etag)
 
-            let drains = try await api.send(.get, "/api/events/audit?activity_code=peer.drain.update", token: token).array
+            let drains = try await api.send(.get, "/api/events/audit?activity_code=peer.drain.enable", token: token).array
             #expect(drains.count == 1)
-            #expect(drains.first?["activity"] as? String == "Peer drain mode changed")
+            #expect(drains.first?["activity"] as? String == "Peer drain mode enabled")
             #expect(drains.first?["target_id"] as? String == p)
-            let change = ((drains.first?["meta"] as? [String: Any])?["changes"] as? [String: Any])?["draining"] as? [String: Any]
+            let change = ((drains.first?["details"] as? [String: Any])?["changes"] as? [String: Any])?["draining"] as? [String: Any]
             #expect(change?["old"] as? Bool == false && change?["new"] as? Bool == true, "\(String(describing: drains.first))")
             // The rename and the drain change were one write: consecutive entries of one request.
             let entries = try await api.send(.get, "/api/events/audit?target_id=\(p)&order=asc", token: token).array
-            #expect(entries.map { $0["activity_code"] as? String } == ["setupkey.peer.add", "peer.rename", "peer.drain.update"])
+                .filter { ($0["activity_code"] as? String ?? "").hasPrefix("peer.group.") == false } // memberships of built-in groups aside
+            #expect(entries.map { $0["activity_code"] as? String } == ["peer.setupkey.add", "peer.rename", "peer.drain.enable"])
             #expect(entries.dropFirst().allSatisfy { $0["request_id"] as? String == "req-drain" })
             let ids = entries.compactMap { Int($0["id"] as? String ?? "") }
             #expect(ids.count == 3 && ids[2] == ids[1] + 1)
