@@ -38,10 +38,13 @@ public enum AuditLog {
     public static func describe(_ event: RouteEvent) -> AuditDescription {
         switch event {
         case .routeCreated(let e):
-            return AuditDescription(code: "route.add", activity: "Route created", meta: routeFields(e.route))
+            var meta = routeFields(e.route)
+            if !e.skippedRoutingPeers.isEmpty { meta["skipped_routing_peers"] = skipped(e.skippedRoutingPeers) }
+            return AuditDescription(code: "route.add", activity: "Route created", meta: meta)
         case .routeUpdated(let e):
             var meta = context(of: e.new)
             meta["changes"] = .object(changes(routeFields(e.old), routeFields(e.new)))
+            if !e.skippedRoutingPeers.isEmpty { meta["skipped_routing_peers"] = skipped(e.skippedRoutingPeers) }
             return AuditDescription(code: "route.update", activity: "Route updated", meta: meta)
         case .routeDeleted(let e):
             return AuditDescription(code: "route.delete", activity: "Route deleted", meta: routeFields(e.route))
@@ -133,6 +136,11 @@ public enum AuditLog {
         case .peerGroups(let g): m["peer_groups"] = .strings(g.map(\.rawValue))
         }
         return m
+    }
+
+    /// Non-Linux members of a route's peer groups, which forward nothing: "<id> <name> (<os>)" each.
+    static func skipped(_ peers: [SkippedRoutingPeer]) -> MetaValue {
+        .strings(peers.map { "\($0.id.rawValue) \($0.name) (\($0.os))" })
     }
 
     static func context(of r: Route) -> [String: MetaValue] {
