@@ -35,7 +35,7 @@ struct PeersController: Sendable {
         let statuses = try await access.controlPlane.peerStatuses(tenant: principal.tenant)
         let now = Date()
         return jsonResponse(s.inCreationOrder(Array(peers)) { ObjectRef(.peer, $0.id.rawValue) }
-                                .map { PeerJSON($0, in: s.state, status: statuses[$0.id.rawValue], now: now, enrolledAt: s.peerEnrolledAt[$0.id]) },
+                                .map { PeerJSON($0, in: s, status: statuses[$0.id.rawValue], now: now) },
                             sequence: s.version)
     }
 
@@ -75,7 +75,7 @@ struct PeersController: Sendable {
     func response(_ id: String, _ s: TenantSnapshot, tenant: String) async throws -> Response {
         guard let peer = s.state.peer(PeerID(id)) else { throw ControlPlaneError.notFound(field: "peer_id", message: "peer \(id) not found") }
         let status = try await access.controlPlane.peerStatuses(tenant: tenant, peer: id)[id]
-        return jsonResponse(PeerJSON(peer, in: s.state, status: status, now: Date(), enrolledAt: s.peerEnrolledAt[peer.id]), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
+        return jsonResponse(PeerJSON(peer, in: s, status: status, now: Date()), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
     }
 }
 

@@ -155,15 +155,21 @@ struct PeerJSON: Encodable {
     /// NetBird's zero time (Go's `time.Time{}`).
     static let zeroTime = "0001-01-01T00:00:00Z"
 
-    init(_ p: Peer, in state: TenantState, status: PeerStatus?, now: Date, enrolledAt: Int64?) {
+    /// Groups as NetBird lists them (`groups.ToGroupsInfoMap` over the account's groups): All first, then in
+    /// creation order.
+    init(_ p: Peer, in snapshot: TenantSnapshot, status: PeerStatus?, now: Date) {
+        let state = snapshot.state
+        let enrolledAt = snapshot.peerEnrolledAt[p.id]
         id = p.id.rawValue
         name = p.name
         ip = p.meshIP.description
         os = p.os
         hostname = p.name
         dns_label = p.name.lowercased()
-        groups = state.groups(of: p.id).sorted().compactMap { g in
-            state.group(g).map { GroupMinimumJSON(id: $0.id.rawValue, name: $0.name, peers_count: $0.peers.count) }
+        let all = state.allGroupID
+        let mine = snapshot.inCreationOrder(state.groups(of: p.id).compactMap(state.group)) { ObjectRef(.group, $0.id.rawValue) }
+        groups = (mine.filter { $0.id == all } + mine.filter { $0.id != all }).map {
+            GroupMinimumJSON(id: $0.id.rawValue, name: $0.name, peers_count: $0.peers.count)
         }
         let seen = status?.lastSeen
         // Connected: a status message within the last 30 s (agents send one every few seconds).

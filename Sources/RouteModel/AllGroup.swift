@@ -18,11 +18,11 @@ extension TenantState {
     public func isAllGroup(_ id: GroupID) -> Bool { allGroupID == id }
 
     /// The events that give an existing tenant its "All" group with every peer (none when it has it, or when
-    /// the tenant does not exist yet). `newID` names the group when it must be created.
-    public func allGroupRepair(newID: GroupID) -> [RouteEvent] {
+    /// the tenant does not exist yet). `newID` names the group when it must be created (evaluated only then).
+    public func allGroupRepair(newID: @autoclosure () -> GroupID) -> [RouteEvent] {
         guard tenantName != nil || !peers.isEmpty || !groups.isEmpty || !routes.isEmpty else { return [] }
         guard let id = allGroupID, let all = group(id) else {
-            return [.groupCreated(GroupCreated(group: Group(id: newID, name: AllGroup.name, peers: peers.keys.sorted())))]
+            return [.groupCreated(GroupCreated(group: Group(id: newID(), name: AllGroup.name, peers: peers.keys.sorted())))]
         }
         // Members are always peers of the tenant, so equal counts mean every peer is in.
         if all.peers.count == peers.count { return [] }

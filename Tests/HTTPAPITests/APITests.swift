@@ -67,7 +67,8 @@ struct APITests {
             let renamed = try await api.send(.put, "/api/peers/\(client)", token: token, json: ["name": "laptop", "ssh_enabled": false])
             #expect(renamed.status == 200)
             #expect(renamed.object["name"] as? String == "laptop")
-            #expect((renamed.object["groups"] as? [[String: Any]])?.first?["name"] as? String == "clients")
+            // A peer's groups as NetBird lists them: the built-in All first, then in creation order.
+            #expect((renamed.object["groups"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["All", "clients"])
 
             // Deletes: a routing peer goes and its route stays, disabled and without routing peer (NetBird's
             // `Account.DeletePeer`); the route goes; a group a route uses stays (400, NetBird's `GroupLinkError`).
