@@ -104,10 +104,13 @@ public enum AuditLog {
     public static func describe(_ event: RouteEvent, in state: TenantState? = nil) -> [AuditDescription] {
         switch event {
         case .routeCreated(let e):
-            return [AuditDescription(code: "route.add", activity: "Route created", details: routeFields(e.route), extra: netBirdMeta(e.route))]
+            var details = routeFields(e.route)
+            if !e.skippedRoutingPeers.isEmpty { details["skipped_routing_peers"] = skipped(e.skippedRoutingPeers) }
+            return [AuditDescription(code: "route.add", activity: "Route created", details: details, extra: netBirdMeta(e.route))]
         case .routeUpdated(let e):
             var details = context(of: e.new)
             details["changes"] = .object(changes(routeFields(e.old), routeFields(e.new)))
+            if !e.skippedRoutingPeers.isEmpty { details["skipped_routing_peers"] = skipped(e.skippedRoutingPeers) }
             return [AuditDescription(code: "route.update", activity: "Route updated", details: details, extra: netBirdMeta(e.new))]
         case .routeDeleted(let e):
             return [AuditDescription(code: "route.delete", activity: "Route deleted", details: routeFields(e.route), extra: netBirdMeta(e.route))]
@@ -262,6 +265,11 @@ public enum AuditLog {
         case .peerGroups(let g): m["peer_groups"] = .strings(g.map(\.rawValue))
         }
         return m
+    }
+
+    /// Non-Linux members of a route's peer groups, which forward nothing: "<id> <name> (<os>)" each.
+    static func skipped(_ peers: [SkippedRoutingPeer]) -> MetaValue {
+        .strings(peers.map { "\($0.id.rawValue) \($0.name) (\($0.os))" })
     }
 
     static func context(of r: Route) -> [String: MetaValue] {

@@ -53,6 +53,7 @@ public struct CommandWriter: Sendable {
     ) async throws -> WriteResult {
         try await turns.wait(tenant)
         defer { turns.done(tenant) }
+        let decide = Self.withAllGroup(decide)
         // A tenant that saw a conflict lately (writers in other controllers) is written under its lock: writers
         // queue in PostgreSQL instead of deciding, failing and deciding again (measured with `bench scaleout`).
         if contention.isContended(tenant) {
@@ -109,6 +110,17 @@ public struct CommandWriter: Sendable {
         }
         cache.remember(tenant, snapshot)
         return WriteResult(snapshot: snapshot, events: sequences == nil ? [] : decided.events, sequences: sequences)
+    }
+
+    /// `decide`, followed by the events that give the tenant its built-in "All" group with every peer when it
+    /// lacks it: a new tenant (its `TenantCreated`) or one created before the group existed (its next write), in
+    /// the same append. Nothing when the group is there and complete, which is every other write.
+    static func withAllGroup(_ decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent]) -> @Sendable (TenantSnapshot) throws -> [RouteEvent] {
+        { snapshot in
+            let events = try decide(snapshot)
+            let after = evolve(snapshot.state, events)
+            return events + after.allGroupRepair(newID: GroupID(Secrets.id()))
+        }
     }
 
     private struct IfMatch: Sendable {

@@ -98,6 +98,16 @@ public struct ControlPlane: Sendable {
         return tenant
     }
 
+    /// The tenant's snapshot, caught up, with its built-in "All" group: a tenant created before that group existed
+    /// gets it now, by an ordinary write (actor `system`), so reads show it from the first request on. Idempotent:
+    /// concurrent callers (on any controller) are serialized by the writer and all but the first append nothing.
+    public func currentWithAllGroup(_ tenant: String) async throws -> TenantSnapshot {
+        let snapshot = try await cache.current(tenant)
+        if snapshot.state.allGroupRepair(newID: GroupID("-")).isEmpty { return snapshot }
+        return try await writer.write(tenant: tenant, actor: Actor(id: "system", name: "routeplane"),
+                                      requestID: "all-group-" + Secrets.id()) { _ in [] }.snapshot
+    }
+
     /// Creates an API token for `tenant`; returns its id and the secret (shown once).
     public func createToken(tenant: String, name: String, actor: Actor = Actor(id: "cli")) async throws -> (id: String, token: String) {
         let id = Secrets.id()

@@ -69,15 +69,44 @@ public struct TenantSnapshot: Sendable {
     /// The tenant's last sequence number folded in (0 = no events).
     public private(set) var version: Int64 = 0
     public private(set) var objectVersions: [ObjectRef: Int64] = [:]
+    /// The sequence of the event that created each route, group and peer: lists answer in creation order, as
+    /// NetBird's (rows in insertion order), not in id order.
+    public private(set) var creationSequences: [ObjectRef: Int64] = [:]
+    /// When each peer enrolled (unix seconds, from `PeerEnrolled.enrolledAt`; absent for peers added otherwise).
+    public private(set) var peerEnrolledAt: [PeerID: Int64] = [:]
 
     public init() {}
 
     public func version(of object: ObjectRef) -> Int64? { objectVersions[object] }
 
+    /// The sequence of the event that created `object` (routes, groups and peers); nil when unknown.
+    public func creationSequence(of object: ObjectRef) -> Int64? { creationSequences[object] }
+
+    /// `items` in creation order (by the sequence of the event that created each), ties and unknowns by `ref` text.
+    public func inCreationOrder<T>(_ items: [T], ref: (T) -> ObjectRef) -> [T] {
+        items.map { (ref($0), $0) }
+            .sorted { a, b in
+                let (x, y) = (creationSequences[a.0] ?? .max, creationSequences[b.0] ?? .max)
+                return x != y ? x < y : a.0.id < b.0.id
+            }
+            .map(\.1)
+    }
+
     public var exists: Bool { version > 0 }
 
     public mutating func apply(_ event: RouteEvent, sequence: Int64) {
         for ref in event.touchedObjects(in: state) { objectVersions[ref] = sequence }
+        switch event {
+        case .routeCreated, .groupCreated: creationSequences[event.target] = sequence
+        case .peerEnrolled(let e):
+            creationSequences[event.target] = sequence
+            peerEnrolledAt[e.peer.id] = e.enrolledAt
+        case .routeDeleted, .groupDeleted: creationSequences[event.target] = nil
+        case .peerRemoved(let e):
+            creationSequences[event.target] = nil
+            peerEnrolledAt[e.peer.id] = nil
+        default: break
+        }
         state.apply(event)
         version = sequence
     }

@@ -51,6 +51,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notFound: .notFound
         case .preconditionFailed: .preconditionFailed
         case .permissionDenied: .forbidden
+        case .badRequest: .badRequest
         }
         self.init(status, error.message, field: error.field)
     }

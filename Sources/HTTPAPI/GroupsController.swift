@@ -41,9 +41,22 @@ struct GroupsController: Sendable {
         }
     }
 
+    /// In creation order, the built-in "All" group first (NetBird creates it with the account). `?name=` is
+    /// NetBird's lookup (`groups_handler.go` `getAllGroups` → store `GetGroupByName`: `name = ?`, exact and
+    /// case-sensitive): a list of the one group with that name, or 404 "group: <name> not found"; an empty value
+    /// lists all.
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (s, _) = try await access.snapshot(request)
-        return jsonResponse(s.state.groups.values.sorted { $0.id < $1.id }.map { GroupJSON($0, in: s.state) }, sequence: s.version)
+        if let name = request.query("name"), !name.isEmpty {
+            guard let id = s.state.group(named: name), let group = s.state.group(id) else {
+                throw ControlPlaneError.notFound(field: "name", message: "group: \(name) not found")
+            }
+            return jsonResponse([GroupJSON(group, in: s.state)], sequence: s.version)
+        }
+        let all = s.state.allGroupID
+        let groups = s.inCreationOrder(Array(s.state.groups.values)) { ObjectRef(.group, $0.id.rawValue) }
+        let ordered = groups.filter { $0.id == all } + groups.filter { $0.id != all }
+        return jsonResponse(ordered.map { GroupJSON($0, in: s.state) }, sequence: s.version)
     }
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {

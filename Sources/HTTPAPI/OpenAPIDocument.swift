@@ -68,7 +68,7 @@ public enum OpenAPIDocument {
         "/metrics": ["get": ["summary": "Prometheus metrics", "security": [], "responses": ["200": ["description": "Prometheus text format", "content": ["text/plain": ["schema": string]]]]]],
         "/api/openapi.json": ["get": ["summary": "This document", "security": [], "responses": ["200": json(["type": "object"])]]],
         "/api/routes": [
-            "get": op("List routes", json(array(ref("Route")))),
+            "get": op("List routes, in creation order", json(array(ref("Route")))),
             "post": op("Create a route", json(ref("Route")), body: "RouteRequest"),
         ],
         "/api/routes/{id}": [
@@ -78,21 +78,26 @@ public enum OpenAPIDocument {
             "delete": op("Delete a route", json(["type": "object"]), ifMatch: true),
         ],
         "/api/groups": [
-            "get": op("List groups", json(array(ref("Group")))),
+            "get": op("List groups, the built-in \"All\" first, then in creation order", json(array(ref("Group"))), query: [
+                q("name", string, "exact, case-sensitive name: a list of that one group, or 404 \"group: <name> not found\""),
+            ]),
             "post": op("Create a group", json(ref("Group")), body: "GroupRequest"),
         ],
         "/api/groups/{id}": [
             "parameters": idParameter,
             "get": op("Get a group", json(ref("Group"))),
-            "put": op("Replace a group's name and peers", json(ref("Group")), body: "GroupRequest", ifMatch: true),
-            "delete": op("Delete a group (409 while a route uses it)", json(["type": "object"]), ifMatch: true),
+            "put": op("Replace a group's name and peers (422 for the built-in \"All\")", json(ref("Group")), body: "GroupRequest", ifMatch: true),
+            "delete": op("Delete a group (400 for \"All\" and while a route or a setup key's auto_groups use it)", json(["type": "object"]), ifMatch: true),
         ],
-        "/api/peers": ["get": op("List peers", json(array(ref("Peer"))))],
+        "/api/peers": ["get": op("List peers, in creation order", json(array(ref("Peer"))), query: [
+            q("name", string, "peers whose name contains this (ASCII case-insensitive); no match is an empty list"),
+            q("ip", string, "peers whose mesh IP contains this"),
+        ])],
         "/api/peers/{id}": [
             "parameters": idParameter,
             "get": op("Get a peer", json(ref("Peer"))),
             "put": op("Rename a peer and/or set its drain mode", json(ref("Peer")), body: "PeerRequest", ifMatch: true),
-            "delete": op("Remove a peer (409 while it routes a route)", json(["type": "object"]), ifMatch: true),
+            "delete": op("Remove a peer; routes it was the single routing peer of stay, disabled and with peer \"\"", json(["type": "object"]), ifMatch: true),
         ],
         "/api/setup-keys": [
             "get": op("List setup keys", json(array(ref("SetupKey")))),
@@ -150,24 +155,33 @@ public enum OpenAPIDocument {
                 "Error": ["type": "object", "required": ["message", "code"],
                           "properties": ["message": string, "code": ["type": "integer"], "field": string]],
                 "Health": ["type": "object", "properties": ["status": string, "checks": ["type": "object", "additionalProperties": string]]],
-                "RouteRequest": ["type": "object", "required": ["network_id", "metric", "masquerade", "groups", "enabled"], "properties": [
+                "RouteRequest": ["type": "object", "description": "absent or null fields take Go's zero values as in NetBird (false, 0, \"\", no groups); network_type is ignored (derived)",
+                                 "properties": [
                     "network_id": ["type": "string", "minLength": 1, "maxLength": 40], "description": string,
                     "network": ["type": "string", "description": "CIDR; exclusive with domains"],
-                    "domains": ["type": "array", "items": string, "maxItems": 32], "network_type": string,
-                    "peer": ["type": "string", "description": "routing peer; exclusive with peer_groups"], "peer_groups": strings,
+                    "domains": ["type": "array", "items": string, "maxItems": 32, "description": "letters, digits, hyphens, underscores; answered as written"],
+                    "network_type": ["type": "string", "description": "ignored"],
+                    "peer": ["type": "string", "description": "routing peer; exclusive with peer_groups"],
+                    "peer_groups": ["type": "array", "items": string, "description": "[] = no routing peer"],
                     "metric": ["type": "integer", "minimum": 1, "maximum": 9999], "masquerade": boolean, "groups": strings,
                     "enabled": boolean, "keep_route": boolean, "access_control_groups": strings, "skip_auto_apply": boolean,
                 ]],
-                "Route": ["type": "object", "required": ["id", "network_id", "network_type", "metric", "masquerade", "groups", "enabled", "keep_route"],
+                "Route": ["type": "object", "required": ["id", "network_id", "description", "network_type", "network", "domains", "peer", "metric",
+                                                         "masquerade", "groups", "enabled", "keep_route", "skip_auto_apply"],
                           "properties": [
                     "id": string, "network_id": string, "description": string, "network_type": ["type": "string", "enum": ["IPv4", "IPv6", "Domain"]],
-                    "network": string, "domains": strings, "peer": string, "peer_groups": strings, "metric": ["type": "integer"],
+                    "network": ["type": "string", "description": "192.0.2.0/32 (NetBird's placeholder) for a domain route"],
+                    "domains": ["type": "array", "items": string, "nullable": true, "description": "as written; null for a network route"],
+                    "peer": ["type": "string", "description": "\"\" when the route has peer_groups or no routing peer"],
+                    "peer_groups": strings, "metric": ["type": "integer"],
                     "masquerade": boolean, "groups": strings, "enabled": boolean, "keep_route": boolean,
                     "access_control_groups": strings, "skip_auto_apply": boolean,
+                    "skipped_routing_peers": ["type": "array", "description": "Routeplane: members of peer_groups that cannot route (not Linux); they forward nothing",
+                                              "items": ["type": "object", "properties": ["id": string, "name": string, "os": string]]],
                 ]],
                 "GroupRequest": ["type": "object", "required": ["name"], "properties": ["name": string, "peers": strings]],
                 "PeerMinimum": ["type": "object", "properties": ["id": string, "name": string]],
-                "Group": ["type": "object", "properties": [
+                "Group": ["type": "object", "required": ["id", "name", "peers_count", "resources_count", "peers", "resources"], "properties": [
                     "id": string, "name": string, "peers_count": ["type": "integer"], "resources_count": ["type": "integer"],
                     "issued": string, "peers": array(ref("PeerMinimum")), "resources": strings,
                 ]],
@@ -176,10 +190,19 @@ public enum OpenAPIDocument {
                     "name": string, "ssh_enabled": boolean, "login_expiration_enabled": boolean,
                     "draining": ["type": "boolean", "description": "operator drain mode of a routing peer: clients choose it only when no other candidate is up; absent = unchanged"],
                 ]],
-                "Peer": ["type": "object", "properties": [
-                    "id": string, "name": string, "ip": string, "connected": boolean, "last_seen": ["type": "string", "format": "date-time"],
-                    "os": string, "version": string, "hostname": string, "dns_label": string, "groups": array(ref("GroupMinimum")),
+                "Peer": ["type": "object", "required": [
+                    "id", "name", "city_name", "connected", "connection_ip", "country_code", "created_at", "dns_label", "geoname_id", "groups",
+                    "hostname", "ip", "kernel_version", "last_login", "last_seen", "login_expiration_enabled", "login_expired",
+                    "inactivity_expiration_enabled", "os", "ssh_enabled", "user_id", "version", "ui_version", "approval_required",
+                    "serial_number", "extra_dns_labels", "ephemeral", "accessible_peers_count",
+                ], "properties": [
+                    "id": string, "name": string, "created_at": ["type": "string", "format": "date-time"], "ip": string, "connection_ip": string,
+                    "connected": boolean, "last_seen": ["type": "string", "format": "date-time"],
+                    "os": string, "kernel_version": string, "geoname_id": ["type": "integer"], "version": string, "hostname": string,
+                    "ui_version": string, "dns_label": string, "groups": array(ref("GroupMinimum")), "user_id": string,
                     "ssh_enabled": boolean, "login_expiration_enabled": boolean, "login_expired": boolean, "approval_required": boolean,
+                    "last_login": ["type": "string", "format": "date-time"], "inactivity_expiration_enabled": boolean,
+                    "country_code": string, "city_name": string, "serial_number": string, "extra_dns_labels": strings, "ephemeral": boolean,
                     "accessible_peers_count": ["type": "integer"], "applied_view_version": integer,
                     "draining": ["type": "boolean", "description": "operator drain mode (Routeplane)"],
                 ]],

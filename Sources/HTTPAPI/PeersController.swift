@@ -23,11 +23,19 @@ struct PeersController: Sendable {
         var draining: Bool?
     }
 
+    /// In creation order. `?name=` and `?ip=` filter as NetBird's store does (`GetAccountPeers`: `name LIKE %x%`,
+    /// `ip LIKE %x%`, both when both are given): a substring of the name (ASCII case-insensitive, as SQLite's
+    /// LIKE, NetBird's default store) or of the mesh address; an empty value filters nothing; no match is an empty
+    /// list. `%` and `_` match themselves (NetBird passes them to LIKE as wildcards).
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (s, principal) = try await access.snapshot(request)
+        let name = request.query("name") ?? ""
+        let ip = request.query("ip") ?? ""
+        let peers = s.state.peers.values.filter { PeerFilter.matches($0, name: name, ip: ip) }
         let statuses = try await access.controlPlane.peerStatuses(tenant: principal.tenant)
         let now = Date()
-        return jsonResponse(s.state.peers.values.sorted { $0.id < $1.id }.map { PeerJSON($0, in: s.state, status: statuses[$0.id.rawValue], now: now) },
+        return jsonResponse(s.inCreationOrder(Array(peers)) { ObjectRef(.peer, $0.id.rawValue) }
+                                .map { PeerJSON($0, in: s, status: statuses[$0.id.rawValue], now: now) },
                             sequence: s.version)
     }
 
@@ -67,6 +75,19 @@ struct PeersController: Sendable {
     func response(_ id: String, _ s: TenantSnapshot, tenant: String) async throws -> Response {
         guard let peer = s.state.peer(PeerID(id)) else { throw ControlPlaneError.notFound(field: "peer_id", message: "peer \(id) not found") }
         let status = try await access.controlPlane.peerStatuses(tenant: tenant, peer: id)[id]
-        return jsonResponse(PeerJSON(peer, in: s.state, status: status, now: Date()), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
+        return jsonResponse(PeerJSON(peer, in: s, status: status, now: Date()), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
+    }
+}
+
+/// NetBird's peer list filters (`management/server/store/sql_store.go`, `GetAccountPeers`).
+enum PeerFilter {
+    static func matches(_ peer: Peer, name: String, ip: String) -> Bool {
+        (name.isEmpty || asciiLowercased(peer.name).contains(asciiLowercased(name)))
+            && (ip.isEmpty || peer.meshIP.description.contains(ip))
+    }
+
+    /// SQLite's LIKE folds ASCII letters only.
+    static func asciiLowercased(_ s: String) -> String {
+        String(decoding: s.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
     }
 }

@@ -37,10 +37,10 @@ struct ResourceAccess: Sendable {
         return (tenant, peer)
     }
 
-    /// The caller's tenant, caught up.
+    /// The caller's tenant, caught up (with its built-in "All" group, see `ControlPlane.currentWithAllGroup`).
     func snapshot(_ request: Request) async throws -> (TenantSnapshot, Principal) {
         let principal = try await authenticate(request)
-        return (try await controlPlane.cache.current(principal.tenant), principal)
+        return (try await controlPlane.currentWithAllGroup(principal.tenant), principal)
     }
 
     /// Authenticates, then writes; `If-Match` applies to `object` when given; `sideStatements` gets the caller's tenant

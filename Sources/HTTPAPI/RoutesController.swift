@@ -14,54 +14,52 @@ struct RoutesController: Sendable {
             .delete(":id", use: delete)
     }
 
-    /// NetBird's route request body. `network_type` may be sent; it must then agree with what the server derives.
-    /// Unknown fields are ignored. Fields are checked in this order.
+    /// NetBird's route request body (`api.RouteRequest`, decoded by Go's `encoding/json`): a field that is absent or
+    /// null takes its zero value (`false`, `0`, `""`, no groups), as in NetBird's `routes_handler.go`, so missing
+    /// booleans are false and a missing metric or network id is refused by the rule it breaks. `network_type` is not
+    /// read at all (NetBird derives it from `network`/`domains`), nor any other unknown field. Fields are checked in
+    /// this order.
     struct Body: Decodable {
         var peer: String?
-        var network_id: String
+        var network_id: String?
         var description: String?
         var network: String?
         var domains: [String]?
         var peer_groups: [String]?
-        var metric: Int64
-        var masquerade: Bool
-        var groups: [String]
-        var enabled: Bool
+        var metric: Int64?
+        var masquerade: Bool?
+        var groups: [String]?
+        var enabled: Bool?
         var keep_route: Bool?
         var access_control_groups: [String]?
         var skip_auto_apply: Bool?
-        var network_type: String?
 
         var input: RouteInput {
-            RouteInput(
-                networkID: network_id,
+            // Some clients send `peer: ""` next to `peer_groups`, or `peer_groups: []` next to `peer`: the empty one
+            // is taken as absent (NetBird refuses both pairs with "only one of 'peer' or 'peer_groups'").
+            let peer = self.peer == "" ? nil : self.peer.map(PeerID.init)
+            let peerGroups = peer != nil && peer_groups?.isEmpty == true ? nil : peer_groups?.map(GroupID.init)
+            return RouteInput(
+                networkID: network_id ?? "",
                 description: description ?? "",
                 network: network,
                 domains: domains,
-                peer: peer == "" ? nil : peer.map(PeerID.init), // some clients send "" next to peer_groups
-                peerGroups: peer_groups?.map(GroupID.init),
-                metric: Int(clamping: metric),
-                masquerade: masquerade,
-                groups: groups.map(GroupID.init),
-                enabled: enabled,
+                peer: peer,
+                peerGroups: peerGroups,
+                metric: Int(clamping: metric ?? 0),
+                masquerade: masquerade ?? false,
+                groups: (groups ?? []).map(GroupID.init),
+                enabled: enabled ?? false,
                 keepRoute: keep_route ?? false,
                 accessControlGroups: access_control_groups?.map(GroupID.init),
                 skipAutoApply: skip_auto_apply)
         }
     }
 
-    static func checkNetworkType(_ sent: String?, _ route: Route?) throws(ControlPlaneError) {
-        guard let sent, !sent.isEmpty, let route else { return }
-        if sent != route.destination.networkType {
-            throw .validation(field: "network_type",
-                              message: "network_type \(sent) does not match the network (\(route.destination.networkType)); it can be left out")
-        }
-    }
-
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (s, _) = try await access.snapshot(request)
-        let routes = s.state.routes.values.sorted { $0.id < $1.id }.map(RouteJSON.init)
-        return jsonResponse(routes, sequence: s.version)
+        let routes = s.inCreationOrder(Array(s.state.routes.values)) { ObjectRef(.route, $0.id.rawValue) }
+        return jsonResponse(routes.map { RouteJSON($0, in: s.state) }, sequence: s.version)
     }
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -71,26 +69,19 @@ struct RoutesController: Sendable {
     }
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let body = try await access.body(Body.self, of: request)
-        let (input, networkType) = (body.input, body.network_type)
+        let input = try await access.body(Body.self, of: request).input
         let id = RouteID(Secrets.id())
         let (result, _) = try await access.write(request, context) { s in
-            let events = try decideOrThrow(.createRoute(id: id, input), s.state)
-            if case .routeCreated(let e)? = events.first { try Self.checkNetworkType(networkType, e.route) }
-            return events
+            try decideOrThrow(.createRoute(id: id, input), s.state)
         }
         return try Self.response(id, result.snapshot)
     }
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let body = try await access.body(Body.self, of: request)
-        let (input, networkType) = (body.input, body.network_type)
+        let input = try await access.body(Body.self, of: request).input
         let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id)) { s in
-            let events = try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state)
-            if case .routeUpdated(let e)? = events.first { try Self.checkNetworkType(networkType, e.new) }
-            if events.isEmpty { try Self.checkNetworkType(networkType, s.state.route(RouteID(id))) }
-            return events
+            try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state)
         }
         return try Self.response(RouteID(id), result.snapshot)
     }
@@ -105,6 +96,6 @@ struct RoutesController: Sendable {
 
     static func response(_ id: RouteID, _ s: TenantSnapshot) throws -> Response {
         guard let route = s.state.route(id) else { throw ControlPlaneError.notFound(field: "route_id", message: "route \(id.rawValue) not found") }
-        return jsonResponse(RouteJSON(route), etag: s.version(of: ObjectRef(.route, id.rawValue)), sequence: s.version)
+        return jsonResponse(RouteJSON(route, in: s.state), etag: s.version(of: ObjectRef(.route, id.rawValue)), sequence: s.version)
     }
 }

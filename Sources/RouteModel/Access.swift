@@ -254,7 +254,7 @@ enum AccessRules {
             if old.revoked && !revoked { throw .invalid("revoked", "can't un-revoke a revoked setup key") }
             var new = old
             new.revoked = revoked
-            new.autoGroups = try checkGroups(autoGroups, field: "auto_groups", in: state)
+            new.autoGroups = try checkGroups(autoGroups, field: "auto_groups", in: state, kept: old.autoGroups)
             if new == old { return [] }
             // NetBird sets UpdatedAt on every save (`SaveSetupKey`); here only when something changed.
             if let now { new.updatedAt = now }
@@ -291,10 +291,17 @@ enum AccessRules {
         }
     }
 
-    private static func checkGroups(_ groups: [GroupID], field: String, in state: TenantState) throws(ValidationError) -> [GroupID] {
+    /// `kept`: groups the key already had (a key given "All" before that was refused keeps it on update).
+    private static func checkGroups(_ groups: [GroupID], field: String, in state: TenantState,
+                                    kept: [GroupID] = []) throws(ValidationError) -> [GroupID] {
         let unique = Set(groups).sorted()
         for g in unique where state.group(g) == nil {
             throw .invalid(field, "invalid auto groups: group not found: \(g)")
+        }
+        // NetBird `validateSetupKeyAutoGroups` (management/server/setupkey.go): every peer joins "All" anyway, and
+        // naming it again would record the membership twice.
+        for g in unique where state.isAllGroup(g) && !kept.contains(g) {
+            throw .invalid(field, "can't add All group to the setup key")
         }
         return unique
     }

@@ -17,13 +17,13 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
         try checkID(id.rawValue, field: "id", what: "route")
         if state.route(id) != nil { throw .conflict("id", "route \(id) already exists") }
         let route = try RouteValidation.validate(input, id: id, in: state)
-        return [.routeCreated(RouteCreated(route: route))]
+        return [.routeCreated(RouteCreated(route: route, skippedRoutingPeers: state.skippedRoutingPeers(of: route)))]
 
     case .updateRoute(let id, let input):
         guard let old = state.route(id) else { throw .notFound("route_id", "route \(id) not found") }
         let new = try RouteValidation.validate(input, id: id, in: state)
         if new == old { return [] }
-        return [.routeUpdated(RouteUpdated(old: old, new: new))]
+        return [.routeUpdated(RouteUpdated(old: old, new: new, skippedRoutingPeers: state.skippedRoutingPeers(of: new)))]
 
     case .deleteRoute(let id):
         guard let old = state.route(id) else { throw .notFound("route_id", "route \(id) not found") }
@@ -38,6 +38,8 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
 
     case .updateGroup(let id, let name, let peers):
         guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
+        // NetBird's groups handler (`updateGroup`): the built-in group takes no update at all.
+        if state.isAllGroup(id) { throw .invalid("group_id", "updating group ALL is not allowed") }
         try checkGroupName(name, for: id, in: state)
         let members = try checkPeersExist(peers, in: state)
         var events: [RouteEvent] = []
@@ -54,14 +56,12 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
 
     case .removeGroupPeers(let id, let peers):
         guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
+        if state.isAllGroup(id) { throw .invalid("group_id", "updating group ALL is not allowed") }
         return membershipChange(of: old, to: Set(old.peers).subtracting(peers)).map { [$0] } ?? []
 
     case .deleteGroup(let id):
         guard let old = state.group(id) else { throw .notFound("group_id", "group \(id) not found") }
-        let users = state.routes(using: id)
-        if !users.isEmpty {
-            throw .conflict("group_id", "group \(id) is still used by routes: \(users.map(\.rawValue).joined(separator: ", "))")
-        }
+        try GroupLinks.checkDeletable(old, in: state)
         return [.groupDeleted(GroupDeleted(group: old))]
 
     case .enrollPeer(let id, let name, let os, let meshIPText):
@@ -79,7 +79,12 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
         if let other = state.peer(meshIP: meshIP) {
             throw .conflict("ip", "mesh ip \(meshIP) is already used by peer \(other)")
         }
-        return [.peerEnrolled(PeerEnrolled(peer: Peer(id: id, name: name, os: osName, meshIP: meshIP)))]
+        var events: [RouteEvent] = [.peerEnrolled(PeerEnrolled(peer: Peer(id: id, name: name, os: osName, meshIP: meshIP)))]
+        // NetBird `AddPeer` (`management/server/peer.go`): a new peer joins the "All" group in the same transaction.
+        if let all = state.allGroupID {
+            events.append(.groupMembersChanged(GroupMembersChanged(groupID: all, added: [id], removed: [])))
+        }
+        return events
 
     case .renamePeer(let id, let name):
         guard let old = state.peer(id) else { throw .notFound("peer_id", "peer \(id) not found") }
@@ -94,11 +99,17 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
 
     case .removePeer(let id):
         guard let old = state.peer(id) else { throw .notFound("peer_id", "peer \(id) not found") }
-        let routed = state.routes(routedBy: id)
-        if !routed.isEmpty {
-            throw .conflict("peer_id", "peer \(id) is the routing peer of routes: \(routed.map(\.rawValue).joined(separator: ", "))")
+        // NetBird `Account.DeletePeer` (`management/server/types/account.go`): a route whose single routing peer
+        // this was is kept, disabled and without routing peer (`peer: ""`), in the same append as the removal.
+        var events: [RouteEvent] = state.routes(routedBy: id).compactMap { routeID in
+            guard let route = state.route(routeID) else { return nil }
+            var orphan = route
+            orphan.enabled = false
+            orphan.routingPeers = .peerGroups([])
+            return .routeUpdated(RouteUpdated(old: route, new: orphan))
         }
-        return [.peerRemoved(PeerRemoved(peer: old, groups: state.groups(of: id).sorted()))]
+        events.append(.peerRemoved(PeerRemoved(peer: old, groups: state.groups(of: id).sorted())))
+        return events
     }
 }
 
@@ -137,6 +148,21 @@ private func checkPeersExist(_ peers: [PeerID], in state: TenantState) throws(Va
     return unique
 }
 
+/// Why a group cannot be deleted, in NetBird's order and words (`management/server/group.go`,
+/// `validateDeleteGroup`, `GroupLinkError`): the built-in group, then a linked route (by its network id), then a
+/// setup key's auto groups (by its name). NetBird's groups handler answers these with a plain 400.
+enum GroupLinks {
+    static func checkDeletable(_ group: Group, in state: TenantState) throws(ValidationError) {
+        if state.isAllGroup(group.id) { throw .badRequest("group_id", "deleting group ALL is not allowed") }
+        if let routeID = state.routes(using: group.id).first, let route = state.route(routeID) {
+            throw .badRequest("group_id", "group has been linked to route: \(route.networkID)")
+        }
+        if let key = state.setupKeys.values.filter({ $0.autoGroups.contains(group.id) }).min(by: { $0.id < $1.id }) {
+            throw .badRequest("group_id", "group has been linked to setup key: \(key.name)")
+        }
+    }
+}
+
 /// NetBird's route rules (routes HTTP handler, `route/route.go`, `management/server/route.go`).
 enum RouteValidation {
     static func validate(_ input: RouteInput, id: RouteID, in state: TenantState) throws(ValidationError) -> Route {
@@ -155,10 +181,11 @@ enum RouteValidation {
         }
         let idLength = input.networkID.unicodeScalars.count
         if idLength < 1 || idLength > Limits.networkIDMaxScalars {
-            throw .invalid("network_id", "network_id must be 1 to \(Limits.networkIDMaxScalars) characters, got \(idLength)")
+            // NetBird's words (routes_handler.go `validateRouteCommon`), with the count.
+            throw .invalid("network_id", "identifier should be between 1 and \(Limits.networkIDMaxScalars) characters (network_id), got \(idLength)")
         }
         if !Limits.metricRange.contains(input.metric) {
-            throw .invalid("metric", "metric must be between \(Limits.metricRange.lowerBound) and \(Limits.metricRange.upperBound), got \(input.metric)")
+            throw .invalid("metric", "metric should be between \(Limits.metricRange.lowerBound) and \(Limits.metricRange.upperBound), got \(input.metric)")
         }
         let descLength = input.description.unicodeScalars.count
         if descLength > Limits.descriptionMaxScalars {
@@ -166,6 +193,7 @@ enum RouteValidation {
         }
 
         let destination: RouteDestination
+        var writtenDomains: [String]?
         if let network = input.network {
             do {
                 destination = .network(try Prefix(parsing: network))
@@ -173,7 +201,10 @@ enum RouteValidation {
                 throw .invalid("network", "invalid network \(error)")
             }
         } else {
-            destination = .domains(try validateDomains(input.domains ?? []))
+            let canonical = try validateDomains(input.domains ?? [])
+            destination = .domains(canonical)
+            // NetBird answers domains in Unicode (`domain.List.ToStringList`); Routeplane keeps the user's spelling.
+            if let written = input.domains, written != canonical { writtenDomains = written }
         }
 
         // Distribution groups.
@@ -186,20 +217,21 @@ enum RouteValidation {
         if let peer = input.peer {
             guard let p = state.peer(peer) else { throw .invalid("peer", "peer with ID \(peer) not found") }
             if !p.canRoute {
-                throw .precondition("peer", "peer \(peer) runs \(p.os): only linux peers can be routing peers")
+                // NetBird's words (route.go, before `validateRoute`): "non-linux peers are not supported as network routes".
+                throw .precondition("peer", "non-linux peers are not supported as network routes: peer \(peer) runs \(p.os)")
             }
             routingPeers = .peer(peer)
         } else {
-            let pg = input.peerGroups ?? []
-            if pg.isEmpty { throw .invalid("peer_groups", "peer_groups must not be empty") }
-            routingPeers = .peerGroups(try existingGroups(pg, field: "peer_groups", in: state))
+            // NetBird accepts `peer_groups: []` (the handler checks only that the key is there; `validateRoute` never
+            // asks for a member): the route then has no routing peer, like one whose routing peer was deleted.
+            routingPeers = .peerGroups(try existingGroups(input.peerGroups ?? [], field: "peer_groups", in: state))
         }
 
         let route = Route(
             id: id, networkID: input.networkID, description: input.description, destination: destination,
             routingPeers: routingPeers, metric: input.metric, masquerade: input.masquerade, groups: groups,
             enabled: input.enabled, keepRoute: input.keepRoute, accessControlGroups: acl,
-            skipAutoApply: input.skipAutoApply ?? false)
+            skipAutoApply: input.skipAutoApply ?? false, writtenDomains: writtenDomains)
         try checkNotServedTwice(route, in: state)
         return route
     }
@@ -228,23 +260,49 @@ enum RouteValidation {
         return unique
     }
 
-    /// A peer may not serve the same range (or domain list) twice, under any network id
-    /// (NetBird: AlreadyExists). Checked against every other route with that destination,
-    /// enabled or not; peer groups are expanded to their members.
+    /// Which routes may share a destination (range or domain list) and routing peers, after NetBird's
+    /// `checkRoutePrefixOrDomainsExistForPeers` (`management/server/route.go`), checked against every other route
+    /// with that destination, enabled or not; peer groups are expanded to their members:
+    /// - two routes naming the same peer group conflict;
+    /// - a routing peer shared where at least one of the two routes names it through a peer group conflicts;
+    /// - the same single routing peer (`peer`) in both is accepted under another network id, as NetBird accepts it
+    ///   (its check records the other route's id where it meant its peer, so it never sees this case); under the
+    ///   same network id it is one HA set listing the peer twice, which Routeplane refuses.
+    /// NetBird misses a new peer group containing another route's single routing peer (the same slip), but refuses
+    /// the same pair created the other way round; Routeplane refuses both, so the outcome does not depend on order.
     static func checkNotServedTwice(_ route: Route, in state: TenantState) throws(ValidationError) {
         let others = state.routeIDs(destination: route.destination).subtracting([route.id]).sorted()
         if others.isEmpty { return }
         let mine = state.routingPeerIDs(of: route)
         let field = route.routingPeers.peer != nil ? "peer" : "peer_groups"
+        let what = Self.descriptor(route.destination)
         for otherID in others {
             guard let other = state.route(otherID) else { continue }
             if let pg = route.routingPeers.peerGroups, let opg = other.routingPeers.peerGroups,
                let shared = Set(pg).intersection(opg).min() {
-                throw .conflict(field, "failed to add route with \(route.destination) - peer group \(shared) already has this route (route \(otherID))")
+                let name = state.group(shared)?.name ?? shared.rawValue
+                throw .conflict(field, "failed to add route with \(what) - peer group \(name) already has this route (route \(otherID))")
             }
-            if let shared = mine.intersection(state.routingPeerIDs(of: other)).min() {
-                throw .conflict(field, "failed to add route with \(route.destination) - peer \(shared) already has this route (route \(otherID))")
+            guard let shared = mine.intersection(state.routingPeerIDs(of: other)).min() else { continue }
+            if let p = route.routingPeers.peer, other.routingPeers.peer == p {
+                if other.networkID != route.networkID { continue }
+                throw .conflict(field, "failed to add route with \(what) - peer \(p) already has this route (route \(otherID), same network_id)")
             }
+            if let pg = route.routingPeers.peerGroups ?? other.routingPeers.peerGroups,
+               let group = pg.first(where: { state.group($0)?.peers.contains(shared) == true }) {
+                let peerName = state.peer(shared)?.name ?? shared.rawValue
+                let groupName = state.group(group)?.name ?? group.rawValue
+                throw .conflict(field, "failed to add route with \(what) - peer \(peerName) from the group \(groupName) already has this route (route \(otherID))")
+            }
+            throw .conflict(field, "failed to add route with \(what) - peer \(shared) already has this route (route \(otherID))")
+        }
+    }
+
+    /// NetBird's `getRouteDescriptor`: "prefix 10.0.0.0/24" or "domains [a.example, b.example]".
+    static func descriptor(_ destination: RouteDestination) -> String {
+        switch destination {
+        case .network(let p): return "prefix \(p)"
+        case .domains(let d): return "domains [\(d.joined(separator: ", "))]"
         }
     }
 }

@@ -1,5 +1,5 @@
 /// Domain names for DNS routes: checked and brought to canonical form (lowercase A-labels,
-/// no trailing dot). Internationalized labels are converted with Punycode (RFC 3492) to
+/// no trailing dot). Labels take letters, digits, hyphens and underscores as NetBird's do (`_acme.example.com`). Internationalized labels are converted with Punycode (RFC 3492) to
 /// `xn--` labels; full IDNA2008 mapping is not done (lowercasing only).
 public enum DomainName {
     /// Canonical form of `text`, or why it is not a valid domain. `*.` is allowed as a leading
@@ -16,7 +16,8 @@ public enum DomainName {
         let rawLabels = name.split(separator: ".", omittingEmptySubsequences: false)
         var labels: [String] = []
         labels.reserveCapacity(rawLabels.count)
-        for raw in rawLabels {
+        for (index, raw) in rawLabels.enumerated() {
+            let isLastLabel = index == rawLabels.count - 1
             if raw.isEmpty { return .failure(DomainNameError(input: text, reason: "empty label")) }
             if raw.contains("*") {
                 return .failure(DomainNameError(input: text, reason: "wildcard is only allowed as a leading \"*.\""))
@@ -34,15 +35,22 @@ public enum DomainName {
             if label.utf8.count > 63 {
                 return .failure(DomainNameError(input: text, reason: "label \"\(raw)\" is over 63 characters"))
             }
-            for c in label.utf8 {
-                let ok = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 45
+            let last = label.utf8.count - 1
+            for (i, c) in label.utf8.enumerated() {
+                let alnum = (c >= 97 && c <= 122) || (c >= 48 && c <= 57)
+                // NetBird (`shared/management/domain/validate.go`, `domainRegex`): letters, digits, hyphens and
+                // underscores; a label ends with a letter or digit; only a label before the last may start with "_".
+                let ok = alnum || ((c == 45 || c == 95) && i > 0 && i < last) || (c == 95 && i == 0 && !isLastLabel)
                 if !ok {
+                    if c == 45 {
+                        return .failure(DomainNameError(input: text, reason: "label \"\(raw)\" starts or ends with a hyphen"))
+                    }
+                    if c == 95 {
+                        return .failure(DomainNameError(input: text, reason: "label \"\(raw)\" has \"_\" where only a letter or digit may be"))
+                    }
                     return .failure(DomainNameError(
-                        input: text, reason: "label \"\(raw)\" has character \"\(String(UnicodeScalar(c)))\" (letters, digits and hyphens only)"))
+                        input: text, reason: "label \"\(raw)\" has character \"\(String(UnicodeScalar(c)))\" (letters, digits, hyphens and underscores only)"))
                 }
-            }
-            if label.hasPrefix("-") || label.hasSuffix("-") {
-                return .failure(DomainNameError(input: text, reason: "label \"\(raw)\" starts or ends with a hyphen"))
             }
             labels.append(label)
         }

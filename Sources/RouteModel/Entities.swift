@@ -78,12 +78,15 @@ public struct Route: Hashable, Sendable, Codable {
     public var keepRoute: Bool
     public var accessControlGroups: [GroupID]
     public var skipAutoApply: Bool
+    /// The domains as the user wrote them (order and spelling, e.g. Unicode), when that differs from the canonical
+    /// list in `destination`; nil otherwise. Answered back by the API; rules, views and uniqueness use `destination`.
+    public var writtenDomains: [String]?
 
     public init(
         id: RouteID, networkID: String, description: String = "", destination: RouteDestination,
         routingPeers: RoutingPeers, metric: Int = 9999, masquerade: Bool = true, groups: [GroupID],
         enabled: Bool = true, keepRoute: Bool = false, accessControlGroups: [GroupID] = [],
-        skipAutoApply: Bool = false
+        skipAutoApply: Bool = false, writtenDomains: [String]? = nil
     ) {
         self.id = id
         self.networkID = networkID
@@ -97,7 +100,14 @@ public struct Route: Hashable, Sendable, Codable {
         self.keepRoute = keepRoute
         self.accessControlGroups = accessControlGroups
         self.skipAutoApply = skipAutoApply
+        self.writtenDomains = writtenDomains
     }
+
+    /// The domains to show the user: as written, else the canonical ones (nil for a network route).
+    public var displayDomains: [String]? { destination.domains.map { writtenDomains ?? $0 } }
+
+    /// True when the route has no routing peer at all (`peer_groups: []`, or its single routing peer was deleted).
+    public var hasNoRoutingPeer: Bool { routingPeers.peerGroups?.isEmpty == true }
 
     /// The HA set this route belongs to: same network id and same range (or domain list).
     public var haKey: HAKey { HAKey(networkID: networkID, destination: destination) }
@@ -118,6 +128,7 @@ public struct Route: Hashable, Sendable, Codable {
         case keepRoute = "keep_route"
         case accessControlGroups = "access_control_groups"
         case skipAutoApply = "skip_auto_apply"
+        case writtenDomains = "written_domains"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -146,6 +157,8 @@ public struct Route: Hashable, Sendable, Codable {
         keepRoute = try c.decodeIfPresent(Bool.self, forKey: .keepRoute) ?? false
         accessControlGroups = try c.decodeIfPresent([GroupID].self, forKey: .accessControlGroups) ?? []
         skipAutoApply = try c.decodeIfPresent(Bool.self, forKey: .skipAutoApply) ?? false
+        // Absent in routes stored before it existed, and whenever the user wrote the canonical form.
+        writtenDomains = try c.decodeIfPresent([String].self, forKey: .writtenDomains)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -169,6 +182,8 @@ public struct Route: Hashable, Sendable, Codable {
         try c.encode(keepRoute, forKey: .keepRoute)
         try c.encode(accessControlGroups, forKey: .accessControlGroups)
         try c.encode(skipAutoApply, forKey: .skipAutoApply)
+        // Written only when set, so routes keep their stored bytes otherwise.
+        if let writtenDomains { try c.encode(writtenDomains, forKey: .writtenDomains) }
     }
 }
 

@@ -32,6 +32,7 @@ extension Route: JSONReadable {
         var domainsAt: Int?, peerGroupsAt: Int?
         var metric = JSONField<Int>(), masquerade = JSONField<Bool>(), groups = JSONField<[GroupID]>(), enabled = JSONField<Bool>()
         var keepRoute = JSONField<Bool>(), accessControlGroups = JSONField<[GroupID]>(), skipAutoApply = JSONField<Bool>()
+        var writtenDomains = JSONField<[String]>()
         try r.readObject { (key, r) throws(JSONReadError) -> Bool in
             switch key {
             case "id": try id.read(&r)
@@ -52,6 +53,7 @@ extension Route: JSONReadable {
             case "keep_route": try keepRoute.readNullable(&r)
             case "access_control_groups": try accessControlGroups.readNullable(&r)
             case "skip_auto_apply": try skipAutoApply.readNullable(&r)
+            case "written_domains": try writtenDomains.readNullable(&r)
             default: return false
             }
             return true
@@ -77,7 +79,8 @@ extension Route: JSONReadable {
             id: routeID, networkID: routeNetworkID, description: description.value ?? "", destination: destination, routingPeers: routingPeers,
             metric: try metric.required("metric", r), masquerade: try masquerade.required("masquerade", r),
             groups: try groups.required("groups", r), enabled: try enabled.required("enabled", r),
-            keepRoute: keepRoute.value ?? false, accessControlGroups: accessControlGroups.value ?? [], skipAutoApply: skipAutoApply.value ?? false)
+            keepRoute: keepRoute.value ?? false, accessControlGroups: accessControlGroups.value ?? [], skipAutoApply: skipAutoApply.value ?? false,
+            writtenDomains: writtenDomains.value)
     }
 }
 
@@ -219,7 +222,34 @@ protocol FastDecodablePayload: EventPayload {
 }
 
 extension RouteCreated: FastDecodablePayload {
-    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self { Self(route: try o.only("route")) }
+    static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
+        var route = JSONField<Route>(), skipped = JSONField<[SkippedRoutingPeer]>()
+        try o.members { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "route": try route.read(&r)
+            case "skipped_routing_peers": try skipped.readNullable(&r)
+            default: return false
+            }
+            return true
+        }
+        return Self(route: try o.required(route, "route"), skippedRoutingPeers: skipped.value ?? [])
+    }
+}
+
+extension SkippedRoutingPeer: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> SkippedRoutingPeer {
+        var id = JSONField<PeerID>(), name = JSONField<String>(), os = JSONField<String>()
+        try r.readObject { (key, r) throws(JSONReadError) -> Bool in
+            switch key {
+            case "id": try id.read(&r)
+            case "name": try name.read(&r)
+            case "os": try os.read(&r)
+            default: return false
+            }
+            return true
+        }
+        return SkippedRoutingPeer(id: try id.required("id", r), name: try name.required("name", r), os: try os.required("os", r))
+    }
 }
 
 extension RouteDeleted: FastDecodablePayload {
@@ -236,16 +266,17 @@ extension GroupDeleted: FastDecodablePayload {
 
 extension RouteUpdated: FastDecodablePayload {
     static func read(_ o: inout PayloadObject) throws(JSONReadError) -> Self {
-        var old = JSONField<Route>(), new = JSONField<Route>()
+        var old = JSONField<Route>(), new = JSONField<Route>(), skipped = JSONField<[SkippedRoutingPeer]>()
         try o.members { (key, r) throws(JSONReadError) -> Bool in
             switch key {
             case "old": try old.read(&r)
             case "new": try new.read(&r)
+            case "skipped_routing_peers": try skipped.readNullable(&r)
             default: return false
             }
             return true
         }
-        return Self(old: try o.required(old, "old"), new: try o.required(new, "new"))
+        return Self(old: try o.required(old, "old"), new: try o.required(new, "new"), skippedRoutingPeers: skipped.value ?? [])
     }
 }
 

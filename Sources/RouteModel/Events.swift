@@ -210,7 +210,27 @@ public struct RouteCreated: EventPayload {
     public static let type = "RouteCreated"
     public static let eventVersion = 1
     public var route: Route
-    public init(route: Route) { self.route = route }
+    /// Members of the route's peer groups that cannot route (not Linux) when it was created: they forward nothing.
+    /// Written only when not empty (events before it existed lack it).
+    public var skippedRoutingPeers: [SkippedRoutingPeer]
+    public init(route: Route, skippedRoutingPeers: [SkippedRoutingPeer] = []) {
+        self.route = route
+        self.skippedRoutingPeers = skippedRoutingPeers
+    }
+    enum CodingKeys: String, CodingKey {
+        case route
+        case skippedRoutingPeers = "skipped_routing_peers"
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        route = try c.decode(Route.self, forKey: .route)
+        skippedRoutingPeers = try c.decodeIfPresent([SkippedRoutingPeer].self, forKey: .skippedRoutingPeers) ?? []
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(route, forKey: .route)
+        if !skippedRoutingPeers.isEmpty { try c.encode(skippedRoutingPeers, forKey: .skippedRoutingPeers) }
+    }
 }
 
 /// A route replaced by a new version of itself (same id). Both are carried whole.
@@ -219,10 +239,42 @@ public struct RouteUpdated: EventPayload {
     public static let eventVersion = 1
     public var old: Route
     public var new: Route
-    public init(old: Route, new: Route) {
+    /// As in `RouteCreated`, for the new version (written only when not empty).
+    public var skippedRoutingPeers: [SkippedRoutingPeer]
+    public init(old: Route, new: Route, skippedRoutingPeers: [SkippedRoutingPeer] = []) {
         self.old = old
         self.new = new
+        self.skippedRoutingPeers = skippedRoutingPeers
     }
+    enum CodingKeys: String, CodingKey {
+        case old, new
+        case skippedRoutingPeers = "skipped_routing_peers"
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        old = try c.decode(Route.self, forKey: .old)
+        new = try c.decode(Route.self, forKey: .new)
+        skippedRoutingPeers = try c.decodeIfPresent([SkippedRoutingPeer].self, forKey: .skippedRoutingPeers) ?? []
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(old, forKey: .old)
+        try c.encode(new, forKey: .new)
+        if !skippedRoutingPeers.isEmpty { try c.encode(skippedRoutingPeers, forKey: .skippedRoutingPeers) }
+    }
+}
+
+/// A member of a route's peer groups that forwards nothing because only Linux peers can be routing peers.
+public struct SkippedRoutingPeer: Hashable, Sendable, Codable {
+    public var id: PeerID
+    public var name: String
+    public var os: String
+    public init(id: PeerID, name: String, os: String) {
+        self.id = id
+        self.name = name
+        self.os = os
+    }
+    public init(_ peer: Peer) { self.init(id: peer.id, name: peer.name, os: peer.os) }
 }
 
 public struct RouteDeleted: EventPayload {

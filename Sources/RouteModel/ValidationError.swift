@@ -15,6 +15,9 @@ public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertibl
         case preconditionFailed = "precondition_failed"
         /// The caller may not do this (403), e.g. an invalid or used-up setup key.
         case permissionDenied = "permission_denied"
+        /// Refused as NetBird refuses it with a plain 400 (`util.WriteErrorResponse`): deleting a group that is
+        /// still linked to a route or a setup key, or the built-in "All" group.
+        case badRequest = "bad_request"
 
         public var httpStatus: Int {
             switch self {
@@ -23,6 +26,7 @@ public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertibl
             case .notFound: return 404
             case .preconditionFailed: return 412
             case .permissionDenied: return 403
+            case .badRequest: return 400
             }
         }
     }
@@ -53,6 +57,9 @@ public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertibl
     }
     static func precondition(_ field: String, _ message: String) -> ValidationError {
         ValidationError(.preconditionFailed, field: field, message)
+    }
+    static func badRequest(_ field: String, _ message: String) -> ValidationError {
+        ValidationError(.badRequest, field: field, message)
     }
 }
 

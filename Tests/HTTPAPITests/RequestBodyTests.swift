@@ -21,8 +21,10 @@ struct RequestBodyTests {
         Case(method: .post, path: "/api/routes", body: "{", status: 400, message: "couldn't parse JSON request", field: nil),
         Case(method: .post, path: "/api/routes", body: "[1]", status: 400,
              message: "couldn't parse JSON request: the body must be a JSON object, got array", field: nil),
-        Case(method: .post, path: "/api/routes", body: "{}", status: 422, message: "network_id is required", field: "network_id"),
-        Case(method: .post, path: "/api/routes", body: #"{"network_id":null}"#, status: 422, message: "network_id is required", field: "network_id"),
+        // Route fields absent or null take Go's zero values, as NetBird's handler decodes them; then the rules speak, in
+        // NetBird's order (routes_handler.go `validateRouteCommon`: network/domains first).
+        Case(method: .post, path: "/api/routes", body: "{}", status: 422, message: "either 'network' or 'domains' should be provided", field: "network"),
+        Case(method: .post, path: "/api/routes", body: #"{"network_id":null}"#, status: 422, message: "either 'network' or 'domains' should be provided", field: "network"),
         Case(method: .post, path: "/api/routes", body: #"{"network_id":5}"#, status: 400,
              message: "couldn't parse JSON request: field network_id must be a string, got number", field: "network_id"),
         Case(method: .post, path: "/api/routes", body: #"{"peer":true}"#, status: 400,
@@ -31,7 +33,8 @@ struct RequestBodyTests {
              message: "couldn't parse JSON request: field metric must be an integer, got string", field: "metric"),
         Case(method: .post, path: "/api/routes", body: #"{"network_id":"n","metric":1.5}"#, status: 400,
              message: "couldn't parse JSON request: field metric must be an integer, got number", field: "metric"),
-        Case(method: .post, path: "/api/routes", body: #"{"network_id":"n","metric":1}"#, status: 422, message: "masquerade is required", field: "masquerade"),
+        Case(method: .post, path: "/api/routes", body: #"{"network_id":"n","metric":1,"network":"10.0.0.0/8"}"#, status: 422,
+             message: "either 'peer' or 'peer_groups' should be provided", field: "peer"),
         Case(method: .post, path: "/api/routes", body: #"{"network_id":"n","metric":1,"masquerade":true,"groups":"g"}"#, status: 400,
              message: "couldn't parse JSON request: field groups must be an array of strings, got string", field: "groups"),
         Case(method: .post, path: "/api/routes", body: #"{"network_id":"n","metric":1,"masquerade":true,"groups":["g",2]}"#, status: 400,

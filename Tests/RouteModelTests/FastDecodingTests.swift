@@ -39,6 +39,14 @@ import Testing
                       destination: .network(try! Prefix(parsing: "10.1.0.0/16")), routingPeers: .peer("p/1"), metric: 9999,
                       masquerade: true, groups: [], enabled: false)
         all.append(.routeCreated(RouteCreated(route: r)))
+        // Optional fields written only when set: domains as written, non-Linux members of peer groups.
+        var written = r
+        written.destination = .domains(["xn--bcher-kva.example", "a_b.example"])
+        written.writtenDomains = ["Bücher.Example", "a_b.example"]
+        written.routingPeers = .peerGroups(["g1"])
+        let skipped = [SkippedRoutingPeer(id: "w1", name: "win ü", os: "windows")]
+        all.append(.routeCreated(RouteCreated(route: written, skippedRoutingPeers: skipped)))
+        all.append(.routeUpdated(RouteUpdated(old: r, new: written, skippedRoutingPeers: skipped)))
         all.append(.peerEnrolled(PeerEnrolled(peer: Peer(id: "p6", name: "é\u{301}", os: "windows", meshIP: try! IPAddress(parsing: "fd7a::1")))))
         all.append(.groupMembersChanged(GroupMembersChanged(groupID: "g", added: [], removed: [])))
         let drained = Peer(id: "d1", name: "drained", os: "linux", meshIP: IPAddress(v4: 0x6440_0009), draining: true)

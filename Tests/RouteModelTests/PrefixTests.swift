@@ -110,7 +110,9 @@ import Testing
         ("", ": empty domain"),
         ("foo.*.com", "foo.*.com: wildcard is only allowed as a leading \"*.\""),
         ("-a.com", "-a.com: label \"-a\" starts or ends with a hyphen"),
-        ("a_b.com", "a_b.com: label \"a_b\" has character \"_\" (letters, digits and hyphens only)"),
+        // NetBird's domainRegex allows "_" inside labels (NetBirdCompatRulesTests), not at a label's end.
+        ("a_.com", "a_.com: label \"a_\" has \"_\" where only a letter or digit may be"),
+        ("a.b!c", "a.b!c: label \"b!c\" has character \"!\" (letters, digits, hyphens and underscores only)"),
         (String(repeating: "a", count: 64) + ".com",
          String(repeating: "a", count: 64) + ".com: label \"" + String(repeating: "a", count: 64) + "\" is over 63 characters"),
     ])

@@ -33,24 +33,28 @@ import Testing
                       message: "only one of 'peer' or 'peer_groups' should be provided")
         expectRefused(route(peer: nil, peerGroups: nil), kind: .invalidArgument, field: "peer",
                       message: "either 'peer' or 'peer_groups' should be provided")
-        expectRefused(route(peer: nil, peerGroups: []), kind: .invalidArgument, field: "peer_groups",
-                      message: "peer_groups must not be empty")
+        // NetBird accepts `peer_groups: []` (routes_handler.go `validateRouteCommon` checks only that the key is there;
+        // route.go `validateRoute` asks for no member): a route without routing peer.
+        guard case .routeCreated(let e)? = events(.createRoute(id: "none", route(peer: nil, peerGroups: [])), in: state).first else {
+            Issue.record("no RouteCreated"); return
+        }
+        #expect(e.route.routingPeers == .peerGroups([]) && e.route.hasNoRoutingPeer)
     }
 
     @Test func networkIDLengthInUnicodeScalars() {
         expectRefused(route(String(repeating: "n", count: 41)), kind: .invalidArgument, field: "network_id",
-                      message: "network_id must be 1 to 40 characters, got 41")
+                      message: "identifier should be between 1 and 40 characters (network_id), got 41")
         expectRefused(route(""), kind: .invalidArgument, field: "network_id",
-                      message: "network_id must be 1 to 40 characters, got 0")
+                      message: "identifier should be between 1 and 40 characters (network_id), got 0")
         // 40 scalars of 2 bytes each: 80 bytes, still fine.
         _ = events(.createRoute(id: "x", route(String(repeating: "é", count: 40))), in: state)
         expectRefused(route(String(repeating: "é", count: 41)), kind: .invalidArgument, field: "network_id",
-                      message: "network_id must be 1 to 40 characters, got 41")
+                      message: "identifier should be between 1 and 40 characters (network_id), got 41")
     }
 
     @Test func metricRange() {
-        expectRefused(route(metric: 0), kind: .invalidArgument, field: "metric", message: "metric must be between 1 and 9999, got 0")
-        expectRefused(route(metric: 10000), kind: .invalidArgument, field: "metric", message: "metric must be between 1 and 9999, got 10000")
+        expectRefused(route(metric: 0), kind: .invalidArgument, field: "metric", message: "metric should be between 1 and 9999, got 0")
+        expectRefused(route(metric: 10000), kind: .invalidArgument, field: "metric", message: "metric should be between 1 and 9999, got 10000")
         _ = events(.createRoute(id: "a", route(metric: 1)), in: state)
         _ = events(.createRoute(id: "b", route(metric: 9999)), in: state)
     }
@@ -98,31 +102,38 @@ import Testing
     @Test func peerMustExistAndBeLinux() {
         expectRefused(route(peer: "ghost"), kind: .invalidArgument, field: "peer", message: "peer with ID ghost not found")
         expectRefused(route(peer: "w1"), kind: .preconditionFailed, field: "peer",
-                      message: "peer w1 runs windows: only linux peers can be routing peers")
+                      message: "non-linux peers are not supported as network routes: peer w1 runs windows")
         #expect(refusal(.createRoute(id: "x", route(peer: "w1")), in: state)?.httpStatus == 412)
     }
 
     @Test func peerMayNotServeSameRangeTwice() {
+        // Messages and rule after NetBird's route.go `checkRoutePrefixOrDomainsExistForPeers` / `getRouteDescriptor`.
         let s = build([.createRoute(id: "rt1", route("a", network: "10.0.0.0/24", peer: "r1"))], from: state)
-        // Same range, other network id, same peer: conflict naming the route.
-        expectRefused(route("b", network: "10.0.0.7/24", peer: "r1"), kind: .alreadyExists, field: "peer",
-                      message: "failed to add route with 10.0.0.0/24 - peer r1 already has this route (route rt1)", in: s)
-        // Through a peer group containing r1.
+        // Same range, same single peer, other network id: accepted as NetBird accepts it.
+        _ = events(.createRoute(id: "ok0", route("b", network: "10.0.0.7/24", peer: "r1")), in: s)
+        // Same network id: one HA set listing r1 twice, refused.
+        expectRefused(route("a", network: "10.0.0.7/24", peer: "r1"), kind: .alreadyExists, field: "peer",
+                      message: "failed to add route with prefix 10.0.0.0/24 - peer r1 already has this route (route rt1, same network_id)", in: s)
+        // Through a peer group containing r1 (NetBird misses this one; Routeplane refuses it as the reverse order).
         expectRefused(route("b", network: "10.0.0.0/24", peer: nil, peerGroups: ["routers"]), kind: .alreadyExists,
                       field: "peer_groups",
-                      message: "failed to add route with 10.0.0.0/24 - peer r1 already has this route (route rt1)", in: s)
+                      message: "failed to add route with prefix 10.0.0.0/24 - peer r1 from the group routers already has this route (route rt1)", in: s)
         // Other peer, or other range: fine.
         _ = events(.createRoute(id: "ok1", route("a", network: "10.0.0.0/24", peer: "r3")), in: s)
         _ = events(.createRoute(id: "ok2", route("a", network: "10.0.1.0/24", peer: "r1")), in: s)
-        // Same peer group twice.
+        // Same peer group twice (named by the group's name, as NetBird).
         let s2 = build([.createRoute(id: "pg1", route("p", network: "10.9.0.0/16", peer: nil, peerGroups: ["routers"]))], from: state)
         expectRefused(route("q", network: "10.9.0.0/16", peer: nil, peerGroups: ["routers"]), kind: .alreadyExists,
                       field: "peer_groups",
-                      message: "failed to add route with 10.9.0.0/16 - peer group routers already has this route (route pg1)", in: s2)
-        // Domain lists, order-insensitive.
+                      message: "failed to add route with prefix 10.9.0.0/16 - peer group routers already has this route (route pg1)", in: s2)
+        // A single peer that is a member of another route's peer group (NetBird refuses it too).
+        expectRefused(route("q", network: "10.9.0.0/16", peer: "r2"), kind: .alreadyExists, field: "peer",
+                      message: "failed to add route with prefix 10.9.0.0/16 - peer r2 from the group routers already has this route (route pg1)", in: s2)
+        // Domain lists, order-insensitive; same single peer under another network id accepted, under the same refused.
         let s3 = build([.createRoute(id: "dm", route(network: nil, domains: ["a.com", "b.com"]))], from: state)
-        expectRefused(route("z", network: nil, domains: ["B.com", "a.com"]), kind: .alreadyExists, field: "peer",
-                      message: "failed to add route with a.com,b.com - peer r1 already has this route (route dm)", in: s3)
+        _ = events(.createRoute(id: "dm2", route("z", network: nil, domains: ["B.com", "a.com"])), in: s3)
+        expectRefused(route("net", network: nil, domains: ["B.com", "a.com"]), kind: .alreadyExists, field: "peer",
+                      message: "failed to add route with domains [a.com, b.com] - peer r1 already has this route (route dm, same network_id)", in: s3)
         // Updating a route does not conflict with itself.
         _ = events(.updateRoute(id: "rt1", route("a", network: "10.0.0.0/24", peer: "r1", metric: 5)), in: s)
     }
@@ -159,18 +170,19 @@ import Testing
         #expect(events(.updateGroup(id: "clients", name: "clients", peers: ["c1", "c2"]), in: state).isEmpty)
     }
 
-    @Test func deletingAGroupInUseIsRefusedWithRouteIds() {
+    @Test func deletingAGroupInUseIsRefusedWithNetBirdsLinkError() {
+        // NetBird group.go `validateDeleteGroup` → `GroupLinkError{"route", route.NetID}`; groups_handler.go answers 400.
         let s = build([
             .createRoute(id: "b-route", route("b", network: "10.1.0.0/16", groups: ["clients"])),
             .createRoute(id: "a-route", route("a", network: "10.2.0.0/16", peer: nil, peerGroups: ["routers"], groups: ["others"])),
             .createRoute(id: "c-route", route("c", network: "10.3.0.0/16", groups: ["others"], acl: ["empty"])),
         ], from: state)
         #expect(refusal(.deleteGroup(id: "clients"), in: s)
-                == ValidationError(.alreadyExists, field: "group_id", "group clients is still used by routes: b-route"))
-        #expect(refusal(.deleteGroup(id: "routers"), in: s)?.message == "group routers is still used by routes: a-route")
-        #expect(refusal(.deleteGroup(id: "others"), in: s)?.message == "group others is still used by routes: a-route, c-route")
-        #expect(refusal(.deleteGroup(id: "empty"), in: s)?.message == "group empty is still used by routes: c-route")
-        #expect(refusal(.deleteGroup(id: "empty"), in: s)?.httpStatus == 409)
+                == ValidationError(.badRequest, field: "group_id", "group has been linked to route: b"))
+        #expect(refusal(.deleteGroup(id: "routers"), in: s)?.message == "group has been linked to route: a")
+        #expect(refusal(.deleteGroup(id: "others"), in: s)?.message == "group has been linked to route: a")
+        #expect(refusal(.deleteGroup(id: "empty"), in: s)?.message == "group has been linked to route: c")
+        #expect(refusal(.deleteGroup(id: "empty"), in: s)?.httpStatus == 400)
         let s2 = build([.deleteRoute(id: "c-route")], from: s)
         #expect(events(.deleteGroup(id: "empty"), in: s2).count == 1)
     }
@@ -195,15 +207,25 @@ import Testing
         #expect(e.peer.os == "linux" && e.peer.canRoute)
     }
 
-    @Test func removingARoutingPeerIsRefusedWithRouteIds() {
+    @Test func removingARoutingPeerDisablesItsRoutes() {
+        // NetBird types/account.go `Account.DeletePeer`: routes whose peer it was stay, with `Enabled = false` and
+        // `Peer = ""`; the peer is removed (no 409).
         let s = build([
             .createRoute(id: "rt2", route("b", network: "10.1.0.0/16", peer: "r1")),
             .createRoute(id: "rt1", route("a", network: "10.2.0.0/16", peer: "r1")),
             .createRoute(id: "rt3", route("c", network: "10.3.0.0/16", peer: nil, peerGroups: ["routers"])),
         ], from: state)
-        #expect(refusal(.removePeer(id: "r1"), in: s)
-                == ValidationError(.alreadyExists, field: "peer_id", "peer r1 is the routing peer of routes: rt1, rt2"))
-        // A member of a routing peer group may leave.
+        let evs = events(.removePeer(id: "r1"), in: s)
+        #expect(evs.count == 3)
+        guard case .peerRemoved? = evs.last else { Issue.record("PeerRemoved must come last"); return }
+        let after = evolve(s, evs)
+        for id: RouteID in ["rt1", "rt2"] {
+            #expect(after.route(id)?.enabled == false)
+            #expect(after.route(id)?.routingPeers == .peerGroups([]))
+        }
+        #expect(after.route("rt3") == s.route("rt3"))
+        #expect(after.peer("r1") == nil && after.routes(routedBy: "r1").isEmpty && after.indexesAreConsistent)
+        // A member of a routing peer group leaves its groups only.
         #expect(events(.removePeer(id: "r2"), in: s).count == 1)
     }
 }
