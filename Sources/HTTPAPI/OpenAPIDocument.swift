@@ -205,6 +205,14 @@ public enum OpenAPIDocument {
                     "country_code": string, "city_name": string, "serial_number": string, "extra_dns_labels": strings, "ephemeral": boolean,
                     "accessible_peers_count": ["type": "integer"], "applied_view_version": integer,
                     "draining": ["type": "boolean", "description": "operator drain mode (Routeplane)"],
+                    "shadowed_routes": ["type": "array", "items": ref("ShadowedRoute"),
+                                        "description": "Routeplane: HA sets the peer's agent does not install because the HA set of another network id with the same destination is installed instead (from its last status message; empty when none or not reported)"],
+                ]],
+                "ShadowedRoute": ["type": "object", "required": ["network_id", "route_ids", "shadowed_by_network_id"], "properties": [
+                    "network_id": string, "network": string, "domains": strings,
+                    "route_ids": ["type": "array", "items": string, "description": "the routes of the shadowed HA set"],
+                    "shadowed_by_network_id": ["type": "string", "description": "the network id of the HA set installed instead"],
+                    "shadowed_by_route_id": ["type": "string", "description": "the route whose routing peer that HA set uses now"],
                 ]],
                 "SetupKeyRequest": ["type": "object", "required": ["name", "type"], "properties": [
                     "name": string, "type": ["type": "string", "enum": ["reusable", "one-off"]],

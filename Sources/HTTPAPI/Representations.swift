@@ -1,6 +1,7 @@
 import Foundation
 import ControlPlane
 import RouteModel
+import ViewDistribution
 
 // NetBird's response shapes (`shared/management/http/api/types.gen.go`), built from our state.
 
@@ -151,6 +152,9 @@ struct PeerJSON: Encodable {
     var applied_view_version: Int64
     /// Routeplane: operator drain mode (a draining routing peer is chosen only when nothing else is up).
     var draining: Bool
+    /// Routeplane: HA sets the agent does not install because another network id's HA set with the same destination
+    /// is installed instead (as its last status message reported them).
+    var shadowed_routes: [ShadowedRouteStatus]
 
     /// NetBird's zero time (Go's `time.Time{}`).
     static let zeroTime = "0001-01-01T00:00:00Z"
@@ -179,6 +183,7 @@ struct PeerJSON: Encodable {
         last_login = created_at
         applied_view_version = status?.appliedVersion ?? 0
         draining = p.draining
+        shadowed_routes = status?.shadowed ?? []
     }
 }
 

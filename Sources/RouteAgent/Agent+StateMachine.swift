@@ -69,6 +69,8 @@ public struct AgentStateMachine: Sendable {
         public var ignoredOlder = 0
         public var ignoredDuplicate = 0
         public var switches = 0
+        /// Times an HA set became shadowed (or shadowed by another winner).
+        public var shadowings = 0
     }
 
     /// The view the agent holds: none yet, an applied one, or a tombstone (its peer was removed).
@@ -81,6 +83,8 @@ public struct AgentStateMachine: Sendable {
     public let configuration: Configuration
     public private(set) var held = Held.nothing
     public private(set) var selection: SelectionStateMachine
+    /// Which HA set is installed when HA sets of several network ids lead to the same destination.
+    public private(set) var arbiter: DestinationArbiter
     public private(set) var desired = DesiredRouteState.empty
     public private(set) var counters = Counters()
     private var probeTargets: [PeerID: IPAddress] = [:]
@@ -112,6 +116,7 @@ public struct AgentStateMachine: Sendable {
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
         self.selection = SelectionStateMachine(configuration: configuration.selection)
+        self.arbiter = DestinationArbiter(configuration: configuration.selection)
     }
 
     /// A view from any source. Applied only when newer than the one held; an older one or the same
@@ -151,7 +156,8 @@ public struct AgentStateMachine: Sendable {
         if configuration.assumeCandidatesUp {
             selectionActions += selection.healthObserved(Dictionary(uniqueKeysWithValues: targets.keys.map { ($0, PeerHealth.connected()) }), now: now)
         }
-        actions += logLines(selectionActions)
+        let shadowChanges = arbitrate()
+        actions += logLines(selectionActions, shadowChanges)
         actions += reconcile()
         actions.append(.publishStatus)
         return actions
@@ -164,41 +170,70 @@ public struct AgentStateMachine: Sendable {
         guard !configuration.assumeCandidatesUp else { return [] }
         observed.merge(health) { _, new in new }
         let selectionActions = selection.healthObserved(observed, now: now)
-        let changes = reconcile()
-        return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
+        return settle(selectionActions)
     }
 
     /// Periodic re-evaluation (latency-only changes, held-back switches).
     public mutating func tick(now: Instant) -> [Action] {
-        let selectionActions = selection.tick(now: now)
-        let changes = reconcile()
-        return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
+        return settle(selection.tick(now: now))
     }
 
     /// Operator drain marks of routing peers. `receive` sets them from each view's candidates (the
     /// controller's `draining` flag), replacing whatever was set here before.
     public mutating func drainingChanged(_ peers: Set<PeerID>, now: Instant) -> [Action] {
-        let selectionActions = selection.drainingChanged(peers, now: now)
-        let changes = reconcile()
-        return logLines(selectionActions) + changes + (changes.isEmpty ? [] : [.publishStatus])
+        return settle(selection.drainingChanged(peers, now: now))
     }
 
-    /// The OS state the current view and choices call for.
+    /// The OS state the current view and choices call for: one route per destination (a shadowed HA set installs
+    /// nothing, so `DesiredRouteState.validate()` never meets the same destination twice).
     public func computeDesired() -> DesiredRouteState {
-        var routes: [ClientRoute] = []
-        for key in selection.keys {
+        var routes: [Prefix: ClientRoute] = [:]
+        for key in selection.keys where arbiter.shadowedBy[key] == nil {
             // Domain routes need a resolver on the client; only network ranges are installed here.
-            guard case .network(let prefix) = key.destination, let chosen = selection.selection(for: key)?.candidate else { continue }
-            if chosen.skipAutoApply { continue }
-            guard chosen.meshIP.family == prefix.family else { continue }
-            routes.append(ClientRoute(destination: prefix, nextHop: chosen.meshIP, keepRoute: chosen.keepRoute))
+            guard case .network(let prefix) = key.destination, let chosen = selection.selection(for: key)?.candidate,
+                  Self.installs(chosen, for: key), routes[prefix] == nil else { continue }
+            routes[prefix] = ClientRoute(destination: prefix, nextHop: chosen.meshIP, keepRoute: chosen.keepRoute)
         }
         var networks: [(network: Prefix, masquerade: Bool)] = []
         for forward in view?.forwards ?? [] {
             if case .network(let prefix) = forward.key.destination { networks.append((prefix, forward.masquerade)) }
         }
         let routing = networks.isEmpty ? RoutingPeerState.off : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges)
-        return DesiredRouteState(routes: routes.sorted(), routingPeer: routing)
+        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing)
+    }
+
+    /// Whether `candidate`, chosen for `key`, installs anything: not `skip_auto_apply` (offered, not applied), and
+    /// for a range a next hop of its family.
+    static func installs(_ candidate: RouteCandidate, for key: HAKey) -> Bool {
+        if candidate.skipAutoApply { return false }
+        if case .network(let prefix) = key.destination { return candidate.meshIP.family == prefix.family }
+        return true
+    }
+
+    /// The HA sets that could be installed, with their standing, for the arbiter: a set whose choice installs
+    /// nothing (or, with nothing chosen yet, none of whose candidates would) neither shadows nor is shadowed.
+    func entrants() -> [DestinationEntrant] {
+        selection.keys.compactMap { key in
+            guard let standing = selection.standing(of: key) else { return nil }
+            if let chosen = standing.candidate {
+                guard Self.installs(chosen, for: key) else { return nil }
+            } else if !selection.candidates(of: key).contains(where: { Self.installs($0, for: key) }) {
+                return nil
+            }
+            return DestinationEntrant(key: key, standing: standing)
+        }
+    }
+
+    /// The HA sets of the view that are not installed because another network id's HA set with the same destination
+    /// is (for the status message), by HA key.
+    public var shadowed: [ShadowedRouteStatus] {
+        arbiter.shadowedBy.keys.sorted().map { key in
+            let by = arbiter.shadowedBy[key]!
+            return ShadowedRouteStatus(
+                networkID: key.networkID, destination: key.destination,
+                routeIDs: Set(selection.candidates(of: key).map(\.routeID.rawValue)).sorted(),
+                shadowedByNetworkID: by.networkID, shadowedByRouteID: selection.selection(for: by)?.candidate.routeID.rawValue)
+        }
     }
 
     private mutating func reconcile() -> [Action] {
@@ -208,11 +243,33 @@ public struct AgentStateMachine: Sendable {
         return [.apply(next)]
     }
 
-    private mutating func logLines(_ actions: [SelectionStateMachine.Action]) -> [Action] {
+    /// After the selection moved: the arbiter chooses again, the OS follows; a status goes out when anything changed.
+    private mutating func settle(_ selectionActions: [SelectionStateMachine.Action]) -> [Action] {
+        let shadowChanges = arbitrate()
+        let changes = reconcile()
+        return logLines(selectionActions, shadowChanges) + changes
+            + (changes.isEmpty && shadowChanges.isEmpty ? [] : [.publishStatus])
+    }
+
+    private mutating func arbitrate() -> [DestinationArbiter.Change] {
+        arbiter.evaluate(entrants())
+    }
+
+    /// One line per route change of the selection (marked when its HA set is shadowed, so installs nothing), and one
+    /// per change of shadowing: never a line per tick.
+    private mutating func logLines(_ actions: [SelectionStateMachine.Action], _ shadowChanges: [DestinationArbiter.Change] = []) -> [Action] {
         var out: [Action] = []
         for a in actions where a.changesRoutes {
             if case .switch = a { counters.switches += 1 }
-            out.append(.log(a.description))
+            if let by = arbiter.shadowedBy[a.key] {
+                out.append(.log("\(a.description) (shadowed by \(by): not installed)"))
+            } else {
+                out.append(.log(a.description))
+            }
+        }
+        for change in shadowChanges {
+            if case .shadowed = change { counters.shadowings += 1 }
+            out.append(.log(change.description))
         }
         return out
     }

@@ -121,6 +121,8 @@ public actor AgentRunner {
     public var appliedView: PeerRouteView? { machine.view }
     public var counters: AgentStateMachine.Counters { machine.counters }
     public var desired: DesiredRouteState { machine.desired }
+    /// HA sets of the view not installed because another network id's HA set with the same destination is.
+    public var shadowed: [ShadowedRouteStatus] { machine.shadowed }
 
     /// Enrolls when the state folder has no identity yet; otherwise uses the stored one.
     public func loadOrEnroll() async throws -> AgentIdentity {
@@ -378,7 +380,7 @@ public actor AgentRunner {
         let status: [String: Any] = [
             "status_version": 1, "tenant_id": identity.tenantID, "peer_id": identity.peerID,
             "applied_version": machine.appliedVersion, "digest": machine.appliedDigest ?? "",
-            "selections": selections, "health": health,
+            "selections": selections, "health": health, "shadowed": machine.shadowed.map(\.jsonObject),
             "ignored_older": machine.counters.ignoredOlder, "ignored_duplicate": machine.counters.ignoredDuplicate,
             "rejected": rejectedMessages, "rejected_by_reason": rejectedByReason,
         ]

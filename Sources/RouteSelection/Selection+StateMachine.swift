@@ -79,6 +79,15 @@ public struct SelectionStateMachine: Sendable {
     public var selections: [HAKey: Selection] { sets.compactMapValues(\.choice.selection) }
     public func health(of peer: PeerID) -> PeerHealth? { observations[peer]?.health }
     public var drainingPeers: Set<PeerID> { draining }
+    /// What an HA set can do for its destination now, as `DestinationArbiter` weighs it against the HA sets of
+    /// other network ids with the same destination (nil: not in the view).
+    public func standing(of key: HAKey) -> DestinationEntrant.Standing? {
+        guard let set = sets[key] else { return nil }
+        guard let selection = set.choice.selection else { return .pending }
+        let chosen = selection.candidate
+        guard selection.status == .active, let health = observations[chosen.peerID]?.health, health.isUp else { return .down(chosen) }
+        return .up(Contender(candidate: chosen, health: health, draining: draining.contains(chosen.peerID), configuration: configuration))
+    }
     /// The earliest time a `tick` would carry out a switch now held back by dwell or uptime (the shell may
     /// wake up then rather than wait for its next periodic tick).
     public var nextDeadline: Instant? { sets.values.compactMap(\.choice.retryAt).min() }
