@@ -142,7 +142,15 @@ struct NetBirdCompatSetupKeysTests {
             // setupkey.go CreateSetupKey: "invalid auto groups: group not found: <id>" (validateSetupKeyAutoGroups, InvalidArgument).
             let noGroup = try await api.send(.post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable", "auto_groups": ["nope"]])
             #expect(noGroup.status == 422 && noGroup.message.contains("invalid auto groups: group not found: nope") && noGroup.object["field"] as? String == "auto_groups")
+            // setupkey.go validateSetupKeyAutoGroups: "can't add All group to the setup key" (InvalidArgument → 422), on
+            // create and on update; every peer joins All at enrollment anyway.
+            let groups = try await api.send(.get, "/api/groups?name=All", token: token)
+            let all = try #require((groups.array.first?["id"]) as? String, "\(groups.text)")
+            let withAll = try await api.send(.post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable", "auto_groups": [all]])
+            #expect(withAll.status == 422 && withAll.message.contains("can't add All group to the setup key") && withAll.object["field"] as? String == "auto_groups")
             let key = try await api.send(.post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable"]).id
+            let updateAll = try await api.send(.put, "/api/setup-keys/\(key)", token: token, json: ["revoked": false, "auto_groups": [all]])
+            #expect(updateAll.status == 422 && updateAll.message.contains("can't add All group to the setup key"))
             // setupkeys_handler.go updateSetupKey: AutoGroups nil → "setup key AutoGroups field is invalid" (422).
             let noGroups = try await api.send(.put, "/api/setup-keys/\(key)", token: token, json: ["revoked": true])
             #expect(noGroups.status == 422 && noGroups.message.contains("auto_groups field is invalid") && noGroups.object["field"] as? String == "auto_groups")
