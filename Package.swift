@@ -94,7 +94,7 @@ let package = Package(
         // credentials, the audit log; domain errors (ControlPlaneError).
         .target(
             name: "ControlPlane",
-            dependencies: ["PostgresClient", "EventStore", "Projections", "RouteModel", "NATSClient", "ViewDistribution", "NATSAuth", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["JSONKit", "PostgresClient", "EventStore", "Projections", "RouteModel", "NATSClient", "ViewDistribution", "NATSAuth", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The controller's HTTP API (Hummingbird 2): one controller per resource, Codable request bodies, domain errors

@@ -1,4 +1,5 @@
 import Foundation
+import JSONKit
 import PostgresClient
 import EventStore
 import RouteModel
@@ -69,29 +70,12 @@ extension MetaValue {
         case .int(let i): return String(i)
         case .bool(let b): return b ? "true" : "false"
         case .null: return nil
-        case .strings(let list): return "[" + list.map(Self.quoted).joined(separator: ",") + "]"
+        case .strings(let list): return "[" + list.map(JSONString.quoted).joined(separator: ",") + "]"
         case .object:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) }
         }
-    }
-
-    /// A JSON string literal (lists are the common case; no encoder per value).
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += "\\u00" + (u.value < 0x10 ? "0" : "") + String(u.value, radix: 16)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }
 

@@ -67,7 +67,7 @@ struct KeyFiles {
     func writeAtomically(_ name: String, _ text: String) throws {
         do {
             try SecretFile.write(Array(text.utf8), to: url(name))
-        } catch let failure as SecretFile.WriteError {
+        } catch let failure {
             throw error(name, failure.reason)
         }
     }

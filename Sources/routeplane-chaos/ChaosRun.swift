@@ -109,7 +109,7 @@ final class ChaosRun: Sendable {
             await group.waitForAll()
         }
         let records = ledger.all
-        FileManager.default.createFile(atPath: s.workDir + "/requests.tsv", contents: Data(ChaosReport.requestsTSV(records).utf8))
+        _ = FileManager.default.createFile(atPath: s.workDir + "/requests.tsv", contents: Data(ChaosReport.requestsTSV(records).utf8))
         let lastWrite = records.map(\.end).max() ?? now
         let reference = max(lastWrite, faults.withLock { $0.lastHealed })
         say("\(at(now))  workload stopped (\(records.filter { $0.kind.isWrite }.count) writes); last fault healed at \(at(faults.withLock { $0.lastHealed }).trimmingCharacters(in: .whitespaces)); waiting for convergence")

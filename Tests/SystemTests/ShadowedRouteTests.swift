@@ -5,6 +5,7 @@ import RouteAgent
 import RouteModel
 import Testing
 import TestSupport
+import ViewDistribution
 
 /// Two routes with the same range under different network ids, end to end: the real controller, PostgreSQL,
 /// nats-server, status recorder and in-process agents (dry-run appliers).
