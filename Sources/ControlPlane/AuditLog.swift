@@ -140,7 +140,12 @@ public enum AuditLog {
         case .tenantCreated(let e):
             return [AuditDescription(code: "account.create", activity: "Account created", details: ["name": .string(e.name)])]
         case .tokenCreated(let e):
-            return [AuditDescription(code: "personal.access.token.create", activity: "Personal access token created", details: ["name": .string(e.name)])]
+            // NetBird's meta: name, is_service_user (every Routeplane token belongs to the tenant's service user).
+            var details: [String: MetaValue] = ["name": .string(e.name)]
+            if let scope = e.scope { details["scope"] = .string(scope.rawValue) }
+            if let t = e.expiresAt { details["expires_at"] = .string(ISO8601.format(Date(timeIntervalSince1970: TimeInterval(t)))) }
+            return [AuditDescription(code: "personal.access.token.create", activity: "Personal access token created", details: details,
+                                     extra: ["is_service_user": "true"])]
         case .tokenRevoked(let e):
             return [AuditDescription(code: "personal.access.token.delete", activity: "Personal access token deleted", details: ["name": .string(e.name)])]
         case .setupKeyCreated(let e):

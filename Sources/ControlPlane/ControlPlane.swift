@@ -70,19 +70,29 @@ public struct ControlPlane: Sendable {
 
     // MARK: - Callers
 
-    /// The caller presenting `secret` as a credential of `kind`, or nil when it is unknown or revoked.
-    public func principal(secret: String, kind: CredentialStore.Kind = .apiToken) async throws -> Principal? {
+    /// The caller presenting `secret` as a credential of `kind`, or nil when it is unknown or revoked. Throws
+    /// `TokenExpired` for an API token past its expiry (`now`: Unix seconds).
+    public func principal(secret: String, kind: CredentialStore.Kind = .apiToken,
+                          now: Int64 = Int64(Date().timeIntervalSince1970)) async throws -> Principal? {
         guard secret.utf8.count <= 256, let found = try await credentials.lookup(secret, kind: kind) else { return nil }
         switch kind {
         case .peer: return .agent(tenant: found.tenant, peerID: found.subject)
-        default: return .token(tenant: found.tenant, tokenID: found.subject)
+        default:
+            let expiry = TokenPolicy.effectiveExpiry(stored: found.expiresAt, createdAt: found.createdAt)
+            if TokenPolicy.isExpired(expiresAt: expiry, now: now) {
+                logger.info("refused an expired API token; its owner must create a new one", metadata: [
+                    "tenant_id": "\(found.tenant)", "token_id": "\(found.subject)",
+                    "expired_at": "\(ISO8601.format(Date(timeIntervalSince1970: TimeInterval(expiry))))"])
+                throw TokenExpired(tokenID: found.subject, expiredAt: expiry)
+            }
+            return .token(tenant: found.tenant, tokenID: found.subject, scope: found.scope ?? .admin)
         }
     }
 
     /// Who `principal` is in events' metadata, with its name from `snapshot` when given.
     public func actor(_ principal: Principal, _ snapshot: TenantSnapshot? = nil) -> Actor {
         switch principal {
-        case .token(_, let id): Actor(id: "token:\(id)", name: snapshot?.state.tokens[TokenID(id)]?.name)
+        case .token(_, let id, _): Actor(id: "token:\(id)", name: snapshot?.state.tokens[TokenID(id)]?.name)
         case .agent(_, let peer): Actor(id: "peer:\(peer)", name: snapshot?.state.peer(PeerID(peer))?.name)
         }
     }
@@ -108,17 +118,22 @@ public struct ControlPlane: Sendable {
                                       requestID: "all-group-" + Secrets.id()) { _ in [] }.snapshot
     }
 
-    /// Creates an API token for `tenant`; returns its id and the secret (shown once).
-    public func createToken(tenant: String, name: String, actor: Actor = Actor(id: "cli")) async throws -> (id: String, token: String) {
+    /// Creates an API token for `tenant` (the operator's command line: any scope); returns its id, the secret (shown
+    /// once) and its expiry (Unix seconds). `now` is the creation time (Unix seconds).
+    public func createToken(tenant: String, name: String, scope: TokenScope = .admin,
+                            expiresInDays: Int = TokenPolicy.defaultExpiresInDays, now: Int64 = Int64(Date().timeIntervalSince1970),
+                            actor: Actor = Actor(id: "cli")) async throws -> (id: String, token: String, expiresAt: Int64) {
         let id = Secrets.id()
         let secret = Secrets.secret(prefix: "rpt_")
+        let expiresAt = TokenPolicy.expiresAt(now: now, days: expiresInDays)
         _ = try await writer.write(tenant: tenant, actor: actor, requestID: "cli-" + Secrets.id()) { snapshot in
             guard snapshot.state.tenantName != nil else { throw ControlPlaneError.notFound(field: "tenant", message: "tenant \(tenant) not found") }
-            return try decideOrThrow(AccessCommand.createToken(id: TokenID(id), name: name), snapshot.state)
+            return try decideOrThrow(AccessCommand.createToken(id: TokenID(id), name: name, scope: scope, expiresInDays: expiresInDays,
+                                                               now: now, createdBy: actor.id, grantor: nil), snapshot.state)
         } sideStatements: { _ in
-            [CredentialStore.insert(secret: secret, tenant: tenant, kind: .apiToken, subject: id)]
+            [CredentialStore.insert(secret: secret, tenant: tenant, kind: .apiToken, subject: id, expiresAt: expiresAt, scope: scope)]
         }
-        return (id, secret)
+        return (id, secret, expiresAt)
     }
 
     /// Revokes a token given by its id or by its secret.

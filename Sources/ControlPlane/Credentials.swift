@@ -31,16 +31,43 @@ public enum Secrets {
     }
 }
 
-/// Who is calling: an operator's API token, or an enrolled agent.
+/// Who is calling: an operator's API token (with what it may do), or an enrolled agent.
 public enum Principal: Sendable, Equatable {
-    case token(tenant: String, tokenID: String)
+    case token(tenant: String, tokenID: String, scope: TokenScope)
     case agent(tenant: String, peerID: String)
 
     public var tenant: String {
         switch self {
-        case .token(let t, _), .agent(let t, _): t
+        case .token(let t, _, _), .agent(let t, _): t
         }
     }
+
+    /// Whether the caller may change its tenant: an admin token, or an agent (whose endpoints check their own rights).
+    public var canWrite: Bool {
+        switch self {
+        case .token(_, _, let scope): scope.canWrite
+        case .agent: true
+        }
+    }
+}
+
+/// A token that was valid and has expired (answered 401 with when, so the operator knows to make a new one).
+public struct TokenExpired: Error, Sendable, Equatable {
+    public var tokenID: String
+    /// Unix seconds.
+    public var expiredAt: Int64
+}
+
+/// A live (not revoked) row of `credentials`.
+public struct CredentialRow: Sendable, Equatable {
+    public var tenant: String
+    public var subject: String
+    /// API tokens only; nil = admin (rows written before scopes).
+    public var scope: TokenScope?
+    /// Unix seconds; nil = none stored (see `TokenPolicy.effectiveExpiry`).
+    public var expiresAt: Int64?
+    /// Unix seconds.
+    public var createdAt: Int64
 }
 
 /// Looks up presented secrets in `credentials` and writes the rows that go with credential events.
@@ -51,21 +78,45 @@ public struct CredentialStore: Sendable {
 
     public enum Kind: String, Sendable { case apiToken = "api_token", setupKey = "setup_key", peer }
 
-    /// The tenant and subject of a live credential of `kind`, or nil.
-    public func lookup(_ secret: String, kind: Kind) async throws -> (tenant: String, subject: String)? {
+    /// The live credential of `kind` presented as `secret` (tenant, subject, and for API tokens scope and expiry), or nil.
+    public func lookup(_ secret: String, kind: Kind) async throws -> CredentialRow? {
         let hash = Secrets.hash(secret)
         let rows = try await store.pool.withSession { session in
-            try session.query(prepared: "SELECT tenant_id, subject_id FROM credentials WHERE secret_hash = $1 AND kind = $2 AND revoked_at IS NULL",
-                              [hash, kind.rawValue])
+            try session.query(prepared: """
+                SELECT tenant_id, subject_id, scope, floor(extract(epoch FROM expires_at))::bigint AS expires_at,
+                       floor(extract(epoch FROM created_at))::bigint AS created_at
+                FROM credentials WHERE secret_hash = $1 AND kind = $2 AND revoked_at IS NULL
+                """, [hash, kind.rawValue])
         }
         guard let row = rows.first, let tenant = row.string("tenant_id"), let subject = row.string("subject_id") else { return nil }
-        return (tenant, subject)
+        return CredentialRow(tenant: tenant, subject: subject, scope: row.string("scope").flatMap(TokenScope.init(rawValue:)),
+                             expiresAt: row.int64("expires_at"), createdAt: row.int64("created_at") ?? 0)
     }
 
-    public static func insert(secret: String, tenant: String, kind: Kind, subject: String) -> EventStore.SideStatement {
+    /// The live and revoked API token rows of `tenant`, by token id (for expiry and creation time in token lists).
+    public func tokenRows(tenant: String) async throws -> [String: CredentialRow] {
+        let rows = try await store.pool.withSession { session in
+            try session.query(prepared: """
+                SELECT subject_id, scope, floor(extract(epoch FROM expires_at))::bigint AS expires_at,
+                       floor(extract(epoch FROM created_at))::bigint AS created_at
+                FROM credentials WHERE tenant_id = $1 AND kind = 'api_token'
+                """, [tenant])
+        }
+        var out: [String: CredentialRow] = [:]
+        for row in rows {
+            guard let subject = row.string("subject_id") else { continue }
+            out[subject] = CredentialRow(tenant: tenant, subject: subject, scope: row.string("scope").flatMap(TokenScope.init(rawValue:)),
+                                         expiresAt: row.int64("expires_at"), createdAt: row.int64("created_at") ?? 0)
+        }
+        return out
+    }
+
+    /// `expiresAt` (Unix seconds) and `scope`: API tokens' policy, kept next to the hash so authentication needs one lookup.
+    public static func insert(secret: String, tenant: String, kind: Kind, subject: String,
+                              expiresAt: Int64? = nil, scope: TokenScope? = nil) -> EventStore.SideStatement {
         EventStore.SideStatement(
-            "INSERT INTO credentials (secret_hash, tenant_id, kind, subject_id) VALUES ($1, $2, $3, $4)",
-            [Secrets.hash(secret), tenant, kind.rawValue, subject])
+            "INSERT INTO credentials (secret_hash, tenant_id, kind, subject_id, expires_at, scope) VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), $6)",
+            [Secrets.hash(secret), tenant, kind.rawValue, subject, expiresAt.map { String($0) }, scope?.rawValue])
     }
 
     public static func revoke(tenant: String, kind: Kind, subject: String) -> EventStore.SideStatement {

@@ -1,3 +1,4 @@
+import Foundation
 import PostgresClient
 import ControlPlane
 import EventStore
@@ -74,6 +75,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case let e as APIError: return e
         case let e as ControlPlaneError: return APIError(e)
         case let e as ValidationError: return APIError(e)
+        case let e as TokenExpired:
+            return APIError(.unauthorized, "token expired at \(ISO8601.format(Date(timeIntervalSince1970: TimeInterval(e.expiredAt)))); create a new token",
+                            field: "Authorization")
         case let e as EventStoreError:
             if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
             if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }

@@ -78,6 +78,7 @@ public struct APIServer: Sendable {
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys"))
         AgentController(access: access, natsURL: configuration.natsURL).addRoutes(to: recorder.group("/api/agent"))
         AuditController(access: access).addRoutes(to: recorder.group("/api/events"))
+        TokensController(access: access).addRoutes(to: recorder.group("/api/users"))
         return (router, recorder.endpoints.sorted())
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RouteModel
 
 /// `GET /api/openapi.json`: the API described for clients and tools (schemathesis, generators).
 /// Kept in step with the router by a test that compares its paths and methods with the endpoints
@@ -35,7 +36,8 @@ public enum OpenAPIDocument {
 
     static var errors: [String: Any] { [
         "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
-        "401": json(ref("Error"), "Missing, invalid or revoked token"),
+        "401": json(ref("Error"), "Missing, invalid, revoked or expired token (\"token expired at …\")"),
+        "403": json(ref("Error"), "A read-only token on a write (POST, PUT, DELETE): \"permission denied\""),
         "404": json(ref("Error"), "Not found (also another tenant's object)"),
         "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
         "412": json(ref("Error"), "If-Match does not match the object's version"),
@@ -58,6 +60,8 @@ public enum OpenAPIDocument {
     }
 
     static var idParameter: [[String: Any]] { [["name": "id", "in": "path", "required": true, "schema": string]] }
+    static var userParameter: [[String: Any]] { [["name": "userId", "in": "path", "required": true, "schema": string,
+                                                  "description": "the tenant's service user: the tenant id (GET /api/users); any other answers 404"]] }
 
     static func q(_ name: String, _ schema: [String: Any], _ description: String) -> [String: Any] {
         ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
@@ -127,6 +131,32 @@ public enum OpenAPIDocument {
             "summary": "The calling agent's current route view (agent credential)",
             "responses": ["200": json(ref("AgentView")), "401": json(ref("Error"), "Not an agent credential"), "404": json(ref("Error"), "No view yet")],
         ]],
+        "/api/users": ["get": op("The tenant's one service user (its id is the tenant id; every API token is its token)", json(array(ref("User"))), query: [
+            q("service_user", boolean, "NetBird's filter: true lists the service user, false nothing"),
+        ])],
+        "/api/users/{userId}/tokens": [
+            "parameters": userParameter,
+            "get": op("List the tenant's API tokens (never their secrets), in creation order", json(array(ref("PersonalAccessToken")))),
+            "post": {
+                var o = op("Create an API token: the secret is answered once, as plain_token", json(ref("PersonalAccessTokenGenerated")),
+                           body: "PersonalAccessTokenRequest")
+                var responses = o["responses"] as? [String: Any] ?? [:]
+                var ok = responses["200"] as? [String: Any] ?? [:]
+                let token = ["userId": "$request.path.userId", "tokenId": "$response.body#/personal_access_token/id"]
+                ok["links"] = [
+                    "GetToken": ["operationRef": "#/paths/~1api~1users~1{userId}~1tokens~1{tokenId}/get", "parameters": token],
+                    "DeleteToken": ["operationRef": "#/paths/~1api~1users~1{userId}~1tokens~1{tokenId}/delete", "parameters": token],
+                ]
+                responses["200"] = ok
+                o["responses"] = responses
+                return o
+            }(),
+        ],
+        "/api/users/{userId}/tokens/{tokenId}": [
+            "parameters": userParameter + [["name": "tokenId", "in": "path", "required": true, "schema": string]],
+            "get": op("Get an API token (never its secret)", json(ref("PersonalAccessToken"))),
+            "delete": op("Delete (revoke) an API token, the calling one included: it answers 401 from the next request on", json(["type": "object"]), ifMatch: true),
+        ],
         "/api/events": ["get": op("NetBird's event list: the newest 10 000 audit entries, newest first, no parameters", json(array(ref("Event"))))],
         "/api/events/audit": ["get": op("The audit log, newest first, keyset pages", json(array(ref("Event"))), query: [
             q("limit", integer, "1..1000 events per page, default 100 (an event that reads as several entries is never split, so a page may hold more entries)"),
@@ -150,7 +180,7 @@ public enum OpenAPIDocument {
         "paths": paths,
         "components": [
             "securitySchemes": ["TokenAuth": ["type": "apiKey", "in": "header", "name": "Authorization",
-                                              "description": "\"Token <token>\" (from `routeplane tokens create`)"]],
+                                              "description": "\"Token <token>\" (from `routeplane tokens create` or POST /api/users/{userId}/tokens)"]],
             "schemas": [
                 "Error": ["type": "object", "required": ["message", "code"],
                           "properties": ["message": string, "code": ["type": "integer"], "field": string]],
@@ -252,6 +282,29 @@ public enum OpenAPIDocument {
                     "endorsement": ["type": "object", "description": "during a key rotation: the previous key's signature over routeplane-view-key-endorsement-v1\\n<key>",
                                     "properties": ["key": string, "signature": string]],
                     "view": ["type": "object"],
+                ]],
+                "User": ["type": "object", "required": ["id", "email", "name", "role", "auto_groups", "status", "is_blocked", "pending_approval"],
+                         "properties": [
+                    "id": ["type": "string", "description": "the tenant id"], "email": string, "name": ["type": "string", "description": "the tenant's name"],
+                    "role": ["type": "string", "enum": ["admin"]], "status": ["type": "string", "enum": ["active"]], "auto_groups": strings,
+                    "is_current": boolean, "is_service_user": boolean, "is_blocked": boolean, "pending_approval": boolean, "issued": string,
+                ]],
+                "PersonalAccessTokenRequest": ["type": "object", "required": ["name", "expires_in"], "properties": [
+                    "name": ["type": "string", "minLength": 1, "maxLength": 255],
+                    "expires_in": ["type": "integer", "minimum": 1, "maximum": 365, "description": "days until the token expires"],
+                    "scope": ["type": "string", "enum": TokenScope.allCases.map(\.rawValue),
+                              "description": "Routeplane: admin (default) reads and changes everything; read_only reads everything and every write answers 403. A token cannot create a token with more rights than its own"],
+                ]],
+                "PersonalAccessToken": ["type": "object", "required": ["id", "name", "expiration_date", "created_by", "created_at", "scope"], "properties": [
+                    "id": string, "name": string,
+                    "expiration_date": ["type": "string", "format": "date-time", "description": "from then on the token answers 401 \"token expired\""],
+                    "created_by": ["type": "string", "description": "the creating token (token:<id>) or cli; empty for tokens made before it was recorded"],
+                    "created_at": ["type": "string", "format": "date-time"],
+                    "scope": ["type": "string", "enum": TokenScope.allCases.map(\.rawValue), "description": "Routeplane: what the token may do"],
+                ]],
+                "PersonalAccessTokenGenerated": ["type": "object", "required": ["plain_token", "personal_access_token"], "properties": [
+                    "plain_token": ["type": "string", "description": "the secret, shown only in this answer; send it as \"Authorization: Token <plain_token>\""],
+                    "personal_access_token": ref("PersonalAccessToken"),
                 ]],
                 "Event": ["type": "object", "required": ["id", "timestamp", "activity", "activity_code", "initiator_id", "initiator_name",
                                                           "initiator_email", "target_id", "meta"], "properties": [

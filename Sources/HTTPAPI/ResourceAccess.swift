@@ -26,7 +26,15 @@ struct ResourceAccess: Sendable {
         guard let principal = try await controlPlane.principal(secret: secret, kind: kind) else {
             throw APIError(.unauthorized, "token invalid or revoked", field: "Authorization")
         }
+        try Self.requireScope(principal, for: request.method)
         return principal
+    }
+
+    /// The one place token scopes are enforced, for every endpoint: a read-only token may only read (GET, HEAD);
+    /// anything else is 403 with NetBird's "permission denied", before any handler decides or writes.
+    static func requireScope(_ principal: Principal, for method: HTTPRequest.Method) throws(APIError) {
+        if principal.canWrite || method == .get || method == .head { return }
+        throw APIError(.forbidden, "permission denied: this token is read-only; \(method.rawValue) needs an admin token", field: "Authorization")
     }
 
     /// The calling agent's tenant and peer id (agent credential only).

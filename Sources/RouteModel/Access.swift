@@ -114,6 +114,14 @@ public struct SetupKey: Hashable, Sendable, Codable {
 public struct TokenInfo: Hashable, Sendable {
     public var name: String
     public var revoked: Bool
+    /// `admin` for tokens created before scopes existed.
+    public var scope: TokenScope = .admin
+    /// Unix seconds; nil for tokens created before expiry existed (see `TokenPolicy.effectiveExpiry`).
+    public var expiresAt: Int64?
+    /// Unix seconds; nil for tokens created before it was recorded.
+    public var createdAt: Int64?
+    /// Who created it, as the audit log names initiators ("token:<id>", "cli"); nil before it was recorded.
+    public var createdBy: String?
 }
 
 /// What the state knows about a setup key besides its policy.
@@ -148,18 +156,34 @@ public struct TenantCreated: EventPayload {
     public init(name: String) { self.name = name }
 }
 
+/// The policy fields came later: absent in events written before, they decode as nil (an admin token without expiry,
+/// see `TokenPolicy.effectiveExpiry`), and they are written only when set.
 public struct TokenCreated: EventPayload {
     public static let type = "TokenCreated"
     public static let eventVersion = 1
     public var tokenID: TokenID
     public var name: String
-    public init(tokenID: TokenID, name: String) {
+    public var scope: TokenScope?
+    /// Unix seconds.
+    public var expiresAt: Int64?
+    /// Unix seconds.
+    public var createdAt: Int64?
+    public var createdBy: String?
+    public init(tokenID: TokenID, name: String, scope: TokenScope? = nil, expiresAt: Int64? = nil, createdAt: Int64? = nil,
+                createdBy: String? = nil) {
         self.tokenID = tokenID
         self.name = name
+        self.scope = scope
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+        self.createdBy = createdBy
     }
     enum CodingKeys: String, CodingKey {
-        case name
+        case name, scope
         case tokenID = "token_id"
+        case expiresAt = "expires_at"
+        case createdAt = "created_at"
+        case createdBy = "created_by"
     }
 }
 
@@ -216,10 +240,19 @@ enum AccessRules {
             if state.tenantName != nil { throw .conflict("tenant", "tenant already exists") }
             return [.tenantCreated(TenantCreated(name: name))]
 
-        case .createToken(let id, let name):
+        case .createToken(let id, let name, let scope, let expiresInDays, let now, let createdBy, let grantor):
+            // NetBird's order and wording (`CreatePAT`): the name, then the lifetime.
+            if name.isEmpty { throw .invalid("name", "token name can't be empty") }
             try checkName(name, field: "name")
+            try TokenPolicy.checkExpiresIn(expiresInDays)
+            if let grantor, !grantor.canGrant(scope) {
+                throw ValidationError(.permissionDenied, field: "scope",
+                                      "permission denied: a \(grantor.rawValue) token cannot create a \(scope.rawValue) token")
+            }
             if state.tokens[id] != nil { throw .conflict("id", "token \(id) already exists") }
-            return [.tokenCreated(TokenCreated(tokenID: id, name: name))]
+            return [.tokenCreated(TokenCreated(tokenID: id, name: name, scope: scope,
+                                               expiresAt: TokenPolicy.expiresAt(now: now, days: expiresInDays),
+                                               createdAt: now, createdBy: createdBy))]
 
         case .revokeToken(let id):
             guard let token = state.tokens[id] else { throw .notFound("token_id", "token \(id) not found") }
@@ -311,7 +344,10 @@ enum AccessRules {
 /// come from the I/O shell so the rules stay pure.
 public enum AccessCommand: Hashable, Sendable {
     case createTenant(name: String)
-    case createToken(id: TokenID, name: String)
+    /// `expiresInDays`: 1...365 from `now` (Unix seconds). `grantor`: the scope of the token asking, nil for the
+    /// operator's command line (which may create any).
+    case createToken(id: TokenID, name: String, scope: TokenScope, expiresInDays: Int, now: Int64, createdBy: String?,
+                     grantor: TokenScope?)
     case revokeToken(id: TokenID)
     /// `type` nil when the request's type string is not one NetBird knows.
     /// `keySecret`: NetBird's masked key (`SetupKey.masked(secret:)`), kept to answer later reads.

@@ -150,7 +150,8 @@ public struct TenantState: Sendable, Equatable {
         case .tenantCreated(let e):
             tenantName = e.name
         case .tokenCreated(let e):
-            tokens[e.tokenID] = TokenInfo(name: e.name, revoked: false)
+            tokens[e.tokenID] = TokenInfo(name: e.name, revoked: false, scope: e.scope ?? .admin, expiresAt: e.expiresAt,
+                                          createdAt: e.createdAt, createdBy: e.createdBy)
         case .tokenRevoked(let e):
             tokens[e.tokenID]?.revoked = true
         case .setupKeyCreated(let e):

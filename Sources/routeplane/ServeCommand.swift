@@ -222,24 +222,58 @@ struct Tenants: AsyncParsableCommand {
 
 struct Tokens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create and revoke API tokens (works on the database directly).",
-        subcommands: [Create.self, Revoke.self])
+        abstract: "Create, list and revoke API tokens (works on the database directly).",
+        subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API token for a tenant; prints the token (shown once).")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Tenant id (from `routeplane tenants create`).") var tenant: String
         @Option(help: "A name for the token (shown in the audit log).") var name = "api"
+        @Option(help: "Days until the token expires, \(TokenPolicy.minExpiresInDays) to \(TokenPolicy.maxExpiresInDays) (NetBird's range).")
+        var expiresInDays = TokenPolicy.defaultExpiresInDays
+        @Option(help: "admin (read and change everything of the tenant) or read_only (read only: every write answers 403).")
+        var scope = TokenScope.admin.rawValue
 
         func run() async throws {
+            guard let scope = TokenScope(rawValue: scope) else { throw ArgumentParser.ValidationError("--scope must be \(TokenScope.names), got \(scope)") }
             let store = try database.makeStore(maxConnections: 2)
             do {
-                let created = try await ControlPlane(store: store).createToken(tenant: tenant, name: name)
+                let created = try await ControlPlane(store: store).createToken(tenant: tenant, name: name, scope: scope, expiresInDays: expiresInDays)
                 print(created.token)
-                FileHandle.standardError.write(Data("token id \(created.id) for tenant \(tenant); the token is shown only this once\n".utf8))
+                let expires = ISO8601.format(Date(timeIntervalSince1970: TimeInterval(created.expiresAt)))
+                FileHandle.standardError.write(Data("token id \(created.id) for tenant \(tenant), scope \(scope.rawValue), expires \(expires); the token is shown only this once\n".utf8))
+            } catch let e as RouteModel.ValidationError {
+                await store.shutdown()
+                throw ArgumentParser.ValidationError("\(e.field): \(e.message)")
             } catch let e as ControlPlaneError {
                 await store.shutdown()
                 throw ValidationError(e.message)
+            }
+            await store.shutdown()
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a tenant's API tokens: id, scope, expiry, state, name (never the secret).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Tenant id.") var tenant: String
+        @Flag(help: "Include revoked tokens.") var all = false
+
+        func run() async throws {
+            let store = try database.makeStore(maxConnections: 2)
+            let cp = ControlPlane(store: store)
+            let now = Int64(Date().timeIntervalSince1970)
+            do {
+                let snapshot = try await cp.cache.current(tenant)
+                for t in try await cp.tokens(tenant: tenant, state: snapshot.state, includeRevoked: all) {
+                    let state = t.revoked ? "revoked" : t.expired(now: now) ? "expired" : "active"
+                    let expires = ISO8601.format(Date(timeIntervalSince1970: TimeInterval(t.expiresAt)))
+                    print("\(t.id)\t\(t.scope.rawValue)\t\(expires)\t\(state)\t\(t.name)")
+                }
+            } catch {
+                await store.shutdown()
+                throw error
             }
             await store.shutdown()
         }

@@ -39,7 +39,7 @@ struct ControlPlaneTests {
             let tenant = try await cp.createTenant(name: "acme")
             #expect(try await cp.listTenants().map(\.id) == [tenant])
             let token = try await cp.createToken(tenant: tenant, name: "ops")
-            #expect(try await cp.principal(secret: token.token) == .token(tenant: tenant, tokenID: token.id))
+            #expect(try await cp.principal(secret: token.token) == .token(tenant: tenant, tokenID: token.id, scope: .admin))
             try await cp.revokeToken(tenant: nil, token: token.token)
             #expect(try await cp.principal(secret: token.token) == nil)
 
