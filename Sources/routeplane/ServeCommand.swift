@@ -245,7 +245,7 @@ struct Tokens: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("token id \(created.id) for tenant \(tenant), scope \(scope.rawValue), expires \(expires); the token is shown only this once\n".utf8))
             } catch let e as RouteModel.ValidationError {
                 await store.shutdown()
-                throw ArgumentParser.ValidationError("\(e.field): \(e.message)")
+                throw ArgumentParser.ValidationError("\(e.field == "expires_in" ? "--expires-in-days" : "--\(e.field)"): \(e.message)")
             } catch let e as ControlPlaneError {
                 await store.shutdown()
                 throw ValidationError(e.message)
