@@ -49,6 +49,12 @@ public enum Principal: Sendable, Equatable {
         case .agent: true
         }
     }
+
+    /// Whether the caller may make a request with this HTTP method: reads (GET, HEAD) always, anything else only when
+    /// it may write.
+    public func permits(method: String) -> Bool {
+        method == "GET" || method == "HEAD" || canWrite
+    }
 }
 
 /// A token that was valid and has expired (answered 401 with when, so the operator knows to make a new one).

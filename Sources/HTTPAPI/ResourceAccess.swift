@@ -33,7 +33,7 @@ struct ResourceAccess: Sendable {
     /// The one place token scopes are enforced, for every endpoint: a read-only token may only read (GET, HEAD);
     /// anything else is 403 with NetBird's "permission denied", before any handler decides or writes.
     static func requireScope(_ principal: Principal, for method: HTTPRequest.Method) throws(APIError) {
-        if principal.canWrite || method == .get || method == .head { return }
+        if principal.permits(method: method.rawValue) { return }
         throw APIError(.forbidden, "permission denied: this token is read-only; \(method.rawValue) needs an admin token", field: "Authorization")
     }
 
