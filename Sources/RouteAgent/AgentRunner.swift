@@ -131,7 +131,7 @@ public actor AgentRunner {
             return stored
         }
         guard let key = configuration.setupKey else {
-            throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no --setup-key to enroll with")
+            throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no setup key to enroll with (--setup-key-file or ROUTEPLANE_SETUP_KEY)")
         }
         let natsKey = try folder.createNATSKey()
         let (enrolled, issued) = try await ControllerClient(baseURL: configuration.controller).enroll(
