@@ -21,12 +21,13 @@ extension ControlPlane {
     }
 
     /// Enrolls a peer with a setup key. `reportedIP` empty or nil: the lowest free address of the mesh range; given: only
-    /// a free host address of the range. `source`: the caller's address, for the per-source rate limit (checked first,
-    /// then the per-key one, both before the key is looked up: a flood costs no database work).
+    /// a free host address of the range. `source`: the caller's address, for the per-source rate limit (by address, or
+    /// by /64 for IPv6; checked first, then the per-key one, both before the key is looked up: a flood costs no database
+    /// work).
     public func enroll(setupKey: String, name: String, os: String, reportedIP: String?, natsPublicKey: String?,
                        requestID: String, source: String? = nil) async throws -> Enrollment {
         if let throttle {
-            if let source, case .limited(let retry) = throttle.perSource.admit(source) {
+            if let source, case .limited(let retry) = throttle.perSource.admit(enrollmentSourceKey(source)) {
                 logger.notice("enrollment refused: too many from this address",
                               metadata: ["source": "\(source)", "retry_after": "\(retry)", "request_id": "\(requestID)"])
                 throw ControlPlaneError.rateLimited(field: "source", message: "too many enrollments from this address; retry after \(retry) s",

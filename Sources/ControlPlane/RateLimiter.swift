@@ -30,8 +30,9 @@ public enum Admission: Hashable, Sendable {
 /// theoretical arrival time of its next request). A pure value: the caller gives the time (seconds on a monotonic clock).
 ///
 /// Memory is bounded: at most `capacity` keys. A key whose arrival time is in the past is idle (its bucket is full again)
-/// and carries no information, so it is dropped first; when every key is busy, the one closest to idle is dropped to
-/// make room (an attacker holding `capacity` sources at once frees one of them, it does not lock out newcomers).
+/// and carries no information, so it is dropped first; when every key is busy, the tenth closest to idle is dropped to
+/// make room (an attacker holding `capacity` sources at once frees some of them, it does not lock out newcomers). Room
+/// is made in batches, so a flood of new keys costs O(log capacity) per request amortized, not a scan each.
 public struct RateLimiterState<Key: Hashable & Sendable>: Sendable {
     public let limit: RateLimit
     public let capacity: Int
@@ -56,11 +57,15 @@ public struct RateLimiterState<Key: Hashable & Sendable>: Sendable {
         return .allowed
     }
 
-    /// Drops idle keys; when none is idle, the key closest to idle.
+    /// Drops idle keys; when that frees less than a tenth of the capacity, the busy keys closest to idle as well, so
+    /// that a tenth of the capacity is free.
     mutating func makeRoom(now: Double) {
         arrivals = arrivals.filter { $0.value > now }
-        if arrivals.count >= capacity, let soonest = arrivals.min(by: { $0.value < $1.value }) {
-            arrivals.removeValue(forKey: soonest.key)
+        let target = capacity - max(1, capacity / 10)
+        if arrivals.count > target {
+            for (key, _) in arrivals.sorted(by: { $0.value < $1.value }).prefix(arrivals.count - target) {
+                arrivals.removeValue(forKey: key)
+            }
         }
     }
 }
@@ -83,6 +88,15 @@ public final class RateLimiter<Key: Hashable & Sendable>: Sendable {
     }
 
     public var trackedKeys: Int { state.withLock { $0.arrivals.count } }
+}
+
+/// The per-source limiter's key for a peer address: an IPv4 address as is, an IPv6 address by its /64 (one host
+/// commonly holds a whole /64, and would otherwise get a fresh burst per address); an IPv4-mapped IPv6 address as IPv4.
+/// Text that is not an address is used as is.
+public func enrollmentSourceKey(_ address: String) -> String {
+    guard let ip = try? IPAddress(parsing: address) else { return address }
+    if ip.isV6 && ip.high == 0 && ip.low >> 32 == 0xFFFF { return IPAddress(v4: UInt32(truncatingIfNeeded: ip.low)).description }
+    return ip.isV6 ? Prefix(ip, length: 64).description : ip.description
 }
 
 /// What the controller admits: enrollment rates and tenants' quotas (`routeplane serve --enroll-… / --quota-…`).

@@ -40,10 +40,13 @@ import Testing
             #expect(limiter.admit(key, now: 0.5) == .allowed)
             #expect(limiter.arrivals.count <= 100)
         }
-        // Keys idle at 10 s (every one) are dropped at the first new key, not kept.
-        #expect(limiter.admit(-1, now: 10) == .allowed)
-        #expect(limiter.arrivals.count == 1)
-        // The busy key survives eviction of idler ones: fill, then key 7's debt remains.
+        // At 10 s every one of them is idle: when the limiter is full again, they are all dropped, not just a tenth.
+        let room = 100 - limiter.arrivals.count
+        for key in 0..<room { #expect(limiter.admit(-1 - key, now: 10) == .allowed) }
+        #expect(limiter.arrivals.count == 100)
+        #expect(limiter.admit(-10_000, now: 10) == .allowed)
+        #expect(limiter.arrivals.count == room + 1)
+        // The busy key survives eviction of idler ones: fill, then key 7's debt remains (capacity 3: one is freed at a time).
         var small = RateLimiterState<Int>(limit: RateLimit(burst: 2, perSecond: 1), capacity: 3)
         _ = small.admit(7, now: 0)
         _ = small.admit(7, now: 0)
@@ -52,6 +55,27 @@ import Testing
         _ = small.admit(3, now: 0)
         #expect(small.arrivals.count == 3 && small.arrivals[7] != nil)
         #expect(small.admit(7, now: 0) == .limited(retryAfter: 1))
+    }
+
+    @Test("a flood of new busy keys frees a tenth of the capacity at a time, the keys closest to idle")
+    func batchEviction() {
+        var limiter = RateLimiterState<Int>(limit: RateLimit(burst: 1, perSecond: 0.001), capacity: 100)
+        for key in 0..<100 { #expect(limiter.admit(key, now: Double(key)) == .allowed) }
+        #expect(limiter.admit(100, now: 100) == .allowed)
+        // Keys 0…9 (the earliest, so the closest to idle) made room; 90 old ones and the new one remain.
+        #expect(limiter.arrivals.count == 91 && (0..<10).allSatisfy { limiter.arrivals[$0] == nil } && limiter.arrivals[10] != nil)
+        for key in 101..<110 { _ = limiter.admit(key, now: 100) }
+        #expect(limiter.arrivals.count == 100)
+    }
+
+    @Test("sources: IPv4 as is, IPv6 by its /64, IPv4-mapped IPv6 as IPv4")
+    func sourceKeys() {
+        #expect(enrollmentSourceKey("192.0.2.7") == "192.0.2.7")
+        #expect(enrollmentSourceKey("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64")
+        #expect(enrollmentSourceKey("2001:db8:1:2:bbbb::9") == enrollmentSourceKey("2001:db8:1:2:aaaa::1"))
+        #expect(enrollmentSourceKey("2001:db8:1:3::1") != enrollmentSourceKey("2001:db8:1:2::1"))
+        #expect(enrollmentSourceKey("::ffff:192.0.2.7") == "192.0.2.7")
+        #expect(enrollmentSourceKey("not an address") == "not an address")
     }
 
     @Test("the shared limiter counts per key")
