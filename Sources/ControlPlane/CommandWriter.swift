@@ -38,11 +38,14 @@ public struct CommandWriter: Sendable {
     let turns = TenantTurns()
     /// Tenants written by other controllers lately (see `write`).
     let contention = TenantContention()
+    /// Every write is refused when it grows a kind past its quota, on the state it lands on (see `withAllGroup`).
+    let quotas: TenantQuotas?
 
-    public init(store: EventStore, cache: TenantCache, logger: Logger) {
+    public init(store: EventStore, cache: TenantCache, logger: Logger, quotas: TenantQuotas? = nil) {
         self.store = store
         self.cache = cache
         self.logger = logger
+        self.quotas = quotas
     }
 
     public func write(
@@ -53,7 +56,7 @@ public struct CommandWriter: Sendable {
     ) async throws -> WriteResult {
         try await turns.wait(tenant)
         defer { turns.done(tenant) }
-        let decide = Self.withAllGroup(decide)
+        let decide = Self.withAllGroup(decide, quotas: quotas)
         // A tenant that saw a conflict lately (writers in other controllers) is written under its lock: writers
         // queue in PostgreSQL instead of deciding, failing and deciding again (measured with `bench scaleout`).
         if contention.isContended(tenant) {
@@ -115,10 +118,13 @@ public struct CommandWriter: Sendable {
     /// `decide`, followed by the events that give the tenant its built-in "All" group with every peer when it
     /// lacks it: a new tenant (its `TenantCreated`) or one created before the group existed (its next write), in
     /// the same append. Nothing when the group is there and complete, which is every other write.
-    static func withAllGroup(_ decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent]) -> @Sendable (TenantSnapshot) throws -> [RouteEvent] {
+    /// With `quotas`, the decided events are first held against the tenant's quotas (the repair itself is not counted).
+    static func withAllGroup(_ decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
+                             quotas: TenantQuotas? = nil) -> @Sendable (TenantSnapshot) throws -> [RouteEvent] {
         { snapshot in
             let events = try decide(snapshot)
             let after = evolve(snapshot.state, events)
+            if let quotas, !events.isEmpty { try quotas.check(before: snapshot.state, after: after) }
             return events + after.allGroupRepair(newID: GroupID(Secrets.id()))
         }
     }

@@ -1,5 +1,6 @@
 import PostgresClient
 import Foundation
+import Logging
 import EventStore
 import ViewDistribution
 import Projections
@@ -19,9 +20,27 @@ extension ControlPlane {
         public var sequence: Int64
     }
 
-    /// Enrolls a peer with a setup key. `reportedIP` empty or nil: the lowest free address of the mesh range.
+    /// Enrolls a peer with a setup key. `reportedIP` empty or nil: the lowest free address of the mesh range; given: only
+    /// a free host address of the range. `source`: the caller's address, for the per-source rate limit (by address, or
+    /// by /64 for IPv6; checked first, then the per-key one, both before the key is looked up: a flood costs no database
+    /// work).
     public func enroll(setupKey: String, name: String, os: String, reportedIP: String?, natsPublicKey: String?,
-                       requestID: String) async throws -> Enrollment {
+                       requestID: String, source: String? = nil) async throws -> Enrollment {
+        if let throttle {
+            if let source, case .limited(let retry) = throttle.perSource.admit(enrollmentSourceKey(source)) {
+                logger.notice("enrollment refused: too many from this address",
+                              metadata: ["source": "\(source)", "retry_after": "\(retry)", "request_id": "\(requestID)"])
+                throw ControlPlaneError.rateLimited(field: "source", message: "too many enrollments from this address; retry after \(retry) s",
+                                                    retryAfter: retry)
+            }
+            // The secret itself is never kept: the limiter knows it by a per-process hash.
+            if case .limited(let retry) = throttle.perSetupKey.admit(setupKey.hashValue) {
+                logger.notice("enrollment refused: too many with this setup key",
+                              metadata: ["source": "\(source ?? "-")", "retry_after": "\(retry)", "request_id": "\(requestID)"])
+                throw ControlPlaneError.rateLimited(field: "setup_key", message: "too many enrollments with this setup key; retry after \(retry) s",
+                                                    retryAfter: retry)
+            }
+        }
         let natsKey = try natsPublicKey.map(AgentBusIssuer.validatedPublicKey)
         guard setupKey.utf8.count <= 256, let found = try await credentials.lookup(setupKey, kind: .setupKey) else {
             throw ControlPlaneError.forbidden(field: "setup_key", message: "setup key is not valid")
@@ -43,16 +62,10 @@ extension ControlPlane {
         let keyName = try await cache.current(tenant).state.setupKeys[keyID]?.name
         let result = try await writer.write(tenant: tenant, actor: Actor(id: "setup_key:\(keyID)", name: keyName.map { "setup key \($0)" }),
                                             requestID: requestID) { s in
-            let ip: String
-            if let reportedIP, !reportedIP.isEmpty {
-                ip = reportedIP
-            } else {
-                guard let free = MeshAddresses.firstFree(in: range, used: s.state) else {
-                    throw ControlPlaneError.conflict(field: "ip", message: "the tenant's mesh range \(range) has no free address")
-                }
-                ip = free.description
-            }
-            return try decideOrThrow(AccessCommand.enrollWithSetupKey(key: keyID, peerID: peerID, name: name, os: os, meshIP: ip, now: now), s.state)
+            // The address is chosen in `decide`, against the state this append lands on (decided again under the
+            // tenant's lock when another controller appended first), so concurrent enrollments never share one.
+            try decideOrThrow(AccessCommand.enrollWithSetupKey(key: keyID, peerID: peerID, name: name, os: os, meshIP: reportedIP, now: now,
+                                                               meshRange: range), s.state)
         } sideStatements: { _ in
             [CredentialStore.insert(secret: credential, tenant: tenant, kind: .peer, subject: peerID.rawValue)]
                 + (natsKey.map { [AgentBusIssuer.insert(tenant: tenant, peer: peerID.rawValue, publicKey: $0)] } ?? [])
@@ -118,21 +131,5 @@ extension ControlPlane {
         }
         let signature = viewSigner.sign(tenant: tenant, peer: peer, version: versionNumber, removed: false, digest: digest)
         return SignedView(version: version, digest: digest, body: body, stale: stale, signature: signature)
-    }
-}
-
-/// Mesh address allocation: the lowest free host address of the range.
-enum MeshAddresses {
-    static func firstFree(in range: Prefix, used state: TenantState) -> IPAddress? {
-        guard range.isV4, range.length <= 30 else { return nil }
-        let base = UInt32(truncatingIfNeeded: range.address.low)
-        let size = UInt64(1) << UInt64(32 - range.length)
-        var offset: UInt64 = 1
-        while offset < size - 1 {
-            let candidate = IPAddress(v4: base &+ UInt32(offset))
-            if state.peer(meshIP: candidate) == nil { return candidate }
-            offset += 1
-        }
-        return nil
     }
 }

@@ -20,9 +20,14 @@ public struct ControlPlaneSettings: Sendable {
     /// Signs the views agents read; its public key is told to agents at enrollment. The outbox relay must sign with
     /// the same key. nil: an ephemeral one is made (and warned about).
     public var viewSigner: ViewSigner?
+    /// Enrollment rate limits and tenants' quotas; nil (library users, tests): neither applies. `routeplane serve`
+    /// always sets them (its defaults: `AdmissionSettings()`).
+    public var admission: AdmissionSettings?
 
     public init(natsURL: String? = nil, meshRange: Prefix = try! Prefix(parsing: "100.64.0.0/10"),
-                projectionWait: Duration = .seconds(2), bus: AgentBusIssuer? = nil, viewSigner: ViewSigner? = nil) {
+                projectionWait: Duration = .seconds(2), bus: AgentBusIssuer? = nil, viewSigner: ViewSigner? = nil,
+                admission: AdmissionSettings? = nil) {
+        self.admission = admission
         self.natsURL = natsURL
         self.meshRange = meshRange
         self.projectionWait = projectionWait
@@ -54,13 +59,16 @@ public struct ControlPlane: Sendable {
     }
     private let signer: ViewSigner
     private let ephemeralSignerWarning: OnceFlag?
+    /// This process's enrollment limiters (nil without `settings.admission`).
+    public let throttle: EnrollmentThrottle?
 
     public init(store: EventStore, settings: ControlPlaneSettings = ControlPlaneSettings(),
                 logger: Logger = Logger(label: "routeplane.api")) {
         self.settings = settings
         self.store = store
         self.cache = TenantCache(store: store)
-        self.writer = CommandWriter(store: store, cache: cache, logger: logger)
+        self.writer = CommandWriter(store: store, cache: cache, logger: logger, quotas: settings.admission?.quotas)
+        self.throttle = settings.admission.map(EnrollmentThrottle.init)
         self.credentials = CredentialStore(store: store)
         self.checkpoints = ProjectionCheckpoints(store: store)
         self.logger = logger

@@ -16,12 +16,15 @@ public enum ControlPlaneError: Error, Sendable, Equatable, CustomStringConvertib
     case versionMismatch(object: ObjectRef, current: Int64?, expected: Int64)
     /// The caller may not do this (403).
     case forbidden(field: String, message: String)
+    /// Too many requests of this kind from this caller (429); `retryAfter` seconds.
+    case rateLimited(field: String, message: String, retryAfter: Int)
     /// A stored event does not decode, or the state contradicts itself: the operator must look (500).
     case corrupt(String)
 
     public var message: String {
         switch self {
         case .validation(_, let m), .notFound(_, let m, _), .conflict(_, let m), .forbidden(_, let m), .corrupt(let m): m
+        case .rateLimited(_, let m, _): m
         case .versionMismatch(let object, let current, let expected):
             "precondition failed: \(object) is at version \(current.map(String.init) ?? "none"), If-Match gave \(expected)"
         }
@@ -31,6 +34,7 @@ public enum ControlPlaneError: Error, Sendable, Equatable, CustomStringConvertib
     public var field: String? {
         switch self {
         case .validation(let f, _), .notFound(let f, _, _), .conflict(let f, _), .forbidden(let f, _): f
+        case .rateLimited(let f, _, _): f
         case .versionMismatch: "If-Match"
         case .corrupt: nil
         }

@@ -24,6 +24,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case unsupportedMediaType = 415
         case unprocessable = 422
         case preconditionRequired = 428
+        case tooManyRequests = 429
         case internalError = 500
         case unavailable = 503
     }
@@ -32,7 +33,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// The request field at fault, when there is one (also in the body as `field`).
     public var field: String?
-    /// Seconds, for 503 answers.
+    /// Seconds, for 503 and 429 answers.
     public var retryAfter: Int?
 
     public init(_ status: Status, _ message: String, field: String? = nil, retryAfter: Int? = nil) {
@@ -65,6 +66,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .conflict: self.init(.conflict, error.message, field: error.field)
         case .versionMismatch: self.init(.preconditionFailed, error.message, field: error.field)
         case .forbidden: self.init(.forbidden, error.message, field: error.field)
+        case .rateLimited(_, _, let retryAfter): self.init(.tooManyRequests, error.message, field: error.field, retryAfter: retryAfter)
         case .corrupt: self.init(.internalError, error.message)
         }
     }

@@ -45,7 +45,8 @@ struct AgentController: Sendable {
     @Sendable func enroll(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let body = try await access.body(EnrollBody.self, of: request)
         let enrolled = try await access.controlPlane.enroll(setupKey: body.setup_key, name: body.name, os: body.os, reportedIP: body.ip,
-                                                            natsPublicKey: body.nats_public_key, requestID: context.requestID)
+                                                            natsPublicKey: body.nats_public_key, requestID: context.requestID,
+                                                            source: context.sourceAddress)
         let (tenant, peerID, issued) = (enrolled.tenant, enrolled.peerID, enrolled.bus)
         return jsonResponse(Enrolled(peer_id: peerID.rawValue, tenant_id: tenant, ip: enrolled.meshIP, credential: enrolled.credential,
                                      routes_subject: "routeplane.\(tenant).peer.\(peerID).routes",

@@ -9,9 +9,12 @@ import NIOCore
 public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID = ""
+    /// The TCP peer's address (behind a reverse proxy, the proxy's): the key of per-source rate limits.
+    public var sourceAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        sourceAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// Bodies above this are refused (413) before they are read in full.

@@ -41,6 +41,7 @@ public enum OpenAPIDocument {
         "404": json(ref("Error"), "Not found (also another tenant's object)"),
         "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
         "412": json(ref("Error"), "If-Match does not match the object's version"),
+        "403": json(ref("Error"), "A tenant quota is reached; `field` names the kind (peers, routes, groups, setup_keys, tokens)"),
         "422": json(ref("Error"), "A field breaks a rule; `field` names it"),
         "503": json(ref("Error"), "Database unavailable; see Retry-After"),
     ] }
@@ -115,9 +116,12 @@ public enum OpenAPIDocument {
         ],
         "/api/agent/enroll": ["post": [
             "summary": "Enroll a peer with a setup key", "security": [], "requestBody": body("EnrollRequest"),
-            "responses": ["201": json(ref("Enrollment"), "Enrolled"), "403": json(ref("Error"), "Setup key invalid, revoked, expired or used up"),
-                          "409": json(ref("Error"), "nats_public_key is registered to another peer"),
-                          "422": json(ref("Error"), "A field breaks a rule")],
+            "responses": ["201": json(ref("Enrollment"), "Enrolled"),
+                          "403": json(ref("Error"), "Setup key invalid, revoked, expired or used up, or the tenant's peer quota is reached (field peers)"),
+                          "409": json(ref("Error"), "ip or nats_public_key is taken by another peer"),
+                          "412": json(ref("Error"), "The tenant's mesh range has no free address"),
+                          "422": json(ref("Error"), "A field breaks a rule (ip outside the tenant's mesh range, name or os too long)"),
+                          "429": json(ref("Error"), "Too many enrollments from this address or with this setup key; see Retry-After (seconds)")],
         ]],
         "/api/agent/nats-credentials": ["post": [
             "summary": "A fresh NATS user JWT for the calling agent's registered key (agent credential); registers the key once for agents enrolled without one",
@@ -246,7 +250,8 @@ public enum OpenAPIDocument {
                 ]],
                 "SetupKeyRequest": ["type": "object", "required": ["name", "type"], "properties": [
                     "name": string, "type": ["type": "string", "enum": ["reusable", "one-off"]],
-                    "expires_in": ["type": "integer", "minimum": 0, "maximum": 31_536_000], "auto_groups": strings,
+                    "expires_in": ["type": "integer", "minimum": 0, "maximum": 31_536_000,
+                                   "description": "seconds; absent = 30 days (2592000), 0 = never expires"], "auto_groups": strings,
                     "usage_limit": ["type": "integer", "minimum": 0, "description": "0 = unlimited; a one-off key takes 0 or 1 (stored as 1)"],
                     "ephemeral": ["type": "boolean", "description": "stored and answered; peers enrolled with the key are not yet removed after inactivity"],
                 ]],
@@ -260,7 +265,10 @@ public enum OpenAPIDocument {
                     "usage_limit": ["type": "integer"], "ephemeral": boolean, "allow_extra_dns_labels": boolean,
                 ]],
                 "EnrollRequest": ["type": "object", "required": ["setup_key", "name", "os"], "properties": [
-                    "setup_key": string, "name": string, "os": string, "ip": ["type": "string", "description": "mesh IP the peer has; allocated when absent"],
+                    "setup_key": ["type": "string", "maxLength": 256], "name": ["type": "string", "minLength": 1, "maxLength": 255],
+                    "os": ["type": "string", "minLength": 1, "maxLength": 64, "description": "stored lower-case; routing peers must be linux"],
+                    "ip": ["type": "string", "maxLength": 64,
+                           "description": "mesh IP the peer has: a free host address of the tenant's mesh range (default 100.64.0.0/10); the lowest free one is allocated when absent"],
                     "nats_public_key": ["type": "string", "description": "the agent's own NATS user nkey (U…); its seed never leaves the agent"],
                 ]],
                 "AgentBusCredentialsRequest": ["type": "object", "required": ["nats_public_key"], "properties": ["nats_public_key": string]],

@@ -16,8 +16,10 @@ struct SetupKeysController: Sendable {
     }
 
     /// NetBird's setup-key creation body (`api.CreateSetupKeyRequest`). A missing `name` or `type` is 422 naming it (NetBird
-    /// also answers 422, with "setup key name shouldn't be empty" / "unknown setup key type "); the other fields default as in
-    /// NetBird's handler: `expires_in` 0 never expires, `usage_limit` 0 is unlimited, `auto_groups` none, `ephemeral` false.
+    /// also answers 422, with "setup key name shouldn't be empty" / "unknown setup key type "); `auto_groups` defaults to none
+    /// and `ephemeral` to false as in NetBird's handler. A missing `expires_in` is 30 days (`Limits.setupKeyDefaultExpiresIn`,
+    /// NetBird's former default), not NetBird's "never": a key nobody asked to live forever does not. An explicit
+    /// `expires_in: 0` still never expires and `usage_limit` 0 or missing is unlimited, as in NetBird.
     struct CreateBody: Decodable {
         var name: String
         var type: String
@@ -48,7 +50,7 @@ struct SetupKeysController: Sendable {
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let body = try await access.body(CreateBody.self, of: request)
-        let (name, typeText, expiresIn, usageLimit) = (body.name, body.type, body.expires_in ?? 0, body.usage_limit ?? 0)
+        let (name, typeText, expiresIn, usageLimit) = (body.name, body.type, body.expires_in ?? Limits.setupKeyDefaultExpiresIn, body.usage_limit ?? 0)
         let ephemeral = body.ephemeral ?? false
         // NetBird's order and wording (`setupkeys_handler.go` createSetupKey): the name, then the type.
         if name.isEmpty { throw ControlPlaneError.validation(field: "name", message: "setup key name shouldn't be empty") }

@@ -45,9 +45,12 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
     case enrollment(String)
     case stateFolder(String)
     case controller(String)
+    /// The controller answered 429 to an enrollment (too many from this address or with this key): worth retrying later.
+    case enrollmentRateLimited(String)
 
     public var description: String {
         switch self {
+        case .enrollmentRateLimited(let m): "enrollment refused for now: \(m)"
         case .enrollment(let m): "enrollment failed: \(m)"
         case .stateFolder(let m): "state folder: \(m)"
         case .controller(let m): "controller: \(m)"

@@ -131,11 +131,26 @@ public actor AgentRunner {
             return stored
         }
         guard let key = configuration.setupKey else {
-            throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no --setup-key to enroll with")
+            throw AgentError.enrollment("no identity in \(configuration.stateFolder) and no setup key to enroll with (--setup-key-file or ROUTEPLANE_SETUP_KEY)")
         }
         let natsKey = try folder.createNATSKey()
-        let (enrolled, issued) = try await ControllerClient(baseURL: configuration.controller).enroll(
-            setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey)
+        // A controller refusing for the rate (429: many agents enrolling from one address or with one key) is asked again
+        // after 2, 4, 8, 16, then 30 s (about 2½ minutes in all) before the agent gives up.
+        let waits = [2, 4, 8, 16, 30, 30, 30, 30]
+        var attempt = 0
+        var enrollment: (AgentIdentity, ControllerClient.BusCredentials?)?
+        while enrollment == nil {
+            do {
+                enrollment = try await ControllerClient(baseURL: configuration.controller).enroll(
+                    setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey)
+            } catch AgentError.enrollmentRateLimited(let message) where attempt < waits.count {
+                logger.notice("enrollment refused for its rate; asking again",
+                              metadata: ["controller": "\(configuration.controller)", "wait_s": "\(waits[attempt])", "message": "\(message)"])
+                try await Task.sleep(for: .seconds(waits[attempt]))
+                attempt += 1
+            }
+        }
+        guard let (enrolled, issued) = enrollment else { throw AgentError.enrollment("no enrollment") }
         if let issued {
             try folder.saveNATSJWT(issued.jwt)
         }

@@ -80,6 +80,7 @@ public struct ControllerClient: Sendable {
         if let ip { body["ip"] = ip }
         if let natsPublicKey { body["nats_public_key"] = natsPublicKey }
         let (status, data) = try await call("POST", "/api/agent/enroll", body: body)
+        if status == 429 { throw AgentError.enrollmentRateLimited(Self.message(data)) }
         guard status == 201 else { throw AgentError.enrollment("controller answered \(status): \(Self.message(data))") }
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let tenant = object["tenant_id"] as? String, let peer = object["peer_id"] as? String,

@@ -297,7 +297,7 @@ enum AccessRules {
             guard let old = state.setupKeys[id] else { throw .notFound("setup_key_id", "setup key \(id) not found") }
             return [.setupKeyDeleted(SetupKeyDeleted(setupKey: old))]
 
-        case .enrollWithSetupKey(let key, let peerID, let name, let os, let meshIP, let now):
+        case .enrollWithSetupKey(let key, let peerID, let name, let os, let reportedIP, let now, let meshRange):
             switch state.setupKeyState(key, now: now) {
             case nil: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is not valid")
             case .revoked?: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is revoked")
@@ -305,7 +305,9 @@ enum AccessRules {
             case .overused?: throw ValidationError(.permissionDenied, field: "setup_key", "setup key reached its usage limit")
             case .valid?: break
             }
-            var events = try decideOrThrow(.enrollPeer(id: peerID, name: name, os: os, meshIP: meshIP), state)
+            // The address is chosen here, against the state the append lands on (see `MeshAddresses`).
+            let meshIP = try MeshAddresses.choose(reported: reportedIP, in: meshRange, state: state)
+            var events = try decideOrThrow(.enrollPeer(id: peerID, name: name, os: os, meshIP: meshIP.description), state)
             guard case .peerEnrolled(var enrolled)? = events.first else { return events }
             enrolled.setupKeyID = key
             enrolled.enrolledAt = now
@@ -356,8 +358,10 @@ public enum AccessCommand: Hashable, Sendable {
     /// `now`: the time of the change (the key's `updated_at`).
     case updateSetupKey(id: SetupKeyID, revoked: Bool, autoGroups: [GroupID], now: Int64? = nil)
     case deleteSetupKey(id: SetupKeyID)
-    /// An agent joining with a setup key: the peer, then its auto groups.
-    case enrollWithSetupKey(key: SetupKeyID, peerID: PeerID, name: String, os: String, meshIP: String, now: Int64)
+    /// An agent joining with a setup key: the peer, then its auto groups. `meshIP` nil or empty: the lowest free address
+    /// of `meshRange`; given: accepted only when it is a free host address of `meshRange`.
+    case enrollWithSetupKey(key: SetupKeyID, peerID: PeerID, name: String, os: String, meshIP: String?, now: Int64,
+                            meshRange: Prefix = MeshAddresses.defaultRange)
 }
 
 public func decide(_ command: AccessCommand, _ state: TenantState) -> Result<[RouteEvent], ValidationError> {
@@ -375,4 +379,7 @@ public func decideOrThrow(_ command: AccessCommand, _ state: TenantState) throws
 extension Limits {
     /// NetBird allows setup keys to expire within a year at most.
     public static let setupKeyMaxExpiresIn: Int64 = 365 * 24 * 3600
+    /// A setup key created without `expires_in` expires after 30 days (NetBird's `DefaultSetupKeyDuration` before it
+    /// moved to "never"); `expires_in: 0` asks for a key that never expires.
+    public static let setupKeyDefaultExpiresIn: Int64 = 30 * 24 * 3600
 }

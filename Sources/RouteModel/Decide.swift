@@ -70,6 +70,9 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
         try checkName(name, field: "name")
         let osName = os.lowercased()
         if osName.isEmpty { throw .invalid("os", "os must not be empty") }
+        if osName.unicodeScalars.count > Limits.osMaxScalars {
+            throw .invalid("os", "os must be at most \(Limits.osMaxScalars) characters, got \(osName.unicodeScalars.count)")
+        }
         let meshIP: IPAddress
         do {
             meshIP = try IPAddress(parsing: meshIPText)

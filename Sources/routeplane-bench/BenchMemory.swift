@@ -88,7 +88,9 @@ struct BenchMemory: AsyncParsableCommand {
         progress?.begin("memory: starting the controller (routeplane serve on port \(port))")
         let prefix = (controllerPrefix ?? "").split(separator: " ").map(String.init)
         let slow = prefix.isEmpty ? 1 : 20
-        let serveArguments = ["serve", "--port", String(port), "--database-url", url, "--nats-url", nats, "--log-level", "error"]
+        // The tenant is larger than the default peer quota, and its agents enroll from loopback at once.
+        let serveArguments = ["serve", "--port", String(port), "--database-url", url, "--nats-url", nats, "--log-level", "error",
+                              "--quota-peers", String(max(peers * 2, 10_000)), "--enroll-source-burst", "1000000", "--enroll-key-burst", "1000000"]
         let serve = try ChildProcess.start(prefix.first.map { ChildProcess.which($0) } ?? controllerExecutable ?? executable,
                                            prefix.isEmpty ? serveArguments : Array(prefix.dropFirst()) + [controllerExecutable ?? executable] + serveArguments,
                                            log: scratch.appendingPathComponent("serve.log").path)

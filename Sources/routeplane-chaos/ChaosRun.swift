@@ -46,7 +46,9 @@ final class ChaosRun: Sendable {
             let port = settings.basePort + i
             return ChaosController(index: i, port: port,
                                    arguments: [settings.binary, "serve", "--port", String(port), "--host", "127.0.0.1", "--nats-url", settings.natsURL,
-                                               "--database-url", settings.databaseURL, "--max-connections", "8", "--log-level", "notice"],
+                                               "--database-url", settings.databaseURL, "--max-connections", "8", "--log-level", "notice",
+                                               // Every agent enrolls from loopback at once: the enrollment limits are not under test here.
+                                               "--enroll-source-burst", "100000", "--enroll-key-burst", "100000"],
                                    environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed],
                                    log: settings.workDir + "/controller-\(i + 1).log", pidFile: pidFile)
         }

@@ -14,7 +14,10 @@ struct Agent: AsyncParsableCommand {
     enum ApplierKind: String, ExpressibleByArgument, CaseIterable { case linux, dryRun = "dry-run" }
 
     @Option(help: "Controller URL, e.g. http://127.0.0.1:8080.") var controller: String
-    @Option(help: "Setup key to enroll with (only needed the first time).") var setupKey: String?
+    @Option(help: "FOR TESTS ONLY: the setup key on the command line is readable by every local user (/proc/PID/cmdline); use --setup-key-file or $ROUTEPLANE_SETUP_KEY.")
+    var setupKey: String?
+    @Option(help: "File holding the setup key to enroll with (only needed the first time; keep it 0600). Or set $ROUTEPLANE_SETUP_KEY.")
+    var setupKeyFile: String?
     @Option(help: "Folder for the identity and the last applied view (created 0700, files 0600).") var stateDir: String
     @Option(help: "linux (ip route / nftables; needs root) or dry-run (records what it would do).") var applier: ApplierKind = .linux
     @Option(help: "Peer name at enrollment (default: host name).") var name: String?
@@ -30,6 +33,16 @@ struct Agent: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "routeplane.agent")
+        let setupKey: String?
+        do {
+            let resolved = try SetupKeySource.resolve(flag: self.setupKey, file: setupKeyFile, environment: ProcessInfo.processInfo.environment)
+            if resolved.source == .commandLine {
+                logger.warning("setup key given with --setup-key: any local user can read it from /proc while the agent runs; this flag is for tests, use --setup-key-file or ROUTEPLANE_SETUP_KEY")
+            }
+            setupKey = resolved.key
+        } catch {
+            throw ArgumentParser.ValidationError(error.description)
+        }
         let routeApplier: any RouteApplier
         switch applier {
         case .linux: routeApplier = try LinuxApplier(logger: logger)

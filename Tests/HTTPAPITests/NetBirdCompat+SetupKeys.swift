@@ -43,11 +43,12 @@ struct NetBirdCompatSetupKeysTests {
         }
     }
 
-    @Test("NetBird's defaults for missing fields: usage_limit 0, auto_groups [], never expires, ephemeral false")
+    @Test("NetBird's defaults for missing fields: usage_limit 0, auto_groups [], ephemeral false; expires_in 0 never expires")
     func defaults() async throws {
         try await LiveAPI.run { api in
             let (_, token) = try await api.tenant("acme")
-            let r = try await api.send(.post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable"])
+            // A missing expires_in is 30 days in Routeplane (EnrollmentLimitsAPITests), not NetBird's never: given as 0 here.
+            let r = try await api.send(.post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable", "expires_in": 0])
             #expect(r.status == 200, "\(r.text)")
             let k = try r.decoded(NetBirdSetupKey.self)
             // setupkeys_handler.go createSetupKey: AutoGroups nil → []; UsageLimit 0 (unlimited, types.SetupKeyUnlimitedUsage);
