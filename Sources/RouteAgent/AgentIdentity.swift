@@ -45,12 +45,14 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
     case enrollment(String)
     case stateFolder(String)
     case controller(String)
+    case insecureTransport(String)
 
     public var description: String {
         switch self {
         case .enrollment(let m): "enrollment failed: \(m)"
         case .stateFolder(let m): "state folder: \(m)"
         case .controller(let m): "controller: \(m)"
+        case .insecureTransport(let m): m
         }
     }
 }

@@ -13,7 +13,8 @@ struct Agent: AsyncParsableCommand {
 
     enum ApplierKind: String, ExpressibleByArgument, CaseIterable { case linux, dryRun = "dry-run" }
 
-    @Option(help: "Controller URL, e.g. http://127.0.0.1:8080.") var controller: String
+    @Option(help: "Controller URL, e.g. https://controller.example.net (http:// only to loopback, unless --insecure).") var controller: String
+    @OptionGroup var transport: AgentTransportOptions
     @Option(help: "Setup key to enroll with (only needed the first time).") var setupKey: String?
     @Option(help: "Folder for the identity and the last applied view (created 0700, files 0600).") var stateDir: String
     @Option(help: "linux (ip route / nftables; needs root) or dry-run (records what it would do).") var applier: ApplierKind = .linux
@@ -38,11 +39,12 @@ struct Agent: AsyncParsableCommand {
         var probe = HealthProbeConfiguration()
         probe.interval = .milliseconds(probeIntervalMs)
         probe.port = probePort
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             controller: controller, setupKey: setupKey, stateFolder: stateDir,
             name: name ?? ProcessInfo.processInfo.hostName, os: "linux", ip: ip, natsURL: natsURL, natsCredentials: natsCredentials,
             machine: .init(assumeCandidatesUp: assumeCandidatesUp), probe: assumeCandidatesUp ? nil : probe,
             answerProbes: !assumeCandidatesUp)
+        configuration.transport = transport.settings
         let runner = try AgentRunner(configuration: configuration, applier: routeApplier, logger: logger)
         if cleanup {
             try await runner.cleanup(keepRoutes: false)
