@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "TLSTests",
             dependencies: [
-                "HTTPAPI", "NATSClient", "NATSAuth", "RouteAgent", "TestSupport", "ProcessSpawn",
+                "HTTPAPI", "NATSClient", "NATSAuth", "RouteAgent", "TestSupport", "ProcessSpawn", "ControlPlane", "ViewDistribution", "Projections",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
