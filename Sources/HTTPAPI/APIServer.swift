@@ -83,9 +83,10 @@ public struct APIServer: Sendable {
     }
 
     /// The HTTP server as a service (for a `ServiceGroup`), listening on `host`:`port`; `onRunning` gets the bound port.
-    public func service(host: String, port: Int, serverName: String? = nil, logger: Logger,
+    /// With `tls`, HTTPS only.
+    public func service(host: String, port: Int, serverName: String? = nil, tls: APIServerTLS? = nil, logger: Logger,
                         onRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }) -> some Service {
-        Application(router: makeRouter().router,
+        Application(router: makeRouter().router, server: APIServerTLS.serverBuilder(tls),
                     configuration: .init(address: .hostname(host, port: port), serverName: serverName),
                     onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
                     logger: logger)

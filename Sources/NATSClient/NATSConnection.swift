@@ -42,6 +42,8 @@ public struct NATSConfiguration: Sendable {
     /// true: `connect` fails if no server answers now. false (default): `connect` returns at once and libnats keeps
     /// trying in the background (`.connected` event when it succeeds), so a controller can start while NATS is down.
     public var failIfUnreachable: Bool = false
+    /// TLS towards the server (see `NATSTLSSettings`); nil: TLS only if a URL says `tls://`, trusting the system's CAs.
+    public var tls: NATSTLSSettings? = nil
 
     public init(servers: [String], name: String) {
         self.servers = servers
@@ -172,6 +174,7 @@ public final class NATSConnection: @unchecked Sendable {
         if let prefix = c.inboxPrefix {
             try NATSError.check(natsOptions_SetCustomInboxPrefix(opts, prefix), "inbox prefix \(prefix)")
         }
+        try c.tls?.apply(to: opts)
 
         // From here libnats may call back with `box`: it owns one retain, released by the closed callback.
         let box = Unmanaged.passRetained(callbacks).toOpaque()

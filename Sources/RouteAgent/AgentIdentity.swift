@@ -47,6 +47,7 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
     case controller(String)
     /// The controller answered 429 to an enrollment (too many from this address or with this key): worth retrying later.
     case enrollmentRateLimited(String)
+    case insecureTransport(String)
 
     public var description: String {
         switch self {
@@ -54,6 +55,7 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
         case .enrollment(let m): "enrollment failed: \(m)"
         case .stateFolder(let m): "state folder: \(m)"
         case .controller(let m): "controller: \(m)"
+        case .insecureTransport(let m): m
         }
     }
 }

@@ -13,7 +13,7 @@ extension AgentRunner {
     /// with back-off while the controller is unreachable. A refusal by the controller (peer deleted) is logged once.
     func renewBusCredentials(_ identity: AgentIdentity) async {
         guard let key = bus.key else { return }
-        let client = ControllerClient(baseURL: configuration.controller)
+        let client = configuration.controllerClient
         while !Task.isCancelled {
             switch bus.next(now: Int64(Date().timeIntervalSince1970)) {
             case .wait(let pause):

@@ -33,6 +33,8 @@ public struct AgentConfiguration: Sendable {
     /// Called with every view the agent applies, after it is persisted (an observer: e.g. `routeplane-chaos`
     /// records each agent's applied versions to check that none ever goes back).
     public var viewApplied: (@Sendable (AgentStateMachine.ViewUpdate) -> Void)? = nil
+    /// Clear text allowed or not, and the CA files for HTTPS and NATS over TLS (checked when the runner is created).
+    public var transport = AgentTransport()
 
     public init(controller: String, setupKey: String?, stateFolder: String, name: String, os: String = "linux", ip: String? = nil,
                 natsURL: String? = nil, natsCredentials: String? = nil, statusInterval: Duration = .seconds(5), httpFallbackInterval: Duration = .seconds(10),
@@ -108,6 +110,7 @@ public actor AgentRunner {
     let bus = BusCredentialState()
 
     public init(configuration: AgentConfiguration, applier: any RouteApplier, logger: Logger = Logger(label: "routeplane.agent")) throws {
+        try configuration.transport.check(controller: configuration.controller, nats: configuration.natsURL)
         self.configuration = configuration
         self.applier = applier
         self.logger = logger
@@ -141,7 +144,7 @@ public actor AgentRunner {
         var enrollment: (AgentIdentity, ControllerClient.BusCredentials?)?
         while enrollment == nil {
             do {
-                enrollment = try await ControllerClient(baseURL: configuration.controller).enroll(
+                enrollment = try await configuration.controllerClient.enroll(
                     setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey)
             } catch AgentError.enrollmentRateLimited(let message) where attempt < waits.count {
                 logger.notice("enrollment refused for its rate; asking again",
@@ -414,12 +417,19 @@ public actor AgentRunner {
             logger.warning("no NATS URL (give --nats-url); following the view over HTTP only")
             return
         }
+        do {
+            try configuration.transport.check(controller: configuration.controller, nats: url)
+        } catch {
+            logger.error("not connecting to NATS; following the view over HTTP only", metadata: ["nats_url": "\(url)", "error": "\(error)"])
+            return
+        }
         var backoff = Duration.milliseconds(250)
         var loggedRefusal = false
         while !Task.isCancelled {
             do {
                 var natsConfiguration = NATSConfiguration(url: url, name: "routeplane-agent-\(identity.peerID)")
                 natsConfiguration.failIfUnreachable = true
+                natsConfiguration.tls = configuration.transport.natsTLS(url: url)
                 if let file = configuration.natsCredentials {
                     natsConfiguration.credentialsFile = file
                 } else {
@@ -485,7 +495,7 @@ public actor AgentRunner {
     func isNATSConnected() -> Bool { natsConnected }
 
     func httpFallback(_ identity: AgentIdentity) async {
-        let client = ControllerClient(baseURL: configuration.controller)
+        let client = configuration.controllerClient
         // Give NATS a moment first; then read over HTTP whenever NATS is not connected, no view was applied yet, or the
         // stream's last message was refused (a forgery published after the real view would otherwise hide it).
         try? await Task.sleep(for: .seconds(2))

@@ -3,6 +3,7 @@ import Foundation
 import ViewDistribution
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import RouteModel
 
 /// The agent's HTTP calls to the controller: enrollment, and the view as a fallback when NATS is down.
@@ -15,13 +16,16 @@ public struct ControllerClient: Sendable {
     public let baseURL: String
     /// For the whole call: connecting, sending, and reading the answer.
     let timeout: Duration
+    /// PEM CA file trusted for an `https://` controller (nil: the system's trust store).
+    let caFile: String?
 
     /// The largest answer read (a view of a large tenant is well below it).
     static let maxAnswerBytes = 64 << 20
 
-    public init(baseURL: String, timeout: Duration = .seconds(5)) {
+    public init(baseURL: String, timeout: Duration = .seconds(5), caFile: String? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
+        self.caFile = caFile
     }
 
     var configuration: HTTPClient.Configuration {
@@ -29,6 +33,12 @@ public struct ControllerClient: Sendable {
         // A refused connection (controller down) fails the call at once, as it did with URLSession, instead of retrying
         // until the timeout: the caller decides (another controller at enrollment, the next round of the fallback).
         configuration.connectionPool.retryConnectionEstablishment = false
+        if let caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.minimumTLSVersion = .tlsv12
+            tls.trustRoots = .file(caFile)
+            configuration.tlsConfiguration = tls
+        }
         return configuration
     }
 

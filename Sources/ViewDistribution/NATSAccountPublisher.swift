@@ -24,11 +24,14 @@ public final class NATSAccountPublisher: Sendable {
     let servers: [String]
     let maxUserLifetime: Duration
     let logger: Logger
+    /// TLS towards NATS, as the controller's own connection.
+    let tls: NATSTLSSettings?
     private let connecting = Mutex<Task<NATSConnection, any Error>?>(nil)
     private let pushes = Mutex(0)
 
     public init(store: EventStore, keys: NATSKeyDirectory, natsURL: String, maxUserLifetime: Duration,
-                logger: Logger = Logger(label: "routeplane.nats-account")) {
+                logger: Logger = Logger(label: "routeplane.nats-account"), tls: NATSTLSSettings? = nil) {
+        self.tls = tls
         self.store = store
         self.keys = keys
         self.servers = NATSConfiguration(url: natsURL, name: "").servers
@@ -66,6 +69,7 @@ public final class NATSAccountPublisher: Sendable {
     private func openSystemConnection() async throws -> NATSConnection {
         var configuration = NATSConfiguration(servers: servers, name: "routeplane-account-publisher")
         configuration.failIfUnreachable = true
+        configuration.tls = tls
         let keys = self.keys
         // This user may only send account updates (and read the resolver's answers).
         let permissions = NATSPermissions(publishAllow: ["$SYS.REQ.CLAIMS.UPDATE"], subscribeAllow: ["_INBOX.>"])

@@ -13,7 +13,8 @@ struct Agent: AsyncParsableCommand {
 
     enum ApplierKind: String, ExpressibleByArgument, CaseIterable { case linux, dryRun = "dry-run" }
 
-    @Option(help: "Controller URL, e.g. http://127.0.0.1:8080.") var controller: String
+    @Option(help: "Controller URL, e.g. https://controller.example.net (http:// only to loopback, unless --insecure).") var controller: String
+    @OptionGroup var transport: AgentTransportOptions
     @Option(help: "FOR TESTS ONLY: the setup key on the command line is readable by every local user (/proc/PID/cmdline); use --setup-key-file or $ROUTEPLANE_SETUP_KEY.")
     var setupKey: String?
     @Option(help: "File holding the setup key to enroll with (only needed the first time; keep it 0600). Or set $ROUTEPLANE_SETUP_KEY.")
@@ -51,11 +52,12 @@ struct Agent: AsyncParsableCommand {
         var probe = HealthProbeConfiguration()
         probe.interval = .milliseconds(probeIntervalMs)
         probe.port = probePort
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             controller: controller, setupKey: setupKey, stateFolder: stateDir,
             name: name ?? ProcessInfo.processInfo.hostName, os: "linux", ip: ip, natsURL: natsURL, natsCredentials: natsCredentials,
             machine: .init(assumeCandidatesUp: assumeCandidatesUp), probe: assumeCandidatesUp ? nil : probe,
             answerProbes: !assumeCandidatesUp)
+        configuration.transport = transport.settings
         let runner = try AgentRunner(configuration: configuration, applier: routeApplier, logger: logger)
         if cleanup {
             try await runner.cleanup(keepRoutes: false)

@@ -36,10 +36,12 @@ struct NATS: AsyncParsableCommand {
         @Option(help: "JetStream store folder.") var storeDir: String
         @Option(help: "Resolver folder (account JWTs pushed at run time, e.g. revocations).") var resolverDir: String
         @Option(help: "Write the configuration to this file (mode 0600) instead of printing it.") var output: String?
+        @OptionGroup var tls: NATSServerTLSOptions
 
         func run() async throws {
             let keys = try NATSKeyDirectory.load(at: dir)
-            let text = keys.serverConfig(host: host, port: port, httpPort: httpPort, storeDirectory: storeDir, resolverDirectory: resolverDir)
+            let text = keys.serverConfig(host: host, port: port, httpPort: httpPort, storeDirectory: storeDir, resolverDirectory: resolverDir,
+                                         tls: try tls.settings())
             if let output {
                 guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
                     throw ValidationError("cannot write \(output)")

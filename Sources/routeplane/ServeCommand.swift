@@ -19,6 +19,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var admission: AdmissionOptions
+    @OptionGroup var tls: ServeTLSOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -45,6 +46,7 @@ struct Serve: AsyncParsableCommand {
     var maxConnections = 16
 
     func run() async throws {
+        let apiTLS = try tls.apiTLS()
         let store = try database.makeStore(maxConnections: maxConnections)
         let logger = Logger(label: "routeplane.serve")
         if migrate {
@@ -66,7 +68,7 @@ struct Serve: AsyncParsableCommand {
             guard agentJWTHours >= 1 else { throw ValidationError("--agent-jwt-hours must be at least 1") }
             let lifetime = Duration.seconds(agentJWTHours * 3_600)
             let publisher = NATSAccountPublisher(store: store, keys: keys, natsURL: nats, maxUserLifetime: lifetime,
-                                                 logger: Logger(label: "routeplane.nats-account"))
+                                                 logger: Logger(label: "routeplane.nats-account"), tls: tls.natsTLS(url: nats))
             accountPublisher = publisher
             configuration.bus = AgentBusIssuer(keys: keys, userLifetime: lifetime) { reason in
                 do { try await publisher.push(reason: reason) } catch {
@@ -83,6 +85,7 @@ struct Serve: AsyncParsableCommand {
             // Started even when NATS is down: the relay waits (rows stay in the outbox) and libnats keeps reconnecting.
             var natsConfiguration = NATSConfiguration(url: nats, name: "routeplane-controller-\(port)")
             natsConfiguration.failIfUnreachable = false
+            natsConfiguration.tls = tls.natsTLS(url: nats)
             if let keys { natsConfiguration.userCredentials = ControllerBusUser(keys: keys).credentials }
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
@@ -103,8 +106,8 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
         let (host, port) = (self.host, self.port)
-        let http = server.service(host: host, port: port, serverName: "routeplane", logger: Logger(label: "routeplane.http")) { _ in
-            logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"])
+        let http = server.service(host: host, port: port, serverName: "routeplane", tls: apiTLS, logger: Logger(label: "routeplane.http")) { _ in
+            ServeTLSOptions.announce(host: host, port: port, tls: apiTLS, logger: logger)
         }
         // A ServiceGroup stops its services in reverse order: the HTTP server (last) stops taking requests and
         // finishes those in flight first; then the projection runner, then the agent-status recorder and the

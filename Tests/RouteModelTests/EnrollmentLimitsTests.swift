@@ -113,10 +113,10 @@ import Testing
             try quotas.check(third, on: state)
         }
         // Tokens: revoked ones do not count.
-        let token = try decideOrThrow(AccessCommand.createToken(id: "t1", name: "t1"), state)
+        let token = try decideOrThrow(AccessCommand.createToken(id: "t1", name: "t1", scope: .admin, expiresInDays: 30, now: 0, createdBy: nil, grantor: nil), state)
         try quotas.check(token, on: state)
         for e in token { state.apply(e) }
-        let second = try decideOrThrow(AccessCommand.createToken(id: "t2", name: "t2"), state)
+        let second = try decideOrThrow(AccessCommand.createToken(id: "t2", name: "t2", scope: .admin, expiresInDays: 30, now: 0, createdBy: nil, grantor: nil), state)
         #expect(throws: ValidationError.self) { try quotas.check(second, on: state) }
         for e in try decideOrThrow(AccessCommand.revokeToken(id: "t1"), state) { state.apply(e) }
         try quotas.check(second, on: state)

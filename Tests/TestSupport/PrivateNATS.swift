@@ -38,14 +38,15 @@ public final class PrivateNATS: Sendable {
 
     /// An operator-mode server (JWT auth, full resolver) configured by `keys.serverConfig(...)`: its config, JetStream store
     /// and resolver folder live in the server's temp folder. Clients need a user JWT (see `NATSKeyDirectory.userJWT`).
-    public static func start(keys: NATSKeyDirectory) async throws -> PrivateNATS {
+    /// With `tls`, the server accepts TLS connections only (`tls://127.0.0.1:<port>`).
+    public static func start(keys: NATSKeyDirectory, tls: NATSServerTLS? = nil) async throws -> PrivateNATS {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-nats-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let configFile = directory + "/nats-server.conf"
         for attempt in 1...5 {
             let port = try freePort()
             let config = keys.serverConfig(host: "127.0.0.1", port: port, httpPort: nil, storeDirectory: directory + "/js",
-                                           resolverDirectory: directory + "/jwt")
+                                           resolverDirectory: directory + "/jwt", tls: tls)
             try config.write(toFile: configFile, atomically: true, encoding: .utf8)
             let server = PrivateNATS(port: port, directory: directory, configFile: configFile, keys: keys)
             do {
