@@ -9,6 +9,8 @@ import NIOCore
 public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID = ""
+    /// The authenticated caller (`AuthenticationMiddleware`), nil on routes served without credentials.
+    public var principal: Principal?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

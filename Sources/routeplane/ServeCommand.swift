@@ -18,6 +18,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the controller: the REST API and the projection runner (SIGTERM/SIGINT stop it gracefully).")
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var httpOptions: HTTPServerOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -56,6 +57,7 @@ struct Serve: AsyncParsableCommand {
         // agents pinned to it keep accepting views across restarts; during a rotation the previous key endorses it.
         let viewSigner = try keys.map { try Self.viewSigner(keys: $0, logger: logger) } ?? Self.viewSigner(logger: logger)
         var configuration = ControllerConfiguration(natsURL: nats, viewSigner: viewSigner)
+        configuration.http = try httpOptions.settings()
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
@@ -73,7 +75,7 @@ struct Serve: AsyncParsableCommand {
                 }
             }
         }
-        let server = APIServer(configuration: configuration, store: store, logger: Logger(label: "routeplane.api"))
+        let metrics = ControllerMetrics()
         let runner = ProjectionRunner(store: store)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
@@ -86,7 +88,7 @@ struct Serve: AsyncParsableCommand {
             natsConnection = connection
             let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: .init(name: "relay-\(port)"),
                                     logger: Logger(label: "routeplane.relay"))
-            server.metrics.addGauges {
+            metrics.addGauges {
                 let m = relay.metrics
                 let latency = m.lastPublishLatency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
                 return [("routeplane_relay_published_total", Double(m.published)), ("routeplane_relay_duplicates_total", Double(m.duplicates)),
@@ -100,6 +102,8 @@ struct Serve: AsyncParsableCommand {
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
+        let natsHealth: [String: @Sendable () async -> String?] = natsConnection.map { c in ["nats": { c.isConnected ? nil : "not connected" }] } ?? [:]
+        let server = APIServer(configuration: configuration, store: store, metrics: metrics, logger: Logger(label: "routeplane.api"), healthChecks: natsHealth)
         let (host, port) = (self.host, self.port)
         let http = server.service(host: host, port: port, serverName: "routeplane", logger: Logger(label: "routeplane.http")) { _ in
             logger.notice("controller listening", metadata: ["address": "http://\(host):\(port)"])
