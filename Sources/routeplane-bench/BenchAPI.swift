@@ -49,7 +49,9 @@ struct BenchAPI: AsyncParsableCommand {
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         var logger = Logger(label: "routeplane.bench.api")
         logger.logLevel = .error
-        let controller = APIServer(configuration: .init(), store: store, logger: logger)
+        var configuration = ControllerConfiguration()
+        configuration.http.shutdownGrace = .seconds(1)
+        let controller = APIServer(configuration: configuration, store: store, logger: logger)
 
         // A tenant with a group, 40 Linux routing peers and `routes` routes.
         let tenant = try await controller.controlPlane.createTenant(name: "bench")
@@ -73,7 +75,9 @@ struct BenchAPI: AsyncParsableCommand {
         }
 
         let port = 18_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)
-        let serverTask = Task { try await controller.run(host: "127.0.0.1", port: port, logger: logger) }
+        // Stopped gracefully at the end (as SIGTERM stops `routeplane serve`), in the shutdown phase.
+        let (stopRequested, stopSignal) = AsyncStream<Void>.makeStream()
+        let serverTask = Task { try await controller.run(host: "127.0.0.1", port: port, logger: logger, until: { for await _ in stopRequested {} }) }
         try await Task.sleep(for: .milliseconds(500))
         let base = "http://127.0.0.1:\(port)"
         let seconds = quick ? 2 : 8
@@ -134,7 +138,7 @@ struct BenchAPI: AsyncParsableCommand {
         }
         progress?.begin("api: shutdown with \(connections) clients sending requests")
         let shutdown = await ShutdownFigures.measure(base: base, token: token, clients: connections) {
-            serverTask.cancel()
+            stopSignal.finish()
             _ = try? await serverTask.value
         }
         await store.shutdown()
@@ -189,8 +193,8 @@ struct APIFigures: Codable, Sendable {
 }
 
 /// The shutdown phase of `bench api`: `clients` loops send GET and PUT /api/routes; after a second the server is stopped
-/// (its task cancelled, as at the end of every run); every answer is counted by status (500 must stay 0) until the
-/// loops see the connection refused.
+/// gracefully (as by SIGTERM; requests in flight get a 1 s grace, then 503); every answer is counted by status (500 must
+/// stay 0) until the loops see the connection refused.
 struct ShutdownFigures: Codable, Sendable {
     var clients: Int
     /// Answers before the stop began.

@@ -1,5 +1,4 @@
 import ControlPlane
-import Dispatch
 import EventStore
 import Foundation
 import HTTPAPI
@@ -161,15 +160,16 @@ final class RawConnection: Sendable {
     deinit { close(fd) }
 }
 
-/// Runs blocking work on a Dispatch thread.
+/// Runs blocking work on a thread of its own (not Dispatch's pool, which other tests in the process may keep busy with
+/// their own blocking waits: a socket timing measured there would measure the pool).
 func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: body()) }
+        Thread { continuation.resume(returning: body()) }.start()
     }
 }
 
 func offPoolThrowing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
