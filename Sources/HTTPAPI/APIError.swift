@@ -84,17 +84,36 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
             if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
             if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }
             return nil
+        case let e as DecodingError:
+            // A body type's own decoding (not `RequestBodyDecoder`'s messages): the field, never the decoder's text.
+            let field: String? = switch e {
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c):
+                c.codingPath.last?.stringValue
+            @unknown default: nil
+            }
+            return APIError(.badRequest, field.map { "couldn't parse JSON request: field \($0) is invalid" } ?? "couldn't parse JSON request", field: field)
         default: return nil
         }
     }
+
+    /// What a request caught by a shutdown gets: the process stops, another controller (or this one restarted) answers.
+    static let shuttingDown = APIError(.unavailable, "the controller is shutting down; retry the request", retryAfter: 5)
 
     /// The response for any error a request ended with: domain errors by `from`, Hummingbird's own (no such endpoint,
     /// method not allowed, body too large) with our messages, anything else a 500 that names the request id (the
     /// operator's log has the error).
     static func response(for error: any Error, request: Request, requestID: String, logger: Logger) -> Response {
         var apiError: APIError
-        if let mapped = from(error) {
+        // A request whose task was cancelled (the server stopping) ends with whatever its await threw: a 503 to retry,
+        // never a 500; a refusal decided before (a 4xx) stands.
+        let cancelled = error is CancellationError || Task.isCancelled
+        if let mapped = from(error), !(cancelled && mapped.status.rawValue >= 500) {
             apiError = mapped
+            if error is DecodingError {
+                logger.notice("request body not decodable", metadata: ["request_id": "\(requestID)", "error": "\(error)", "path": "\(request.uri.path)"])
+            }
+        } else if cancelled {
+            apiError = shuttingDown
         } else if let http = error as? HTTPError {
             let code = Int(http.status.code)
             let message: String = switch code {
@@ -109,7 +128,8 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
             apiError = APIError(.internalError, "internal error (request id \(requestID)); the operator's log has the details")
         }
         if apiError.status == .unavailable {
-            logger.warning("answering 503", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+            logger.warning("answering 503", metadata: ["request_id": "\(requestID)", "path": "\(request.uri.path)", "error": "\(error)",
+                                                       "cancelled": "\(cancelled)"])
         }
         var response = jsonResponse(ErrorBody(message: apiError.message, code: apiError.status.rawValue, field: apiError.field),
                                     status: HTTPResponse.Status(code: apiError.status.rawValue))

@@ -17,6 +17,8 @@ public struct ControllerConfiguration: Sendable {
     public static let defaultMaxBodyBytes = 256 * 1024
     /// What the write path needs (NATS URL, mesh range, projection wait, bus credentials, view signer).
     public var controlPlane: ControlPlaneSettings
+    /// Connection timeouts, the negative token cache, how often `/metrics` and `/healthz` read the database.
+    public var http = HTTPServerSettings()
 
     /// Where agents find NATS (told to them at enrollment).
     public var natsURL: String? {
@@ -70,32 +72,64 @@ public struct APIServer: Sendable {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(metrics: metrics, logger: logger))
         let recorder = EndpointRecorder(router: router)
-        let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes)
-        OperationsController(store: controlPlane.store, metrics: metrics, healthChecks: healthChecks).addRoutes(to: recorder.group())
-        RoutesController(access: access).addRoutes(to: recorder.group("/api/routes"))
-        GroupsController(access: access).addRoutes(to: recorder.group("/api/groups"))
-        PeersController(access: access).addRoutes(to: recorder.group("/api/peers"))
-        SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys"))
-        AgentController(access: access, natsURL: configuration.natsURL).addRoutes(to: recorder.group("/api/agent"))
-        AuditController(access: access).addRoutes(to: recorder.group("/api/events"))
-        TokensController(access: access).addRoutes(to: recorder.group("/api/users"))
+        let http = configuration.http
+        let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes,
+                                    unknownSecrets: .init(ttl: http.negativeTokenTTL, capacity: http.negativeTokenEntries))
+        // Authentication before the handler, so before any body is read (see `AuthenticationMiddleware`).
+        let tokens = AuthenticationMiddleware(access: access, kind: .apiToken)
+        OperationsController(store: controlPlane.store, metrics: metrics, settings: http, logger: logger, healthChecks: healthChecks)
+            .addRoutes(to: recorder.group())
+        RoutesController(access: access).addRoutes(to: recorder.group("/api/routes").add(middleware: tokens))
+        GroupsController(access: access).addRoutes(to: recorder.group("/api/groups").add(middleware: tokens))
+        PeersController(access: access).addRoutes(to: recorder.group("/api/peers").add(middleware: tokens))
+        SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys").add(middleware: tokens))
+        AgentController(access: access, natsURL: configuration.natsURL)
+            .addRoutes(to: recorder.group("/api/agent"), agents: AuthenticationMiddleware(access: access, kind: .peer))
+        AuditController(access: access).addRoutes(to: recorder.group("/api/events").add(middleware: tokens))
+        TokensController(access: access).addRoutes(to: recorder.group("/api/users").add(middleware: tokens))
         return (router, recorder.endpoints.sorted())
     }
 
-    /// The HTTP server as a service (for a `ServiceGroup`), listening on `host`:`port`; `onRunning` gets the bound port.
-    /// With `tls`, HTTPS only.
-    public func service(host: String, port: Int, serverName: String? = nil, tls: APIServerTLS? = nil, logger: Logger,
+    /// The HTTP server as a service (for a `ServiceGroup`) on `host`:`port`: HTTP/1.1 with the timeouts of
+    /// `configuration.http`; on graceful shutdown, requests in flight get `shutdownGrace`, then 503 (`RequestDrain`).
+    /// `onRunning` gets the bound port; `router` defaults to `makeRouter()`'s (tests may add routes to it first).
+    /// With `tls`, HTTPS only (the same timeouts, inside TLS).
+    public func service(host: String, port: Int, serverName: String? = nil, tls: APIServerTLS? = nil,
+                        router: Router<APIRequestContext>? = nil, logger: Logger,
                         onRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }) -> some Service {
-        Application(router: makeRouter().router, server: APIServerTLS.serverBuilder(tls),
-                    configuration: .init(address: .hostname(host, port: port), serverName: serverName),
-                    onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
-                    logger: logger)
+        let drain = RequestDrain()
+        let app = Application(responder: DrainingResponder(base: (router ?? makeRouter().router).buildResponder(), drain: drain),
+                              server: APIServerTLS.serverBuilder(tls, base: .http1(settings: configuration.http, metrics: metrics, logger: self.logger)),
+                              configuration: .init(address: .hostname(host, port: port), serverName: serverName),
+                              onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
+                              logger: logger)
+        return DrainingService(app: app, drain: drain, grace: configuration.http.shutdownGrace, logger: self.logger)
     }
 
-    /// Serves on `host`:`port` until the task is cancelled.
-    public func run(host: String, port: Int, logger: Logger) async throws {
-        try await Application(router: makeRouter().router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
-            .runService(gracefulShutdownSignals: [])
+    /// Serves on `host`:`port` until `stop` returns, then shuts down gracefully (as on SIGTERM), or until the task is
+    /// cancelled (abruptly: responses in flight are lost).
+    public func run(host: String, port: Int, router: Router<APIRequestContext>? = nil, logger: Logger,
+                    onRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in },
+                    until stop: (@Sendable () async -> Void)? = nil) async throws {
+        let stop = stop ?? { await Task.never() }
+        let group = ServiceGroup(services: [service(host: host, port: port, router: router, logger: logger, onRunning: onRunning)], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                await stop()
+                await group.triggerGracefulShutdown()
+            }
+            try await tasks.next()
+            try await tasks.next()
+        }
+    }
+}
+
+extension Task where Success == Never, Failure == Never {
+    /// Suspends until cancelled.
+    static func never() async {
+        let (stream, _) = AsyncStream<Void>.makeStream()
+        for await _ in stream {}
     }
 }
 

@@ -11,8 +11,10 @@ struct AgentController: Sendable {
     /// Told to agents at enrollment.
     let natsURL: String?
 
-    func addRoutes(to group: RouterGroup<APIRequestContext>) {
+    /// Enrollment carries its credential (the setup key) in its body; the agent's own routes are behind `agents`.
+    func addRoutes(to group: RouterGroup<APIRequestContext>, agents: AuthenticationMiddleware) {
         group.post("enroll", use: enroll)
+        group.group().add(middleware: agents)
             .get("view", use: view)
             .post("nats-credentials", use: renewBusCredentials)
     }
@@ -43,7 +45,7 @@ struct AgentController: Sendable {
     /// `POST /api/agent/enroll` → the peer's id, mesh IP and credential, and (when the agent sent its NATS public key and
     /// this controller holds the NATS keys) its NATS user JWT.
     @Sendable func enroll(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let body = try await access.body(EnrollBody.self, of: request)
+        let body = try await access.credentialBody(EnrollBody.self, of: request)
         let enrolled = try await access.controlPlane.enroll(setupKey: body.setup_key, name: body.name, os: body.os, reportedIP: body.ip,
                                                             natsPublicKey: body.nats_public_key, requestID: context.requestID,
                                                             source: context.sourceAddress)
@@ -60,7 +62,7 @@ struct AgentController: Sendable {
     /// messages (`key`, `signature`, `endorsement` during a key rotation; `removed` is always false: a removed peer has
     /// no view row).
     @Sendable func view(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (tenant, peer) = try await access.authenticateAgent(request)
+        let (tenant, peer) = try access.agent(context)
         let view = try await access.controlPlane.agentView(tenant: tenant, peer: peer)
         var out = Array(#"{"tenant_id":"#.utf8)
         out += Array((try? jsonEncoder.encode(tenant)) ?? Data())
@@ -84,10 +86,10 @@ struct AgentController: Sendable {
     /// `POST /api/agent/nats-credentials` `{"nats_public_key": "U…"}` (agent credential): a fresh user JWT for the
     /// agent's registered key (see `ControlPlane.renewBusCredentials`).
     @Sendable func renewBusCredentials(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (tenant, peer) = try await access.authenticateAgent(request)
+        let (tenant, peer) = try access.agent(context)
         // Before the body is read: a controller without NATS keys refuses whatever the body says.
         guard access.controlPlane.settings.bus != nil else { throw ControlPlane.noBusCredentials }
-        let body = try await access.body(BusKeyBody.self, of: request)
+        let body = try await access.body(BusKeyBody.self, of: request, context)
         return jsonResponse(try await access.controlPlane.renewBusCredentials(tenant: tenant, peer: peer, publicKey: body.nats_public_key))
     }
 }

@@ -14,7 +14,7 @@ struct AuditController: Sendable {
     /// NetBird's `GET /api/events`: a bare array of the newest 10 000 entries, newest first, without parameters (NetBird's
     /// handler `events_handler.go` getAllEvents takes none; unknown ones are ignored here as there).
     @Sendable func listAll(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let principal = try await access.authenticate(request)
+        let principal = try context.caller()
         let query = AuditQuery.netBirdEvents
         let page = try await access.controlPlane.audit(tenant: principal.tenant, query)
         return jsonResponse(Array(page.entries.prefix(query.limit)))
@@ -23,7 +23,7 @@ struct AuditController: Sendable {
     /// Routeplane's filtered log: newest first (or `order=asc`), keyset pages (see `AuditQuery`); a full page links the
     /// next one (`Link`, `X-Next-Cursor`).
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let principal = try await access.authenticate(request)
+        let principal = try context.caller()
         let query = try AuditQuery { request.query($0) }
         let page = try await access.controlPlane.audit(tenant: principal.tenant, query)
         var response = jsonResponse(page.entries)

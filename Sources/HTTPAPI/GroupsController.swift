@@ -46,7 +46,7 @@ struct GroupsController: Sendable {
     /// case-sensitive): a list of the one group with that name, or 404 "group: <name> not found"; an empty value
     /// lists all.
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, _) = try await access.snapshot(request)
+        let (s, _) = try await access.snapshot(context)
         if let name = request.query("name"), !name.isEmpty {
             guard let id = s.state.group(named: name), let group = s.state.group(id) else {
                 throw ControlPlaneError.notFound(field: "name", message: "group: \(name) not found")
@@ -61,12 +61,12 @@ struct GroupsController: Sendable {
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, _) = try await access.snapshot(request)
+        let (s, _) = try await access.snapshot(context)
         return try Self.response(GroupID(id), s)
     }
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let body = try await access.body(Body.self, of: request)
+        let body = try await access.body(Body.self, of: request, context)
         let (name, peers) = (body.name, body.peers?.ids ?? [])
         let id = GroupID(Secrets.id())
         let (result, _) = try await access.write(request, context) { s in
@@ -77,7 +77,7 @@ struct GroupsController: Sendable {
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let body = try await access.body(Body.self, of: request)
+        let body = try await access.body(Body.self, of: request, context)
         let (name, peers) = (body.name, body.peers?.ids ?? [])
         let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id)) { s in
             try decideOrThrow(.updateGroup(id: GroupID(id), name: name, peers: peers), s.state)

@@ -11,6 +11,8 @@ public struct APIRequestContext: RequestContext {
     public var requestID = ""
     /// The TCP peer's address (behind a reverse proxy, the proxy's): the key of per-source rate limits.
     public var sourceAddress: String?
+    /// The authenticated caller (`AuthenticationMiddleware`), nil on routes served without credentials.
+    public var principal: Principal?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

@@ -36,14 +36,14 @@ public enum OpenAPIDocument {
 
     static var errors: [String: Any] { [
         "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
-        "401": json(ref("Error"), "Missing, invalid, revoked or expired token (\"token expired at …\")"),
+        "401": json(ref("Error"), "Missing, invalid, revoked or expired token (\"token expired at …\"); checked before the body is read"),
         "403": json(ref("Error"), "A read-only token on a write (POST, PUT, DELETE): \"permission denied\""),
         "404": json(ref("Error"), "Not found (also another tenant's object)"),
         "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
         "412": json(ref("Error"), "If-Match does not match the object's version"),
         "403": json(ref("Error"), "A tenant quota is reached; `field` names the kind (peers, routes, groups, setup_keys, tokens)"),
         "422": json(ref("Error"), "A field breaks a rule; `field` names it"),
-        "503": json(ref("Error"), "Database unavailable; see Retry-After"),
+        "503": json(ref("Error"), "Database unavailable, or the controller shutting down; see Retry-After"),
     ] }
 
     static func op(_ summary: String, _ ok: [String: Any], body: String? = nil, query: [[String: Any]] = [], ifMatch: Bool = false) -> [String: Any] {
@@ -69,7 +69,9 @@ public enum OpenAPIDocument {
     }
 
     static var paths: [String: [String: Any]] { [
-        "/healthz": ["get": ["summary": "PostgreSQL and NATS reachable", "security": [], "responses": ["200": json(ref("Health")), "503": json(ref("Health"), "Unhealthy")]]],
+        "/healthz": ["get": ["summary": "Dependencies (database, projections, NATS): ok or degraded, no details", "security": [],
+                                "responses": ["200": json(ref("Health"), "Serving; `status` ok or degraded"),
+                                              "503": json(ref("Health"), "The database does not answer; see Retry-After")]]],
         "/metrics": ["get": ["summary": "Prometheus metrics", "security": [], "responses": ["200": ["description": "Prometheus text format", "content": ["text/plain": ["schema": string]]]]]],
         "/api/openapi.json": ["get": ["summary": "This document", "security": [], "responses": ["200": json(["type": "object"])]]],
         "/api/routes": [
@@ -188,7 +190,9 @@ public enum OpenAPIDocument {
             "schemas": [
                 "Error": ["type": "object", "required": ["message", "code"],
                           "properties": ["message": string, "code": ["type": "integer"], "field": string]],
-                "Health": ["type": "object", "properties": ["status": string, "checks": ["type": "object", "additionalProperties": string]]],
+                "Health": ["type": "object", "required": ["status", "checks"], "properties": [
+                    "status": ["type": "string", "enum": ["ok", "degraded", "unavailable"]],
+                    "checks": ["type": "object", "additionalProperties": ["type": "string", "enum": ["ok", "degraded"]]]]],
                 "RouteRequest": ["type": "object", "description": "absent or null fields take Go's zero values as in NetBird (false, 0, \"\", no groups); network_type is ignored (derived)",
                                  "properties": [
                     "network_id": ["type": "string", "minLength": 1, "maxLength": 40], "description": string,

@@ -28,7 +28,7 @@ struct PeersController: Sendable {
     /// LIKE, NetBird's default store) or of the mesh address; an empty value filters nothing; no match is an empty
     /// list. `%` and `_` match themselves (NetBird passes them to LIKE as wildcards).
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, principal) = try await access.snapshot(request)
+        let (s, principal) = try await access.snapshot(context)
         let name = request.query("name") ?? ""
         let ip = request.query("ip") ?? ""
         let peers = s.state.peers.values.filter { PeerFilter.matches($0, name: name, ip: ip) }
@@ -41,14 +41,14 @@ struct PeersController: Sendable {
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, principal) = try await access.snapshot(request)
+        let (s, principal) = try await access.snapshot(context)
         return try await response(id, s, tenant: principal.tenant)
     }
 
     /// Rename and drain change are decided together and appended in one write.
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let body = try await access.body(Body.self, of: request)
+        let body = try await access.body(Body.self, of: request, context)
         let (name, draining) = (body.name, body.draining)
         let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id)) { s in
             var events = try decideOrThrow(.renamePeer(id: PeerID(id), name: name), s.state)

@@ -44,8 +44,12 @@ extension Request {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: limit)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw APIError(.payloadTooLarge, "request body is larger than \(limit) bytes")
+        } catch {
+            // The connection closed (or timed out, see `RequestDeadlines`) before the body was complete; during a
+            // shutdown the middleware answers 503 instead.
+            throw APIError(.badRequest, "the request body ended before it was complete")
         }
         return try RequestBodyDecoder.decode(T.self, from: Array(buffer.readableBytesView))
     }

@@ -8,10 +8,16 @@ import RouteModel
 
 /// What every resource controller shares: the caller's authentication, its tenant's snapshot, writes with `If-Match`
 /// and the append metric, and request bodies decoded with the configured size limit.
+///
+/// Authentication runs before the handler (`AuthenticationMiddleware` on each resource's routes puts the caller in
+/// `context.principal`), so before any body is read: `snapshot`, `write` and `body` take the caller from the context and
+/// answer 401 without one.
 struct ResourceAccess: Sendable {
     let controlPlane: ControlPlane
     let metrics: ControllerMetrics
     let maxBodyBytes: Int
+    /// Unknown secrets seen recently: answered 401 without a database lookup.
+    let unknownSecrets: NegativeTokenCache.Shared
 
     /// The caller behind `Authorization: Token <secret>` (NetBird's scheme; `Bearer` is accepted too).
     func authenticate(_ request: Request, as kind: CredentialStore.Kind = .apiToken) async throws -> Principal {
@@ -23,7 +29,7 @@ struct ResourceAccess: Sendable {
             throw APIError(.unauthorized, "authorization header must be \"Token <token>\"", field: "Authorization")
         }
         let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
-        guard let principal = try await controlPlane.principal(secret: secret, kind: kind) else {
+        guard let principal = try await lookUp(secret, kind: kind) else {
             throw APIError(.unauthorized, "token invalid or revoked", field: "Authorization")
         }
         try Self.requireScope(principal, for: request.method)
@@ -37,17 +43,30 @@ struct ResourceAccess: Sendable {
         throw APIError(.forbidden, "permission denied: this token is read-only; \(method.rawValue) needs an admin token", field: "Authorization")
     }
 
-    /// The calling agent's tenant and peer id (agent credential only).
-    func authenticateAgent(_ request: Request) async throws -> (tenant: String, peer: String) {
-        guard case .agent(let tenant, let peer) = try await authenticate(request, as: .peer) else {
+    /// The credential's principal; an unknown secret is remembered (by its hash) for a while and answered from memory.
+    private func lookUp(_ secret: String, kind: CredentialStore.Kind) async throws -> Principal? {
+        let key = NegativeTokenCache.key(secret: secret, kind: kind.rawValue)
+        if unknownSecrets.contains(key) {
+            metrics.credentialLookup(.cachedUnknown)
+            return nil
+        }
+        let principal = try await controlPlane.principal(secret: secret, kind: kind)
+        metrics.credentialLookup(principal == nil ? .unknown : .found)
+        if principal == nil { unknownSecrets.insert(key) }
+        return principal
+    }
+
+    /// The calling agent's tenant and peer id (agent credential only, authenticated by `AuthenticationMiddleware`).
+    func agent(_ context: APIRequestContext) throws(APIError) -> (tenant: String, peer: String) {
+        guard case .agent(let tenant, let peer) = try context.caller() else {
             throw APIError(.forbidden, "an agent credential is required", field: "Authorization")
         }
         return (tenant, peer)
     }
 
     /// The caller's tenant, caught up (with its built-in "All" group, see `ControlPlane.currentWithAllGroup`).
-    func snapshot(_ request: Request) async throws -> (TenantSnapshot, Principal) {
-        let principal = try await authenticate(request)
+    func snapshot(_ context: APIRequestContext) async throws -> (TenantSnapshot, Principal) {
+        let principal = try context.caller()
         return (try await controlPlane.currentWithAllGroup(principal.tenant), principal)
     }
 
@@ -58,7 +77,7 @@ struct ResourceAccess: Sendable {
         decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
         sideStatements: @escaping @Sendable (_ tenant: String, [RouteEvent]) -> [EventStore.SideStatement] = { _, _ in [] }
     ) async throws -> (WriteResult, Principal) {
-        let principal = try await authenticate(request)
+        let principal = try context.caller()
         let tenant = principal.tenant
         let before = try await controlPlane.cache.current(tenant)
         var precondition: (ObjectRef, Int64)?
@@ -70,8 +89,17 @@ struct ResourceAccess: Sendable {
         return (result, principal)
     }
 
-    /// The request body as `T` (see `RequestBodyDecoder`).
-    func body<T: Decodable>(_ type: T.Type, of request: Request) async throws -> T {
+    /// The request body as `T` (see `RequestBodyDecoder`), of an authenticated caller only: a request without one is
+    /// answered 401 before its body is read.
+    func body<T: Decodable>(_ type: T.Type, of request: Request, _ context: APIRequestContext) async throws -> T {
+        _ = try context.caller()
+        var request = request
+        return try await request.decodeBody(T.self, limit: maxBodyBytes)
+    }
+
+    /// The body of a request whose credential is in the body itself (enrollment's setup key); bounded in size like the
+    /// others, and in time by the server's body timeout.
+    func credentialBody<T: Decodable>(_ type: T.Type, of request: Request) async throws -> T {
         var request = request
         return try await request.decodeBody(T.self, limit: maxBodyBytes)
     }

@@ -57,19 +57,19 @@ struct RoutesController: Sendable {
     }
 
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, _) = try await access.snapshot(request)
+        let (s, _) = try await access.snapshot(context)
         let routes = s.inCreationOrder(Array(s.state.routes.values)) { ObjectRef(.route, $0.id.rawValue) }
         return jsonResponse(routes.map { RouteJSON($0, in: s.state) }, sequence: s.version)
     }
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, _) = try await access.snapshot(request)
+        let (s, _) = try await access.snapshot(context)
         return try Self.response(RouteID(id), s)
     }
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let input = try await access.body(Body.self, of: request).input
+        let input = try await access.body(Body.self, of: request, context).input
         let id = RouteID(Secrets.id())
         let (result, _) = try await access.write(request, context) { s in
             try decideOrThrow(.createRoute(id: id, input), s.state)
@@ -79,7 +79,7 @@ struct RoutesController: Sendable {
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let input = try await access.body(Body.self, of: request).input
+        let input = try await access.body(Body.self, of: request, context).input
         let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id)) { s in
             try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state)
         }

@@ -36,7 +36,7 @@ struct SetupKeysController: Sendable {
     }
 
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, _) = try await access.snapshot(request)
+        let (s, _) = try await access.snapshot(context)
         let now = Int64(Date().timeIntervalSince1970)
         return jsonResponse(s.state.setupKeys.values.sorted { $0.id < $1.id }.map { SetupKeyJSON($0, in: s.state, now: now, plainKey: nil) },
                             sequence: s.version)
@@ -44,12 +44,12 @@ struct SetupKeysController: Sendable {
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, _) = try await access.snapshot(request)
+        let (s, _) = try await access.snapshot(context)
         return try Self.response(SetupKeyID(id), s, now: Int64(Date().timeIntervalSince1970), plainKey: nil)
     }
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let body = try await access.body(CreateBody.self, of: request)
+        let body = try await access.body(CreateBody.self, of: request, context)
         let (name, typeText, expiresIn, usageLimit) = (body.name, body.type, body.expires_in ?? Limits.setupKeyDefaultExpiresIn, body.usage_limit ?? 0)
         let ephemeral = body.ephemeral ?? false
         // NetBird's order and wording (`setupkeys_handler.go` createSetupKey): the name, then the type.
@@ -73,7 +73,7 @@ struct SetupKeysController: Sendable {
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let body = try await access.body(UpdateBody.self, of: request)
+        let body = try await access.body(UpdateBody.self, of: request, context)
         guard let groups = body.auto_groups else {
             // NetBird's wording (`setupkeys_handler.go` updateSetupKey).
             throw ControlPlaneError.validation(field: "auto_groups", message: "setup key auto_groups field is invalid: it is required (an empty list for none)")

@@ -29,7 +29,7 @@ struct TokensController: Sendable {
     }
 
     @Sendable func users(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, principal) = try await access.snapshot(request)
+        let (s, principal) = try await access.snapshot(context)
         // NetBird's `service_user` filter: this tenant's one user is a service user.
         if let filter = request.query("service_user") {
             guard let wanted = Bool(filter.lowercased()) else {
@@ -41,14 +41,14 @@ struct TokensController: Sendable {
     }
 
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, principal) = try await access.snapshot(request)
+        let (s, principal) = try await access.snapshot(context)
         try Self.checkUser(context, principal)
         let tokens = try await access.controlPlane.tokens(tenant: principal.tenant, state: s.state)
         return jsonResponse(tokens.map(PersonalAccessTokenJSON.init), sequence: s.version)
     }
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, principal) = try await access.snapshot(request)
+        let (s, principal) = try await access.snapshot(context)
         try Self.checkUser(context, principal)
         let id = try context.pathID("tokenId")
         return try await response(id, s, tenant: principal.tenant)
@@ -56,12 +56,12 @@ struct TokensController: Sendable {
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         // Who asks decides what may be granted; authenticating first also refuses strangers before the body is read.
-        let caller = try await access.authenticate(request)
+        let caller = try context.caller()
         try Self.checkUser(context, caller)
         guard case .token(_, let callerID, let callerScope) = caller else {
             throw APIError(.forbidden, "permission denied: an API token is required", field: "Authorization")
         }
-        let body = try await access.body(CreateBody.self, of: request)
+        let body = try await access.body(CreateBody.self, of: request, context)
         let scope: TokenScope
         if let text = body.scope {
             guard let parsed = TokenScope(rawValue: text) else {
@@ -95,7 +95,7 @@ struct TokensController: Sendable {
     /// NetBird lets a token delete itself (`DeletePAT` has no such check): the next request with it answers 401.
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         // The path's user is checked before anything is decided (a wrong user writes nothing).
-        try Self.checkUser(context, try await access.authenticate(request))
+        try Self.checkUser(context, try context.caller())
         let id = try context.pathID("tokenId")
         let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.token, id)) { s in
             guard let token = s.state.tokens[TokenID(id)], !token.revoked else {

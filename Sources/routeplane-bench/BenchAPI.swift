@@ -1,12 +1,16 @@
 import CommandSupport
 import ArgumentParser
+import AsyncHTTPClient
 import ControlPlane
 import HTTPAPI
 import Dispatch
 import EventStore
 import Foundation
 import Logging
+import NIOCore
+import NIOHTTP1
 import RouteModel
+import Synchronization
 
 /// `routeplane-bench api`: requests/s and latency of the controller's API under wrk (a separate C
 /// process, so the load generator is not what is measured), on loopback, bounded in time.
@@ -45,7 +49,9 @@ struct BenchAPI: AsyncParsableCommand {
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         var logger = Logger(label: "routeplane.bench.api")
         logger.logLevel = .error
-        let controller = APIServer(configuration: .init(), store: store, logger: logger)
+        var configuration = ControllerConfiguration()
+        configuration.http.shutdownGrace = .seconds(1)
+        let controller = APIServer(configuration: configuration, store: store, logger: logger)
 
         // A tenant with a group, 40 Linux routing peers and `routes` routes.
         let tenant = try await controller.controlPlane.createTenant(name: "bench")
@@ -69,7 +75,9 @@ struct BenchAPI: AsyncParsableCommand {
         }
 
         let port = 18_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)
-        let serverTask = Task { try await controller.run(host: "127.0.0.1", port: port, logger: logger) }
+        // Stopped gracefully at the end (as SIGTERM stops `routeplane serve`), in the shutdown phase.
+        let (stopRequested, stopSignal) = AsyncStream<Void>.makeStream()
+        let serverTask = Task { try await controller.run(host: "127.0.0.1", port: port, logger: logger, until: { for await _ in stopRequested {} }) }
         try await Task.sleep(for: .milliseconds(500))
         let base = "http://127.0.0.1:\(port)"
         let seconds = quick ? 2 : 8
@@ -128,11 +136,14 @@ struct BenchAPI: AsyncParsableCommand {
             await store.shutdown()
             throw error
         }
-        serverTask.cancel()
-        _ = try? await serverTask.value
+        progress?.begin("api: shutdown with \(connections) clients sending requests")
+        let shutdown = await ShutdownFigures.measure(base: base, token: token, clients: connections) {
+            stopSignal.finish()
+            _ = try? await serverTask.value
+        }
         await store.shutdown()
         return APIFigures(connections: connections, seconds: seconds, routes: routes, peers: 40,
-                          cores: ProcessInfo.processInfo.activeProcessorCount, rows: rows)
+                          cores: ProcessInfo.processInfo.activeProcessorCount, rows: rows, shutdown: shutdown)
     }
 }
 
@@ -155,6 +166,8 @@ struct APIFigures: Codable, Sendable {
     var peers: Int
     var cores: Int
     var rows: [Row]
+    /// The shutdown phase (absent in figures written before it existed).
+    var shutdown: ShutdownFigures?
 
     /// The printed table (as `routeplane-bench api` has always printed it).
     func table() -> [String] {
@@ -170,8 +183,104 @@ struct APIFigures: Codable, Sendable {
                 lines.append("  \(r.label): \(String(format: "%.0f%%", 100 * r.requestsPerSecond / baseline)) of the baseline's requests/s")
             }
         }
+        if let s = shutdown {
+            lines.append("shutdown (server stopped under \(s.clients) clients' GET/PUT /api/routes): \(s.answered) answered before it, "
+                         + "then 2xx \(s.okDuring), 503 \(s.unavailable) (all with Retry-After: \(s.unavailable == s.unavailableWithRetryAfter)), "
+                         + "500 \(s.internalErrors), other \(s.otherStatuses), cut without an answer \(s.cut)")
+        }
         return lines
     }
+}
+
+/// The shutdown phase of `bench api`: `clients` loops send GET and PUT /api/routes; after a second the server is stopped
+/// gracefully (as by SIGTERM; requests in flight get a 1 s grace, then 503); every answer is counted by status (500 must
+/// stay 0) until the loops see the connection refused.
+struct ShutdownFigures: Codable, Sendable {
+    var clients: Int
+    /// Answers before the stop began.
+    var answered = 0
+    /// Answers after it began.
+    var okDuring = 0
+    var unavailable = 0
+    var unavailableWithRetryAfter = 0
+    var internalErrors = 0
+    var otherStatuses = 0
+    /// Requests in flight whose connection closed without an answer.
+    var cut = 0
+
+    static func measure(base: String, token: String, clients: Int, stop: @escaping @Sendable () async -> Void) async -> ShutdownFigures {
+        let stopping = StopFlag()
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let put = #"{"network_id":"n0","network":"10.0.0.0/24","peer":"p0","metric":7,"masquerade":true,"groups":["clients"],"enabled":true}"#
+        let figures = await withTaskGroup(of: ShutdownFigures.self) { group in
+            for i in 0..<clients {
+                group.addTask {
+                    var f = ShutdownFigures(clients: clients)
+                    var n = 0
+                    while true {
+                        n += 1
+                        var request = HTTPClientRequest(url: base + (i % 2 == 0 ? "/api/routes" : "/api/routes/r0"))
+                        request.headers.add(name: "Authorization", value: "Token \(token)")
+                        if i % 2 == 1 {
+                            request.method = .PUT
+                            request.headers.add(name: "Content-Type", value: "application/json")
+                            request.body = .bytes(ByteBuffer(string: put.replacingOccurrences(of: "\"metric\":7", with: "\"metric\":\(1 + n % 9000)")))
+                        }
+                        let during = stopping.isSet
+                        do {
+                            let response = try await client.execute(request, timeout: .seconds(10))
+                            _ = try? await response.body.collect(upTo: 1 << 22)
+                            let status = Int(response.status.code)
+                            if !during && !stopping.isSet { f.answered += 1; continue }
+                            switch status {
+                            case 200..<300: f.okDuring += 1
+                            case 503:
+                                f.unavailable += 1
+                                if response.headers.first(name: "Retry-After") != nil { f.unavailableWithRetryAfter += 1 }
+                            case 500: f.internalErrors += 1
+                            default: f.otherStatuses += 1
+                            }
+                        } catch {
+                            guard stopping.isSet else { continue }
+                            // Refused: the listener is gone, the stop is over for this client. Anything else was cut.
+                            if "\(error)".localizedCaseInsensitiveContains("refused") { return f }
+                            f.cut += 1
+                            if stopping.isDone { return f }
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(1))
+                stopping.set()
+                await stop()
+                stopping.done()
+                return ShutdownFigures(clients: clients)
+            }
+            var total = ShutdownFigures(clients: clients)
+            for await f in group {
+                total.answered += f.answered
+                total.okDuring += f.okDuring
+                total.unavailable += f.unavailable
+                total.unavailableWithRetryAfter += f.unavailableWithRetryAfter
+                total.internalErrors += f.internalErrors
+                total.otherStatuses += f.otherStatuses
+                total.cut += f.cut
+            }
+            return total
+        }
+        try? await client.shutdown()
+        return figures
+    }
+}
+
+/// Set once when the shutdown phase stops the server, and once more when the server has stopped.
+final class StopFlag: Sendable {
+    private let state = Mutex((set: false, done: false))
+    var isSet: Bool { state.withLock { $0.set } }
+    var isDone: Bool { state.withLock { $0.done } }
+    func set() { state.withLock { $0.set = true } }
+    func done() { state.withLock { $0.done = true } }
 }
 
 /// The figures wrk prints with --latency.

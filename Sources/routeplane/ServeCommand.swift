@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var admission: AdmissionOptions
     @OptionGroup var tls: ServeTLSOptions
+    @OptionGroup var httpOptions: HTTPServerOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -60,6 +61,7 @@ struct Serve: AsyncParsableCommand {
         let viewSigner = try keys.map { try Self.viewSigner(keys: $0, logger: logger) } ?? Self.viewSigner(logger: logger)
         var configuration = ControllerConfiguration(natsURL: nats, viewSigner: viewSigner)
         try admission.apply(to: &configuration)
+        configuration.http = try httpOptions.settings()
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
@@ -77,7 +79,7 @@ struct Serve: AsyncParsableCommand {
                 }
             }
         }
-        let server = APIServer(configuration: configuration, store: store, logger: Logger(label: "routeplane.api"))
+        let metrics = ControllerMetrics()
         let runner = ProjectionRunner(store: store)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
@@ -91,7 +93,7 @@ struct Serve: AsyncParsableCommand {
             natsConnection = connection
             let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: .init(name: "relay-\(port)"),
                                     logger: Logger(label: "routeplane.relay"))
-            server.metrics.addGauges {
+            metrics.addGauges {
                 let m = relay.metrics
                 let latency = m.lastPublishLatency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
                 return [("routeplane_relay_published_total", Double(m.published)), ("routeplane_relay_duplicates_total", Double(m.duplicates)),
@@ -105,6 +107,8 @@ struct Serve: AsyncParsableCommand {
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
+        let natsHealth: [String: @Sendable () async -> String?] = natsConnection.map { c in ["nats": { c.isConnected ? nil : "not connected" }] } ?? [:]
+        let server = APIServer(configuration: configuration, store: store, metrics: metrics, logger: Logger(label: "routeplane.api"), healthChecks: natsHealth)
         let (host, port) = (self.host, self.port)
         let http = server.service(host: host, port: port, serverName: "routeplane", tls: apiTLS, logger: Logger(label: "routeplane.http")) { _ in
             ServeTLSOptions.announce(host: host, port: port, tls: apiTLS, logger: logger)
