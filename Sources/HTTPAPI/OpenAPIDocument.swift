@@ -37,11 +37,10 @@ public enum OpenAPIDocument {
     static var errors: [String: Any] { [
         "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
         "401": json(ref("Error"), "Missing, invalid, revoked or expired token (\"token expired at …\"); checked before the body is read"),
-        "403": json(ref("Error"), "A read-only token on a write (POST, PUT, DELETE): \"permission denied\""),
+        "403": json(ref("Error"), "A read-only token on a write (POST, PUT, DELETE): \"permission denied\"; or a tenant quota is reached (`field` names the kind: peers, routes, groups, setup_keys, tokens)"),
         "404": json(ref("Error"), "Not found (also another tenant's object)"),
         "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
         "412": json(ref("Error"), "If-Match does not match the object's version"),
-        "403": json(ref("Error"), "A tenant quota is reached; `field` names the kind (peers, routes, groups, setup_keys, tokens)"),
         "422": json(ref("Error"), "A field breaks a rule; `field` names it"),
         "503": json(ref("Error"), "Database unavailable, or the controller shutting down; see Retry-After"),
     ] }
