@@ -23,6 +23,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case unsupportedMediaType = 415
         case unprocessable = 422
         case preconditionRequired = 428
+        case tooManyRequests = 429
         case internalError = 500
         case unavailable = 503
     }
@@ -31,7 +32,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// The request field at fault, when there is one (also in the body as `field`).
     public var field: String?
-    /// Seconds, for 503 answers.
+    /// Seconds, for 503 and 429 answers.
     public var retryAfter: Int?
 
     public init(_ status: Status, _ message: String, field: String? = nil, retryAfter: Int? = nil) {
@@ -75,6 +76,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case let e as ControlPlaneError: return APIError(e)
         case let e as ValidationError: return APIError(e)
         case let e as EventStoreError:
+            if let refusal = APIError(database: e) { return refusal }
             if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
             if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }
             return nil

@@ -17,6 +17,8 @@ public struct ControllerConfiguration: Sendable {
     public static let defaultMaxBodyBytes = 256 * 1024
     /// What the write path needs (NATS URL, mesh range, projection wait, bus credentials, view signer).
     public var controlPlane: ControlPlaneSettings
+    /// Statement timeouts, the pool lease deadline and the audit search's limits of API requests.
+    public var database = DatabaseLimits()
 
     /// Where agents find NATS (told to them at enrollment).
     public var natsURL: String? {
@@ -69,6 +71,7 @@ public struct APIServer: Sendable {
     public func makeRouter() -> (router: Router<APIRequestContext>, endpoints: [Endpoint]) {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(metrics: metrics, logger: logger))
+        router.add(middleware: DatabaseBudgetMiddleware(limits: configuration.database))
         let recorder = EndpointRecorder(router: router)
         let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes)
         OperationsController(store: controlPlane.store, metrics: metrics, healthChecks: healthChecks).addRoutes(to: recorder.group())
@@ -77,7 +80,7 @@ public struct APIServer: Sendable {
         PeersController(access: access).addRoutes(to: recorder.group("/api/peers"))
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys"))
         AgentController(access: access, natsURL: configuration.natsURL).addRoutes(to: recorder.group("/api/agent"))
-        AuditController(access: access).addRoutes(to: recorder.group("/api/events"))
+        AuditController(access: access, limits: configuration.database).addRoutes(to: recorder.group("/api/events"))
         return (router, recorder.endpoints.sorted())
     }
 

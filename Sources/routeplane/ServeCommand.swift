@@ -18,6 +18,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the controller: the REST API and the projection runner (SIGTERM/SIGINT stop it gracefully).")
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var databaseLimits: DatabaseLimitOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -56,6 +57,7 @@ struct Serve: AsyncParsableCommand {
         // agents pinned to it keep accepting views across restarts; during a rotation the previous key endorses it.
         let viewSigner = try keys.map { try Self.viewSigner(keys: $0, logger: logger) } ?? Self.viewSigner(logger: logger)
         var configuration = ControllerConfiguration(natsURL: nats, viewSigner: viewSigner)
+        configuration.database = try databaseLimits.limits(maxConnections: maxConnections)
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
