@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import PostgresClient
 import Synchronization
@@ -15,10 +16,13 @@ public struct DatabaseLimits: Sendable, Equatable {
     public var leaseDeadline: Duration = .seconds(2)
     /// `statement_timeout` of an audit search's query (below `statementTimeout`: a search is the one costly read).
     public var searchTimeout: Duration = .seconds(3)
-    /// Audit searches that may run at once for one tenant; more answer `429` + `Retry-After`.
-    public var searchesPerTenant = 2
-    /// Audit searches that may run at once in this process, all tenants together (a share of the pool, never all of it).
-    public var searches = 4
+    /// Audit searches that may run at once for one tenant; more answer `429` + `Retry-After`. One: a search's cost is
+    /// mostly CPU (PostgreSQL's scan, then decoding and encoding the page here), and one tenant should never hold more
+    /// than one core with it.
+    public var searchesPerTenant = 1
+    /// Audit searches that may run at once in this process, all tenants together: half the cores (at least one), so the
+    /// other half always serves everything else; far below the pool's size, so searches never hold all its connections.
+    public var searches = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
 
     public init() {}
 

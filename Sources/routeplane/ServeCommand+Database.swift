@@ -22,11 +22,11 @@ struct DatabaseLimitOptions: ParsableArguments {
     var searchTimeout: Int?
 
     @Option(name: .customLong("searches-per-tenant"),
-            help: "Audit searches one tenant may run at once; more get 429 (default: $ROUTEPLANE_SEARCHES_PER_TENANT or 2).")
+            help: "Audit searches one tenant may run at once; more get 429 (default: $ROUTEPLANE_SEARCHES_PER_TENANT or 1).")
     var searchesPerTenant: Int?
 
     @Option(name: .customLong("searches"),
-            help: "Audit searches this controller runs at once, all tenants together (default: $ROUTEPLANE_SEARCHES or a quarter of --max-connections, at least 1).")
+            help: "Audit searches this controller runs at once, all tenants together (default: $ROUTEPLANE_SEARCHES or half the cores, at least 1, at most a quarter of --max-connections).")
     var searches: Int?
 
     /// The limits, for a pool of `maxConnections`.
@@ -39,7 +39,7 @@ struct DatabaseLimitOptions: ParsableArguments {
         if let ms = try value(poolWait, "ROUTEPLANE_POOL_WAIT_MS", "--pool-wait-ms") { limits.leaseDeadline = .milliseconds(ms) }
         if let ms = try value(searchTimeout, "ROUTEPLANE_SEARCH_TIMEOUT_MS", "--search-timeout-ms") { limits.searchTimeout = .milliseconds(ms) }
         if let n = try value(searchesPerTenant, "ROUTEPLANE_SEARCHES_PER_TENANT", "--searches-per-tenant") { limits.searchesPerTenant = n }
-        limits.searches = try value(searches, "ROUTEPLANE_SEARCHES", "--searches") ?? max(1, maxConnections / 4)
+        limits.searches = try value(searches, "ROUTEPLANE_SEARCHES", "--searches") ?? max(1, min(limits.searches, maxConnections / 4))
         return limits
     }
 
