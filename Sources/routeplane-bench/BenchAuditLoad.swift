@@ -29,6 +29,8 @@ struct BenchAuditLoad: AsyncParsableCommand {
     @Option(help: "wrk connections on GET /api/routes.") var connections = 2
     @Option(help: "PostgreSQL connections of the controller (as `serve --max-connections`).") var maxConnections = 16
     @Option(help: "Unloaded and loaded phases, in turn.") var rounds = 3
+    @Option(help: "The controller's audit searches per tenant (default: serve's) — to see what the share buys.") var searchesPerTenant: Int?
+    @Option(help: "The controller's audit searches in total (default: serve's).") var searchesTotal: Int?
     @Flag(help: "100,000 events and 4 s phases (a check, not the figure).") var quick = false
 
     func run() async throws {
@@ -57,7 +59,8 @@ struct BenchAuditLoad: AsyncParsableCommand {
         var logger = Logger(label: "routeplane.bench.audit-load")
         logger.logLevel = .error
         var configuration = ControllerConfiguration()
-        configuration.database.searches = max(1, min(configuration.database.searches, maxConnections / 4))   // as `routeplane serve` sets it
+        configuration.database.searches = searchesTotal ?? max(1, min(configuration.database.searches, maxConnections / 4))   // as `routeplane serve` sets it
+        if let searchesPerTenant { configuration.database.searchesPerTenant = searchesPerTenant }
         let limits = configuration.database
         let controller = APIServer(configuration: configuration, store: store, logger: logger)
         let actor = Actor(id: "bench")
