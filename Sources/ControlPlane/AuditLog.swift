@@ -379,10 +379,19 @@ public struct AuditQuery: Sendable {
         }
         if let search = parameter("search"), !search.isEmpty {
             guard search.count <= 200 else { throw .validation(field: "search", message: "search must be at most 200 characters") }
+            // Three characters make a trigram, the unit the search index is made of: a shorter text could only be
+            // served by reading every event of the tenant.
+            guard search.count >= Self.minimumSearchLength else {
+                throw .validation(field: "search", message: "search must be at least \(Self.minimumSearchLength) characters")
+            }
             let escaped = search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
             add({ "data::text ILIKE $\($0)" }, "%" + escaped + "%")
         }
     }
+
+    public static let minimumSearchLength = 3
+    /// Whether the query has a free-text `search` (the one costly filter; the API bounds it on its own).
+    public var hasSearch: Bool { conditions.contains { $0.hasPrefix("data::text ILIKE") } }
 
     /// Parameters are numbered after the tenant (`$1`).
     private mutating func add(_ condition: (Int) -> String, _ value: String) {
@@ -400,8 +409,7 @@ public struct AuditQuery: Sendable {
 }
 
 extension ControlPlane {
-    /// One page of `tenant`'s audit log.
-    public func audit(tenant: String, _ query: AuditQuery) async throws -> AuditPage {
+    static func auditSQL(tenant: String, _ query: AuditQuery) -> (sql: String, parameters: [String?]) {
         let conditions = ["tenant_id = $1"] + query.conditions
         let parameters: [String?] = [tenant] + query.parameters + [String(query.limit)]
         let sql = """
@@ -411,6 +419,20 @@ extension ControlPlane {
             FROM events WHERE \(conditions.joined(separator: " AND "))
             ORDER BY seq \(query.ascending ? "ASC" : "DESC") LIMIT $\(parameters.count)
             """
+        return (sql, parameters)
+    }
+
+    /// PostgreSQL's plan for an audit page (EXPLAIN, not run): how tests and `routeplane-bench audit-load` see that a
+    /// search is served by the trigram index.
+    public func explainAudit(tenant: String, _ query: AuditQuery) async throws -> String {
+        let (sql, parameters) = Self.auditSQL(tenant: tenant, query)
+        let rows = try await store.pool.withSession { s in try s.query("EXPLAIN " + sql, parameters) }
+        return rows.compactMap { $0.string("QUERY PLAN") }.joined(separator: "\n")
+    }
+
+    /// One page of `tenant`'s audit log.
+    public func audit(tenant: String, _ query: AuditQuery) async throws -> AuditPage {
+        let (sql, parameters) = Self.auditSQL(tenant: tenant, query)
         let rows = try await store.pool.withSession { s in try s.query(sql, parameters) }
         // Names and addresses for NetBird's meta (group names, peer IPs) as the tenant has them now.
         let state = try? await cache.current(tenant).state

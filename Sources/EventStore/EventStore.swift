@@ -58,7 +58,9 @@ public final class EventStore: Sendable {
                 parameters[6] = attempt == 0 ? "false" : "true"
                 do {
                     // Non-blocking libpq from this thread, completed by the I/O loop: no thread hop (see PostgresIOLoop).
-                    text = try await pool.value(prepared: sql, parameters)
+                    // Under the API request's write limit, not its read limit (see StatementBudget).
+                    let call = parameters
+                    text = try await StatementBudget.writing { try await pool.value(prepared: sql, call) }
                     break
                 } catch let error as EventStoreError {
                     guard case .connectionLost = error, attempt < connectionRetries else { throw error }
@@ -116,7 +118,7 @@ public final class EventStore: Sendable {
         ]
         let count = Int64(events.count)
         do {
-            let text = try await pool.withSession { session -> String? in
+            let text = try await StatementBudget.writing { try await pool.withSession { session -> String? in
                 try session.script("BEGIN")
                 do {
                     let head = try session.value(prepared: Self.appendBatchSQL, parameters)
@@ -127,7 +129,7 @@ public final class EventStore: Sendable {
                     try? session.script("ROLLBACK")
                     throw error
                 }
-            }
+            } }
             guard let text, let head = Int64(text) else {
                 throw EventStoreError.invalidResponse("append_events returned no head")
             }
@@ -164,7 +166,7 @@ public final class EventStore: Sendable {
         tenant: String, after version: Int64,
         _ decide: @escaping @Sendable ([RecordedEvent]) throws -> LockedAppend<Value>
     ) async throws -> (sequences: ClosedRange<Int64>?, value: Value) {
-        let outcome = try await pool.withSession { session -> (ClosedRange<Int64>?, Value) in
+        let outcome = try await StatementBudget.writing { try await pool.withSession { session -> (ClosedRange<Int64>?, Value) in
             try session.script("BEGIN")
             do {
                 _ = try session.query("SELECT pg_advisory_xact_lock(hashtextextended('routeplane.tenant:' || $1, 0))", [tenant])
@@ -202,7 +204,7 @@ public final class EventStore: Sendable {
                 try? session.script("ROLLBACK")
                 throw error
             }
-        }
+        } }
         if outcome.0 != nil { notifier.appended(tenant: tenant) }
         return (sequences: outcome.0, value: outcome.1)
     }

@@ -81,6 +81,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
             return APIError(.unauthorized, "token expired at \(ISO8601.format(Date(timeIntervalSince1970: TimeInterval(e.expiredAt)))); create a new token",
                             field: "Authorization")
         case let e as EventStoreError:
+            if let refusal = APIError(database: e) { return refusal }
             if e.isUnavailable { return APIError(.unavailable, "the database is unavailable, retry shortly", retryAfter: 2) }
             if case .conflict = e { return APIError(.conflict, "the tenant changed concurrently; retry the request") }
             return nil

@@ -19,6 +19,8 @@ public struct ControllerConfiguration: Sendable {
     public var controlPlane: ControlPlaneSettings
     /// Connection timeouts, the negative token cache, how often `/metrics` and `/healthz` read the database.
     public var http = HTTPServerSettings()
+    /// Statement timeouts, the pool lease deadline and the audit search's limits of API requests.
+    public var database = DatabaseLimits()
 
     /// Where agents find NATS (told to them at enrollment).
     public var natsURL: String? {
@@ -71,6 +73,7 @@ public struct APIServer: Sendable {
     public func makeRouter() -> (router: Router<APIRequestContext>, endpoints: [Endpoint]) {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(metrics: metrics, logger: logger))
+        router.add(middleware: DatabaseBudgetMiddleware(limits: configuration.database))
         let recorder = EndpointRecorder(router: router)
         let http = configuration.http
         let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes,
@@ -85,7 +88,7 @@ public struct APIServer: Sendable {
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys").add(middleware: tokens))
         AgentController(access: access, natsURL: configuration.natsURL)
             .addRoutes(to: recorder.group("/api/agent"), agents: AuthenticationMiddleware(access: access, kind: .peer))
-        AuditController(access: access).addRoutes(to: recorder.group("/api/events").add(middleware: tokens))
+        AuditController(access: access, limits: configuration.database).addRoutes(to: recorder.group("/api/events").add(middleware: tokens))
         TokensController(access: access).addRoutes(to: recorder.group("/api/users").add(middleware: tokens))
         return (router, recorder.endpoints.sorted())
     }

@@ -1,10 +1,19 @@
 import ControlPlane
 import HTTPTypes
 import Hummingbird
+import PostgresClient
 
 /// `/api/events` and `/api/events/audit`: the tenant's audit log, from its events.
 struct AuditController: Sendable {
     let access: ResourceAccess
+    let limits: DatabaseLimits
+    let searches: AuditSearchGate
+
+    init(access: ResourceAccess, limits: DatabaseLimits) {
+        self.access = access
+        self.limits = limits
+        self.searches = AuditSearchGate(perTenant: limits.searchesPerTenant, total: limits.searches)
+    }
 
     func addRoutes(to group: RouterGroup<APIRequestContext>) {
         group.get(use: listAll)
@@ -25,7 +34,7 @@ struct AuditController: Sendable {
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let principal = try context.caller()
         let query = try AuditQuery { request.query($0) }
-        let page = try await access.controlPlane.audit(tenant: principal.tenant, query)
+        let page = query.hasSearch ? try await search(tenant: principal.tenant, query) : try await access.controlPlane.audit(tenant: principal.tenant, query)
         var response = jsonResponse(page.entries)
         if let next = page.nextCursor {
             response.headers[.nextCursor] = next
@@ -34,5 +43,22 @@ struct AuditController: Sendable {
             response.headers[HTTPField.Name("Link")!] = "</api/events/audit?\(parameters.joined(separator: "&"))>; rel=\"next\""
         }
         return response
+    }
+
+    /// A free-text search: served by the trigram index where the database has pg_trgm, and bounded either way: a few at
+    /// once per tenant and per process (`AuditSearchGate`, else 429), and a statement timeout of its own (else 503 naming
+    /// `search`, with how to narrow it).
+    private func search(tenant: String, _ query: AuditQuery) async throws -> AuditPage {
+        var budget = StatementBudget.current ?? limits.budget(label: "audit search")
+        budget.read = min(budget.read, limits.searchTimeout)
+        let page = budget
+        return try await searches.run(tenant: tenant) {
+            do {
+                return try await page.run { try await access.controlPlane.audit(tenant: tenant, query) }
+            } catch let error as PostgresError where error.isStatementTimeout {
+                throw APIError(.unavailable, "the search ran longer than \(limits.searchTimeout) and was stopped; retry later, or narrow it "
+                               + "with a longer search text or start_date/end_date", field: "search", retryAfter: 5)
+            }
+        }
     }
 }

@@ -42,7 +42,7 @@ public enum OpenAPIDocument {
         "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
         "412": json(ref("Error"), "If-Match does not match the object's version"),
         "422": json(ref("Error"), "A field breaks a rule; `field` names it"),
-        "503": json(ref("Error"), "Database unavailable, or the controller shutting down; see Retry-After"),
+        "503": json(ref("Error"), "Database unavailable, busy (no pool connection within the wait) or too slow (statement timeout), or the controller shutting down; see Retry-After"),
     ] }
 
     static func op(_ summary: String, _ ok: [String: Any], body: String? = nil, query: [[String: Any]] = [], ifMatch: Bool = false) -> [String: Any] {
@@ -172,8 +172,11 @@ public enum OpenAPIDocument {
             q("initiator_id", string, "e.g. token:<id>, setup_key:<id>"),
             q("target_id", string, "id of the route, group, peer, setup key or token"),
             q("activity_code", string, "NetBird activity code, e.g. route.add"),
-            q("search", string, "text contained in the entry's data"),
-        ])],
+            q("search", ["type": "string", "minLength": 3, "maxLength": 200],
+              "text contained in the entry's data (3..200 characters; served by a trigram index; a few run at once per account: 429 with Retry-After "
+              + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
+        ]).merging(["responses": Self.errors.merging(["200": json(array(ref("Event"))),
+                                                       "429": json(ref("Error"), "Too many audit searches at once for this account; see Retry-After")]) { $1 }]) { $1 }],
     ] }
 
     static var document: [String: Any] { [

@@ -36,6 +36,10 @@ public struct PoolStateMachine: Sendable {
         case scheduleRetry(after: Duration, timer: Int)
         /// Say that the database became unreachable or reachable again (once per change).
         case log(LogEvent)
+        /// Call `leaseDeadlinePassed(waiter)` after this delay (the waiter was queued with a deadline).
+        case scheduleLeaseDeadline(WaiterID, after: Duration)
+        /// Fail this waiter: no connection came free within its deadline (`PostgresError.poolBusy`).
+        case timeOut(WaiterID, waited: Duration)
     }
 
     public enum LogEvent: Equatable, Sendable {
@@ -71,6 +75,8 @@ public struct PoolStateMachine: Sendable {
     private(set) var state: PoolState = .running(.reachable)
     private(set) var connections: [ConnectionID: ConnectionState] = [:]
     private var waiters: [WaiterID] = []           // FIFO
+    /// The deadline each waiter queued with, when it has one.
+    private var deadlines: [WaiterID: Duration] = [:]
     private var nextConnection = 0
     private var nextTimer = 0
     private var handBacks = 0
@@ -111,7 +117,8 @@ public struct PoolStateMachine: Sendable {
         return best.id
     }
 
-    public mutating func leaseRequested(_ waiter: WaiterID) -> [Action] {
+    /// A lease asked for. `deadline`: how long the caller may wait in the queue (none: until served or failed).
+    public mutating func leaseRequested(_ waiter: WaiterID, deadline: Duration? = nil) -> [Action] {
         guard case let .running(reachability) = state else { return [.fail([waiter], reason: "pool is shutting down")] }
         if let connection = takeIdle() {
             return [.lease(connection, to: waiter)]
@@ -122,7 +129,18 @@ public struct PoolStateMachine: Sendable {
             return [.fail([waiter], reason: lastFailure)]
         }
         waiters.append(waiter)
-        return openIfNeeded()
+        guard let deadline else { return openIfNeeded() }
+        deadlines[waiter] = deadline
+        return openIfNeeded() + [.scheduleLeaseDeadline(waiter, after: deadline)]
+    }
+
+    /// The deadline of `waiter` passed: if it still waits, it leaves the queue and fails; if it was served (or
+    /// failed) meanwhile, nothing happens.
+    public mutating func leaseDeadlinePassed(_ waiter: WaiterID) -> [Action] {
+        guard let index = waiters.firstIndex(of: waiter) else { return [] }
+        waiters.remove(at: index)
+        let waited = deadlines.removeValue(forKey: waiter) ?? .zero
+        return [.timeOut(waiter, waited: waited)]
     }
 
     /// A lease served at once from the idle connections, without queueing a waiter: the connection now
@@ -136,6 +154,7 @@ public struct PoolStateMachine: Sendable {
     public mutating func waiterCancelled(_ waiter: WaiterID) -> [Action] {
         guard let index = waiters.firstIndex(of: waiter) else { return [] }
         waiters.remove(at: index)
+        deadlines[waiter] = nil
         return [.fail([waiter], reason: "cancelled while waiting for a connection")]
     }
 
@@ -171,6 +190,7 @@ public struct PoolStateMachine: Sendable {
         if connections.isEmpty && !waiters.isEmpty {
             actions.append(.fail(waiters, reason: reason))
             waiters.removeAll()
+            deadlines.removeAll()
         }
         return actions
     }
@@ -210,6 +230,7 @@ public struct PoolStateMachine: Sendable {
         if !waiters.isEmpty {
             actions.append(.fail(waiters, reason: "pool is shutting down"))
             waiters.removeAll()
+            deadlines.removeAll()
         }
         return actions
     }
@@ -224,6 +245,7 @@ public struct PoolStateMachine: Sendable {
     private mutating func handOut(_ connection: ConnectionID) -> [Action] {
         if !waiters.isEmpty {
             let waiter = waiters.removeFirst()
+            deadlines[waiter] = nil
             connections[connection] = .leased
             return [.lease(connection, to: waiter)]
         }

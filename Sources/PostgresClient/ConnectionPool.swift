@@ -11,6 +11,8 @@ public final class ConnectionPool: Sendable {
         var open: [ConnectionID: PostgresConnection] = [:]
         var waiting: [WaiterID: CheckedContinuation<(ConnectionID, PostgresConnection), any Error>] = [:]
         var nextWaiter = 0
+        /// Each open connection's `statement_timeout` in milliseconds as last set (absent: 0, the server's default).
+        var statementTimeouts: [ConnectionID: Int] = [:]
     }
 
     /// Side effects decided under the lock and carried out after it is released.
@@ -20,6 +22,7 @@ public final class ConnectionPool: Sendable {
         case close(PostgresConnection)
         case retry(after: Duration, timer: Int)
         case log(PoolStateMachine.LogEvent)
+        case leaseDeadline(WaiterID, after: Duration)
     }
 
     private let url: String
@@ -36,12 +39,18 @@ public final class ConnectionPool: Sendable {
     /// A connection that breaks during `body` is discarded and replaced.
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let (id, connection) = try await lease()
+        let timeout = statementTimeoutChange(for: id)
         do {
-            let result = try await connection.withSession(body)
+            let result = try await connection.withSession { session in
+                if let timeout { _ = try session.value(prepared: Self.setStatementTimeoutSQL, [String(timeout)]) }
+                return try body(session)
+            }
+            if let timeout { recordStatementTimeout(timeout, for: id) }
             release(id, broken: false)
             return result
         } catch let error as PostgresError {
             if case .connectionLost = error { release(id, broken: true) } else { release(id, broken: false) }
+            if error.isStatementTimeout { logCancelled(error) }
             throw error
         } catch {
             release(id, broken: false)
@@ -65,12 +74,18 @@ public final class ConnectionPool: Sendable {
     /// A connection that breaks during `body` is discarded and replaced.
     private func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let (id, connection) = try await lease()
+        let timeout = statementTimeoutChange(for: id)
         do {
+            if let timeout {
+                _ = try await connection.value(prepared: Self.setStatementTimeoutSQL, [String(timeout)])
+                recordStatementTimeout(timeout, for: id)
+            }
             let result = try await body(connection)
             release(id, broken: false)
             return result
         } catch let error as PostgresError {
             if case .connectionLost = error { release(id, broken: true) } else { release(id, broken: false) }
+            if error.isStatementTimeout { logCancelled(error) }
             throw error
         } catch {
             release(id, broken: false)
@@ -92,6 +107,31 @@ public final class ConnectionPool: Sendable {
         state.withLock { ($0.machine.openConnectionCount, $0.machine.idleConnectionCount, $0.machine.waiterCount) }
     }
 
+    static let setStatementTimeoutSQL = "SELECT set_config('statement_timeout', $1, false)"
+
+    /// The `statement_timeout` to set on `id` before the current task's statements (its budget's, or none without a
+    /// budget), or nil when the connection already has it.
+    private func statementTimeoutChange(for id: ConnectionID) -> Int? {
+        let wanted = StatementBudget.currentMilliseconds
+        let current = state.withLock { $0.statementTimeouts[id] ?? 0 }
+        return wanted == current ? nil : wanted
+    }
+
+    /// Written only after the setting took effect: a failed `set_config` leaves the old value recorded, so the next
+    /// lease sets it again.
+    private func recordStatementTimeout(_ milliseconds: Int, for id: ConnectionID) {
+        state.withLock { $0.statementTimeouts[id] = milliseconds }
+    }
+
+    private func logCancelled(_ error: PostgresError) {
+        let budget = StatementBudget.current
+        logger.warning("statement cancelled by statement_timeout; the caller gets an error (an API answers 503 with Retry-After)", metadata: [
+            "work": "\(budget?.label ?? "background")",
+            "statement_timeout_ms": "\(StatementBudget.currentMilliseconds)",
+            "error": "\(error)",
+        ])
+    }
+
     private func lease() async throws -> (ConnectionID, PostgresConnection) {
         // An idle connection: take it without a continuation (the common case under load).
         let idle: (ConnectionID, PostgresConnection)? = state.withLock { state in
@@ -110,7 +150,7 @@ public final class ConnectionPool: Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 let effects = state.withLock { state in
                     state.waiting[waiter] = continuation
-                    return Self.effects(state.machine.leaseRequested(waiter), &state)
+                    return Self.effects(state.machine.leaseRequested(waiter, deadline: StatementBudget.current?.leaseDeadline), &state)
                 }
                 perform(effects)
             }
@@ -141,6 +181,7 @@ public final class ConnectionPool: Sendable {
                     effects.append(.resume(continuation, .success((id, connection))))
                 }
             case let .close(id):
+                state.statementTimeouts[id] = nil
                 if let connection = state.open.removeValue(forKey: id) { effects.append(.close(connection)) }
             case let .fail(waiters, reason):
                 for waiter in waiters {
@@ -152,6 +193,12 @@ public final class ConnectionPool: Sendable {
                 effects.append(.retry(after: delay, timer: timer))
             case let .log(event):
                 effects.append(.log(event))
+            case let .scheduleLeaseDeadline(waiter, delay):
+                effects.append(.leaseDeadline(waiter, after: delay))
+            case let .timeOut(waiter, waited):
+                if let continuation = state.waiting.removeValue(forKey: waiter) {
+                    effects.append(.resume(continuation, .failure(PostgresError.poolBusy(waited: waited))))
+                }
             }
         }
         return effects
@@ -176,6 +223,18 @@ public final class ConnectionPool: Sendable {
                 logger.error("cannot connect to the database; retrying with back-off", metadata: ["error": "\(reason)"])
             case .log(.databaseUp):
                 logger.notice("database reachable again")
+            case let .leaseDeadline(waiter, delay):
+                Task {
+                    try? await Task.sleep(for: delay)
+                    let effects = self.state.withLock { state in Self.effects(state.machine.leaseDeadlinePassed(waiter), &state) }
+                    if !effects.isEmpty {
+                        let open = self.stats.open
+                        self.logger.warning("no database connection came free within the lease deadline; the request fails (an API answers 503 with Retry-After)",
+                                            metadata: ["waited": "\(delay)", "open_connections": "\(open)",
+                                                       "work": "\(StatementBudget.current?.label ?? "background")"])
+                    }
+                    self.perform(effects)
+                }
             }
         }
     }

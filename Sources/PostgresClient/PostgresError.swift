@@ -17,6 +17,8 @@ public enum PostgresError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// The pool is shutting down.
     case shutdown
+    /// Every pool connection stayed busy for the lease deadline (`StatementBudget.leaseDeadline`); retry shortly.
+    case poolBusy(waited: Duration)
 
     public var description: String {
         switch self {
@@ -29,13 +31,14 @@ public enum PostgresError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidResponse(what): "unexpected database response: \(what)"
         case let .invalidArgument(what): "invalid argument: \(what)"
         case .shutdown: "event store is shutting down"
+        case let .poolBusy(waited): "no database connection became free within \(waited)"
         }
     }
 
     /// True when the error means the database could not be reached; an API answers 503 with Retry-After.
     public var isUnavailable: Bool {
         switch self {
-        case .connectionUnavailable, .connectionLost, .shutdown: true
+        case .connectionUnavailable, .connectionLost, .shutdown, .poolBusy: true
         default: false
         }
     }

@@ -21,6 +21,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var admission: AdmissionOptions
     @OptionGroup var tls: ServeTLSOptions
     @OptionGroup var httpOptions: HTTPServerOptions
+    @OptionGroup var databaseLimits: DatabaseLimitOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -62,6 +63,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = ControllerConfiguration(natsURL: nats, viewSigner: viewSigner)
         try admission.apply(to: &configuration)
         configuration.http = try httpOptions.settings()
+        configuration.database = try databaseLimits.limits(maxConnections: maxConnections)
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {

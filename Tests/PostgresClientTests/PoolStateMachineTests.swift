@@ -132,7 +132,8 @@ struct PoolStateMachineTests {
                     case .close: break
                     case let .fail(ws, _): for w in ws { waiting.remove(w) }
                     case let .scheduleRetry(_, timer): timers.append(timer)
-                    case .log: break
+                    case .log, .scheduleLeaseDeadline: break
+                    case let .timeOut(w, _): #expect(waiting.remove(w) != nil, "\(w) timed out while not waiting")
                     }
                 }
             }
@@ -141,7 +142,7 @@ struct PoolStateMachineTests {
                 case 0, 1:
                     let w = WaiterID(raw: nextWaiter); nextWaiter += 1
                     waiting.insert(w)
-                    apply(m.leaseRequested(w))
+                    apply(m.leaseRequested(w, deadline: Bool.random(using: &rng) ? .seconds(1) : nil))
                 case 2:
                     if let id = m.leaseIdle() { #expect(leased.insert(id).inserted, "\(id) handed out while leased") }
                 case 3:
@@ -157,7 +158,9 @@ struct PoolStateMachineTests {
                 case 6:
                     if let timer = timers.randomElement(using: &rng) { apply(m.retryTimerFired(timer)) }
                 default:
-                    if let w = waiting.randomElement(using: &rng) { apply(m.waiterCancelled(w)) }
+                    if let w = waiting.randomElement(using: &rng) {
+                        apply(Bool.random(using: &rng) ? m.waiterCancelled(w) : m.leaseDeadlinePassed(w))
+                    }
                 }
                 #expect(m.openConnectionCount == m.idleConnectionCount + leased.count)
                 #expect(m.openConnectionCount + opening.count <= 3)
