@@ -11,22 +11,9 @@ import TestSupport
 extension LiveAPI {
     /// A real controller over real HTTP, as `LiveAPI.run`, with these database limits and a pool of `maxConnections`.
     static func run(limits: DatabaseLimits, maxConnections: Int = 16, _ body: @Sendable (LiveAPI) async throws -> Void) async throws {
-        let db = try await TestDatabase.create(maxConnections: maxConnections)
-        var logger = Logger(label: "test.api.limits")
-        logger.logLevel = .error
         var configuration = ControllerConfiguration(maxBodyBytes: 64 * 1024)
         configuration.database = limits
-        let controller = APIServer(configuration: configuration, store: db.store, logger: logger)
-        let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        do {
-            try await app.test(.live) { client in
-                try await body(LiveAPI(db: db, controller: controller, port: client.port!, client: client))
-            }
-        } catch {
-            await db.drop()
-            throw error
-        }
-        await db.drop()
+        try await run(configuration: configuration, maxConnections: maxConnections, logLevel: .error, body)
     }
 
     /// `count` more audit events for `tenant`, made in SQL from the tenant's last `GroupUpdated` event (a real event that

@@ -12,22 +12,9 @@ import TestSupport
 extension LiveAPI {
     /// A live controller with enrollment limits and quotas (`routeplane serve`'s admission settings) and a mesh range.
     static func run(admission: AdmissionSettings, meshRange: String = "100.64.0.0/10", _ body: @Sendable (LiveAPI) async throws -> Void) async throws {
-        let db = try await TestDatabase.create(maxConnections: 16)
-        var logger = Logger(label: "test.api")
-        logger.logLevel = .warning
         var configuration = ControllerConfiguration(meshRange: try Prefix(parsing: meshRange), maxBodyBytes: 64 * 1024)
         configuration.controlPlane.admission = admission
-        let controller = APIServer(configuration: configuration, store: db.store, logger: logger)
-        let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        do {
-            try await app.test(.live) { client in
-                try await body(LiveAPI(db: db, controller: controller, port: client.port!, client: client))
-            }
-        } catch {
-            await db.drop()
-            throw error
-        }
-        await db.drop()
+        try await run(configuration: configuration, body)
     }
 
     /// A new reusable setup key's secret.

@@ -31,10 +31,16 @@ struct LiveAPI: Sendable {
     let client: any TestClientProtocol
 
     static func run(_ body: @Sendable (LiveAPI) async throws -> Void) async throws {
-        let db = try await TestDatabase.create(maxConnections: 16)
+        try await run(configuration: ControllerConfiguration(maxBodyBytes: 64 * 1024), body)
+    }
+
+    /// As `run`, with the controller's `configuration` (limits, quotas, mesh range) and a pool of `maxConnections`.
+    static func run(configuration: ControllerConfiguration, maxConnections: Int = 16, logLevel: Logger.Level = .warning,
+                    _ body: @Sendable (LiveAPI) async throws -> Void) async throws {
+        let db = try await TestDatabase.create(maxConnections: maxConnections)
         var logger = Logger(label: "test.api")
-        logger.logLevel = .warning
-        let controller = APIServer(configuration: ControllerConfiguration(maxBodyBytes: 64 * 1024), store: db.store, logger: logger)
+        logger.logLevel = logLevel
+        let controller = APIServer(configuration: configuration, store: db.store, logger: logger)
         let app = Application(router: controller.makeRouter().router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         do {
             try await app.test(.live) { client in
