@@ -105,6 +105,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     /// operator's log has the error).
     static func response(for error: any Error, request: Request, requestID: String, logger: Logger) -> Response {
         var apiError: APIError
+        var allowed: [String] = []
         // A request whose task was cancelled (the server stopping) ends with whatever its await threw: a 503 to retry,
         // never a 500; a refusal decided before (a 4xx) stands.
         let cancelled = error is CancellationError || Task.isCancelled
@@ -116,7 +117,13 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         } else if cancelled {
             apiError = shuttingDown
         } else if let http = error as? HTTPError {
-            let code = Int(http.status.code)
+            var code = Int(http.status.code)
+            // The router answers 404 for a known path asked with a method it does not serve: that is a 405 (RFC 9110),
+            // with Allow naming the methods the path does serve.
+            if code == 404 {
+                allowed = OpenAPIDocument.methods(servingPath: request.uri.path)
+                if !allowed.isEmpty { code = 405 }
+            }
             let message: String = switch code {
             case 404: "no such endpoint: \(request.method) \(request.uri.path)"
             case 405: "method \(request.method) is not allowed on \(request.uri.path)"
@@ -135,6 +142,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         var response = jsonResponse(ErrorBody(message: apiError.message, code: apiError.status.rawValue, field: apiError.field),
                                     status: HTTPResponse.Status(code: apiError.status.rawValue))
         if let retry = apiError.retryAfter { response.headers[.retryAfter] = String(retry) }
+        if apiError.status.rawValue == 405 { response.headers[.allow] = allowed.joined(separator: ", ") }
         return response
     }
 }

@@ -19,10 +19,28 @@ public enum OpenAPIDocument {
         return out.sorted()
     }
 
+    /// The methods the document (so the router) serves on a concrete path, matching `{…}` templates segment by
+    /// segment; empty for an unknown path.
+    public static func methods(servingPath path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        var out: Set<String> = []
+        for endpoint in endpointsByPath where endpoint.template.count == segments.count {
+            if zip(endpoint.template, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) { out.formUnion(endpoint.methods) }
+        }
+        return out.sorted()
+    }
+
+    private static let endpointsByPath: [(template: [Substring], methods: [String])] =
+        Dictionary(grouping: endpoints, by: \.path).map { path, e in
+            (template: path.split(separator: "/", omittingEmptySubsequences: false), methods: e.map(\.method))
+        }
+
     static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
     static func array(_ items: [String: Any]) -> [String: Any] { ["type": "array", "items": items] }
     static var string: [String: Any] { ["type": "string"] }
     static var strings: [String: Any] { array(string) }
+    /// A group's, setup key's or peer's name: 1 to `Limits.nameMaxScalars` Unicode scalars (JSON Schema counts code points).
+    static var name: [String: Any] { ["type": "string", "minLength": 1, "maxLength": Limits.nameMaxScalars] }
     static var boolean: [String: Any] { ["type": "boolean"] }
     static var integer: [String: Any] { ["type": "integer", "format": "int64"] }
 
@@ -51,12 +69,49 @@ public enum OpenAPIDocument {
         var o: [String: Any] = ["summary": summary, "responses": responses]
         var parameters = query
         if ifMatch {
-            parameters.append(["name": "If-Match", "in": "header", "required": false, "schema": string,
+            parameters.append(["name": "If-Match", "in": "header", "required": false,
+                               "schema": ["type": "string", "pattern": #"^[ \t]*(\*|(W/)?"?[0-9]{1,18}"?)?[ \t]*$"#],
                                "description": "ETag of the version the change was based on; 412 when the object moved on"])
         }
         if !parameters.isEmpty { o["parameters"] = parameters }
         if let body { o["requestBody"] = Self.body(body) }
         return o
+    }
+
+    /// A create operation whose 200 answer links (by `$response.body#/id`) to the item path's get, put and delete,
+    /// so clients and schemathesis's stateful phase go from a create to what it made.
+    static func linked(_ o: [String: Any], item path: String) -> [String: Any] {
+        var o = o
+        var responses = o["responses"] as? [String: Any] ?? [:]
+        var ok = responses["200"] as? [String: Any] ?? [:]
+        let pointer = "#/paths/" + path.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        var links: [String: Any] = [:]
+        for (name, method) in [("Get", "get"), ("Replace", "put"), ("Delete", "delete")] {
+            links[name] = ["operationRef": "\(pointer)/\(method)", "parameters": ["id": "$response.body#/id"]]
+        }
+        ok["links"] = links
+        responses["200"] = ok
+        o["responses"] = responses
+        return o
+    }
+
+    /// Request bodies (…Request, …Update) decode a null field as an absent one (Go's zero value in NetBird, or
+    /// "unchanged"): their optional properties say `nullable`, and an enum among them lists null.
+    static func requestsTakingNull(_ schemas: [String: Any]) -> [String: Any] {
+        var out = schemas
+        for (name, value) in schemas where name.hasSuffix("Request") || name.hasSuffix("Update") {
+            guard var schema = value as? [String: Any], var properties = schema["properties"] as? [String: Any] else { continue }
+            let required = Set(schema["required"] as? [String] ?? [])
+            for (field, p) in properties where !required.contains(field) {
+                guard var property = p as? [String: Any], property["$ref"] == nil else { continue }
+                property["nullable"] = true
+                if let values = property["enum"] as? [Any] { property["enum"] = values + [NSNull()] }
+                properties[field] = property
+            }
+            schema["properties"] = properties
+            out[name] = schema
+        }
+        return out
     }
 
     static var idParameter: [[String: Any]] { [["name": "id", "in": "path", "required": true, "schema": string]] }
@@ -75,7 +130,7 @@ public enum OpenAPIDocument {
         "/api/openapi.json": ["get": ["summary": "This document", "security": [], "responses": ["200": json(["type": "object"])]]],
         "/api/routes": [
             "get": op("List routes, in creation order", json(array(ref("Route")))),
-            "post": op("Create a route", json(ref("Route")), body: "RouteRequest"),
+            "post": linked(op("Create a route", json(ref("Route")), body: "RouteRequest"), item: "/api/routes/{id}"),
         ],
         "/api/routes/{id}": [
             "parameters": idParameter,
@@ -87,7 +142,7 @@ public enum OpenAPIDocument {
             "get": op("List groups, the built-in \"All\" first, then in creation order", json(array(ref("Group"))), query: [
                 q("name", string, "exact, case-sensitive name: a list of that one group, or 404 \"group: <name> not found\""),
             ]),
-            "post": op("Create a group", json(ref("Group")), body: "GroupRequest"),
+            "post": linked(op("Create a group", json(ref("Group")), body: "GroupRequest"), item: "/api/groups/{id}"),
         ],
         "/api/groups/{id}": [
             "parameters": idParameter,
@@ -107,7 +162,7 @@ public enum OpenAPIDocument {
         ],
         "/api/setup-keys": [
             "get": op("List setup keys", json(array(ref("SetupKey")))),
-            "post": op("Create a setup key (the key is answered once)", json(ref("SetupKey")), body: "SetupKeyRequest"),
+            "post": linked(op("Create a setup key (the key is answered once)", json(ref("SetupKey")), body: "SetupKeyRequest"), item: "/api/setup-keys/{id}"),
         ],
         "/api/setup-keys/{id}": [
             "parameters": idParameter,
@@ -118,11 +173,13 @@ public enum OpenAPIDocument {
         "/api/agent/enroll": ["post": [
             "summary": "Enroll a peer with a setup key", "security": [], "requestBody": body("EnrollRequest"),
             "responses": ["201": json(ref("Enrollment"), "Enrolled"),
+                          "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
                           "403": json(ref("Error"), "Setup key invalid, revoked, expired or used up, or the tenant's peer quota is reached (field peers)"),
                           "409": json(ref("Error"), "ip or nats_public_key is taken by another peer"),
                           "412": json(ref("Error"), "The tenant's mesh range has no free address"),
                           "422": json(ref("Error"), "A field breaks a rule (ip outside the tenant's mesh range, name or os too long)"),
-                          "429": json(ref("Error"), "Too many enrollments from this address or with this setup key; see Retry-After (seconds)")],
+                          "429": json(ref("Error"), "Too many enrollments from this address or with this setup key; see Retry-After (seconds)"),
+                          "503": json(ref("Error"), "Database unavailable, busy or too slow, or the controller shutting down; see Retry-After")],
         ]],
         "/api/agent/nats-credentials": ["post": [
             "summary": "A fresh NATS user JWT for the calling agent's registered key (agent credential); registers the key once for agents enrolled without one",
@@ -164,7 +221,7 @@ public enum OpenAPIDocument {
         ],
         "/api/events": ["get": op("NetBird's event list: the newest 10 000 audit entries, newest first, no parameters", json(array(ref("Event"))))],
         "/api/events/audit": ["get": op("The audit log, newest first, keyset pages", json(array(ref("Event"))), query: [
-            q("limit", integer, "1..1000 events per page, default 100 (an event that reads as several entries is never split, so a page may hold more entries)"),
+            q("limit", ["type": "integer", "format": "int64", "minimum": 1, "maximum": 1000], "1..1000 events per page, default 100 (an event that reads as several entries is never split, so a page may hold more entries)"),
             q("cursor", string, "id of the last entry of the previous page (also in X-Next-Cursor and Link)"),
             q("order", ["type": "string", "enum": ["desc", "asc"]], "default desc"),
             q("start_date", ["type": "string", "format": "date-time"], "entries at or after"),
@@ -172,8 +229,8 @@ public enum OpenAPIDocument {
             q("initiator_id", string, "e.g. token:<id>, setup_key:<id>"),
             q("target_id", string, "id of the route, group, peer, setup key or token"),
             q("activity_code", string, "NetBird activity code, e.g. route.add"),
-            q("search", ["type": "string", "minLength": 3, "maxLength": 200],
-              "text contained in the entry's data (3..200 characters; served by a trigram index; a few run at once per account: 429 with Retry-After "
+            q("search", ["type": "string", "maxLength": 200, "pattern": #"^$|^[\s\S]{3,}$"#],
+              "text contained in the entry's data (3..200 characters, empty = no search; served by a trigram index; a few run at once per account: 429 with Retry-After "
               + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
         ]).merging(["responses": Self.errors.merging(["200": json(array(ref("Event"))),
                                                        "429": json(ref("Error"), "Too many audit searches at once for this account; see Retry-After")]) { $1 }]) { $1 }],
@@ -189,7 +246,7 @@ public enum OpenAPIDocument {
         "components": [
             "securitySchemes": ["TokenAuth": ["type": "apiKey", "in": "header", "name": "Authorization",
                                               "description": "\"Token <token>\" (from `routeplane tokens create` or POST /api/users/{userId}/tokens)"]],
-            "schemas": [
+            "schemas": requestsTakingNull([
                 "Error": ["type": "object", "required": ["message", "code"],
                           "properties": ["message": string, "code": ["type": "integer"], "field": string]],
                 "Health": ["type": "object", "required": ["status", "checks"], "properties": [
@@ -219,7 +276,7 @@ public enum OpenAPIDocument {
                     "skipped_routing_peers": ["type": "array", "description": "Routeplane: members of peer_groups that cannot route (not Linux); they forward nothing",
                                               "items": ["type": "object", "properties": ["id": string, "name": string, "os": string]]],
                 ]],
-                "GroupRequest": ["type": "object", "required": ["name"], "properties": ["name": string, "peers": strings]],
+                "GroupRequest": ["type": "object", "required": ["name"], "properties": ["name": name, "peers": strings]],
                 "PeerMinimum": ["type": "object", "properties": ["id": string, "name": string]],
                 "Group": ["type": "object", "required": ["id", "name", "peers_count", "resources_count", "peers", "resources"], "properties": [
                     "id": string, "name": string, "peers_count": ["type": "integer"], "resources_count": ["type": "integer"],
@@ -255,14 +312,14 @@ public enum OpenAPIDocument {
                     "shadowed_by_route_id": ["type": "string", "description": "the route whose routing peer that HA set uses now"],
                 ]],
                 "SetupKeyRequest": ["type": "object", "required": ["name", "type"], "properties": [
-                    "name": string, "type": ["type": "string", "enum": ["reusable", "one-off"]],
+                    "name": name, "type": ["type": "string", "enum": ["reusable", "one-off"]],
                     "expires_in": ["type": "integer", "minimum": 0, "maximum": 31_536_000,
                                    "description": "seconds; absent = 30 days (2592000), 0 = never expires"], "auto_groups": strings,
                     "usage_limit": ["type": "integer", "minimum": 0, "description": "0 = unlimited; a one-off key takes 0 or 1 (stored as 1)"],
                     "ephemeral": ["type": "boolean", "description": "stored and answered; peers enrolled with the key are not yet removed after inactivity"],
                 ]],
                 "SetupKeyUpdate": ["type": "object", "required": ["auto_groups"], "properties": [
-                    "revoked": ["type": "boolean", "description": "absent = false; a revoked key cannot be un-revoked"], "auto_groups": strings]],
+                    "revoked": ["type": "boolean", "nullable": true, "description": "absent or null = false; a revoked key cannot be un-revoked"], "auto_groups": strings]],
                 "SetupKey": ["type": "object", "properties": [
                     "id": string, "key": ["type": "string", "description": "the whole key only in the creation answer; then its first 5 characters and ****"],
                     "name": string, "expires": string, "type": string, "valid": boolean, "revoked": boolean,
@@ -275,7 +332,8 @@ public enum OpenAPIDocument {
                     "os": ["type": "string", "minLength": 1, "maxLength": 64, "description": "stored lower-case; routing peers must be linux"],
                     "ip": ["type": "string", "maxLength": 64,
                            "description": "mesh IP the peer has: a free host address of the tenant's mesh range (default 100.64.0.0/10); the lowest free one is allocated when absent"],
-                    "nats_public_key": ["type": "string", "description": "the agent's own NATS user nkey (U…); its seed never leaves the agent"],
+                    "nats_public_key": ["type": "string", "pattern": "^U[A-Z2-7]{55}$",
+                                        "description": "the agent's own NATS user nkey (U…, with its checksum); its seed never leaves the agent"],
                 ]],
                 "AgentBusCredentialsRequest": ["type": "object", "required": ["nats_public_key"], "properties": ["nats_public_key": string]],
                 "AgentBusCredentials": ["type": "object", "properties": [
@@ -331,7 +389,7 @@ public enum OpenAPIDocument {
                              "description": "NetBird's meta: every value a string (lists as JSON text); a changed field as old_<field> and new_<field>"],
                     "details": ["type": "object", "description": "Routeplane: the event's structured record, typed values; for changes, changes.<field> = {old, new}"],
                 ]],
-            ] as [String: Any],
+            ] as [String: Any]),
         ] as [String: Any],
     ] }
 }
