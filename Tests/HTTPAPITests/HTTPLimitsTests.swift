@@ -214,8 +214,9 @@ struct HTTPLimitsTests {
         }
         let served = try await ServedController.start(controller, routes: routes)
         let release = DispatchSemaphore(value: 0)
-        let holding = Task { try await db.store.pool.withSession { _ in release.wait() } }
-        try await Task.sleep(for: .milliseconds(100))
+        let held = Mutex(false)
+        let holding = Task { try await db.store.pool.withSession { _ in held.withLock { $0 = true }; release.wait() } }
+        #expect(await eventually(timeout: .seconds(10)) { held.withLock { $0 } }, "the test holds the only pool connection")
         let slow = try await RawConnection.open(port: served.port)
         #expect(await slow.send("GET /test/slow HTTP/1.1\r\nHost: x\r\n\r\n"))
         let api = try await RawConnection.open(port: served.port)

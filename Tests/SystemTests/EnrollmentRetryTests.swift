@@ -26,10 +26,8 @@ struct EnrollmentRetryTests {
                               onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port } }, logger: logger)
         let server = Task<Void, Never> { _ = try? await app.runService(gracefulShutdownSignals: []) }
         defer { server.cancel() }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while portBox.withLock({ $0 }) == nil {
-            guard ContinuousClock.now < deadline else { throw TestSetupError("controller did not start") }
-            try await Task.sleep(for: .milliseconds(10))
+        guard await eventually(timeout: .seconds(10), { portBox.withLock { $0 } != nil }) else {
+            throw TestSetupError("controller did not start")
         }
         let base = "http://127.0.0.1:\(portBox.withLock { $0! })"
         let tenant = try await controller.controlPlane.createTenant(name: "acme")
