@@ -18,7 +18,9 @@ struct EnrollmentRetryTests {
         var logger = Logger(label: "test.enroll-retry")
         logger.logLevel = .warning
         var configuration = ControllerConfiguration()
-        configuration.controlPlane.admission = AdmissionSettings(enrollPerSetupKey: RateLimit(burst: 1, perSecond: 1),
+        // One enrollment per 4 s with the key: the agent below starts well within that of the refused second enrollment
+        // even on a loaded machine (at 1/s it sometimes started after the refill and was never refused).
+        configuration.controlPlane.admission = AdmissionSettings(enrollPerSetupKey: RateLimit(burst: 1, perSecond: 0.25),
                                                                  enrollPerSource: RateLimit(burst: 1_000, perSecond: 1_000))
         let controller = APIServer(configuration: configuration, store: db.store, logger: logger)
         let portBox = Mutex<Int?>(nil)
