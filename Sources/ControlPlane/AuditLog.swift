@@ -233,6 +233,8 @@ public enum AuditLog {
         "setupkey.update": "type = 'SetupKeyUpdated' AND NOT ((data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false') AND (data->'new'->'auto_groups')::jsonb = (data->'old'->'auto_groups')::jsonb",
         "setupkey.delete": "type = 'SetupKeyDeleted'",
     ]
+    /// The activity codes `activity_code` filters on, sorted (the OpenAPI document lists them as its enum).
+    public static var activityCodes: [String] { codeConditions.keys.sorted() }
 
     static func routeFields(_ r: Route) -> [String: MetaValue] {
         var m: [String: MetaValue] = [
@@ -346,9 +348,11 @@ public struct AuditQuery: Sendable {
         case let other: throw .validation(field: "order", message: "order must be asc or desc, got \(other)")
         }
         let ascending = self.ascending
-        if let cursor = parameter("cursor") {
-            // An entry id: the event's sequence number, `-<n>` for an event's further entries.
-            guard let c = Int64(cursor.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""), c >= 0 else {
+        if let cursor = parameter("cursor"), !cursor.isEmpty {
+            // An entry id: the event's sequence number, `-<n>` for an event's further entries. Empty = the first page.
+            let parts = cursor.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            let digits = { (part: Substring, most: Int) in !part.isEmpty && part.count <= most && part.allSatisfy { ("0"..."9").contains($0) } }
+            guard digits(parts[0], 18), parts.count == 1 || digits(parts[1], 9), let c = Int64(parts[0]) else {
                 throw .validation(field: "cursor", message: "cursor must be an entry id from a previous page")
             }
             add({ ascending ? "seq > $\($0)" : "seq < $\($0)" }, String(c))
@@ -369,7 +373,7 @@ public struct AuditQuery: Sendable {
                 """ }, target)
             targetID = target
         }
-        if let code = parameter("activity_code") {
+        if let code = parameter("activity_code"), !code.isEmpty {
             guard let condition = AuditLog.codeConditions[code] else {
                 throw .validation(field: "activity_code",
                                   message: "unknown activity_code \(code); known: \(AuditLog.codeConditions.keys.sorted().joined(separator: ", "))")

@@ -1,4 +1,5 @@
 import Foundation
+import ControlPlane
 import RouteModel
 
 /// `GET /api/openapi.json`: the API described for clients and tools (schemathesis, generators).
@@ -184,7 +185,8 @@ public enum OpenAPIDocument {
         "/api/agent/nats-credentials": ["post": [
             "summary": "A fresh NATS user JWT for the calling agent's registered key (agent credential); registers the key once for agents enrolled without one",
             "requestBody": body("AgentBusCredentialsRequest"),
-            "responses": ["200": json(ref("AgentBusCredentials")), "401": json(ref("Error"), "Not an agent credential"),
+            "responses": ["200": json(ref("AgentBusCredentials")), "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
+                          "401": json(ref("Error"), "Not an agent credential"),
                           "403": json(ref("Error"), "The peer's NATS user is revoked"), "404": json(ref("Error"), "The controller issues no NATS credentials"),
                           "409": json(ref("Error"), "Another key is registered for this peer, or this key for another peer"),
                           "422": json(ref("Error"), "nats_public_key is not a user nkey")],
@@ -222,13 +224,14 @@ public enum OpenAPIDocument {
         "/api/events": ["get": op("NetBird's event list: the newest 10 000 audit entries, newest first, no parameters", json(array(ref("Event"))))],
         "/api/events/audit": ["get": op("The audit log, newest first, keyset pages", json(array(ref("Event"))), query: [
             q("limit", ["type": "integer", "format": "int64", "minimum": 1, "maximum": 1000], "1..1000 events per page, default 100 (an event that reads as several entries is never split, so a page may hold more entries)"),
-            q("cursor", string, "id of the last entry of the previous page (also in X-Next-Cursor and Link)"),
+            q("cursor", ["type": "string", "pattern": #"^$|^[0-9]{1,18}(-[0-9]{1,9})?$"#],
+              "id of the last entry of the previous page (also in X-Next-Cursor and Link); empty = the first page"),
             q("order", ["type": "string", "enum": ["desc", "asc"]], "default desc"),
             q("start_date", ["type": "string", "format": "date-time"], "entries at or after"),
             q("end_date", ["type": "string", "format": "date-time"], "entries before"),
             q("initiator_id", string, "e.g. token:<id>, setup_key:<id>"),
             q("target_id", string, "id of the route, group, peer, setup key or token"),
-            q("activity_code", string, "NetBird activity code, e.g. route.add"),
+            q("activity_code", ["type": "string", "enum": [""] + AuditLog.activityCodes], "NetBird activity code, e.g. route.add; empty = every code"),
             q("search", ["type": "string", "maxLength": 200, "pattern": #"^$|^[\s\S]{3,}$"#],
               "text contained in the entry's data (3..200 characters, empty = no search; served by a trigram index; a few run at once per account: 429 with Retry-After "
               + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
@@ -255,7 +258,8 @@ public enum OpenAPIDocument {
                 "RouteRequest": ["type": "object", "description": "absent or null fields take Go's zero values as in NetBird (false, 0, \"\", no groups); network_type is ignored (derived)",
                                  "properties": [
                     "network_id": ["type": "string", "minLength": 1, "maxLength": 40], "description": string,
-                    "network": ["type": "string", "description": "CIDR; exclusive with domains"],
+                    "network": ["type": "string", "pattern": #"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:.]{2,45}/[0-9]{1,3}$"#,
+                                "description": "CIDR (IPv4 or IPv6); exclusive with domains"],
                     "domains": ["type": "array", "items": string, "maxItems": 32, "description": "letters, digits, hyphens, underscores; answered as written"],
                     "network_type": ["type": "string", "description": "ignored"],
                     "peer": ["type": "string", "description": "routing peer; exclusive with peer_groups"],
@@ -315,7 +319,7 @@ public enum OpenAPIDocument {
                     "name": name, "type": ["type": "string", "enum": ["reusable", "one-off"]],
                     "expires_in": ["type": "integer", "minimum": 0, "maximum": 31_536_000,
                                    "description": "seconds; absent = 30 days (2592000), 0 = never expires"], "auto_groups": strings,
-                    "usage_limit": ["type": "integer", "minimum": 0, "description": "0 = unlimited; a one-off key takes 0 or 1 (stored as 1)"],
+                    "usage_limit": ["type": "integer", "format": "int64", "minimum": 0, "maximum": Int64.max, "description": "0 = unlimited; a one-off key takes 0 or 1 (stored as 1)"],
                     "ephemeral": ["type": "boolean", "description": "stored and answered; peers enrolled with the key are not yet removed after inactivity"],
                 ]],
                 "SetupKeyUpdate": ["type": "object", "required": ["auto_groups"], "properties": [
