@@ -250,8 +250,17 @@ public enum ISO8601 {
         date.formatted(.iso8601)
     }
 
+    /// RFC 3339 (`format: date-time`): Foundation's parser, and by hand the offsets it refuses (RFC 3339 allows any
+    /// `±hh:mm` up to 23:59; Foundation stops near ±18:00).
     public static func parse(_ text: String) -> Date? {
-        try? Date(text, strategy: .iso8601)
+        if let date = try? Date(text, strategy: .iso8601) { return date }
+        let offset = Array(text.suffix(6))
+        guard offset.count == 6, offset[0] == "+" || offset[0] == "-", offset[3] == ":",
+              [offset[1], offset[2], offset[4], offset[5]].allSatisfy({ $0.isASCII && $0.isNumber }),
+              let hours = Int(String(offset[1...2])), let minutes = Int(String(offset[4...5])), hours <= 23, minutes <= 59,
+              let utc = try? Date(String(text.dropLast(6)) + "Z", strategy: .iso8601) else { return nil }
+        let seconds = TimeInterval(hours * 3600 + minutes * 60)
+        return offset[0] == "+" ? utc - seconds : utc + seconds
     }
 }
 

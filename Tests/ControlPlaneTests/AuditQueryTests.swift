@@ -21,6 +21,15 @@ import Testing
         #expect(throws: ControlPlaneError.self) { try Self.query(["activity_code": "route.explode"]) }
     }
 
+    @Test func timesTakeEveryRFC3339Offset() throws {
+        let far = try #require(ISO8601.parse("2026-11-26T10:00:00-21:16"))
+        #expect(far == ISO8601.parse("2026-11-27T07:16:00Z"))
+        let east = try #require(ISO8601.parse("2026-11-26T10:00:00.250+23:59"))
+        #expect(east == ISO8601.parse("2026-11-25T10:01:00.250Z"))
+        #expect(ISO8601.parse("2026-11-26T10:00:00+24:00") == nil)
+        _ = try Self.query(["start_date": "1125-12-07T17:30:03.003Z", "end_date": "1019-11-18T05:50:50-21:16"])
+    }
+
     @Test func aCursorIsAnEntryIDFromAPreviousPage() throws {
         let plain = try Self.query(["cursor": "42"])
         #expect(plain.conditions == ["seq < $2"])
