@@ -124,7 +124,8 @@ let package = Package(
             resources: [
                 .embedInCode("Console/index.html"), .embedInCode("Console/console.css"), .embedInCode("Console/app.js"),
                 .embedInCode("Console/api.js"), .embedInCode("Console/ui.js"), .embedInCode("Console/routes.js"),
-                .embedInCode("Console/pages.js"), .embedInCode("Console/audit.js"),
+                .embedInCode("Console/pages.js"), .embedInCode("Console/audit.js"), .embedInCode("Console/history.js"),
+                .embedInCode("Console/dryrun.js"),
             ],
             swiftSettings: swiftSettings
         ),

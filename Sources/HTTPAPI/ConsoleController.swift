@@ -39,6 +39,8 @@ struct ConsoleController: Sendable {
             ("routes.js", PackageResources.routes_js, "text/javascript; charset=utf-8"),
             ("pages.js", PackageResources.pages_js, "text/javascript; charset=utf-8"),
             ("audit.js", PackageResources.audit_js, "text/javascript; charset=utf-8"),
+            ("history.js", PackageResources.history_js, "text/javascript; charset=utf-8"),
+            ("dryrun.js", PackageResources.dryrun_js, "text/javascript; charset=utf-8"),
         ]
         var all: [UInt8] = PackageResources.index_html
         for (name, bytes, _) in files { all += Array(name.utf8) + [0] + bytes }

@@ -32,7 +32,7 @@ struct ConsoleTests {
             #expect(script.headers[.cacheControl] == "public, max-age=31536000, immutable")
             #expect(script.headers[.contentSecurityPolicy] == csp)
             #expect(script.text.contains("sessionStorage"))
-            for file in ["api.js", "ui.js", "routes.js", "pages.js", "audit.js"] {
+            for file in ["api.js", "ui.js", "routes.js", "pages.js", "audit.js", "history.js", "dryrun.js"] {
                 let r = try await api.send(.get, "/console/\(version)/\(file)")
                 #expect(r.status == 200 && r.headers[.contentType] == "text/javascript; charset=utf-8", "\(file)")
                 // Nothing fetched from elsewhere at run time.

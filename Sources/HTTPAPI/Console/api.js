@@ -45,3 +45,23 @@ export async function api(method, path, { body, ifMatch } = {}) {
   const sequence = response.headers.get("X-Routeplane-Sequence");
   return { data, etag: response.headers.get("ETag"), sequence: sequence === null ? null : Number(sequence), headers: response.headers };
 }
+
+/**
+ * What this controller's API offers beyond the base console, read once from its OpenAPI document (public): the
+ * History page needs `GET /api/history/diff` and `as_of=` on reads; the preview before Save needs `dry_run=` on writes.
+ * A controller without them shows neither.
+ */
+export const features = { history: false, dryRun: false };
+export async function detectFeatures() {
+  try {
+    const response = await fetch("/api/openapi.json", { cache: "no-store" });
+    const doc = await response.json();
+    const paths = doc.paths || {};
+    const params = (op) => (op && op.parameters ? op.parameters : []).map((p) => p.name);
+    features.history = !!paths["/api/history/diff"] && params((paths["/api/routes"] || {}).get).includes("as_of");
+    features.dryRun = params((paths["/api/routes"] || {}).post).includes("dry_run");
+  } catch {
+    // An older controller, or the document did not load: the base console only.
+  }
+  return features;
+}

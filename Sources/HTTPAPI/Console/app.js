@@ -1,10 +1,11 @@
 // The console's shell: sign-in with a pasted API token (sessionStorage only), the page navigation (hash routes, so
 // the controller serves one page), and which module renders which page.
-import { api, token, setToken, signOut, APIError } from "./api.js";
+import { api, token, setToken, signOut, APIError, features, detectFeatures } from "./api.js";
 import { h, field, formMessage, showError, clearErrors, toast } from "./ui.js";
 import { renderRoutes } from "./routes.js";
 import { renderGroups, renderPeers, renderSetupKeys } from "./pages.js";
 import { renderAudit } from "./audit.js";
+import { renderHistory } from "./history.js";
 
 const pages = {
   "routes": { title: "Network Routes", render: renderRoutes },
@@ -82,4 +83,10 @@ window.addEventListener("routeplane:unauthorized", (e) => {
   toast("The token was refused; sign in again.");
 });
 window.addEventListener("hashchange", () => { route(); });
-route();
+detectFeatures().then(() => {
+  if (features.history) {
+    pages["history"] = { title: "History", render: renderHistory };
+    document.getElementById("nav").append(h("a", { href: "#/history" }, "History"));
+  }
+  route();
+});

@@ -1,7 +1,8 @@
 // Network Routes: routes grouped by network identifier (one HA set per identifier and destination), with what the
 // agents report live (connected, draining, which routing peer the clients use, views applied), Add Route with
 // NetBird's form, Configure (add or remove routing peers, edit, enable/disable, drain).
-import { api } from "./api.js";
+import { api, features } from "./api.js";
+import { preview } from "./dryrun.js";
 import { h, field, checkboxes, checkedValues, clearErrors, showError, formMessage, openDialog, toast, badge, yesNo, pageHeader, isConflict } from "./ui.js";
 
 /** Everything the page shows, read in parallel. */
@@ -208,6 +209,7 @@ function routeForm(ctx, existing = null, preset = null) {
   const enabled = h("input", { type: "checkbox", name: "enabled", checked: r ? !!r.enabled : true });
   const autoApply = h("input", { type: "checkbox", name: "auto_apply", checked: r ? !r.skip_auto_apply : true });
   const message = formMessage();
+  const previewSlot = h("div", { class: "preview-slot", "aria-live": "polite" });
   const rangeBox = h("div", {}, field("Network range", network, { name: "network", hint: "IPv4 or IPv6 CIDR, e.g. 172.31.0.0/16" }));
   const domainBox = h("div", {}, field("Domains", domains, { name: "domains", hint: "comma-separated; resolved on the routing peer" }),
     h("div", { class: "check", dataset: { field: "keep_route" } }, keepRoute, h("label", { for: keepRoute.id = "keep-route" }, "Keep route (keep resolved addresses routed after DNS changes)"), h("p", { class: "field-error", hidden: true })));
@@ -237,7 +239,10 @@ function routeForm(ctx, existing = null, preset = null) {
     check(autoApply, "route-auto-apply", "Auto-apply on clients", "skip_auto_apply"),
     acl,
     message,
-    h("div", { class: "actions" }, h("button", { type: "submit" }, existing ? "Save changes" : "Save")));
+    previewSlot,
+    h("div", { class: "actions" },
+      features.dryRun ? h("button", { type: "button", class: "secondary", onclick: () => runPreview() }, "Preview") : null,
+      h("button", { type: "submit" }, existing ? "Save changes" : "Save")));
   sync();
   const fill = (route) => {
     networkID.value = route.network_id; description.value = route.description; metric.value = route.metric;
@@ -250,9 +255,18 @@ function routeForm(ctx, existing = null, preset = null) {
     keepRoute.checked = route.keep_route;
     sync();
   };
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
+  const names = new Map([...data.peers.map((p) => [p.id, p.name]), ...data.groups.map((g) => [g.id, g.name])]);
+  const path = existing ? `/api/routes/${encodeURIComponent(existing.route.id)}` : "/api/routes";
+  const runPreview = async () => {
     clearErrors(form);
+    previewSlot.replaceChildren();
+    try {
+      previewSlot.replaceChildren(await preview(existing ? "PUT" : "POST", path, { body: formBody(), ifMatch: etag, names }));
+    } catch (error) {
+      showError(form, error, { onReload: reloadCurrent });
+    }
+  };
+  const formBody = () => {
     const body = {
       network_id: networkID.value.trim(), description: description.value, metric: metric.value === "" ? 0 : Number(metric.value),
       masquerade: masquerade.checked, enabled: enabled.checked, skip_auto_apply: !autoApply.checked,
@@ -261,26 +275,30 @@ function routeForm(ctx, existing = null, preset = null) {
     };
     if (typeDomains.checked) body.domains = domains.value.split(/[,\s]+/).filter(Boolean); else body.network = network.value.trim();
     if (viaPeer.checked) body.peer = peer.value; else body.peer_groups = checkedValues(peerGroups, "peer_groups");
+    return body;
+  };
+  const reloadCurrent = async () => {
+    const current = await api("GET", `/api/routes/${encodeURIComponent(existing.route.id)}`);
+    etag = current.etag;
+    fill(current.data);
+    clearErrors(form);
+    toast("Loaded the current version; make your change again and save.");
+    networkID.focus();
+  };
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    const body = formBody();
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
     try {
-      const path = existing ? `/api/routes/${encodeURIComponent(existing.route.id)}` : "/api/routes";
       const result = await api(existing ? "PUT" : "POST", path, { body, ifMatch: etag });
       dialog.close();
       toast(`Route ${result.data.network_id} ${existing ? "saved" : "created"}.`);
       const fresh = await load();
       await reloadPage(ctx.ctx || ctx, () => watchDelivery(result.sequence, affectedPeers(result.data, fresh), `${result.data.network_id} ${existing ? "saved" : "created"}`));
     } catch (error) {
-      showError(form, error, {
-        onReload: async () => {
-          const current = await api("GET", `/api/routes/${encodeURIComponent(existing.route.id)}`);
-          etag = current.etag;
-          fill(current.data);
-          clearErrors(form);
-          toast("Loaded the current version; make your change again and save.");
-          networkID.focus();
-        },
-      });
+      showError(form, error, { onReload: reloadCurrent });
     } finally {
       submit.disabled = false;
     }
