@@ -119,6 +119,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The web console's page, scripts and style sheet, compiled into the binary as byte arrays
+            // (`PackageResources`): served offline with nothing next to the executable (ConsoleController).
+            resources: [
+                .embedInCode("Console/index.html"), .embedInCode("Console/console.css"), .embedInCode("Console/app.js"),
+                .embedInCode("Console/api.js"), .embedInCode("Console/ui.js"), .embedInCode("Console/routes.js"),
+                .embedInCode("Console/pages.js"), .embedInCode("Console/audit.js"), .embedInCode("Console/history.js"),
+                .embedInCode("Console/dryrun.js"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Starting child processes with posix_spawn: the one helper for the agent's commands, the chaos run and the tests.

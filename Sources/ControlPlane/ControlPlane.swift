@@ -186,15 +186,16 @@ public struct ControlPlane: Sendable {
     public func peerStatuses(tenant: String, peer: String? = nil) async throws -> [String: PeerStatus] {
         let rows = try await store.pool.withSession { s in
             if let peer {
-                return try s.query("SELECT peer_id, extract(epoch FROM last_seen) AS last_seen, applied_version, status->'shadowed' AS shadowed FROM peer_status WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
+                return try s.query("SELECT peer_id, extract(epoch FROM last_seen) AS last_seen, applied_version, status->'shadowed' AS shadowed, status->'selections' AS selections FROM peer_status WHERE tenant_id = $1 AND peer_id = $2", [tenant, peer])
             }
-            return try s.query("SELECT peer_id, extract(epoch FROM last_seen) AS last_seen, applied_version, status->'shadowed' AS shadowed FROM peer_status WHERE tenant_id = $1", [tenant])
+            return try s.query("SELECT peer_id, extract(epoch FROM last_seen) AS last_seen, applied_version, status->'shadowed' AS shadowed, status->'selections' AS selections FROM peer_status WHERE tenant_id = $1", [tenant])
         }
         var out: [String: PeerStatus] = [:]
         for row in rows {
             guard let id = row.string("peer_id"), let epoch = row.double("last_seen") else { continue }
             out[id] = PeerStatus(lastSeen: Date(timeIntervalSince1970: epoch), appliedVersion: row.int64("applied_version") ?? 0,
-                                 shadowed: ShadowedRouteStatus.list(fromJSON: row.string("shadowed")))
+                                 shadowed: ShadowedRouteStatus.list(fromJSON: row.string("shadowed")),
+                                 selections: RouteSelectionReport.list(fromJSON: row.string("selections")))
         }
         return out
     }
@@ -237,10 +238,13 @@ public struct PeerStatus: Sendable, Equatable {
     public var appliedVersion: Int64
     /// HA sets the agent reports as not installed because another network id's HA set with the same destination is.
     public var shadowed: [ShadowedRouteStatus]
-    public init(lastSeen: Date, appliedVersion: Int64, shadowed: [ShadowedRouteStatus] = []) {
+    /// The routing peer the agent uses now for each HA set of its view.
+    public var selections: [RouteSelectionReport]
+    public init(lastSeen: Date, appliedVersion: Int64, shadowed: [ShadowedRouteStatus] = [], selections: [RouteSelectionReport] = []) {
         self.lastSeen = lastSeen
         self.appliedVersion = appliedVersion
         self.shadowed = shadowed
+        self.selections = selections
     }
 }
 

@@ -90,6 +90,7 @@ public struct APIServer: Sendable {
             .addRoutes(to: recorder.group("/api/agent"), agents: AuthenticationMiddleware(access: access, kind: .peer))
         AuditController(access: access, limits: configuration.database).addRoutes(to: recorder.group("/api/events").add(middleware: tokens))
         TokensController(access: access).addRoutes(to: recorder.group("/api/users").add(middleware: tokens))
+        ConsoleController().addRoutes(to: router)  // the web console (no credentials; not part of the API document)
         return (router, recorder.endpoints.sorted())
     }
 

@@ -308,6 +308,13 @@ public enum OpenAPIDocument {
                     "draining": ["type": "boolean", "description": "operator drain mode (Routeplane)"],
                     "shadowed_routes": ["type": "array", "items": ref("ShadowedRoute"),
                                         "description": "Routeplane: HA sets the peer's agent does not install because the HA set of another network id with the same destination is installed instead (from its last status message; empty when none or not reported)"],
+                    "route_selections": ["type": "array", "items": ref("RouteSelection"),
+                                         "description": "Routeplane: the routing peer the peer's agent uses now for each HA set of its view (from its last status message; empty when not reported)"],
+                ]],
+                "RouteSelection": ["type": "object", "required": ["network_id", "network", "peer_id", "status"], "properties": [
+                    "network_id": string, "network": ["type": "string", "description": "the HA set's range, or its domains"],
+                    "peer_id": ["type": "string", "description": "the routing peer in use"],
+                    "status": ["type": "string", "description": "active, or allDown (every candidate down: kept on the last choice)"],
                 ]],
                 "ShadowedRoute": ["type": "object", "required": ["network_id", "route_ids", "shadowed_by_network_id"], "properties": [
                     "network_id": string, "network": string, "domains": strings,

@@ -155,6 +155,8 @@ struct PeerJSON: Encodable {
     /// Routeplane: HA sets the agent does not install because another network id's HA set with the same destination
     /// is installed instead (as its last status message reported them).
     var shadowed_routes: [ShadowedRouteStatus]
+    /// Routeplane: the routing peer the agent uses now for each HA set of its view (its last status message).
+    var route_selections: [RouteSelectionReport]
 
     /// NetBird's zero time (Go's `time.Time{}`).
     static let zeroTime = "0001-01-01T00:00:00Z"
@@ -184,6 +186,7 @@ struct PeerJSON: Encodable {
         applied_view_version = status?.appliedVersion ?? 0
         draining = p.draining
         shadowed_routes = status?.shadowed ?? []
+        route_selections = status?.selections ?? []
     }
 }
 
