@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import TestSupport
 import Testing
 
 /// `/api/policies` over real HTTP against PostgreSQL: NetBird's shape, status codes and words, If-Match, the audit
@@ -95,6 +96,45 @@ struct PoliciesAPITests {
             #expect(try await api.send(.post, "/api/policies", token: token, raw: "{").status == 400)
             #expect(try await api.send(.put, "/api/policies/ghost", token: token, json: Self.body(sources: [g], destinations: [g])).status == 404)
             #expect(try await api.send(.get, "/api/policies", token: token).array.isEmpty, "nothing was created")
+        }
+    }
+
+    @Test("through the projection: the routing peer's view carries the policy's forward rules; the client still gets the route")
+    func routingPeerViewCarriesRules() async throws {
+        try await LiveAPI.run { api in
+            let (tenant, token) = try await api.tenant("acme")
+            let key = try await api.send(.post, "/api/setup-keys", token: token, json: ["name": "k", "type": "reusable"]).object["key"] as? String ?? ""
+            func enroll(_ name: String, _ ip: String) async throws -> (id: String, credential: String) {
+                let r = try await api.send(.post, "/api/agent/enroll", json: ["setup_key": key, "name": name, "os": "linux", "ip": ip])
+                guard r.status == 201 else { throw TestSetupError("enroll \(name): \(r.status) \(r.text)") }
+                return (r.object["peer_id"] as? String ?? "", r.object["credential"] as? String ?? "")
+            }
+            let gw = try await enroll("gw", "100.64.0.1")
+            let laptop = try await enroll("laptop", "100.64.0.10")
+            let clients = try await api.group(token, "clients", peers: [laptop.id])
+            let web = try await api.group(token, "web-clients", peers: [laptop.id])
+            let servers = try await api.group(token, "servers")
+            let route = try await api.send(.post, "/api/routes", token: token, json: [
+                "network_id": "lan", "network": "10.40.0.0/24", "peer": gw.id, "metric": 100, "masquerade": true, "groups": [clients],
+                "enabled": true, "access_control_groups": [servers]])
+            #expect(route.status == 200, "\(route.text)")
+            func view(_ credential: String) async throws -> [String: Any] {
+                try await ProjectionRunnerHandle(store: api.db.store).catchUp(tenant: tenant)
+                return try await api.send(.get, "/api/agent/view", token: credential).object["view"] as? [String: Any] ?? [:]
+            }
+            func rules() async throws -> [[String: Any]]? {
+                ((try await view(gw.credential))["forwards"] as? [[String: Any]])?.first?["rules"] as? [[String: Any]]
+            }
+            // Guarded, no policy: nothing forwarded; the laptop (distribution group) still receives the route.
+            #expect(try await rules()?.isEmpty == true)
+            #expect(((try await view(laptop.credential))["ha_sets"] as? [[String: Any]])?.count == 1)
+            let policy = try await api.send(.post, "/api/policies", token: token, json: Self.body(sources: [web], destinations: [servers])).id
+            let allowed = try await rules() ?? []
+            #expect(allowed.count == 1)
+            #expect(allowed.first?["action"] as? String == "accept" && allowed.first?["protocol"] as? String == "tcp")
+            #expect(allowed.first?["ports"] as? [Int] == [80] && allowed.first?["sources"] as? [String] == ["100.64.0.10"])
+            #expect(try await api.send(.delete, "/api/policies/\(policy)", token: token).status == 200)
+            #expect(try await rules()?.isEmpty == true)
         }
     }
 
