@@ -168,6 +168,18 @@ public enum AuditLog {
         case .setupKeyDeleted(let e):
             return [AuditDescription(code: "setupkey.delete", activity: "Setup key deleted", details: setupKeyFields(e.setupKey),
                                      extra: netBirdMeta(e.setupKey))]
+        // NetBird's codes and texts (activity/codes.go PolicyAdded/PolicyUpdated/PolicyRemoved), meta `name` (Policy.EventMeta).
+        case .policyCreated(let e):
+            return [AuditDescription(code: "policy.add", activity: "Access control policy added", details: policyFields(e.policy),
+                                     extra: ["name": e.policy.name])]
+        case .policyUpdated(let e):
+            var details: [String: MetaValue] = ["name": .string(e.new.name)]
+            details["changes"] = .object(changes(policyFields(e.old), policyFields(e.new)))
+            return [AuditDescription(code: "policy.update", activity: "Access control policy updated", details: details,
+                                     extra: ["name": e.new.name])]
+        case .policyDeleted(let e):
+            return [AuditDescription(code: "policy.delete", activity: "Access control policy deleted", details: policyFields(e.policy),
+                                     extra: ["name": e.policy.name])]
         }
     }
 
@@ -232,9 +244,20 @@ public enum AuditLog {
         "setupkey.revoke": "type = 'SetupKeyUpdated' AND (data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false'",
         "setupkey.update": "type = 'SetupKeyUpdated' AND NOT ((data->'new'->>'revoked') = 'true' AND (data->'old'->>'revoked') = 'false') AND (data->'new'->'auto_groups')::jsonb = (data->'old'->'auto_groups')::jsonb",
         "setupkey.delete": "type = 'SetupKeyDeleted'",
+        "policy.add": "type = 'PolicyCreated'",
+        "policy.update": "type = 'PolicyUpdated'",
+        "policy.delete": "type = 'PolicyDeleted'",
     ]
     /// The activity codes `activity_code` filters on, sorted (the OpenAPI document lists them as its enum).
     public static var activityCodes: [String] { codeConditions.keys.sorted() }
+
+    /// A policy's fields for `details`: name, description, enabled, and its rules as JSON text (one string per rule).
+    static func policyFields(_ p: Policy) -> [String: MetaValue] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let rules = p.rules.map { rule in (try? encoder.encode(rule)).map { String(decoding: $0, as: UTF8.self) } ?? rule.id }
+        return ["name": .string(p.name), "description": .string(p.description), "enabled": .bool(p.enabled), "rules": .strings(rules)]
+    }
 
     static func routeFields(_ r: Route) -> [String: MetaValue] {
         var m: [String: MetaValue] = [

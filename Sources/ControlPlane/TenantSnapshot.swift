@@ -4,7 +4,7 @@ import Synchronization
 
 /// An object the API serves, for ETags and the audit log's target.
 public struct ObjectRef: Hashable, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case route, group, peer, setupKey = "setup_key", token, tenant }
+    public enum Kind: String, Sendable { case route, group, peer, setupKey = "setup_key", token, tenant, policy }
     public var kind: Kind
     public var id: String
     public init(_ kind: Kind, _ id: String) {
@@ -35,6 +35,9 @@ extension RouteEvent {
         case .setupKeyCreated(let e): ObjectRef(.setupKey, e.setupKey.id.rawValue)
         case .setupKeyUpdated(let e): ObjectRef(.setupKey, e.new.id.rawValue)
         case .setupKeyDeleted(let e): ObjectRef(.setupKey, e.setupKey.id.rawValue)
+        case .policyCreated(let e): ObjectRef(.policy, e.policy.id.rawValue)
+        case .policyUpdated(let e): ObjectRef(.policy, e.new.id.rawValue)
+        case .policyDeleted(let e): ObjectRef(.policy, e.policy.id.rawValue)
         }
     }
 
@@ -97,11 +100,11 @@ public struct TenantSnapshot: Sendable {
     public mutating func apply(_ event: RouteEvent, sequence: Int64) {
         for ref in event.touchedObjects(in: state) { objectVersions[ref] = sequence }
         switch event {
-        case .routeCreated, .groupCreated: creationSequences[event.target] = sequence
+        case .routeCreated, .groupCreated, .policyCreated: creationSequences[event.target] = sequence
         case .peerEnrolled(let e):
             creationSequences[event.target] = sequence
             peerEnrolledAt[e.peer.id] = e.enrolledAt
-        case .routeDeleted, .groupDeleted: creationSequences[event.target] = nil
+        case .routeDeleted, .groupDeleted, .policyDeleted: creationSequences[event.target] = nil
         case .peerRemoved(let e):
             creationSequences[event.target] = nil
             peerEnrolledAt[e.peer.id] = nil

@@ -86,6 +86,7 @@ public struct APIServer: Sendable {
         GroupsController(access: access).addRoutes(to: recorder.group("/api/groups").add(middleware: tokens))
         PeersController(access: access).addRoutes(to: recorder.group("/api/peers").add(middleware: tokens))
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys").add(middleware: tokens))
+        PoliciesController(access: access).addRoutes(to: recorder.group("/api/policies").add(middleware: tokens))
         AgentController(access: access, natsURL: configuration.natsURL)
             .addRoutes(to: recorder.group("/api/agent"), agents: AuthenticationMiddleware(access: access, kind: .peer))
         AuditController(access: access, limits: configuration.database).addRoutes(to: recorder.group("/api/events").add(middleware: tokens))

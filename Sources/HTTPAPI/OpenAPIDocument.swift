@@ -56,7 +56,7 @@ public enum OpenAPIDocument {
     static var errors: [String: Any] { [
         "400": json(ref("Error"), "Unparseable JSON or a field of the wrong type"),
         "401": json(ref("Error"), "Missing, invalid, revoked or expired token (\"token expired at …\"); checked before the body is read"),
-        "403": json(ref("Error"), "A read-only token on a write (POST, PUT, DELETE): \"permission denied\"; or a tenant quota is reached (`field` names the kind: peers, routes, groups, setup_keys, tokens)"),
+        "403": json(ref("Error"), "A read-only token on a write (POST, PUT, DELETE): \"permission denied\"; or a tenant quota is reached (`field` names the kind: peers, routes, groups, setup_keys, tokens, policies)"),
         "404": json(ref("Error"), "Not found (also another tenant's object)"),
         "409": json(ref("Error"), "Already exists, still in use, or concurrent change"),
         "412": json(ref("Error"), "If-Match does not match the object's version"),
@@ -123,7 +123,7 @@ public enum OpenAPIDocument {
         ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
     }
 
-    static var paths: [String: [String: Any]] { [
+    static var paths: [String: [String: Any]] { ([
         "/healthz": ["get": ["summary": "Dependencies (database, projections, NATS): ok or degraded, no details", "security": [],
                                 "responses": ["200": json(ref("Health"), "Serving; `status` ok or degraded"),
                                               "503": json(ref("Health"), "The database does not answer; see Retry-After")]]],
@@ -149,7 +149,7 @@ public enum OpenAPIDocument {
             "parameters": idParameter,
             "get": op("Get a group", json(ref("Group"))),
             "put": op("Replace a group's name and peers (422 for the built-in \"All\")", json(ref("Group")), body: "GroupRequest", ifMatch: true),
-            "delete": op("Delete a group (400 for \"All\" and while a route or a setup key's auto_groups use it)", json(["type": "object"]), ifMatch: true),
+            "delete": op("Delete a group (400 for \"All\" and while a route, a policy or a setup key's auto_groups use it)", json(["type": "object"]), ifMatch: true),
         ],
         "/api/peers": ["get": op("List peers, in creation order", json(array(ref("Peer"))), query: [
             q("name", string, "peers whose name contains this (ASCII case-insensitive); no match is an empty list"),
@@ -237,7 +237,7 @@ public enum OpenAPIDocument {
               + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
         ]).merging(["responses": Self.errors.merging(["200": json(array(ref("Event"))),
                                                        "429": json(ref("Error"), "Too many audit searches at once for this account; see Retry-After")]) { $1 }]) { $1 }],
-    ] }
+    ] as [String: [String: Any]]).merging(policyPaths) { mine, _ in mine } }
 
     static var document: [String: Any] { [
         "openapi": "3.0.3",
@@ -249,7 +249,7 @@ public enum OpenAPIDocument {
         "components": [
             "securitySchemes": ["TokenAuth": ["type": "apiKey", "in": "header", "name": "Authorization",
                                               "description": "\"Token <token>\" (from `routeplane tokens create` or POST /api/users/{userId}/tokens)"]],
-            "schemas": requestsTakingNull([
+            "schemas": requestsTakingNull(([
                 "Error": ["type": "object", "required": ["message", "code"],
                           "properties": ["message": string, "code": ["type": "integer"], "field": string]],
                 "Health": ["type": "object", "required": ["status", "checks"], "properties": [
@@ -265,7 +265,9 @@ public enum OpenAPIDocument {
                     "peer": ["type": "string", "description": "routing peer; exclusive with peer_groups"],
                     "peer_groups": ["type": "array", "items": string, "description": "[] = no routing peer"],
                     "metric": ["type": "integer", "minimum": 1, "maximum": 9999], "masquerade": boolean, "groups": strings,
-                    "enabled": boolean, "keep_route": boolean, "access_control_groups": strings, "skip_auto_apply": boolean,
+                    "enabled": boolean, "keep_route": boolean, "skip_auto_apply": boolean,
+                    "access_control_groups": ["type": "array", "items": string,
+                                              "description": "destination groups of policies (/api/policies): when set, the routing peers forward to the range only what a policy allows; empty = open to the distribution groups"],
                 ]],
                 "Route": ["type": "object", "required": ["id", "network_id", "description", "network_type", "network", "domains", "peer", "metric",
                                                          "masquerade", "groups", "enabled", "keep_route", "skip_auto_apply"],
@@ -400,7 +402,7 @@ public enum OpenAPIDocument {
                              "description": "NetBird's meta: every value a string (lists as JSON text); a changed field as old_<field> and new_<field>"],
                     "details": ["type": "object", "description": "Routeplane: the event's structured record, typed values; for changes, changes.<field> = {old, new}"],
                 ]],
-            ] as [String: Any]),
+            ] as [String: Any]).merging(policySchemas) { mine, _ in mine }),
         ] as [String: Any],
     ] }
 }

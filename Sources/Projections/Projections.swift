@@ -197,8 +197,9 @@ enum ReadModelEncoding {
             for g in state.groups(of: e.peer.id).union(e.groups) where state.group(g) != nil {
                 out[ReadModelKey(.group, g.rawValue)] = sequence
             }
-        case .tenantCreated, .tokenCreated, .tokenRevoked, .setupKeyCreated, .setupKeyUpdated, .setupKeyDeleted:
-            // Access objects have no projected read model: the API answers them from the tenant state.
+        case .tenantCreated, .tokenCreated, .tokenRevoked, .setupKeyCreated, .setupKeyUpdated, .setupKeyDeleted,
+             .policyCreated, .policyUpdated, .policyDeleted:
+            // Access objects and policies have no projected read model: the API answers them from the tenant state.
             break
         }
     }

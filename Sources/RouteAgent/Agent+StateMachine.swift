@@ -198,7 +198,9 @@ public struct AgentStateMachine: Sendable {
         for forward in view?.forwards ?? [] {
             if case .network(let prefix) = forward.key.destination { networks.append((prefix, forward.masquerade)) }
         }
-        let routing = networks.isEmpty ? RoutingPeerState.off : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges)
+        let filters = ForwardFilter.filters(from: view?.forwards ?? [], meshRanges: configuration.meshRanges)
+        let routing = networks.isEmpty ? RoutingPeerState.off
+            : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges, filters: filters)
         return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing)
     }
 

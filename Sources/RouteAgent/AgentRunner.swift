@@ -78,6 +78,8 @@ public actor AgentRunner {
     public private(set) var identity: AgentIdentity?
     var machine: AgentStateMachine
     var connection: NATSConnection?
+    /// The filter rules' counters as last read (published in the status message).
+    var forwardCounters: [ForwardCounter] = []
     var natsConnected = false
     var prober: HealthProber?
     var responder: HealthResponder?
@@ -374,6 +376,7 @@ public actor AgentRunner {
                 let port = configuration.probe?.port ?? HealthProbeConfiguration.defaultPort
                 prober?.setTargets(targets.map { ProbeTarget(id: $0.key.rawValue, address: $0.value, port: port) }.sorted())
             case .publishStatus:
+                forwardCounters = await applier.forwardCounters()
                 publishStatus()
             case .log(let line):
                 logger.notice("\(line)")
@@ -401,6 +404,7 @@ public actor AgentRunner {
             "selections": selections, "health": health, "shadowed": machine.shadowed.map(\.jsonObject),
             "ignored_older": machine.counters.ignoredOlder, "ignored_duplicate": machine.counters.ignoredDuplicate,
             "rejected": rejectedMessages, "rejected_by_reason": rejectedByReason,
+            "forward_counters": forwardCounters.map(\.jsonObject),
         ]
         guard let payload = try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys]) else { return }
         do {

@@ -103,11 +103,14 @@ public struct RoutingPeerState: Hashable, Sendable {
     public var forwardIPv6: Bool
     /// NAT rules; empty means no NAT table at all.
     public var masquerade: [MasqueradeRule]
+    /// Guarded ranges (routes with access-control groups); empty means no filter table at all.
+    public var filters: [ForwardFilter]
 
-    public init(forwardIPv4: Bool, forwardIPv6: Bool, masquerade: [MasqueradeRule] = []) {
+    public init(forwardIPv4: Bool, forwardIPv6: Bool, masquerade: [MasqueradeRule] = [], filters: [ForwardFilter] = []) {
         self.forwardIPv4 = forwardIPv4
         self.forwardIPv6 = forwardIPv6
         self.masquerade = masquerade
+        self.filters = filters
     }
 
     /// Not a routing peer: no forwarding wanted, no NAT.
@@ -115,7 +118,8 @@ public struct RoutingPeerState: Hashable, Sendable {
 
     /// From the networks this peer forwards: forwarding is on for each family that has a network;
     /// each masqueraded network gets one rule per mesh range of its family.
-    public init(networks: [(network: Prefix, masquerade: Bool)], meshRanges: [Prefix]) {
+    public init(networks: [(network: Prefix, masquerade: Bool)], meshRanges: [Prefix], filters: [ForwardFilter] = []) {
+        self.filters = filters
         forwardIPv4 = networks.contains { $0.network.isV4 }
         forwardIPv6 = networks.contains { $0.network.isV6 }
         var rules = Set<MasqueradeRule>()
@@ -136,6 +140,7 @@ public struct RoutingPeerState: Hashable, Sendable {
         if forwardIPv4 { lines.append("forward ipv4") }
         if forwardIPv6 { lines.append("forward ipv6") }
         lines += Set(masquerade).sorted().map(\.description)
+        lines += filters.sorted().map(\.description)
         return lines
     }
 }

@@ -64,11 +64,15 @@ public struct ObservedState: Hashable, Sendable {
     public var forwarding: [IPAddress.Family: Bool]
     /// `nil` when the table does not exist.
     public var natTable: ObservedNATTable?
+    /// `nil` when the filter table does not exist.
+    public var filterTable: ObservedFilterTable?
 
-    public init(routes: [KernelRoute] = [], forwarding: [IPAddress.Family: Bool] = [:], natTable: ObservedNATTable? = nil) {
+    public init(routes: [KernelRoute] = [], forwarding: [IPAddress.Family: Bool] = [:], natTable: ObservedNATTable? = nil,
+                filterTable: ObservedFilterTable? = nil) {
         self.routes = routes
         self.forwarding = forwarding
         self.natTable = natTable
+        self.filterTable = filterTable
     }
 }
 

@@ -23,6 +23,8 @@ public struct RouteMarking: Hashable, Sendable {
     public var metric: UInt32
     /// Name of the nftables table (`table inet NAME`) that holds the masquerade rules.
     public var natTableName: String
+    /// Name of the nftables table that holds the forward filter of guarded ranges (`<natTableName>-filter`).
+    public var filterTableName: String { natTableName + "-filter" }
 
     public init(table: UInt32 = 254, routeProtocol: UInt8 = 239, keepRouteProtocol: UInt8 = 238, metric: UInt32 = 0,
                 natTableName: String = "routeplane") {
@@ -155,7 +157,17 @@ public enum LinuxApplyPlanner {
             nat.append(.replaceNATTable(rules))
         }
 
-        return Plan(actions: removals + forwardingOn + nat + installs + forwardingOff, conflicts: conflicts)
+        // Filter: written as a whole when its fingerprint differs (so an unchanged table keeps counting), deleted
+        // when no range is guarded. Written before routes are installed, so a guarded range is never open meanwhile.
+        var filter: [ApplierAction] = []
+        let filters = desired.routingPeer.filters.sorted()
+        if filters.isEmpty {
+            if observed.filterTable != nil { filter.append(.deleteFilterTable) }
+        } else if observed.filterTable?.fingerprint != LinuxCommandScripts.nftFilterFingerprint(filters) {
+            filter.append(.replaceFilterTable(filters))
+        }
+
+        return Plan(actions: removals + filter + forwardingOn + nat + installs + forwardingOff, conflicts: conflicts)
     }
 
     /// What `cleanup(keepRoutes:)` does: every route of ours goes (except `keep_route` ones when asked),
@@ -168,6 +180,7 @@ public enum LinuxApplyPlanner {
             actions.append(.removeRoute(r))
         }
         if observed.natTable != nil { actions.append(.deleteNATTable) }
+        if observed.filterTable != nil { actions.append(.deleteFilterTable) }
         for family in [IPAddress.Family.v4, .v6] where observed.forwarding[family] == true && forwardingEnabledByUs.contains(family) {
             actions.append(.setForwarding(family, false))
         }
@@ -192,6 +205,10 @@ public enum LinuxApplyPlanner {
                 s.natTable = ObservedNATTable(rules: rules, wellFormed: true)
             case .deleteNATTable:
                 s.natTable = nil
+            case .replaceFilterTable(let filters):
+                s.filterTable = ObservedFilterTable(fingerprint: LinuxCommandScripts.nftFilterFingerprint(filters))
+            case .deleteFilterTable:
+                s.filterTable = nil
             }
         }
         return s

@@ -61,7 +61,7 @@ public actor LinuxApplier: RouteApplier {
     @discardableResult
     public func apply(_ desired: DesiredRouteState) async throws -> ApplyReport {
         try desired.validate()
-        let needNft = !desired.routingPeer.masquerade.isEmpty
+        let needNft = !desired.routingPeer.masquerade.isEmpty || !desired.routingPeer.filters.isEmpty
         let observed = try await observe(requireNft: needNft)
         let plan = LinuxApplyPlanner.plan(desired: desired, observed: observed, forwardingEnabledByUs: forwardingEnabledByUs,
                                           marking: configuration.marking)
@@ -111,11 +111,29 @@ public actor LinuxApplier: RouteApplier {
             }
         }
         state.natTable = try await observeNAT(required: requireNft)
+        state.filterTable = try await observeFilter(required: requireNft)
         return state
+    }
+
+    /// The filter rules' counters, read from the kernel; empty when there is no filter table or it cannot be read.
+    public func forwardCounters() async -> [ForwardCounter] {
+        (try? await observeFilter(required: false))?.counters ?? []
+    }
+
+    private func observeFilter(required: Bool) async throws -> ObservedFilterTable? {
+        let name = configuration.marking.filterTableName
+        guard let text = try await listTable(name, required: required) else { return nil }
+        return try KernelStateParser.filterTable(fromNftJSON: text, tableName: name)
     }
 
     private func observeNAT(required: Bool) async throws -> ObservedNATTable? {
         let name = configuration.marking.natTableName
+        guard let text = try await listTable(name, required: required) else { return nil }
+        return try KernelStateParser.natTable(fromNftJSON: text, tableName: name)
+    }
+
+    /// `nft -j list table inet NAME`'s output; nil when the table does not exist (or nft is missing and not required).
+    private func listTable(_ name: String, required: Bool) async throws -> String? {
         let result: CommandResult
         do {
             result = try await run(["nft", "-j", "list", "table", "inet", name])
@@ -123,9 +141,7 @@ public actor LinuxApplier: RouteApplier {
             if required { throw nftMissing() }
             return nil
         }
-        if result.succeeded {
-            return try KernelStateParser.natTable(fromNftJSON: result.stdout, tableName: name)
-        }
+        if result.succeeded { return result.stdout }
         if result.stderr.contains("No such file or directory") && result.stderr.contains("list table") {
             return nil // the table does not exist
         }
@@ -137,7 +153,7 @@ public actor LinuxApplier: RouteApplier {
     }
 
     private func nftMissing() -> ApplierError {
-        .missingTool("nft not found: masquerading needs Debian's nftables package (apt-get install nftables)")
+        .missingTool("nft not found: masquerading and access control need Debian's nftables package (apt-get install nftables)")
     }
 
     /// `ip netns exec` reports a program it cannot exec this way (status 255).
@@ -175,6 +191,13 @@ public actor LinuxApplier: RouteApplier {
                     if !r.succeeded { errors.append("nft: " + r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
                 case .deleteNATTable:
                     let r = try await run(["nft", "-f", "-"], input: LinuxCommandScripts.nftDeleteTable(configuration.marking.natTableName))
+                    if !r.succeeded { errors.append("nft: " + r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                case .replaceFilterTable(let filters):
+                    let r = try await run(["nft", "-f", "-"],
+                                          input: LinuxCommandScripts.nftReplaceFilterTable(configuration.marking.filterTableName, filters: filters))
+                    if !r.succeeded { errors.append("nft: " + r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                case .deleteFilterTable:
+                    let r = try await run(["nft", "-f", "-"], input: LinuxCommandScripts.nftDeleteTable(configuration.marking.filterTableName))
                     if !r.succeeded { errors.append("nft: " + r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
                 default:
                     break

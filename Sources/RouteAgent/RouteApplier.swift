@@ -14,6 +14,12 @@ public protocol RouteApplier: Sendable {
     /// `keep_route` routes when `keepRoutes` is true (graceful exit).
     @discardableResult
     func cleanup(keepRoutes: Bool) async throws -> ApplyReport
+    /// The filter rules' counters (for the agent's status); empty when there is no filter table.
+    func forwardCounters() async -> [ForwardCounter]
+}
+
+extension RouteApplier {
+    public func forwardCounters() async -> [ForwardCounter] { [] }
 }
 
 /// One change to the OS, as an applier plans it. Pure description; the Linux applier turns it into
@@ -31,6 +37,9 @@ public enum ApplierAction: Hashable, Sendable, CustomStringConvertible {
     /// Writes the NAT table as a whole (delete + create in one nft transaction).
     case replaceNATTable([MasqueradeRule])
     case deleteNATTable
+    /// Writes the filter table as a whole (delete + create in one nft transaction; its counters start again).
+    case replaceFilterTable([ForwardFilter])
+    case deleteFilterTable
 
     public var description: String {
         switch self {
@@ -40,6 +49,9 @@ public enum ApplierAction: Hashable, Sendable, CustomStringConvertible {
         case .setForwarding(let f, let on): return "set \(f == .v4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding") = \(on ? 1 : 0)"
         case .replaceNATTable(let rules): return "write NAT table: " + (rules.isEmpty ? "(no rules)" : rules.map(\.description).joined(separator: ", "))
         case .deleteNATTable: return "delete NAT table"
+        case .replaceFilterTable(let filters):
+            return "write filter table: " + (filters.isEmpty ? "(no filters)" : filters.map(\.description).joined(separator: ", "))
+        case .deleteFilterTable: return "delete filter table"
         }
     }
 }

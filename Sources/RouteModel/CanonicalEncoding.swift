@@ -26,6 +26,15 @@ extension PeerRouteView {
             w.raw(",\"network_id\":"); w.string(f.key.networkID)
             w.raw(",\"network_type\":"); w.string(f.key.destination.networkType)
             w.raw(",\"route_id\":"); w.string(f.routeID.rawValue)
+            // Only for a route with access-control groups: other views keep the bytes they had before policies.
+            if let rules = f.rules {
+                w.raw(",\"rules\":[")
+                for (k, rule) in rules.enumerated() {
+                    if k > 0 { w.raw(",") }
+                    w.forwardRule(rule)
+                }
+                w.raw("]")
+            }
             w.raw("}")
         }
         w.raw("],\"ha_sets\":[")
@@ -105,6 +114,30 @@ extension JSONWriter {
         bytes.append(UInt8(ascii: "/"))
         int(p.length)
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A forward rule, keys in byte order: action < port_ranges < ports < protocol < sources.
+    mutating func forwardRule(_ r: ForwardRule) {
+        raw("{\"action\":"); string(r.action.rawValue)
+        raw(",\"port_ranges\":[")
+        for (i, range) in r.portRanges.enumerated() {
+            if i > 0 { raw(",") }
+            raw("{\"end\":"); int(range.end)
+            raw(",\"start\":"); int(range.start)
+            raw("}")
+        }
+        raw("],\"ports\":[")
+        for (i, port) in r.ports.enumerated() {
+            if i > 0 { raw(",") }
+            int(port)
+        }
+        raw("],\"protocol\":"); string(r.protocol.rawValue)
+        raw(",\"sources\":[")
+        for (i, a) in r.sources.enumerated() {
+            if i > 0 { raw(",") }
+            address(a)
+        }
+        raw("]}")
     }
 
     /// Writes `"domains":[…]` or `"network":"…"` (the keys sort the same way in both objects).

@@ -153,12 +153,16 @@ private func checkPeersExist(_ peers: [PeerID], in state: TenantState) throws(Va
 
 /// Why a group cannot be deleted, in NetBird's order and words (`management/server/group.go`,
 /// `validateDeleteGroup`, `GroupLinkError`): the built-in group, then a linked route (by its network id), then a
-/// setup key's auto groups (by its name). NetBird's groups handler answers these with a plain 400.
+/// policy (by its name), then a setup key's auto groups (by its name). NetBird's groups handler answers these with a plain 400.
 enum GroupLinks {
     static func checkDeletable(_ group: Group, in state: TenantState) throws(ValidationError) {
         if state.isAllGroup(group.id) { throw .badRequest("group_id", "deleting group ALL is not allowed") }
         if let routeID = state.routes(using: group.id).first, let route = state.route(routeID) {
             throw .badRequest("group_id", "group has been linked to route: \(route.networkID)")
+        }
+        // NetBird checks policies after routes (and name server groups, which Routeplane has not) and before setup keys.
+        if let policy = state.policies(using: group.id).compactMap({ state.policies[$0] }).min(by: { $0.id < $1.id }) {
+            throw .badRequest("group_id", "group has been linked to policy: \(policy.name)")
         }
         if let key = state.setupKeys.values.filter({ $0.autoGroups.contains(group.id) }).min(by: { $0.id < $1.id }) {
             throw .badRequest("group_id", "group has been linked to setup key: \(key.name)")

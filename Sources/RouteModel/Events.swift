@@ -31,6 +31,9 @@ public enum RouteEvent: Hashable, Sendable {
     case setupKeyCreated(SetupKeyCreated)
     case setupKeyUpdated(SetupKeyUpdated)
     case setupKeyDeleted(SetupKeyDeleted)
+    case policyCreated(PolicyCreated)
+    case policyUpdated(PolicyUpdated)
+    case policyDeleted(PolicyDeleted)
 
     /// Stable type string stored next to the JSON ("RouteCreated", …). Never rename one.
     public var type: String {
@@ -52,6 +55,9 @@ public enum RouteEvent: Hashable, Sendable {
         case .setupKeyCreated: return SetupKeyCreated.type
         case .setupKeyUpdated: return SetupKeyUpdated.type
         case .setupKeyDeleted: return SetupKeyDeleted.type
+        case .policyCreated: return PolicyCreated.type
+        case .policyUpdated: return PolicyUpdated.type
+        case .policyDeleted: return PolicyDeleted.type
         }
     }
 
@@ -75,6 +81,9 @@ public enum RouteEvent: Hashable, Sendable {
         case .setupKeyCreated: return SetupKeyCreated.eventVersion
         case .setupKeyUpdated: return SetupKeyUpdated.eventVersion
         case .setupKeyDeleted: return SetupKeyDeleted.eventVersion
+        case .policyCreated: return PolicyCreated.eventVersion
+        case .policyUpdated: return PolicyUpdated.eventVersion
+        case .policyDeleted: return PolicyDeleted.eventVersion
         }
     }
 
@@ -83,6 +92,7 @@ public enum RouteEvent: Hashable, Sendable {
         RouteCreated.type, RouteUpdated.type, RouteDeleted.type, GroupCreated.type, GroupUpdated.type,
         GroupMembersChanged.type, GroupDeleted.type, PeerEnrolled.type, PeerRenamed.type, PeerDrainingChanged.type, PeerRemoved.type,
         TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type,
+        PolicyCreated.type, PolicyUpdated.type, PolicyDeleted.type,
     ]
 
     /// Type string and JSON body (UTF-8, sorted keys, snake_case, `event_version` included).
@@ -109,6 +119,9 @@ public enum RouteEvent: Hashable, Sendable {
         case .setupKeyCreated(let e): return EventCoding.encode(e)
         case .setupKeyUpdated(let e): return EventCoding.encode(e)
         case .setupKeyDeleted(let e): return EventCoding.encode(e)
+        case .policyCreated(let e): return EventCoding.encode(e)
+        case .policyUpdated(let e): return EventCoding.encode(e)
+        case .policyDeleted(let e): return EventCoding.encode(e)
         }
     }
 
@@ -144,7 +157,8 @@ public enum RouteEvent: Hashable, Sendable {
         case PeerDrainingChanged.type: return .peerDrainingChanged(try FastEventCoding.decode(PeerDrainingChanged.self, json))
         case PeerRemoved.type: return .peerRemoved(try FastEventCoding.decode(PeerRemoved.self, json))
         // Access events are rare (a few per tenant): the Foundation decoder is fast enough.
-        case TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type:
+        case TenantCreated.type, TokenCreated.type, TokenRevoked.type, SetupKeyCreated.type, SetupKeyUpdated.type, SetupKeyDeleted.type,
+             PolicyCreated.type, PolicyUpdated.type, PolicyDeleted.type:
             return try decodeWithFoundation(type: type, json: Array(json))
         default: throw .unknownType(type)
         }
@@ -172,6 +186,9 @@ public enum RouteEvent: Hashable, Sendable {
         case SetupKeyCreated.type: return .setupKeyCreated(try EventCoding.decode(SetupKeyCreated.self, json))
         case SetupKeyUpdated.type: return .setupKeyUpdated(try EventCoding.decode(SetupKeyUpdated.self, json))
         case SetupKeyDeleted.type: return .setupKeyDeleted(try EventCoding.decode(SetupKeyDeleted.self, json))
+        case PolicyCreated.type: return .policyCreated(try EventCoding.decode(PolicyCreated.self, json))
+        case PolicyUpdated.type: return .policyUpdated(try EventCoding.decode(PolicyUpdated.self, json))
+        case PolicyDeleted.type: return .policyDeleted(try EventCoding.decode(PolicyDeleted.self, json))
         default: throw .unknownType(type)
         }
     }

@@ -60,6 +60,12 @@ enum Impact {
         case .tenantCreated, .tokenCreated, .tokenRevoked, .setupKeyCreated, .setupKeyUpdated, .setupKeyDeleted:
             // Access changes are in no view.
             return
+        case .policyCreated(let e):
+            if phase == .after { addRoutingPeers(ofRoutesGuardedBy: e.policy, in: state, to: &out) }
+        case .policyUpdated(let e):
+            addRoutingPeers(ofRoutesGuardedBy: phase == .before ? e.old : e.new, in: state, to: &out)
+        case .policyDeleted(let e):
+            if phase == .before { addRoutingPeers(ofRoutesGuardedBy: e.policy, in: state, to: &out) }
         case .peerRemoved(let e):
             guard phase == .before else { return }
             out.insert(e.peer.id)
@@ -86,8 +92,31 @@ enum Impact {
         }
     }
 
+    /// The routing peers of every enabled route whose access-control groups are a destination of `policy`: their
+    /// forward rules come from it (in NetBird's reading, the whole policy applies to such a route).
+    static func addRoutingPeers(ofRoutesGuardedBy policy: Policy, in state: TenantState, to out: inout Set<PeerID>) {
+        var ids = Set<RouteID>()
+        for g in policy.destinationGroups { ids.formUnion(state.routeIDs(withAccessControlGroup: g)) }
+        for id in ids {
+            if let r = state.route(id), r.enabled { out.formUnion(state.routingPeerIDs(of: r)) }
+        }
+    }
+
+    /// Forward rules list the source peers that are in a route's distribution groups: a membership change of a
+    /// policy's source group, or of a distribution group of a route with access-control groups, changes the rules of
+    /// those routes' routing peers.
+    static func addForwardRuleImpact(group: GroupID, in state: TenantState, to out: inout Set<PeerID>) {
+        for id in state.routeIDs(distributedTo: group) {
+            if let r = state.route(id), r.enabled, !r.accessControlGroups.isEmpty { out.formUnion(state.routingPeerIDs(of: r)) }
+        }
+        for policyID in state.policies(using: group) {
+            if let p = state.policies[policyID], p.enabled { addRoutingPeers(ofRoutesGuardedBy: p, in: state, to: &out) }
+        }
+    }
+
     /// `changed` peers joined or left `group` (read on one side of the change).
     static func addMembershipImpact(group: GroupID, changed: [PeerID], in state: TenantState, to out: inout Set<PeerID>) {
+        addForwardRuleImpact(group: group, in: state, to: &out)
         // The changed peers' own views depend on the group if any route uses it in any role
         // (distribution, access control, or peer group: they start or stop serving).
         guard state.isUsedByRoutes(group) else { return }

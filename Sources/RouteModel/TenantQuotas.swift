@@ -11,12 +11,15 @@ public struct TenantQuotas: Hashable, Sendable {
     public var setupKeys: Int
     /// API tokens not revoked.
     public var tokens: Int
+    /// Access-control policies.
+    public var policies: Int
 
     /// Routeplane's defaults: a large site's worth of peers, not unlimited. NetBird has no per-account quotas in its
     /// open-source management server; these bound what one tenant (or one leaked token) can make a controller hold.
     public static let defaults = TenantQuotas(peers: 5_000, routes: 2_000, groups: 2_000, setupKeys: 500, tokens: 100)
 
-    public init(peers: Int, routes: Int, groups: Int, setupKeys: Int, tokens: Int) {
+    public init(peers: Int, routes: Int, groups: Int, setupKeys: Int, tokens: Int, policies: Int = 500) {
+        self.policies = policies
         self.peers = peers
         self.routes = routes
         self.groups = groups
@@ -37,7 +40,8 @@ public struct TenantQuotas: Hashable, Sendable {
          Kind(field: "routes", noun: "routes", quota: routes, count: { $0.routes.count }),
          Kind(field: "groups", noun: "groups", quota: groups, count: { $0.groups.count }),
          Kind(field: "setup_keys", noun: "setup keys", quota: setupKeys, count: { $0.setupKeys.count }),
-         Kind(field: "tokens", noun: "tokens", quota: tokens, count: { s in s.tokens.values.count { !$0.revoked } })]
+         Kind(field: "tokens", noun: "tokens", quota: tokens, count: { s in s.tokens.values.count { !$0.revoked } }),
+         Kind(field: "policies", noun: "policies", quota: policies, count: { $0.policies.count })]
     }
 
     /// Refuses (403, `field` naming the kind) a change from `before` to `after` that grows a kind past its quota.

@@ -12,6 +12,7 @@ public struct TenantState: Sendable, Equatable {
     public private(set) var tokens: [TokenID: TokenInfo] = [:]
     public private(set) var setupKeys: [SetupKeyID: SetupKey] = [:]
     public private(set) var setupKeyUsage: [SetupKeyID: SetupKeyUsage] = [:]
+    public private(set) var policies: [PolicyID: Policy] = [:]
 
     // Indexes. Empty sets are removed, so rebuilt and incrementally kept indexes compare equal.
     /// peer -> groups it is a member of.
@@ -28,6 +29,10 @@ public struct TenantState: Sendable, Equatable {
     private(set) var routesByDestination: [RouteDestination: Set<RouteID>] = [:]
     private(set) var peerByMeshIP: [IPAddress: PeerID] = [:]
     private(set) var groupByName: [String: GroupID] = [:]
+    /// group -> policies naming it in any rule, as a source or a destination.
+    private(set) var policiesByGroup: [GroupID: Set<PolicyID>] = [:]
+    /// group -> policies with a rule whose destinations contain it.
+    private(set) var policiesByDestinationGroup: [GroupID: Set<PolicyID>] = [:]
 
     public init() {}
 
@@ -40,6 +45,7 @@ public struct TenantState: Sendable, Equatable {
     public static func == (a: TenantState, b: TenantState) -> Bool {
         a.routes == b.routes && a.groups == b.groups && a.peers == b.peers && a.tenantName == b.tenantName
             && a.tokens == b.tokens && a.setupKeys == b.setupKeys && a.setupKeyUsage == b.setupKeyUsage
+            && a.policies == b.policies
     }
 
     // MARK: - queries
@@ -60,6 +66,15 @@ public struct TenantState: Sendable, Equatable {
         s.formUnion(routesByAccessControlGroup[group] ?? [])
         return s.sorted()
     }
+
+    /// Ids of policies naming `group` in any rule (source or destination), sorted.
+    public func policies(using group: GroupID) -> [PolicyID] { (policiesByGroup[group] ?? []).sorted() }
+
+    /// Ids of policies with a rule whose destinations contain `group`.
+    public func policyIDs(withDestination group: GroupID) -> Set<PolicyID> { policiesByDestinationGroup[group] ?? [] }
+
+    /// True when some policy names `group` in any rule.
+    func isUsedByPolicies(_ group: GroupID) -> Bool { policiesByGroup[group] != nil }
 
     /// Ids of routes naming `peer` as their single routing peer, sorted.
     public func routes(routedBy peer: PeerID) -> [RouteID] { (routesByDirectPeer[peer] ?? []).sorted() }
@@ -161,6 +176,14 @@ public struct TenantState: Sendable, Equatable {
         case .setupKeyDeleted(let e):
             setupKeys[e.setupKey.id] = nil
             setupKeyUsage[e.setupKey.id] = nil
+        case .policyCreated(let e):
+            removePolicy(e.policy.id)
+            insertPolicy(e.policy)
+        case .policyUpdated(let e):
+            removePolicy(e.old.id)
+            insertPolicy(e.new)
+        case .policyDeleted(let e):
+            removePolicy(e.policy.id)
         }
     }
 
@@ -191,6 +214,18 @@ public struct TenantState: Sendable, Equatable {
         case .peerGroups(let gs): for g in gs { Self.remove(id, at: g, in: &routesByPeerGroup) }
         }
         Self.remove(id, at: r.destination, in: &routesByDestination)
+    }
+
+    private mutating func insertPolicy(_ p: Policy) {
+        policies[p.id] = p
+        for g in p.referencedGroups { policiesByGroup[g, default: []].insert(p.id) }
+        for g in p.destinationGroups { policiesByDestinationGroup[g, default: []].insert(p.id) }
+    }
+
+    private mutating func removePolicy(_ id: PolicyID) {
+        guard let p = policies.removeValue(forKey: id) else { return }
+        for g in p.referencedGroups { Self.remove(id, at: g, in: &policiesByGroup) }
+        for g in p.destinationGroups { Self.remove(id, at: g, in: &policiesByDestinationGroup) }
     }
 
     private mutating func removeGroup(_ id: GroupID) {
@@ -257,6 +292,12 @@ public struct TenantState: Sendable, Equatable {
         for p in peers.values { fresh.apply(.peerEnrolled(PeerEnrolled(peer: p))) }
         for g in groups.values { fresh.apply(.groupCreated(GroupCreated(group: g))) }
         for r in routes.values { fresh.apply(.routeCreated(RouteCreated(route: r))) }
+        for p in policies.values { fresh.apply(.policyCreated(PolicyCreated(policy: p))) }
+        // Access state is not rebuilt here: compare what was.
+        fresh.tenantName = tenantName
+        fresh.tokens = tokens
+        fresh.setupKeys = setupKeys
+        fresh.setupKeyUsage = setupKeyUsage
         return fresh == self
             && fresh.groupsOfPeer == groupsOfPeer
             && fresh.routesByDistributionGroup == routesByDistributionGroup
@@ -266,6 +307,8 @@ public struct TenantState: Sendable, Equatable {
             && fresh.routesByDestination == routesByDestination
             && fresh.peerByMeshIP == peerByMeshIP
             && fresh.groupByName == groupByName
+            && fresh.policiesByGroup == policiesByGroup
+            && fresh.policiesByDestinationGroup == policiesByDestinationGroup
     }
 }
 

@@ -110,17 +110,21 @@ public struct ForwardedRoute: Hashable, Comparable, Sendable, Codable {
     public var key: HAKey
     /// Add a masquerade (SNAT) rule for traffic from the mesh into this network.
     public var masquerade: Bool
+    /// What may be forwarded to the range (`forwardRules(of:servedBy:in:)`): nil = everything (the route has no
+    /// access-control groups; also what views written before policies existed decode as), empty = nothing.
+    public var rules: [ForwardRule]?
 
-    public init(routeID: RouteID, key: HAKey, masquerade: Bool) {
+    public init(routeID: RouteID, key: HAKey, masquerade: Bool, rules: [ForwardRule]? = nil) {
         self.routeID = routeID
         self.key = key
         self.masquerade = masquerade
+        self.rules = rules
     }
 
     public static func < (a: ForwardedRoute, b: ForwardedRoute) -> Bool { a.routeID < b.routeID }
 
     enum CodingKeys: String, CodingKey {
-        case masquerade, network, domains
+        case masquerade, network, domains, rules
         case routeID = "route_id"
         case networkID = "network_id"
         case networkType = "network_type"
@@ -132,6 +136,7 @@ public struct ForwardedRoute: Hashable, Comparable, Sendable, Codable {
         key = HAKey(networkID: try c.decode(String.self, forKey: .networkID),
                     destination: try decodeDestination(c, network: .network, domains: .domains))
         masquerade = try c.decode(Bool.self, forKey: .masquerade)
+        rules = try c.decodeIfPresent([ForwardRule].self, forKey: .rules)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -144,6 +149,7 @@ public struct ForwardedRoute: Hashable, Comparable, Sendable, Codable {
         case .domains(let d): try c.encode(d, forKey: .domains)
         }
         try c.encode(masquerade, forKey: .masquerade)
+        try c.encodeIfPresent(rules, forKey: .rules)
     }
 }
 
@@ -185,17 +191,16 @@ public struct PeerRouteView: Hashable, Sendable, Codable {
 ///
 /// Rules:
 /// - A client route is an enabled route whose distribution groups contain the peer.
-/// - Access control: when a route has `access_control_groups`, only peers in at least one of them
-///   receive it. NetBird uses these groups for the routing peer's firewall (traffic from anyone
-///   else is dropped there), so handing the route to other peers would only black-hole their
-///   traffic. Empty `access_control_groups` gate nothing. (Routeplane has no policies yet; when it
-///   gets them, "may reach the routing peer" joins this rule.)
+/// - Access control does not decide who receives a route: `access_control_groups` are the
+///   destination of policies, enforced by the routing peer (its `forwards[].rules`, see
+///   `forwardRules(of:servedBy:in:)`), as in NetBird.
 /// - Routes of an HA set the peer itself serves (as an enabled route's routing peer) are not client
 ///   routes for it: it serves them instead.
 /// - Candidates of a route are its routing peer, or every Linux member of its peer groups; peers
 ///   that cannot route (non-Linux members of a peer group) are never candidates, and an HA set
 ///   without candidates is left out.
-/// - `forwards`: every enabled route the peer serves, if it can route, with its masquerade flag.
+/// - `forwards`: every enabled route the peer serves, if it can route, with its masquerade flag and
+///   its forward rules (nil when the route has no access-control groups).
 public func view(for peerID: PeerID, in state: TenantState) -> PeerRouteView {
     guard let peer = state.peer(peerID) else { return .empty(peerID) }
     let myGroups = state.groups(of: peerID)
@@ -210,7 +215,8 @@ public func view(for peerID: PeerID, in state: TenantState) -> PeerRouteView {
             guard let r = state.route(id), r.enabled else { continue }
             let key = r.haKey
             servedKeys.insert(key)
-            forwards.append(ForwardedRoute(routeID: id, key: key, masquerade: r.masquerade))
+            forwards.append(ForwardedRoute(routeID: id, key: key, masquerade: r.masquerade,
+                                           rules: forwardRules(of: r, servedBy: peerID, in: state)))
         }
         forwards.sort()
     }
@@ -225,7 +231,6 @@ public func view(for peerID: PeerID, in state: TenantState) -> PeerRouteView {
     var sets: [HAKey: [RouteCandidate]] = [:]
     for id in routeIDs {
         guard let r = state.route(id), r.enabled else { continue }
-        if !r.accessControlGroups.isEmpty && !r.accessControlGroups.contains(where: myGroups.contains) { continue }
         let key = r.haKey
         if servedKeys.contains(key) { continue }
         var candidates = sets.removeValue(forKey: key) ?? []

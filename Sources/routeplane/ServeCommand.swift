@@ -22,6 +22,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var tls: ServeTLSOptions
     @OptionGroup var httpOptions: HTTPServerOptions
     @OptionGroup var databaseLimits: DatabaseLimitOptions
+    @OptionGroup var policyOptions: PolicyOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -62,6 +63,7 @@ struct Serve: AsyncParsableCommand {
         let viewSigner = try keys.map { try Self.viewSigner(keys: $0, logger: logger) } ?? Self.viewSigner(logger: logger)
         var configuration = ControllerConfiguration(natsURL: nats, viewSigner: viewSigner)
         try admission.apply(to: &configuration)
+        policyOptions.apply(to: &configuration)
         configuration.http = try httpOptions.settings()
         configuration.database = try databaseLimits.limits(maxConnections: maxConnections)
         var accountPublisher: NATSAccountPublisher?

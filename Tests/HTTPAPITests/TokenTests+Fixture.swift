@@ -14,6 +14,7 @@ struct ReadOnlyFixture {
     let route: String
     let setupKey: String
     let tokenID: String
+    let policy: String
 
     static func make(_ api: LiveAPI, tenant: String, admin: String) async throws -> ReadOnlyFixture {
         let group = try await api.send(.post, "/api/groups", token: admin, json: ["name": "clients"]).id
@@ -24,7 +25,14 @@ struct ReadOnlyFixture {
         guard !group.isEmpty, !route.isEmpty, let setupKey = keys.first?["id"] as? String, let tokenID = tokens.first?["id"] as? String else {
             throw TestSetupError("fixture: group \(group), route \(route), keys \(keys), tokens \(tokens)")
         }
-        return ReadOnlyFixture(tenant: tenant, admin: admin, group: group, peer: peer, route: route, setupKey: setupKey, tokenID: tokenID)
+        let policy = try await api.send(.post, "/api/policies", token: admin, json: Self.policy(group: group)).id
+        return ReadOnlyFixture(tenant: tenant, admin: admin, group: group, peer: peer, route: route, setupKey: setupKey, tokenID: tokenID,
+                               policy: policy)
+    }
+
+    static func policy(group: String) -> [String: Any] {
+        ["name": "web", "enabled": true, "rules": [["name": "http", "enabled": true, "action": "accept", "bidirectional": false,
+                                                    "protocol": "tcp", "ports": ["80"], "sources": [group], "destinations": [group]]]]
     }
 
     static func route(peer: String, groups: [String]) -> [String: Any] {
@@ -36,7 +44,7 @@ struct ReadOnlyFixture {
     func path(_ template: String) throws -> String {
         var out = template
         let ids: [(prefix: String, id: String)] = [("/api/routes/", route), ("/api/groups/", group), ("/api/peers/", peer),
-                                                   ("/api/setup-keys/", setupKey)]
+                                                   ("/api/setup-keys/", setupKey), ("/api/policies/", policy)]
         if out.contains("{id}") {
             guard let id = ids.first(where: { out.hasPrefix($0.prefix) })?.id else { throw TestSetupError("no object for \(template)") }
             out = out.replacingOccurrences(of: "{id}", with: id)
@@ -56,6 +64,7 @@ struct ReadOnlyFixture {
         case ("PUT", "/api/peers/{id}"): return ["name": "renamed", "draining": true]
         case ("POST", "/api/setup-keys"): return ["name": "another", "type": "reusable"]
         case ("PUT", "/api/setup-keys/{id}"): return ["revoked": true, "auto_groups": [String]()]
+        case ("POST", "/api/policies"), ("PUT", "/api/policies/{id}"): return Self.policy(group: group)
         case ("POST", "/api/users/{userId}/tokens"): return ["name": "made", "expires_in": 30, "scope": "read_only"]
         case ("POST", "/api/agent/nats-credentials"): return ["nats_public_key": "U" + String(repeating: "A", count: 55)]
         default: throw TestSetupError("no body for \(method) \(path): add one to ReadOnlyFixture")

@@ -108,7 +108,7 @@ import Testing
             .peerRenamed(PeerRenamed(peerID: "p", oldName: "peer", name: "peer2")),
             .peerDrainingChanged(PeerDrainingChanged(peerID: "p", draining: true)),
             .peerRemoved(PeerRemoved(peer: p, groups: ["g"])),
-        ] + accessEvents()
+        ] + accessEvents() + policyEvents()
     }
 
     @Test func roundTripEveryEventType() throws {
