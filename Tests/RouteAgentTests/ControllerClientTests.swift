@@ -102,19 +102,19 @@ import Testing
         // Bound and closed again: nothing listens on the port.
         let port = Listener { _ in }.port
         // A long bound, so that failing at once and retrying until the bound differ even on a busy machine.
-        let client = ControllerClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30))
+        let client = ControllerClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(120))
         let started = ContinuousClock.now
         await #expect(throws: (any Error).self) { _ = try await client.view(credential: "cred-1") }
-        #expect(ContinuousClock.now - started < .seconds(15))
+        #expect(ContinuousClock.now - started < .seconds(60))
     }
 
     @Test func aSilentControllerFailsWithinTheBound() async throws {
         // Holds the connection far longer than the bound (and than a busy machine's delays).
-        let listener = Listener { _ in Thread.sleep(forTimeInterval: 30) }
+        let listener = Listener { _ in Thread.sleep(forTimeInterval: 120) }
         let client = ControllerClient(baseURL: "http://127.0.0.1:\(listener.port)", timeout: .milliseconds(500))
         let started = ContinuousClock.now
         await #expect(throws: (any Error).self) { _ = try await client.view(credential: "cred-1") }
         let took = ContinuousClock.now - started
-        #expect(took >= .milliseconds(400) && took < .seconds(15))
+        #expect(took >= .milliseconds(400) && took < .seconds(60))
     }
 }

@@ -114,7 +114,8 @@ public final class PrivateNATS: Sendable {
         let child: pid_t
         do { child = try ProcessSpawn.start(argv) } catch { throw TestSetupError("nats-server: \(error)") }
         pid.withLock { $0 = child }
-        let deadline = ContinuousClock.now + .seconds(15)
+        // A wait for readiness, not a timing claim: generous, as a loaded 2-core machine can take many seconds to start it.
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             if log.contains("Server is ready") { return }
