@@ -22,6 +22,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var tls: ServeTLSOptions
     @OptionGroup var httpOptions: HTTPServerOptions
     @OptionGroup var databaseLimits: DatabaseLimitOptions
+    @OptionGroup var historyOptions: HistoryServeOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -64,6 +65,7 @@ struct Serve: AsyncParsableCommand {
         try admission.apply(to: &configuration)
         configuration.http = try httpOptions.settings()
         configuration.database = try databaseLimits.limits(maxConnections: maxConnections)
+        configuration.history = try historyOptions.settings()
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
