@@ -33,9 +33,14 @@ struct History: AsyncParsableCommand {
         print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
     }
 
-    /// The error as the API words it (the field and the rule), not Swift's description.
+    /// A refusal worded as the API words it (the option and the rule), printed without the usage text.
+    struct Refusal: Error, CustomStringConvertible {
+        var description: String
+    }
+
     static func refusal(_ error: any Error) -> any Error {
-        if let e = error as? ControlPlaneError { return ValidationError(e.message) }
+        if let e = error as? ControlPlaneError { return Refusal(description: e.message) }
+        if let e = error as? ArgumentParser.ValidationError { return Refusal(description: e.message) }
         return error
     }
 
