@@ -61,7 +61,8 @@ struct BenchHistory: AsyncParsableCommand {
         let actor = Actor(id: "bench")
 
         // A tenant of ordinary size (10 peers, a group, 100 routes), then `eventCount` renames of the group, copied in SQL
-        // from one real rename: "name-<n>" at the n-th copy.
+        // from one real rename (the last setup event, named "template"): "name-<n>" at the n-th copy. Every chunk copies
+        // that event, not the newest rename (which, after the first chunk, no longer says "template").
         progress?.begin("history: tenant")
         let tenant = try await controller.controlPlane.createTenant(name: "history")
         let token = try await controller.controlPlane.createToken(tenant: tenant, name: "bench", scope: .readOnly).token
@@ -94,7 +95,7 @@ struct BenchHistory: AsyncParsableCommand {
                 _ = try s.query("""
                     INSERT INTO events (event_id, tenant_id, seq, type, data, metadata)
                     SELECT gen_random_uuid(), $1, $4::bigint + g, e.type, replace(e.data::text, '"template"', '"name-' || g || '"')::json, e.metadata
-                    FROM (SELECT type, data, metadata FROM events WHERE tenant_id = $1 AND type = 'GroupUpdated' ORDER BY seq DESC LIMIT 1) e,
+                    FROM (SELECT type, data, metadata FROM events WHERE tenant_id = $1 AND seq = $4::bigint) e,
                          generate_series($2::int, $3::int) g
                     """, [tenant, String(from), String(to), String(setupHead)])
                 _ = try s.query("UPDATE tenant_heads SET seq = $2::bigint WHERE tenant_id = $1", [tenant, String(setupHead + Int64(to))])
