@@ -80,6 +80,16 @@ public struct TenantSnapshot: Sendable {
 
     public init() {}
 
+    /// A snapshot from its parts (a stored history snapshot, `StoredTenantSnapshot`).
+    init(state: TenantState, version: Int64, objectVersions: [ObjectRef: Int64], creationSequences: [ObjectRef: Int64],
+         peerEnrolledAt: [PeerID: Int64]) {
+        self.state = state
+        self.version = version
+        self.objectVersions = objectVersions
+        self.creationSequences = creationSequences
+        self.peerEnrolledAt = peerEnrolledAt
+    }
+
     public func version(of object: ObjectRef) -> Int64? { objectVersions[object] }
 
     /// The sequence of the event that created `object` (routes, groups and peers); nil when unknown.

@@ -21,6 +21,8 @@ public struct ControllerConfiguration: Sendable {
     public var http = HTTPServerSettings()
     /// Statement timeouts, the pool lease deadline and the audit search's limits of API requests.
     public var database = DatabaseLimits()
+    /// How `?as_of=` reads and history diffs are served (snapshot interval).
+    public var history = HistorySettings()
 
     /// Where agents find NATS (told to them at enrollment).
     public var natsURL: String? {
@@ -77,14 +79,18 @@ public struct APIServer: Sendable {
         let recorder = EndpointRecorder(router: router)
         let http = configuration.http
         let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes,
-                                    unknownSecrets: .init(ttl: http.negativeTokenTTL, capacity: http.negativeTokenEntries))
+                                    unknownSecrets: .init(ttl: http.negativeTokenTTL, capacity: http.negativeTokenEntries),
+                                    history: TenantHistory(store: controlPlane.store, settings: configuration.history, logger: logger))
         // Authentication before the handler, so before any body is read (see `AuthenticationMiddleware`).
         let tokens = AuthenticationMiddleware(access: access, kind: .apiToken)
         OperationsController(store: controlPlane.store, metrics: metrics, settings: http, logger: logger, healthChecks: healthChecks)
             .addRoutes(to: recorder.group())
-        RoutesController(access: access).addRoutes(to: recorder.group("/api/routes").add(middleware: tokens))
-        GroupsController(access: access).addRoutes(to: recorder.group("/api/groups").add(middleware: tokens))
-        PeersController(access: access).addRoutes(to: recorder.group("/api/peers").add(middleware: tokens))
+        let asOf = AsOfHeaderMiddleware()
+        RoutesController(access: access).addRoutes(to: recorder.group("/api/routes").add(middleware: tokens).add(middleware: asOf))
+        GroupsController(access: access).addRoutes(to: recorder.group("/api/groups").add(middleware: tokens).add(middleware: asOf))
+        PeersController(access: access).addRoutes(to: recorder.group("/api/peers").add(middleware: tokens).add(middleware: asOf))
+        HistoryController(access: access).addPeerRoutes(to: recorder.group("/api/peers").add(middleware: tokens).add(middleware: asOf))
+        HistoryController(access: access).addHistoryRoutes(to: recorder.group("/api/history").add(middleware: tokens))
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys").add(middleware: tokens))
         PoliciesController(access: access).addRoutes(to: recorder.group("/api/policies").add(middleware: tokens))
         AgentController(access: access, natsURL: configuration.natsURL)

@@ -46,7 +46,7 @@ struct GroupsController: Sendable {
     /// case-sensitive): a list of the one group with that name, or 404 "group: <name> not found"; an empty value
     /// lists all.
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, _) = try await access.snapshot(context)
+        let (s, _) = try await access.snapshot(request, context)
         if let name = request.query("name"), !name.isEmpty {
             guard let id = s.state.group(named: name), let group = s.state.group(id) else {
                 throw ControlPlaneError.notFound(field: "name", message: "group: \(name) not found")
@@ -61,7 +61,7 @@ struct GroupsController: Sendable {
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, _) = try await access.snapshot(context)
+        let (s, _) = try await access.snapshot(request, context)
         return try Self.response(GroupID(id), s)
     }
 

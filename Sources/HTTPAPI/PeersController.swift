@@ -28,7 +28,7 @@ struct PeersController: Sendable {
     /// LIKE, NetBird's default store) or of the mesh address; an empty value filters nothing; no match is an empty
     /// list. `%` and `_` match themselves (NetBird passes them to LIKE as wildcards).
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, principal) = try await access.snapshot(context)
+        let (s, principal) = try await access.snapshot(request, context)
         let name = request.query("name") ?? ""
         let ip = request.query("ip") ?? ""
         let peers = s.state.peers.values.filter { PeerFilter.matches($0, name: name, ip: ip) }
@@ -41,7 +41,7 @@ struct PeersController: Sendable {
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, principal) = try await access.snapshot(context)
+        let (s, principal) = try await access.snapshot(request, context)
         return try await response(id, s, tenant: principal.tenant)
     }
 

@@ -18,6 +18,8 @@ struct ResourceAccess: Sendable {
     let maxBodyBytes: Int
     /// Unknown secrets seen recently: answered 401 without a database lookup.
     let unknownSecrets: NegativeTokenCache.Shared
+    /// The tenant's state at past points (`?as_of=`, `/api/history`).
+    let history: TenantHistory
 
     /// The caller behind `Authorization: Token <secret>` (NetBird's scheme; `Bearer` is accepted too).
     func authenticate(_ request: Request, as kind: CredentialStore.Kind = .apiToken) async throws -> Principal {

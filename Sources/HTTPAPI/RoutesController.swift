@@ -57,14 +57,14 @@ struct RoutesController: Sendable {
     }
 
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let (s, _) = try await access.snapshot(context)
+        let (s, _) = try await access.snapshot(request, context)
         let routes = s.inCreationOrder(Array(s.state.routes.values)) { ObjectRef(.route, $0.id.rawValue) }
         return jsonResponse(routes.map { RouteJSON($0, in: s.state) }, sequence: s.version)
     }
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (s, _) = try await access.snapshot(context)
+        let (s, _) = try await access.snapshot(request, context)
         return try Self.response(RouteID(id), s)
     }
 

@@ -42,6 +42,26 @@ public struct TenantState: Sendable, Equatable {
         for e in events { apply(e) }
     }
 
+    /// A state from its entities (a stored history snapshot, `StoredTenantState`), indexes rebuilt as `apply` keeps them.
+    init(routes: [Route], groups: [Group], peers: [Peer], tenantName: String?, tokens: [TokenID: TokenInfo],
+         setupKeys: [SetupKeyID: SetupKey], setupKeyUsage: [SetupKeyID: SetupKeyUsage]) {
+        self.init()
+        for p in peers {
+            self.peers[p.id] = p
+            peerByMeshIP[p.meshIP] = p.id
+        }
+        for g in groups {
+            self.groups[g.id] = Group(id: g.id, name: g.name, peers: [])
+            groupByName[g.name] = g.id
+            addMembers(g.peers, to: g.id)
+        }
+        for r in routes { insertRoute(r) }
+        self.tenantName = tenantName
+        self.tokens = tokens
+        self.setupKeys = setupKeys
+        self.setupKeyUsage = setupKeyUsage
+    }
+
     public static func == (a: TenantState, b: TenantState) -> Bool {
         a.routes == b.routes && a.groups == b.groups && a.peers == b.peers && a.tenantName == b.tenantName
             && a.tokens == b.tokens && a.setupKeys == b.setupKeys && a.setupKeyUsage == b.setupKeyUsage

@@ -10,15 +10,15 @@ import Logging
 struct BenchAll: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "The whole suite: append, projection, propagation (1,000 and 10,000 agents), api, memory; a target summary, --json and --plot.",
+        abstract: "The whole suite: append, projection, propagation (1,000 and 10,000 agents), api, memory, history; a target summary, --json and --plot.",
         discussion: """
             Full: append 3 rounds per case; projection 40 changes per size at 100/1,000/10,000 peers and a rebuild of 1,000,000 events; \
-            propagation 10 changes at 1,000 agents and 5 at 10,000; api 8 s per endpoint; memory at 10,000 peers.
+            propagation 10 changes at 1,000 agents and 5 at 10,000; api 8 s per endpoint; memory at 10,000 peers; history: 300 as-of reads of a 1,000,000-event tenant.
             --quick: append 1 round; projection 15 changes per size and a rebuild of 100,000 events; propagation 3 changes at 1,000 \
-            agents and 2 at 10,000; api 2 s per endpoint; memory at 10,000 peers.
+            agents and 2 at 10,000; api 2 s per endpoint; memory at 10,000 peers; history: 100 as-of reads of a 100,000-event tenant.
             """)
 
-    static let allParts = ["append", "projection", "propagation", "api", "memory"]
+    static let allParts = ["append", "projection", "propagation", "api", "memory", "history"]
 
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Smaller sizes (see above): under 5 minutes on 2 cores.") var quick = false
@@ -121,6 +121,12 @@ struct BenchAll: AsyncParsableCommand {
                     progress.end()
                     report.memory = figures
                     for line in figures.table() { print(line) }
+                case "history":
+                    report.sizes[part] = quick ? "100,000 events, 100 as-of reads" : "1,000,000 events, 300 as-of reads"
+                    let figures = try await BenchHistory.parse(common + (quick ? ["--quick"] : [])).measure(progress: progress)
+                    progress.end()
+                    report.history = figures
+                    for line in figures.lines() { print(line) }
                 default:
                     break
                 }

@@ -24,6 +24,7 @@ struct BenchReport: Codable, Sendable {
     var propagationSummary: [PropagationSummary] = []
     var api: APIFigures?
     var memory: MemoryFigures?
+    var history: HistoryFigures?
     var targets: [TargetCheck] = []
 
     struct PropagationSummary: Codable, Sendable {
@@ -63,6 +64,9 @@ struct BenchReport: Codable, Sendable {
                                       direction: .below, target: Double(m.controllerTargetBytes) / 1_048_576, unit: "MiB"))
             checks.append(TargetCheck(name: "agent RSS peak", value: Double(m.agent.hwmBytes) / 1_048_576, direction: .below,
                                       target: Double(m.agentTargetBytes) / 1_048_576, unit: "MiB"))
+        }
+        if let h = history, h.events >= 1_000_000, let w = h.withSnapshots {
+            checks.append(TargetCheck(name: "as-of read p99, \(Figure.grouped(Double(h.events))) events", value: w.p99, direction: .below, target: 100, unit: "ms"))
         }
         targets = checks
     }

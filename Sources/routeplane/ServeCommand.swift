@@ -23,6 +23,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var httpOptions: HTTPServerOptions
     @OptionGroup var databaseLimits: DatabaseLimitOptions
     @OptionGroup var policyOptions: PolicyOptions
+    @OptionGroup var historyOptions: HistoryServeOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -66,6 +67,7 @@ struct Serve: AsyncParsableCommand {
         policyOptions.apply(to: &configuration)
         configuration.http = try httpOptions.settings()
         configuration.database = try databaseLimits.limits(maxConnections: maxConnections)
+        configuration.history = try historyOptions.settings()
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
