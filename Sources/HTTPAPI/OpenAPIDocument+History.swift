@@ -7,8 +7,14 @@ extension OpenAPIDocument {
         + "422 naming the parameter for anything else, 0, a sequence beyond the last event, a time in the future or before the tenant's first event"
 
     static var asOfParameter: [String: Any] {
-        ["name": "as_of", "in": "query", "required": false, "schema": string,
+        ["name": "as_of", "in": "query", "required": false, "schema": historyPointSchema,
          "description": "Answer the state as of this point: " + historyPoint]
+    }
+
+    /// A point in a tenant's history as JSON Schema can say it: a positive sequence number or an RFC 3339 time.
+    /// Whether it lies inside the tenant's history depends on the tenant (422 then, naming the parameter).
+    static var historyPointSchema: [String: Any] {
+        ["anyOf": [["type": "string", "pattern": "^[1-9][0-9]{0,17}$"], ["type": "string", "format": "date-time"]]]
     }
 
     static var asOfHeader: [String: Any] {
@@ -28,7 +34,8 @@ extension OpenAPIDocument {
         paths["/api/history/diff"] = ["get": op(
             "What changed between two points: routes, groups and peers added, removed and changed (field by field, old → new), and each peer whose route view differs",
             json(ref("HistoryDiff")),
-            query: [q("from", string, "default: the tenant's first event. " + historyPoint), q("to", string, "default: the last event; not before from. " + historyPoint)])]
+            query: [q("from", historyPointSchema, "default: the tenant's first event. " + historyPoint),
+                   q("to", historyPointSchema, "default: the last event; not before from. " + historyPoint)])]
         for path in asOfPaths {
             guard var item = paths[path], var get = item["get"] as? [String: Any] else { continue }
             get["parameters"] = (get["parameters"] as? [[String: Any]] ?? []) + [asOfParameter]

@@ -290,7 +290,7 @@ public enum OpenAPIDocument {
                 ]],
                 "GroupMinimum": ["type": "object", "properties": ["id": string, "name": string, "peers_count": ["type": "integer"]]],
                 "PeerRequest": ["type": "object", "required": ["name"], "properties": [
-                    "name": string, "ssh_enabled": boolean, "login_expiration_enabled": boolean,
+                    "name": name, "ssh_enabled": boolean, "login_expiration_enabled": boolean,
                     "draining": ["type": "boolean", "description": "operator drain mode of a routing peer: clients choose it only when no other candidate is up; absent = unchanged"],
                 ]],
                 "Peer": ["type": "object", "required": [
