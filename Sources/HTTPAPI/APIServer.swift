@@ -88,7 +88,10 @@ public struct APIServer: Sendable {
         SetupKeysController(access: access).addRoutes(to: recorder.group("/api/setup-keys").add(middleware: tokens))
         AgentController(access: access, natsURL: configuration.natsURL)
             .addRoutes(to: recorder.group("/api/agent"), agents: AuthenticationMiddleware(access: access, kind: .peer))
-        AuditController(access: access, limits: configuration.database).addRoutes(to: recorder.group("/api/events").add(middleware: tokens))
+        let audit = AuditController(access: access, limits: configuration.database)
+        audit.addRoutes(to: recorder.group("/api/events").add(middleware: tokens))
+        AuditExportController(access: access, limits: configuration.database, searches: audit.searches)
+            .addRoutes(to: recorder.group("/api/events/audit/export").add(middleware: tokens))
         TokensController(access: access).addRoutes(to: recorder.group("/api/users").add(middleware: tokens))
         return (router, recorder.endpoints.sorted())
     }

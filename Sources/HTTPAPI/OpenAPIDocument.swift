@@ -122,7 +122,7 @@ public enum OpenAPIDocument {
         ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
     }
 
-    static var paths: [String: [String: Any]] { [
+    static var paths: [String: [String: Any]] { withDryRun([
         "/healthz": ["get": ["summary": "Dependencies (database, projections, NATS): ok or degraded, no details", "security": [],
                                 "responses": ["200": json(ref("Health"), "Serving; `status` ok or degraded"),
                                               "503": json(ref("Health"), "The database does not answer; see Retry-After")]]],
@@ -234,7 +234,7 @@ public enum OpenAPIDocument {
               + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
         ]).merging(["responses": Self.errors.merging(["200": json(array(ref("Event"))),
                                                        "429": json(ref("Error"), "Too many audit searches at once for this account; see Retry-After")]) { $1 }]) { $1 }],
-    ] }
+    ]) }
 
     static var document: [String: Any] { [
         "openapi": "3.0.3",
@@ -389,7 +389,7 @@ public enum OpenAPIDocument {
                              "description": "NetBird's meta: every value a string (lists as JSON text); a changed field as old_<field> and new_<field>"],
                     "details": ["type": "object", "description": "Routeplane: the event's structured record, typed values; for changes, changes.<field> = {old, new}"],
                 ]],
-            ] as [String: Any]),
+            ] as [String: Any]).merging(dryRunSchemas) { a, _ in a },
         ] as [String: Any],
     ] }
 }

@@ -9,7 +9,7 @@ struct Routeplane: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routeplane",
         abstract: "Routeplane: an event-sourced control plane for mesh-VPN network routes.",
-        subcommands: [Migrate.self, Serve.self, Agent.self, NATS.self, Tenants.self, Tokens.self, Peers.self, Demo.self, Events.self, ProjectionsCommand.self]
+        subcommands: [Migrate.self, Serve.self, Agent.self, NATS.self, Tenants.self, Tokens.self, Peers.self, Demo.self, Events.self, ProjectionsCommand.self, History.self]
     )
 }
 
