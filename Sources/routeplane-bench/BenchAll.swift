@@ -18,7 +18,7 @@ struct BenchAll: AsyncParsableCommand {
             agents and 2 at 10,000; api 2 s per endpoint; memory at 10,000 peers.
             """)
 
-    static let allParts = ["append", "projection", "propagation", "api", "memory"]
+    static let allParts = ["append", "projection", "propagation", "api", "memory", "export"]
 
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Smaller sizes (see above): under 5 minutes on 2 cores.") var quick = false
@@ -120,6 +120,11 @@ struct BenchAll: AsyncParsableCommand {
                     let figures = try await BenchMemory.parse(common + natsArguments).measure(progress: progress)
                     progress.end()
                     report.memory = figures
+                    for line in figures.table() { print(line) }
+                case "export":
+                    report.sizes[part] = quick ? "audit export of 10,000 and 100,000 events" : "audit export of 100,000 and 1,000,000 events"
+                    let figures = try await BenchExport.parse(common + (quick ? ["--quick"] : [])).measure(progress: progress)
+                    progress.end()
                     for line in figures.table() { print(line) }
                 default:
                     break
