@@ -69,9 +69,9 @@ struct GroupsController: Sendable {
         let body = try await access.body(Body.self, of: request, context)
         let (name, peers) = (body.name, body.peers?.ids ?? [])
         let id = GroupID(Secrets.id())
-        let (result, _) = try await access.write(request, context) { s in
-            try decideOrThrow(.createGroup(id: id, name: name, peers: peers), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(.createGroup(id: id, name: name, peers: peers), s.state) }
+        if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, decide: decision)
         return try Self.response(id, result.snapshot)
     }
 
@@ -79,17 +79,17 @@ struct GroupsController: Sendable {
         let id = try context.pathID()
         let body = try await access.body(Body.self, of: request, context)
         let (name, peers) = (body.name, body.peers?.ids ?? [])
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id)) { s in
-            try decideOrThrow(.updateGroup(id: GroupID(id), name: name, peers: peers), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(.updateGroup(id: GroupID(id), name: name, peers: peers), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.group, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id), decide: decision)
         return try Self.response(GroupID(id), result.snapshot)
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id)) { s in
-            try decideOrThrow(.deleteGroup(id: GroupID(id)), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(.deleteGroup(id: GroupID(id)), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.group, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id), decide: decision)
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
     }
 

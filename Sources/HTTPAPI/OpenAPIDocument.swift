@@ -123,7 +123,7 @@ public enum OpenAPIDocument {
         ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
     }
 
-    static var paths: [String: [String: Any]] { withHistory(([
+    static var paths: [String: [String: Any]] { withHistory(withDryRun(([
         "/healthz": ["get": ["summary": "Dependencies (database, projections, NATS): ok or degraded, no details", "security": [],
                                 "responses": ["200": json(ref("Health"), "Serving; `status` ok or degraded"),
                                               "503": json(ref("Health"), "The database does not answer; see Retry-After")]]],
@@ -237,7 +237,7 @@ public enum OpenAPIDocument {
               + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
         ]).merging(["responses": Self.errors.merging(["200": json(array(ref("Event"))),
                                                        "429": json(ref("Error"), "Too many audit searches at once for this account; see Retry-After")]) { $1 }]) { $1 }],
-    ] as [String: [String: Any]]).merging(policyPaths) { mine, _ in mine }) }
+    ] as [String: [String: Any]]).merging(policyPaths) { mine, _ in mine })) }
 
     static var document: [String: Any] { [
         "openapi": "3.0.3",
@@ -402,7 +402,7 @@ public enum OpenAPIDocument {
                              "description": "NetBird's meta: every value a string (lists as JSON text); a changed field as old_<field> and new_<field>"],
                     "details": ["type": "object", "description": "Routeplane: the event's structured record, typed values; for changes, changes.<field> = {old, new}"],
                 ]],
-            ] as [String: Any]).merging(policySchemas) { mine, _ in mine }).merging(historySchemas) { a, _ in a },
+            ] as [String: Any]).merging(policySchemas) { mine, _ in mine }).merging(historySchemas) { a, _ in a }.merging(dryRunSchemas) { a, _ in a },
         ] as [String: Any],
     ] }
 }

@@ -50,22 +50,24 @@ struct PeersController: Sendable {
         let id = try context.pathID()
         let body = try await access.body(Body.self, of: request, context)
         let (name, draining) = (body.name, body.draining)
-        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id)) { s in
+        let decision: Decision = { s in
             var events = try decideOrThrow(.renamePeer(id: PeerID(id), name: name), s.state)
             if let draining {
                 events += try decideOrThrow(.setPeerDraining(id: PeerID(id), draining: draining), evolve(s.state, events))
             }
             return events
         }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { return preview }
+        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id), decide: decision)
         return try await response(id, result.snapshot, tenant: principal.tenant)
     }
 
     /// The peer's credential and NATS user are revoked with its removal; then the NATS resolver learns it.
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id)) { s in
-            try decideOrThrow(.removePeer(id: PeerID(id)), s.state)
-        } sideStatements: { tenant, _ in
+        let decision: Decision = { s in try decideOrThrow(.removePeer(id: PeerID(id)), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { return preview }
+        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { tenant, _ in
             ControlPlane.peerRemovalStatements(tenant: tenant, peer: id)
         }
         await access.controlPlane.peerRemoved(tenant: principal.tenant, peer: id, sequence: result.snapshot.version)

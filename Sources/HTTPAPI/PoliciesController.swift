@@ -78,9 +78,9 @@ struct PoliciesController: Sendable {
         let input = try Self.input(try await access.body(Body.self, of: request, context))
         let id = PolicyID(Secrets.id())
         let ruleIDs = input.rules.map { _ in Secrets.id() }
-        let (result, _) = try await access.write(request, context) { s in
-            try decideOrThrow(PolicyCommand.createPolicy(id: id, input, newRuleIDs: ruleIDs), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(PolicyCommand.createPolicy(id: id, input, newRuleIDs: ruleIDs), s.state) }
+        if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, decide: decision)
         return try Self.response(id, result.snapshot)
     }
 
@@ -88,17 +88,17 @@ struct PoliciesController: Sendable {
         let id = try context.pathID()
         let input = try Self.input(try await access.body(Body.self, of: request, context))
         let ruleIDs = input.rules.map { _ in Secrets.id() }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.policy, id)) { s in
-            try decideOrThrow(PolicyCommand.updatePolicy(id: PolicyID(id), input, newRuleIDs: ruleIDs), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(PolicyCommand.updatePolicy(id: PolicyID(id), input, newRuleIDs: ruleIDs), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.policy, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.policy, id), decide: decision)
         return try Self.response(PolicyID(id), result.snapshot)
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.policy, id)) { s in
-            try decideOrThrow(PolicyCommand.deletePolicy(id: PolicyID(id)), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(PolicyCommand.deletePolicy(id: PolicyID(id)), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.policy, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.policy, id), decide: decision)
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
     }
 

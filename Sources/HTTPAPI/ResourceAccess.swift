@@ -80,6 +80,8 @@ struct ResourceAccess: Sendable {
         sideStatements: @escaping @Sendable (_ tenant: String, [RouteEvent]) -> [EventStore.SideStatement] = { _, _ in [] }
     ) async throws -> (WriteResult, Principal) {
         let principal = try context.caller()
+        // A dry run reaches `write` only where no dry run is offered (tokens): refused, so it never writes.
+        if try request.isDryRun() { throw APIError(.badRequest, "dry_run is not offered on \(request.uri.path)", field: "dry_run") }
         let tenant = principal.tenant
         let before = try await controlPlane.cache.current(tenant)
         var precondition: (ObjectRef, Int64)?

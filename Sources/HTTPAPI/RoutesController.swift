@@ -71,26 +71,26 @@ struct RoutesController: Sendable {
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let input = try await access.body(Body.self, of: request, context).input
         let id = RouteID(Secrets.id())
-        let (result, _) = try await access.write(request, context) { s in
-            try decideOrThrow(.createRoute(id: id, input), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(.createRoute(id: id, input), s.state) }
+        if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, decide: decision)
         return try Self.response(id, result.snapshot)
     }
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         let input = try await access.body(Body.self, of: request, context).input
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id)) { s in
-            try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision)
         return try Self.response(RouteID(id), result.snapshot)
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id)) { s in
-            try decideOrThrow(.deleteRoute(id: RouteID(id)), s.state)
-        }
+        let decision: Decision = { s in try decideOrThrow(.deleteRoute(id: RouteID(id)), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision)
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
     }
 

@@ -61,11 +61,13 @@ struct SetupKeysController: Sendable {
         let id = SetupKeyID(Secrets.id())
         let secret = Secrets.secret(prefix: "rps_")
         let now = Int64(Date().timeIntervalSince1970)
-        let (result, _) = try await access.write(request, context) { s in
+        let decision: Decision = { s in
             try decideOrThrow(AccessCommand.createSetupKey(id: id, name: name, type: type, expiresIn: expiresIn, autoGroups: autoGroups,
                                                            usageLimit: usageLimit, now: now, ephemeral: ephemeral,
                                                            keySecret: SetupKey.masked(secret: secret)), s.state)
-        } sideStatements: { tenant, _ in
+        }
+        if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, decide: decision) { tenant, _ in
             [CredentialStore.insert(secret: secret, tenant: tenant, kind: .setupKey, subject: id.rawValue)]
         }
         return try Self.response(id, result.snapshot, now: now, plainKey: secret)
@@ -80,9 +82,11 @@ struct SetupKeysController: Sendable {
         }
         let (revoked, autoGroups) = (body.revoked ?? false, groups.map(GroupID.init))
         let now = Int64(Date().timeIntervalSince1970)
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
+        let decision: Decision = { s in
             try decideOrThrow(AccessCommand.updateSetupKey(id: SetupKeyID(id), revoked: revoked, autoGroups: autoGroups, now: now), s.state)
-        } sideStatements: { tenant, events in
+        }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { tenant, events in
             let revokes = events.contains { if case .setupKeyUpdated(let e) = $0 { return e.new.revoked && !e.old.revoked }; return false }
             return revokes ? [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)] : []
         }
@@ -91,9 +95,9 @@ struct SetupKeysController: Sendable {
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id)) { s in
-            try decideOrThrow(AccessCommand.deleteSetupKey(id: SetupKeyID(id)), s.state)
-        } sideStatements: { tenant, _ in
+        let decision: Decision = { s in try decideOrThrow(AccessCommand.deleteSetupKey(id: SetupKeyID(id)), s.state) }
+        if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { return preview }
+        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { tenant, _ in
             [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)]
         }
         return jsonResponse(EmptyObject(), sequence: result.snapshot.version)

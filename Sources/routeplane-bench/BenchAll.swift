@@ -18,7 +18,7 @@ struct BenchAll: AsyncParsableCommand {
             agents and 2 at 10,000; api 2 s per endpoint; memory at 10,000 peers; history: 100 as-of reads of a 100,000-event tenant.
             """)
 
-    static let allParts = ["append", "projection", "propagation", "api", "memory", "history"]
+    static let allParts = ["append", "projection", "propagation", "api", "memory", "history", "export"]
 
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Smaller sizes (see above): under 5 minutes on 2 cores.") var quick = false
@@ -127,6 +127,11 @@ struct BenchAll: AsyncParsableCommand {
                     progress.end()
                     report.history = figures
                     for line in figures.lines() { print(line) }
+                case "export":
+                    report.sizes[part] = quick ? "audit export of 10,000 and 100,000 events" : "audit export of 100,000 and 1,000,000 events"
+                    let figures = try await BenchExport.parse(common + (quick ? ["--quick"] : [])).measure(progress: progress)
+                    progress.end()
+                    for line in figures.table() { print(line) }
                 default:
                     break
                 }

@@ -7,7 +7,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routeplane-bench",
         abstract: "Benchmarks; each prints its figures next to a baseline measured in the same run (`routeplane-bench all`: the whole suite).",
-        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self, BenchMemory.self, BenchScaleOut.self, BenchAuditLoad.self, BenchHistory.self, BenchAll.self]
+        subcommands: [BenchAppend.self, BenchModel.self, BenchProjection.self, BenchAPI.self, BenchPropagation.self, BenchMemory.self, BenchScaleOut.self, BenchAuditLoad.self, BenchHistory.self, BenchExport.self, BenchAll.self]
     )
 }
 

@@ -10,8 +10,8 @@ import RouteModel
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
-        abstract: "A tenant's state as of a past point, and diffs between two points.",
-        subcommands: [AsOf.self, Diff.self]
+        abstract: "A tenant's state as of a past point, diffs between two points, and the audit log exported.",
+        subcommands: [AsOf.self, Diff.self, HistoryExport.self]
     )
 
     struct HistoryOptions: ParsableArguments {
