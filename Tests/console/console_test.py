@@ -225,9 +225,12 @@ def main():
 
         # --- Groups and Setup keys pages.
         page.get_by_role("link", name="Groups").click()
+        # The page is drawn whole once its data is read: its heading first, or the old page's rows would still match.
+        expect(page.get_by_role("heading", name="Groups")).to_be_visible()
         expect(page.locator("tr", has_text="All")).to_contain_text("3")
         shot(page, "07-groups")
         page.get_by_role("link", name="Setup keys").click()
+        expect(page.get_by_role("heading", name="Setup keys")).to_be_visible()
         expect(page.locator("tr", has_text="console-test")).to_contain_text("reusable")
         shot(page, "08-setup-keys")
 
@@ -243,6 +246,12 @@ def main():
         expect(page.locator("tr[data-activity-code]")).to_have_count(2)
         expect(page.locator('tr[data-activity-code="route.add"]')).to_have_count(2)
         shot(page, "09-audit-log-filtered")
+        # Export with the filter: every matching entry, from the export endpoint, as CSV (a header and two rows).
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export all (CSV)").click()
+        exported = open(download.value.path(), encoding="utf-8", newline="").read().strip().split("\r\n")
+        assert exported[0].startswith("id,timestamp,activity_code"), exported[:1]
+        assert len(exported) == 3 and all(",route.add," in row for row in exported[1:]), exported
         page.get_by_label("Activity").select_option("")
         page.get_by_label("Per page").select_option("10")
         page.get_by_role("button", name="Apply filters").click()
@@ -251,7 +260,7 @@ def main():
         page.get_by_role("button", name="Next page").click()
         expect(page.locator(".audit-results .summary")).to_contain_text("page 2")
         assert page.locator("tr[data-activity-code]").first.inner_text() != first_page
-        results.append("audit log: both route.add entries, filter by activity, next page")
+        results.append("audit log: both route.add entries, filter by activity, export of the filtered log (CSV), next page")
 
         # --- A narrow window: the page stays usable (navigation wraps, the table scrolls in its box).
         page.set_viewport_size({"width": 390, "height": 800})

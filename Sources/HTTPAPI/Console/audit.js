@@ -1,12 +1,13 @@
-// Audit log: the tenant's events as GET /api/events/audit reads them (filters, keyset pages, newest first), and a
-// download of the page shown.
-import { api } from "./api.js";
+// Audit log: the tenant's events as GET /api/events/audit reads them (filters, keyset pages, newest first), and the
+// whole log with the same filters from GET /api/events/audit/export (CSV or NDJSON, oldest first).
+import { api, token, APIError } from "./api.js";
 import { h, field, clearErrors, showError, formMessage, table, time, pageHeader } from "./ui.js";
 
 const CODES = ["route.add", "route.update", "route.delete", "group.add", "group.update", "group.delete", "peer.group.add",
   "peer.group.delete", "peer.rename", "peer.setupkey.add", "peer.user.add", "user.peer.delete", "peer.drain.enable",
   "peer.drain.disable", "setupkey.add", "setupkey.update", "setupkey.revoke", "setupkey.delete", "setupkey.group.add",
-  "setupkey.group.delete", "personal.access.token.create", "personal.access.token.delete", "account.create"];
+  "setupkey.group.delete", "personal.access.token.create", "personal.access.token.delete", "account.create",
+  "policy.add", "policy.update", "policy.delete"];
 
 export async function renderAudit(container, { isCurrent }) {
   const code = h("select", { name: "activity_code" }, h("option", { value: "" }, "any activity"), CODES.map((c) => h("option", { value: c }, c)));
@@ -64,15 +65,37 @@ export async function renderAudit(container, { isCurrent }) {
     pager.replaceChildren(
       h("button", { type: "button", class: "secondary", disabled: cursors.length === 0, onclick: () => { cursors.pop(); show(cursors.length ? cursors[cursors.length - 1] : null); } }, "Previous page"),
       h("button", { type: "button", class: "secondary", disabled: !current.next, onclick: () => { cursors.push(current.next); show(current.next); } }, "Next page"),
-      h("button", { type: "button", class: "secondary", onclick: download }, "Download this page (JSON)"));
+      h("button", { type: "button", class: "secondary", onclick: () => exportAll("csv") }, "Export all (CSV)"),
+      h("button", { type: "button", class: "secondary", onclick: () => exportAll("ndjson") }, "Export all (NDJSON)"));
   };
 
-  const download = () => {
-    const blob = new Blob([JSON.stringify(current ? current.entries : [], null, 2)], { type: "application/json" });
-    const a = h("a", { href: URL.createObjectURL(blob), download: "routeplane-audit.json" });
+  // Every entry the filters match, not only this page: the API streams it; the browser keeps it until it is saved.
+  const exportAll = async (format) => {
+    clearErrors(form);
+    const p = new URLSearchParams(query(null));
+    p.delete("limit");
+    p.set("format", format);
+    let response;
+    try {
+      response = await fetch(`/api/events/audit/export?${p}`, { headers: { Authorization: `Token ${token()}` }, cache: "no-store" });
+    } catch {
+      showError(form, new APIError(0, { message: "the controller did not answer (network error); try again" }));
+      return;
+    }
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch { body = null; }
+      const error = new APIError(response.status, body, response.headers.get("X-Request-Id"));
+      if (response.status === 401) window.dispatchEvent(new CustomEvent("routeplane:unauthorized", { detail: error }));
+      showError(form, error);
+      return;
+    }
+    const blob = await response.blob();
+    const a = h("a", { href: URL.createObjectURL(blob), download: `routeplane-audit.${format}` });
     document.body.append(a);
     a.click();
     a.remove();
+    URL.revokeObjectURL(a.href);
   };
 
   form.addEventListener("submit", (e) => { e.preventDefault(); cursors.length = 0; show(null); });
