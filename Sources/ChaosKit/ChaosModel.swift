@@ -157,7 +157,7 @@ public enum ChaosChecks {
     /// transaction, with consecutive sequence numbers, the last one being the X-Routeplane-Sequence it answered.
     /// (Every write of the workload changes something — names and descriptions carry the request id — so a 2xx
     /// with no event is a lost write.)
-    public static func acknowledgedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
+    public static func acknowledgedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite], minimum: Int = 1) -> ChaosCheck {
         var problems: [String] = []
         var count = 0
         for r in records where r.kind.isWrite && r.outcome.isSuccess {
@@ -175,12 +175,13 @@ public enum ChaosChecks {
                 problems.append("\(r.requestID): answered sequence \(sequence), logged up to \(l.maxSequence)")
             }
         }
-        return ChaosCheck(name: "every 2xx write is in the event log exactly once", passed: problems.isEmpty,
-                          detail: "\(count) acknowledged writes checked by request id", problems: Array(problems.prefix(maxProblems)))
+        return covered(ChaosCheck(name: "every 2xx write is in the event log exactly once", passed: problems.isEmpty,
+                                  detail: "\(count) acknowledged writes checked by request id", problems: Array(problems.prefix(maxProblems))),
+                       work: count, minimum: minimum, of: "acknowledged writes")
     }
 
     /// A write answered with an error, or never sent (connection refused), left no event.
-    public static func failedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
+    public static func failedWrites(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite], minimum: Int = 1) -> ChaosCheck {
         var problems: [String] = []
         var count = 0
         for r in records where r.kind.isWrite {
@@ -196,8 +197,9 @@ public enum ChaosChecks {
                 problems.append("\(r.requestID) (\(r.kind.rawValue), \(r.outcome.status.map(String.init) ?? "not sent")) left \(l.events) event(s)")
             }
         }
-        return ChaosCheck(name: "no write that got an error (or was refused) left a trace", passed: problems.isEmpty,
-                          detail: "\(count) failed writes checked", problems: Array(problems.prefix(maxProblems)))
+        return covered(ChaosCheck(name: "no write that got an error (or was refused) left a trace", passed: problems.isEmpty,
+                                  detail: "\(count) failed writes checked", problems: Array(problems.prefix(maxProblems))),
+                       work: count, minimum: minimum, of: "failed writes")
     }
 
     public struct UnknownOutcomes: Sendable, Equatable {
@@ -229,7 +231,7 @@ public enum ChaosChecks {
     }
 
     /// Of concurrent conditional updates with the same If-Match, at most one won (2xx, or an unknown outcome that committed).
-    public static func conditionalBursts(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite]) -> ChaosCheck {
+    public static func conditionalBursts(_ records: [ChaosRequestRecord], logged: [String: ChaosLoggedWrite], minimum: Int = 1) -> ChaosCheck {
         var winners: [Int: [String]] = [:]
         var bursts = Set<Int>()
         for r in records {
@@ -246,13 +248,14 @@ public enum ChaosChecks {
         let problems = winners.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }
             .map { "burst \($0.key): \($0.value.count) winners \($0.value.sorted())" }
         let won = winners.values.filter { $0.count == 1 }.count
-        return ChaosCheck(name: "concurrent If-Match updates: at most one winner each", passed: problems.isEmpty,
-                          detail: "\(bursts.count) bursts, \(won) with a winner", problems: Array(problems.prefix(maxProblems)))
+        return covered(ChaosCheck(name: "concurrent If-Match updates: at most one winner each", passed: problems.isEmpty,
+                                  detail: "\(bursts.count) bursts, \(won) with a winner", problems: Array(problems.prefix(maxProblems))),
+                       work: bursts.count, minimum: minimum, of: "If-Match bursts")
     }
 
     /// Answers under faults are the documented ones: no 500 (or other 5xx than 503), every 503 says Retry-After,
     /// every error has NetBird's `{"message", "code"}` body, and no request hung on a controller that stayed up.
-    public static func answers(_ records: [ChaosRequestRecord]) -> ChaosCheck {
+    public static func answers(_ records: [ChaosRequestRecord], minimum: Int = 1) -> ChaosCheck {
         var problems: [String] = []
         for r in records {
             switch r.outcome {
@@ -270,12 +273,14 @@ public enum ChaosChecks {
                 break
             }
         }
-        return ChaosCheck(name: "answers under faults: no 5xx but 503 with Retry-After, no hang", passed: problems.isEmpty,
-                          detail: "\(records.count) requests", problems: Array(problems.prefix(maxProblems)))
+        return covered(ChaosCheck(name: "answers under faults: no 5xx but 503 with Retry-After, no hang", passed: problems.isEmpty,
+                                  detail: "\(records.count) requests", problems: Array(problems.prefix(maxProblems))),
+                       work: records.count, minimum: minimum, of: "requests")
     }
 
     /// Each agent holds exactly its projected view (version and digest; no row and nothing applied also agree).
-    public static func agentsMatchProjection(_ agents: [ChaosAgentHistory], projected: [ChaosViewKey: ChaosProjectedView]) -> ChaosCheck {
+    public static func agentsMatchProjection(_ agents: [ChaosAgentHistory], projected: [ChaosViewKey: ChaosProjectedView],
+                                             minimum: Int = 1) -> ChaosCheck {
         var problems: [String] = []
         for a in agents {
             let want = projected[ChaosViewKey(tenant: a.tenant, peer: a.peer)]
@@ -285,13 +290,14 @@ public enum ChaosChecks {
                                 + "projected \(want.map { "v\($0.version) \($0.digest.prefix(12))" } ?? "nothing")")
             }
         }
-        return ChaosCheck(name: "every agent's applied view equals its projected view", passed: problems.isEmpty,
-                          detail: "\(agents.count) agents", problems: Array(problems.prefix(maxProblems)))
+        return covered(ChaosCheck(name: "every agent's applied view equals its projected view", passed: problems.isEmpty,
+                                  detail: "\(agents.count) agents", problems: Array(problems.prefix(maxProblems))),
+                       work: agents.count, minimum: minimum, of: "agents")
     }
 
     /// No agent ever applied a lower version than one it had: each applied version is higher than the one before,
     /// except the re-application of the same view from its state folder after a restart.
-    public static func agentsNeverWentBack(_ agents: [ChaosAgentHistory]) -> ChaosCheck {
+    public static func agentsNeverWentBack(_ agents: [ChaosAgentHistory], minimum: Int = 1) -> ChaosCheck {
         var problems: [String] = []
         var total = 0
         for a in agents {
@@ -303,8 +309,9 @@ public enum ChaosChecks {
                 }
             }
         }
-        return ChaosCheck(name: "no agent ever applied a lower version than one it had", passed: problems.isEmpty,
-                          detail: "\(total) applied views recorded", problems: Array(problems.prefix(maxProblems)))
+        return covered(ChaosCheck(name: "no agent ever applied a lower version than one it had", passed: problems.isEmpty,
+                                  detail: "\(total) applied views recorded", problems: Array(problems.prefix(maxProblems))),
+                       work: total, minimum: minimum, of: "applied views")
     }
 
     /// Seconds from `reference` (the last fault healed, writes stopped) until the last agent applied its final view

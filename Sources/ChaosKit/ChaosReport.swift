@@ -3,6 +3,8 @@ import Foundation
 /// The faults a run injected and how they healed, as the shell counts them.
 public struct ChaosFaultTally: Sendable {
     public var kills = 0
+    /// Planned kills that could not be done (fewer than two controllers up for too long), one line each.
+    public var skippedKills: [String] = []
     public var controllerRestarts = 0
     public var startFailures = 0
     public var crashes: [String] = []
@@ -66,6 +68,7 @@ public enum ChaosReport {
         func say(_ line: String) { lines.append(line) }
         say("")
         say("summary (seed \(settings.seed), run \(runID), \(Int(settings.duration)) s of faults):")
+        say("  reproduce             ops/chaos --duration \(Int(settings.duration)) --seed \(settings.seed) (the same fault plan and workload choices; timing differs)")
         say("  writes sent           \(c.writes) (\(records.count(where: { $0.burst != nil })) in \(bursts) concurrent If-Match bursts)")
         say("  acknowledged (2xx)    \(c.acknowledged)")
         say("  conflicts             \(c.conflicts409 + c.preconditionFailed412) (409: \(c.conflicts409), 412: \(c.preconditionFailed412))")

@@ -29,7 +29,7 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "Seconds PostgreSQL and NATS stay down when restarted.") var outage = 3.0
     @Option(help: "Seconds between restarts of one random simulated agent (0: none).") var agentRestartEvery = 5.0
     @Option(help: "Seconds to wait for convergence after the last fault (default 90; --short 45).") var convergenceTimeout: Int?
-    @Option(help: "Seed of the fault plan and the workload (default: random, printed).") var seed: UInt64?
+    @Option(help: "Seed of the fault plan and the workload (default: $ROUTEPLANE_CHAOS_SEED, else random; printed).") var seed: UInt64?
     @Option(help: "Folder for logs, agent state and pid files (default: a new one under /tmp).") var workDir: String?
     @Option(help: "Folder for the agents' state folders (default: under /dev/shm when it exists, else the work folder).") var agentStateDir: String?
     @Option(help: "ops/services script (stop/start postgres|nats of this run's own instance, from its environment).") var servicesScript = "ops/services"
@@ -52,7 +52,7 @@ struct Chaos: AsyncParsableCommand {
             tenants: tenants ?? (short ? 3 : 4), agentsPerTenant: agents ?? (short ? 40 : 75), workers: workers, pauseMs: pauseMs,
             maxWrites: maxWrites, killEvery: killEvery ?? (short ? 3.5 : 5), outage: outage,
             agentRestartEvery: agentRestartEvery > 0 ? agentRestartEvery : nil,
-            convergenceTimeout: Double(convergenceTimeout ?? (short ? 45 : 90)), seed: seed ?? UInt64.random(in: 1...999_999),
+            convergenceTimeout: Double(convergenceTimeout ?? (short ? 45 : 90)), seed: try resolvedSeed(),
             workDir: work,
             servicesScript: servicesScript, binary: binary ?? Executables.sibling("routeplane"), databaseURL: databaseURL, natsURL: nats,
             agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work))
@@ -61,6 +61,18 @@ struct Chaos: AsyncParsableCommand {
             try await ChaosRun(settings: settings, http: ChaosHTTP.Client(http, timeout: .seconds(15))).run()
         }
         if !passed { throw ExitCode(1) }
+    }
+}
+
+extension Chaos {
+    /// --seed, else $ROUTEPLANE_CHAOS_SEED (so CI can repeat a failed run's seed), else a random one (printed).
+    func resolvedSeed() throws -> UInt64 {
+        if let seed { return seed }
+        if let text = ProcessInfo.processInfo.environment["ROUTEPLANE_CHAOS_SEED"], !text.isEmpty {
+            guard let value = UInt64(text) else { throw ValidationError("ROUTEPLANE_CHAOS_SEED must be a non-negative integer, got \(text)") }
+            return value
+        }
+        return UInt64.random(in: 1...999_999)
     }
 }
 

@@ -14,9 +14,22 @@ extension ChaosRun {
                 if wait > 0 { await chaosSleep(.milliseconds(Int(wait * 1000))) }
                 switch step.fault {
                 case .killController(let index, let downFor):
-                    // The planned one, or another if it is not up; never the last one up.
-                    let up = controllers.filter(\.isUp)
-                    guard up.count >= 2 else { continue }
+                    // The planned one, or another if it is not up; never the last one up. When fewer than two are up
+                    // (a restart is slow), wait for a second one (up to 15 s); a kill still not possible then is recorded
+                    // and fails the faults check, never skipped silently.
+                    var up = controllers.filter(\.isUp)
+                    let waitFrom = now
+                    while up.count < 2 && now - waitFrom < 15 && !stopping.load(ordering: .relaxed) {
+                        await chaosSleep(.milliseconds(100))
+                        up = controllers.filter(\.isUp)
+                    }
+                    guard up.count >= 2 else {
+                        let line = "kill planned at \(at(chaosStart + step.at).trimmingCharacters(in: .whitespaces)) not done: "
+                            + "\(up.count) controller(s) up for 15 s"
+                        say("\(at(now))  SKIPPED \(line)")
+                        faults.withLock { $0.skippedKills.append(line) }
+                        continue
+                    }
                     let victim = controllers[index].isUp ? controllers[index] : up[Int(step.at * 1000) % up.count]
                     await victim.kill9()
                     faults.withLock { $0.kills += 1 }

@@ -103,6 +103,7 @@ final class ChaosRun: Sendable {
                                   agentRestartEvery: s.agentRestartEvery, seed: s.seed)
         say("\(at(chaosStart))  faults and workload start: \(plan.kills) controller kills planned, PostgreSQL at \(Int(s.duration * 0.35)) s, "
             + "NATS at \(Int(s.duration * 0.6)) s (+\(Int(s.duration * 0.35)) / +\(Int(s.duration * 0.6)) s from here)")
+        say("\(at(now))  \(ChaosMinimums.forRun(s).summary)")
         await withTaskGroup(of: Void.self) { group in
             for w in 0..<s.workers {
                 group.addTask { await self.worker(w, until: chaosStart + s.duration) }
@@ -117,7 +118,7 @@ final class ChaosRun: Sendable {
         say("\(at(now))  workload stopped (\(records.filter { $0.kind.isWrite }.count) writes); last fault healed at \(at(faults.withLock { $0.lastHealed }).trimmingCharacters(in: .whitespaces)); waiting for convergence")
 
         let convergence = await waitForConvergence(reference: reference)
-        var checks = await check(records: records, convergence: convergence)
+        var checks = await check(records: records, convergence: convergence, plannedKills: plan.kills)
         let agentRestarts = await agents.restarts
         checks.append(await shutDown())
         let summary = ChaosReport.summary(settings: s, runID: ledger.runID, records: records, faults: faults.withLock { $0 }, unknown: unknownCommitted.withLock { $0 },
