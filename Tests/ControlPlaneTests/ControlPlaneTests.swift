@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// The write path without HTTP, as the command-line tools use it: domain errors, no status codes.
-@Suite("Control plane without HTTP")
+@Suite("Control plane without HTTP", .timeLimit(.minutes(10)))
 struct ControlPlaneTests {
     func withControlPlane(_ body: (ControlPlane) async throws -> Void) async throws {
         let db = try await TestDatabase.create()

@@ -8,7 +8,7 @@ import TestSupport
 
 /// `TenantHistory` on a real database: resolution of sequences and times, snapshots written as reads fold, and rows
 /// that are damaged or of another format ignored (the state is folded from events instead).
-@Suite("Tenant history on PostgreSQL")
+@Suite("Tenant history on PostgreSQL", .timeLimit(.minutes(10)))
 struct TenantHistoryTests {
     static func withStore(_ body: (EventStore) async throws -> Void) async throws {
         let db = try await TestDatabase.create()

@@ -6,7 +6,7 @@ import Testing
 
 /// The async, non-blocking statement path (`ConnectionPool.query(prepared:)`, used by `append`): the I/O
 /// loop's hand-overs, parking after readiness nobody waited for, large sends and broken connections.
-@Suite("Async statements through the I/O loop")
+@Suite("Async statements through the I/O loop", .timeLimit(.minutes(10)))
 struct AsyncStatementTests {
     @Test("async statements and withSession's blocking calls share one connection; errors leave it usable")
     func interleavedWithBlockingSessions() async throws {

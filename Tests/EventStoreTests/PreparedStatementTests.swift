@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("Prepared statements, event ids and array literals")
+@Suite("Prepared statements, event ids and array literals", .timeLimit(.minutes(10)))
 struct PreparedStatementTests {
     @Test("a prepared statement the server forgot (DEALLOCATE ALL) is prepared again; appends keep working")
     func reprepareAfterDeallocate() async throws {

@@ -7,7 +7,7 @@ import ViewDistribution
 import Testing
 import TestSupport
 
-@Suite("Controller API over real HTTP", .serialized)
+@Suite("Controller API over real HTTP", .timeLimit(.minutes(10)), .serialized)
 struct APITests {
     func route(_ networkID: String = "lan", network: String = "10.20.0.0/24", peer: String? = nil, peerGroups: [String]? = nil,
                metric: Int = 100, groups: [String], masquerade: Bool = true, enabled: Bool = true) -> [String: Any] {

@@ -33,7 +33,7 @@ extension LiveAPI {
 
 /// Enrollment as strangers reach it: the mesh address the controller chooses, field lengths, setup keys' defaults,
 /// rate limits and tenants' quotas, over real HTTP against PostgreSQL.
-@Suite("Enrollment limits over HTTP", .serialized)
+@Suite("Enrollment limits over HTTP", .timeLimit(.minutes(10)), .serialized)
 struct EnrollmentLimitsAPITests {
     /// Loose limits: nothing here is refused for its rate.
     static let loose = AdmissionSettings(enrollPerSetupKey: RateLimit(burst: 1_000, perSecond: 1_000),

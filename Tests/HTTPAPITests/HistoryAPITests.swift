@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 /// `?as_of=` on every read, `GET /api/peers/{id}/view` and `GET /api/history/diff`, over real HTTP.
-@Suite("History reads over real HTTP", .serialized)
+@Suite("History reads over real HTTP", .timeLimit(.minutes(10)), .serialized)
 struct HistoryAPITests {
     static let asOfHeader = HTTPField.Name("Routeplane-As-Of-Sequence")!
     static let sequenceHeader = HTTPField.Name("X-Routeplane-Sequence")!

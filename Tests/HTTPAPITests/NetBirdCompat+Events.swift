@@ -5,7 +5,7 @@ import Testing
 
 /// `/api/events` and `/api/events/audit` as NetBird's clients read them. Each checked value cites the NetBird code it
 /// comes from (netbirdio/netbird).
-@Suite("NetBird compatibility: events", .serialized)
+@Suite("NetBird compatibility: events", .timeLimit(.minutes(10)), .serialized)
 struct NetBirdCompatEventsTests {
     func route(peer: String, groups: [String], metric: Int = 100) -> [String: Any] {
         ["network_id": "lan", "network": "10.20.0.0/24", "metric": metric, "masquerade": true, "groups": groups, "enabled": true,

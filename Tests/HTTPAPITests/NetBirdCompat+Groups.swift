@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `/api/groups` and the built-in "All" group, checked against NetBird's code (netbirdio/netbird), cited inline.
-@Suite("NetBird compatibility: groups and the All group", .serialized)
+@Suite("NetBird compatibility: groups and the All group", .timeLimit(.minutes(10)), .serialized)
 struct NetBirdCompatGroupsTests {
     @Test("every tenant has All, first, holding every enrolled peer; it cannot be deleted or updated")
     func allGroup() async throws {

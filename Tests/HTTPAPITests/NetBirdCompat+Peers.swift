@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `/api/peers` lookups and fields, checked against NetBird's code (netbirdio/netbird), cited inline.
-@Suite("NetBird compatibility: peers", .serialized)
+@Suite("NetBird compatibility: peers", .timeLimit(.minutes(10)), .serialized)
 struct NetBirdCompatPeersTests {
     @Test("?name= and ?ip= filter by substring as NetBird's store does; no match is an empty list; tenants see only their own")
     func filters() async throws {

@@ -5,7 +5,7 @@ import TestSupport
 
 /// `/api/routes` driven the way NetBird's clients drive it (its dashboard, `client/rest`, Terraform), each checked
 /// value from NetBird's code (netbirdio/netbird), cited next to it.
-@Suite("NetBird compatibility: routes", .serialized)
+@Suite("NetBird compatibility: routes", .timeLimit(.minutes(10)), .serialized)
 struct NetBirdCompatRoutesTests {
     @Test("network_type is ignored: lower-case, absent or of any type; NetBird derives it")
     func networkTypeIgnored() async throws {

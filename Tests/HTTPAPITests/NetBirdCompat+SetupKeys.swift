@@ -4,7 +4,7 @@ import Testing
 
 /// `/api/setup-keys` as NetBird's clients use it. Each checked value cites the NetBird code it comes from
 /// (netbirdio/netbird).
-@Suite("NetBird compatibility: setup keys", .serialized)
+@Suite("NetBird compatibility: setup keys", .timeLimit(.minutes(10)), .serialized)
 struct NetBirdCompatSetupKeysTests {
     static func date(_ text: String) -> Date? {
         let f = ISO8601DateFormatter()

@@ -6,7 +6,7 @@ import HTTPTypes
 import Testing
 import TestSupport
 
-@Suite("OpenAPI conformance the fuzzer relies on", .serialized)
+@Suite("OpenAPI conformance the fuzzer relies on", .timeLimit(.minutes(10)), .serialized)
 struct OpenAPIConformanceTests {
     @Test("a known path with a method it does not serve answers 405 naming the allowed methods; an unknown path 404")
     func methodNotAllowed() async throws {

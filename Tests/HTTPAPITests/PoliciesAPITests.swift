@@ -5,7 +5,7 @@ import Testing
 
 /// `/api/policies` over real HTTP against PostgreSQL: NetBird's shape, status codes and words, If-Match, the audit
 /// codes, the group link, and tenant isolation.
-@Suite("Policies API", .serialized)
+@Suite("Policies API", .timeLimit(.minutes(10)), .serialized)
 struct PoliciesAPITests {
     static func body(name: String = "web", sources: [String], destinations: [String], proto: String = "tcp",
                      ports: [String]? = ["80"], enabled: Bool = true) -> [String: Any] {

@@ -6,7 +6,7 @@ import TestSupport
 
 /// Request bodies are decoded into types, with the messages clients had before: a missing field is 422 naming it, a
 /// wrong type 400 naming it and the type it got, checked in the body's field order.
-@Suite("Request bodies: status, message and field of every kind of refusal", .serialized)
+@Suite("Request bodies: status, message and field of every kind of refusal", .timeLimit(.minutes(10)), .serialized)
 struct RequestBodyTests {
     struct Case: Sendable {
         var method: HTTPRequest.Method

@@ -85,7 +85,7 @@ private struct WriteOutcome: Sendable {
     var sequence: Int64?
 }
 
-@Suite("Scale-out: several controllers on one database", .serialized)
+@Suite("Scale-out: several controllers on one database", .timeLimit(.minutes(10)), .serialized)
 struct ScaleOutTests {
     @Test("1,000 concurrent conflicting updates of 5 routes through 3 controllers: no update lost, every loser 409/412 and traceless")
     func conflictingUpdatesThroughThreeControllers() async throws {

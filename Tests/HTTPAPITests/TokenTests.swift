@@ -10,7 +10,7 @@ import TestSupport
 
 /// API tokens over real HTTP: expiry, scopes (a read-only token against every endpoint the router serves), NetBird's
 /// personal-access-token endpoints under /api/users/{userId}/tokens, and tenant isolation.
-@Suite("API tokens over real HTTP", .serialized)
+@Suite("API tokens over real HTTP", .timeLimit(.minutes(10)), .serialized)
 struct TokenTests {
     let day: Int64 = 86_400
     var now: Int64 { Int64(Date().timeIntervalSince1970) }

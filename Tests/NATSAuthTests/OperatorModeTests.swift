@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 /// NATSAuth's keys and JWTs against a real nats-server 2.9 in operator mode (full resolver), through libnats.
-@Suite(.serialized) struct OperatorModeTests {
+@Suite(.timeLimit(.minutes(10)), .serialized) struct OperatorModeTests {
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
     /// A fresh key folder and an operator-mode server configured from it; both removed afterwards.

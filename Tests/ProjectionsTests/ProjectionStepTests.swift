@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// The pure projection step, without a database.
-@Suite struct ProjectionStepTests {
+@Suite(.timeLimit(.minutes(10))) struct ProjectionStepTests {
     /// Random batch sizes: after every batch the stored digests equal a rebuild from zero; read models
     /// equal the rebuild's (bodies and versions); the baseline (every view after every event) publishes
     /// the same views with the same digests.
@@ -141,7 +141,7 @@ import Testing
     }
 }
 
-@Suite struct ProjectionSQLTests {
+@Suite(.timeLimit(.minutes(10))) struct ProjectionSQLTests {
     /// The byte-level array literal (view bodies go through it) equals the plain one and a straightforward reference.
     @Test func arrayLiteralsAgree() {
         let cases: [[String]] = [[], [""], ["a"], ["\"", "\\", "\\\""], ["{\"a\":\"b\\\"c\"}", "é😀", "x,y", "{}"],
@@ -170,7 +170,7 @@ import Testing
 
 /// The rebuild's binary COPY against the real PostgreSQL: a failing COPY (duplicate key, invalid JSON)
 /// throws the server's error and leaves the session usable for the ROLLBACK and what follows.
-@Suite struct CopyTests {
+@Suite(.timeLimit(.minutes(10))) struct CopyTests {
     @Test func failedCopyThrowsAndLeavesTheSessionUsable() async throws {
         let db = try await TestDatabase.create()
         do {

@@ -8,7 +8,7 @@ import Testing
 import TestSupport
 
 /// The projection runner, rebuild and verify against the real PostgreSQL.
-@Suite struct RunnerTests {
+@Suite(.timeLimit(.minutes(10))) struct RunnerTests {
     /// Thousands of random commands over several tenants, projected in batches of varying size while they
     /// are appended: the stored views equal a rebuild byte for byte (verify says so), the outbox has one row
     /// per changed version and none for an unchanged view, and a rebuild then changes nothing.

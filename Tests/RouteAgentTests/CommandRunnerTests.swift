@@ -1,7 +1,7 @@
 import RouteAgent
 import Testing
 
-@Suite struct CommandRunnerTests {
+@Suite(.timeLimit(.minutes(10))) struct CommandRunnerTests {
     let runner = CommandRunner()
 
     @Test func feedsStdinAndCapturesBothStreams() async throws {

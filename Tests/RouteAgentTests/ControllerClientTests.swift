@@ -6,7 +6,7 @@ import Testing
 
 /// The agent's HTTP calls against a loopback listener that answers as scripted: what goes out, and the errors the
 /// agent classifies (a refusal names the status, a controller that is down or silent fails within the call's bound).
-@Suite struct ControllerClientTests {
+@Suite(.timeLimit(.minutes(10))) struct ControllerClientTests {
     /// A listener on 127.0.0.1 that reads one request per connection, records it, and hands the connection to `answer`.
     final class Listener: Sendable {
         let port: Int

@@ -5,7 +5,7 @@ import Testing
 
 /// The routing peer's forward filter: from the view's forward rules to nftables text, the planner's reconciliation
 /// (fingerprint, nothing left behind), and the parser of `nft -j list table` (counters).
-@Suite struct ForwardFilterTests {
+@Suite(.timeLimit(.minutes(10))) struct ForwardFilterTests {
     let marking = RouteMarking()
     let mesh = [pfx("100.64.0.0/10")]
 

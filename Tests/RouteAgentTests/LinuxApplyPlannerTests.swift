@@ -34,7 +34,7 @@ private func touchesOnlyOurs(_ actions: [ApplierAction]) -> Bool {
     }
 }
 
-@Suite struct LinuxApplyPlannerTests {
+@Suite(.timeLimit(.minutes(10))) struct LinuxApplyPlannerTests {
     @Test func addsRoutesWithTheMarkerAndConverges() {
         let desired = DesiredRouteState(routes: [
             ClientRoute(destination: pfx("10.20.0.0/24"), nextHop: addr("100.64.0.2")),
@@ -232,7 +232,7 @@ private func touchesOnlyOurs(_ actions: [ApplierAction]) -> Bool {
     }
 }
 
-@Suite struct DryRunApplierTests {
+@Suite(.timeLimit(.minutes(10))) struct DryRunApplierTests {
     @Test func recordsAndIsIdempotent() async throws {
         let dry = DryRunApplier(kernel: ObservedState(forwarding: [.v4: false, .v6: false]))
         let rule = MasqueradeRule(source: pfx("100.64.0.0/10"), destination: pfx("10.20.0.0/24"))

@@ -6,7 +6,7 @@ import TestSupport
 /// Agents' NATS user JWTs expire (hours in production; seconds here): the server closes a connection whose JWT
 /// expired, and the agent renews over the API with its credential before that, so it keeps following its view over
 /// NATS without a gap in routes.
-@Suite("bus credential renewal", .serialized)
+@Suite("bus credential renewal", .timeLimit(.minutes(10)), .serialized)
 struct BusCredentialRenewalTests {
     @Test("with 4 s JWTs an agent renews, reconnects with the fresh JWT and keeps receiving views over NATS for 12 s")
     func shortLivedJWTsAreRenewed() async throws {

@@ -11,7 +11,7 @@ import TestSupport
 /// credentials — exactly what its enrollment gave it — let it read its own view and publish its own status, and
 /// nothing else. Every refusal is the server's "Permissions Violation" naming the subject; every test also makes the
 /// allowed calls, so it cannot pass with a connection that does nothing.
-@Suite("bus isolation (operator mode)", .serialized)
+@Suite("bus isolation (operator mode)", .timeLimit(.minutes(10)), .serialized)
 struct BusIsolationTests {
     /// A test connection with the credentials an agent keeps in its state folder, collecting the server's errors.
     final class AgentConnection: Sendable {

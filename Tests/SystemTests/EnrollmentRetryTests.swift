@@ -10,7 +10,7 @@ import Testing
 import TestSupport
 
 /// The agent against a controller that limits enrollments: a 429 is told apart, and the agent asks again later.
-@Suite("Agent enrollment under a rate limit", .serialized)
+@Suite("Agent enrollment under a rate limit", .timeLimit(.minutes(10)), .serialized)
 struct EnrollmentRetryTests {
     @Test("a 429 is an enrollmentRateLimited error; the agent's enrollment waits and succeeds once the key's rate allows")
     func agentRetriesAfter429() async throws {

@@ -7,11 +7,12 @@ import NATSClient
 import ViewDistribution
 import RouteAgent
 import RouteModel
+import Synchronization
 import Testing
 import TestSupport
 
 /// Issue 7's Done-when, with the real PostgreSQL, a real nats-server and the real controller.
-@Suite("Route updates reach agents over NATS", .serialized)
+@Suite("Route updates reach agents over NATS", .timeLimit(.minutes(10)), .serialized)
 struct PropagationTests {
     struct Tenant {
         var id: String
@@ -146,8 +147,12 @@ struct PropagationTests {
             #expect(try await eventually { try await converged(system, t) })
             // Replace the relay by one that dies after publishing, before marking sent.
             await system.stopTask("relay")
+            let crashes = Mutex(0)
             try await system.startRelay(name: "crashing") { rows, _ in
-                if !rows.isEmpty { throw CancellationError() }
+                if !rows.isEmpty {
+                    crashes.withLock { $0 += 1 }
+                    throw CancellationError()
+                }
             }
             var appliedBefore: [Int] = []
             for c in t.clients { appliedBefore.append(await c.runner.counters.applied) }
@@ -155,8 +160,11 @@ struct PropagationTests {
             #expect(try await system.call("POST", "/api/routes", token: t.token, body: route(t, router: router)).0 == 200)
             try await system.projected(t.id)
             // The crashing relay publishes (agents may apply), never marks sent; a healthy relay then republishes.
-            try await Task.sleep(for: .milliseconds(500))
+            // The crash must have happened (the new view published and not marked sent) before the healthy relay starts.
+            #expect(try await eventually(timeout: .seconds(20)) { crashes.withLock { $0 } > 0 }, "the crashing relay never crashed")
             await system.stopTask("crashing")
+            #expect(try await system.db.store.pool.withSession { s in try s.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL").rows[0][0] } != "0",
+                    "the crashed relay left its rows unsent")
             try await system.startRelay(name: "healthy")
             #expect(try await eventually { try await converged(system, t) })
             #expect(try await eventually { try await system.db.store.pool.withSession { s in try s.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL").rows[0][0] == "0" } })

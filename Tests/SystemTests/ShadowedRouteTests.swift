@@ -9,7 +9,7 @@ import ViewDistribution
 
 /// Two routes with the same range under different network ids, end to end: the real controller, PostgreSQL,
 /// nats-server, status recorder and in-process agents (dry-run appliers).
-@Suite("Same destination from two network ids", .serialized)
+@Suite("Same destination from two network ids", .timeLimit(.minutes(10)), .serialized)
 struct ShadowedRouteTests {
     @Test("one route installed, the other reported as shadowed in the agent's status as the controller serves it; deleting the winner installs the other")
     func sameRangeTwoNetworkIDs() async throws {

@@ -11,7 +11,7 @@ import TestSupport
 
 /// Issue 15: agents apply only views signed by the controller's key, with the real PostgreSQL, a real nats-server,
 /// the real controller and relay, and real `AgentRunner`s (dry-run appliers).
-@Suite("Signed views", .serialized)
+@Suite("Signed views", .timeLimit(.minutes(10)), .serialized)
 struct SignedViewTests {
     /// A tenant with a routing peer and one client in the route's distribution group, converged on the route.
     struct Setup {

@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 /// Agents' status messages on the real bus and database: one bad message never costs the others their rows.
-@Suite("status recorder", .serialized)
+@Suite("status recorder", .timeLimit(.minutes(10)), .serialized)
 struct StatusRecorderTests {
     @Test("a NUL body, an oversized body and a peer of another tenant are refused; the rest of the same flush is recorded")
     func badReportsDoNotDropGoodOnes() async throws {

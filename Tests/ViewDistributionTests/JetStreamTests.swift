@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// The libnats wrapper against a private nats-server.
-@Suite struct JetStreamTests {
+@Suite(.timeLimit(.minutes(10))) struct JetStreamTests {
     let view = Array(#"{"peer":"p1","routes":[]}"#.utf8)
 
     func envelope(_ peer: String, _ version: Int64, tenant: String = "t1") -> ViewEnvelope {

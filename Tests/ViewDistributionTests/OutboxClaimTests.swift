@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// The relay's pure claim helpers and the acknowledgement fast path (no I/O).
-@Suite struct OutboxClaimTests {
+@Suite(.timeLimit(.minutes(10))) struct OutboxClaimTests {
     @Test func lockedPeersKeepFirstAppearanceOrderAndLowestVersion() {
         let c = { (t: String, p: String, v: Int64) in OutboxClaim.Candidate(tenant: t, peer: p, version: v) }
         let peers = OutboxClaim.lockedPeers([c("t1", "b", 4), c("t1", "a", 2), c("t1", "b", 5), c("t2", "b", 1), c("t1", "a", 3)])
@@ -45,7 +45,7 @@ import TestSupport
 
 /// The claim against PostgreSQL: a peer held by another transaction is skipped, and rows whose newer version is
 /// out already are marked superseded without being published.
-@Suite struct OutboxClaimDatabaseTests {
+@Suite(.timeLimit(.minutes(10))) struct OutboxClaimDatabaseTests {
     @Test func lockedPeersAreSkippedAndSupersededRowsMarkedWithoutPublishing() async throws {
         try await withServices { db, nats in
             let connection = try await connect(nats)

@@ -8,7 +8,7 @@ import Testing
 import TestSupport
 
 /// The outbox relay against the real PostgreSQL (a fresh database per test) and a private nats-server.
-@Suite struct RelayTests {
+@Suite(.timeLimit(.minutes(3))) struct RelayTests {
     func relayConfiguration(batch: Int = 8, name: String = "relay",
                             afterPublish: (@Sendable ([OutboxRelay.PublishedRow], PostgresSession) throws -> Void)? = nil) -> OutboxRelay.Configuration {
         OutboxRelay.Configuration(
@@ -185,9 +185,10 @@ import TestSupport
 
             await nats.stop()
             for version in Int64(2)...5 { for peer in peers { try await insertOutbox(db.store, tenant: "t1", peer: peer, version: version) } }
-            try await Task.sleep(for: .seconds(1))
+            // Wait until the relay has failed against the stopped server (not a guessed delay).
+            #expect(try await eventually(timeout: .seconds(20)) { relay.metrics.health == .natsDown && relay.metrics.failedAttempts > 0 },
+                    "the relay never noticed NATS was down")
             #expect(try await unsentCount(db.store) == 16, "rows wait while NATS is down")
-            #expect(relay.metrics.health == .natsDown)
             let failedWhileDown = relay.metrics.failedAttempts
 
             try await nats.restart()
