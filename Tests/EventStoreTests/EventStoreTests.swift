@@ -296,27 +296,33 @@ struct EventStoreTests {
         // amid appends; an append that fails because the database is gone is retried with the same event ids until
         // it is acknowledged, exactly as a careful client would.
         let restarted = RestartFlag()
+        let failedToWriters = RetryCounter()
         let writers = (0..<3).map { w in
-            Task { () -> (acknowledged: [UUID], failures: Int) in
+            Task { () -> (acknowledged: [UUID], failures: Int, attempts: [Range<ContinuousClock.Instant>]) in
                 var acknowledged: [UUID] = []
                 var failures = 0
+                var attempts: [Range<ContinuousClock.Instant>] = []
                 var n = 0
                 while (n < 150 || !restarted.done.load(ordering: .acquiring)) && !stop.passed {
                     let batch = [event("W", #"{"w":\#(w),"n":\#(n)}"#)]
                     while !stop.passed {
+                        let began = ContinuousClock.now
                         do {
                             try await store.append(tenant: "w\(w)", expected: .any, events: batch)
+                            attempts.append(began..<ContinuousClock.now)
                             acknowledged.append(batch[0].id)
                             break
                         } catch let error as EventStoreError where error.isUnavailable {
+                            attempts.append(began..<ContinuousClock.now)
                             failures += 1
+                            failedToWriters.value.add(1, ordering: .relaxed)
                             try await Task.sleep(for: .milliseconds(100))
                         }
                     }
                     n += 1
                     try await Task.sleep(for: .milliseconds(5))
                 }
-                return (acknowledged, failures)
+                return (acknowledged, failures, attempts)
             }
         }
         // The restart starts once every writer has appended (not after a guessed delay).
@@ -324,19 +330,36 @@ struct EventStoreTests {
             for w in 0..<3 where try await store.read(tenant: "w\(w)", limit: 1).isEmpty { return false }
             return true
         }, "the writers did not start appending")
+        // Stop, and start again only once the restart has hit appends (one failed to its writer or was retried inside
+        // the store): the scenario is made to happen, not hoped for.
+        let restartBegan = ContinuousClock.now
+        try await server.stop()
+        let hit = try await eventually(timeout: .seconds(60)) {
+            failedToWriters.value.load(ordering: .relaxed) + retriedInside.value.load(ordering: .relaxed) > 0
+        }
         try await server.restart()
+        let restartEnded = ContinuousClock.now
+        #expect(hit, "no append failed or was retried while the server was down")
         restarted.done.store(true, ordering: .releasing)
         var acknowledged: [UUID] = []
         var failures = 0
+        var attempts: [Range<ContinuousClock.Instant>] = []
         for writer in writers {
             let r = try await writer.value
             acknowledged += r.acknowledged
             failures += r.failures
+            attempts += r.attempts
         }
         #expect(acknowledged.count >= 3 * 150, "writers did not finish within the deadline")
-        // The scenario happened: appends failed while the server was down — surfaced to the writers and retried by
-        // them, or retried by the store after its connection was lost — and were all acknowledged in the end.
+        // The scenario happened: appends were under way while the server was down. Each either failed (surfaced to
+        // its writer, who retried it), was retried by the store after its connection was lost, or waited in the pool
+        // for a new connection until the server was back; all were acknowledged in the end (checked below).
         let retried = retriedInside.value.load(ordering: .relaxed)
+        let duringRestart = attempts.filter { $0.lowerBound < restartEnded && $0.upperBound > restartBegan }
+        let heldAcross = duringRestart.filter { $0.lowerBound <= restartBegan && $0.upperBound >= restartEnded }.count
+        print("restart during appends: \(attempts.count) attempts, \(duringRestart.count) under way during the restart "
+              + "(\(heldAcross) held across it), \(failures) failed to their writer, \(retried) retried inside the store")
+        #expect(!duringRestart.isEmpty, "no append was under way while the server restarted")
         #expect(failures + retried > 0, "no append failed: the restart did not fall amid the appends")
         var stored: [RecordedEvent] = []
         for w in 0..<3 {
