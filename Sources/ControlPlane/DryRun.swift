@@ -67,41 +67,6 @@ public struct PreviewEvent: Sendable, Encodable {
     }
 }
 
-/// A JSON document as a value (an event's payload inside an answer).
-public indirect enum JSONTree: Sendable, Hashable, Codable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case integer(Int64)
-    case string(String)
-    case array([JSONTree])
-    case object([String: JSONTree])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONTree].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONTree].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .number(let d): try c.encode(d)
-        case .integer(let i): try c.encode(i)
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
-        }
-    }
-}
-
 extension CommandWriter {
     /// The write's decision without the append: the tenant's latest snapshot, `If-Match` checked against it
     /// (`versionMismatch` → 412 as for real), the command decided with the same wrapper as `write` (quotas, the

@@ -1,54 +1,14 @@
 import Foundation
 import RouteModel
 
-/// A JSON value: an object as it encodes, compared field by field by `ObjectDiff`.
-public enum JSONValue: Hashable, Sendable, Codable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .number(let n):
-            // Integers (metrics, counts) stay integers in the answer: 100, not 100.0.
-            if n.rounded() == n, let i = Int64(exactly: n) { try c.encode(i) } else { try c.encode(n) }
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
-        }
-    }
-
-    /// `value` as it encodes (its `Codable` form); `.null` if it does not encode.
-    public static func of<T: Encodable>(_ value: T) -> JSONValue {
-        guard let data = try? JSONEncoder().encode(value), let v = try? JSONDecoder().decode(JSONValue.self, from: data) else { return .null }
-        return v
-    }
-}
-
 /// One field of an object that differs between two points (named apart from the view diff's `FieldChange`): `old` absent = the field was not there (an added
 /// object, or an optional field that appeared); `new` absent = it went away.
 public struct ObjectFieldChange: Hashable, Sendable, Codable {
     public var field: String
-    public var old: JSONValue?
-    public var new: JSONValue?
+    public var old: JSONTree?
+    public var new: JSONTree?
 
-    public init(field: String, old: JSONValue?, new: JSONValue?) {
+    public init(field: String, old: JSONTree?, new: JSONTree?) {
         self.field = field
         self.old = old
         self.new = new
@@ -93,8 +53,8 @@ public struct ObjectChange: Hashable, Sendable, Codable {
 public enum ObjectDiff {
     /// The fields of two encoded objects that differ, by field name. A value that is not an object counts as one
     /// field named "".
-    public static func fields(old: JSONValue?, new: JSONValue?) -> [ObjectFieldChange] {
-        func members(_ v: JSONValue?) -> [String: JSONValue] {
+    public static func fields(old: JSONTree?, new: JSONTree?) -> [ObjectFieldChange] {
+        func members(_ v: JSONTree?) -> [String: JSONTree] {
             switch v {
             case nil: [:]
             case .object(let o)?: o

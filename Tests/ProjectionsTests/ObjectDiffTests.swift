@@ -31,7 +31,7 @@ import Testing
         ])
         let changes = ObjectDiff.between(a, b)
         #expect(changes == [ObjectChange(kind: .route, id: "r1", change: .changed,
-                                         fields: [ObjectFieldChange(field: "metric", old: .number(100), new: .number(200))])])
+                                         fields: [ObjectFieldChange(field: "metric", old: .integer(100), new: .integer(200))])])
     }
 
     /// Added and removed objects list every field, on the side they exist; a rename touches only `name`.
