@@ -96,8 +96,7 @@ struct BenchAuditLoad: AsyncParsableCommand {
         _ = try await controller.controlPlane.writer.write(tenant: big, actor: actor, requestID: "setup") { s in
             try decideOrThrow(.updateGroup(id: GroupID("g"), name: "template", peers: []), s.state)
         }
-        // Every chunk copies the setup rename to "template" (found by its name: the newest rename after the first chunk
-        // is a generated one, and copying it would repeat one name across the rest of the history).
+        let template = try await store.version(tenant: big)
         let chunk = 100_000
         let chunks = (eventCount + chunk - 1) / chunk
         progress?.begin("audit-load: \(eventCount) events in SQL (not measured)", total: chunks)
@@ -105,19 +104,8 @@ struct BenchAuditLoad: AsyncParsableCommand {
         let legacyUntil = eventCount - eventCount / 10
         for c in 0..<chunks {
             let from = c * chunk + 1, to = min(eventCount, (c + 1) * chunk)
-            _ = try await store.pool.withSession { s in
-                try s.script("BEGIN")
-                _ = try s.query("""
-                    INSERT INTO events (event_id, tenant_id, seq, type, data, metadata)
-                    SELECT gen_random_uuid(), $1, h.seq + g, e.type,
-                           replace(e.data::text, '"template"', '"' || CASE WHEN g <= $4::int THEN 'legacy-' ELSE 'office-' END || g || '"')::json, e.metadata
-                    FROM (SELECT type, data, metadata FROM events WHERE tenant_id = $1 AND type = 'GroupUpdated'
-                            AND data::text LIKE '%"template"%' ORDER BY seq LIMIT 1) e,
-                         (SELECT seq FROM tenant_heads WHERE tenant_id = $1) h, generate_series($2::int, $3::int) g
-                    """, [big, String(from), String(to), String(legacyUntil)])
-                _ = try s.query("UPDATE tenant_heads SET seq = seq + $2::int WHERE tenant_id = $1", [big, String(to - from + 1)])
-                try s.script("COMMIT")
-            }
+            try await BenchRenameCopies.append(store, tenant: big, template: template, from: from, to: to,
+                                               name: "CASE WHEN g <= \(legacyUntil) THEN 'legacy-' ELSE 'office-' END || g")
             progress?.update(done: c + 1)
         }
         let generationSeconds = Double((ContinuousClock.now - generationStart).components.seconds)

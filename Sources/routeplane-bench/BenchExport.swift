@@ -58,12 +58,14 @@ struct BenchExport: AsyncParsableCommand {
         }
         var figures = ExportFigures(format: format)
         var written = try await controlPlane.cache.current(tenant).version
+        let template = written
         let executable = Executables.sibling("routeplane")
         for size in sizes {
             progress?.begin("export: \(size) events in SQL (not measured)")
             while written < Int64(size) {
                 let chunk = min(Int64(100_000), Int64(size) - written)
-                try await Self.copyRenames(store, tenant: tenant, from: written + 1, count: chunk)
+                try await BenchRenameCopies.append(store, tenant: tenant, template: template, from: Int(written) + 1,
+                                                   to: Int(written + chunk), name: "'name-' || g")
                 written += chunk
             }
             progress?.begin("export: routeplane history export of \(size) events")
@@ -72,21 +74,6 @@ struct BenchExport: AsyncParsableCommand {
         }
         await store.shutdown()
         return figures
-    }
-
-    /// `count` copies of the tenant's last rename, numbered from `from` (one statement, one transaction).
-    static func copyRenames(_ store: EventStore, tenant: String, from: Int64, count: Int64) async throws {
-        _ = try await store.pool.withSession { s in
-            try s.script("BEGIN")
-            _ = try s.query("""
-                INSERT INTO events (event_id, tenant_id, seq, type, data, metadata)
-                SELECT gen_random_uuid(), $1, h.seq + g, e.type, replace(e.data::text, '"template"', '"name-' || ($2::bigint + g) || '"')::json, e.metadata
-                FROM (SELECT type, data, metadata FROM events WHERE tenant_id = $1 AND type = 'GroupUpdated' ORDER BY seq LIMIT 1) e,
-                     (SELECT seq FROM tenant_heads WHERE tenant_id = $1) h, generate_series(1, $3::int) g
-                """, [tenant, String(from), String(count)])
-            _ = try s.query("UPDATE tenant_heads SET seq = seq + $2::int WHERE tenant_id = $1", [tenant, String(count)])
-            try s.script("COMMIT")
-        }
     }
 
     /// Runs the exporter to completion (stdout discarded) and reads its `--stats` line.

@@ -90,17 +90,7 @@ struct BenchHistory: AsyncParsableCommand {
         progress?.begin("history: \(eventCount) events in SQL (not measured)", total: chunks)
         for c in 0..<chunks {
             let from = c * chunk + 1, to = min(eventCount, (c + 1) * chunk)
-            _ = try await store.pool.withSession { s in
-                try s.script("BEGIN")
-                _ = try s.query("""
-                    INSERT INTO events (event_id, tenant_id, seq, type, data, metadata)
-                    SELECT gen_random_uuid(), $1, $4::bigint + g, e.type, replace(e.data::text, '"template"', '"name-' || g || '"')::json, e.metadata
-                    FROM (SELECT type, data, metadata FROM events WHERE tenant_id = $1 AND seq = $4::bigint) e,
-                         generate_series($2::int, $3::int) g
-                    """, [tenant, String(from), String(to), String(setupHead)])
-                _ = try s.query("UPDATE tenant_heads SET seq = $2::bigint WHERE tenant_id = $1", [tenant, String(setupHead + Int64(to))])
-                try s.script("COMMIT")
-            }
+            try await BenchRenameCopies.append(store, tenant: tenant, template: setupHead, from: from, to: to, name: "'name-' || g")
             progress?.update(done: c + 1)
         }
         _ = try await store.pool.withSession { s in try s.script("VACUUM ANALYZE events") }
