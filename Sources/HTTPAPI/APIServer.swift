@@ -107,26 +107,29 @@ public struct APIServer: Sendable {
     /// The HTTP server as a service (for a `ServiceGroup`) on `host`:`port`: HTTP/1.1 with the timeouts of
     /// `configuration.http`; on graceful shutdown, requests in flight get `shutdownGrace`, then 503 (`RequestDrain`).
     /// `onRunning` gets the bound port; `router` defaults to `makeRouter()`'s (tests may add routes to it first).
-    /// With `tls`, HTTPS only (the same timeouts, inside TLS).
+    /// With `tls`, HTTPS only (the same timeouts, inside TLS). `eventLoopGroup` defaults to NIO's shared one (tests that
+    /// time the server's own deadlines give it a group no other server shares).
     public func service(host: String, port: Int, serverName: String? = nil, tls: APIServerTLS? = nil,
-                        router: Router<APIRequestContext>? = nil, logger: Logger,
+                        router: Router<APIRequestContext>? = nil, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger,
                         onRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }) -> some Service {
         let drain = RequestDrain()
         let app = Application(responder: DrainingResponder(base: (router ?? makeRouter().router).buildResponder(), drain: drain),
                               server: APIServerTLS.serverBuilder(tls, base: .http1(settings: configuration.http, metrics: metrics, logger: self.logger)),
                               configuration: .init(address: .hostname(host, port: port), serverName: serverName),
                               onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
+                              eventLoopGroupProvider: eventLoopGroup.map { .shared($0) } ?? .singleton,
                               logger: logger)
         return DrainingService(app: app, drain: drain, grace: configuration.http.shutdownGrace, logger: self.logger)
     }
 
     /// Serves on `host`:`port` until `stop` returns, then shuts down gracefully (as on SIGTERM), or until the task is
     /// cancelled (abruptly: responses in flight are lost).
-    public func run(host: String, port: Int, router: Router<APIRequestContext>? = nil, logger: Logger,
+    public func run(host: String, port: Int, router: Router<APIRequestContext>? = nil, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger,
                     onRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in },
                     until stop: (@Sendable () async -> Void)? = nil) async throws {
         let stop = stop ?? { await Task.never() }
-        let group = ServiceGroup(services: [service(host: host, port: port, router: router, logger: logger, onRunning: onRunning)], logger: logger)
+        let group = ServiceGroup(services: [service(host: host, port: port, router: router, eventLoopGroup: eventLoopGroup, logger: logger,
+                                                               onRunning: onRunning)], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {

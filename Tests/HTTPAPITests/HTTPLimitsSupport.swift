@@ -4,6 +4,8 @@ import Foundation
 import HTTPAPI
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 import TestSupport
 #if canImport(Glibc)
@@ -26,7 +28,11 @@ final class ServedController: Sendable {
     }
 
     /// Starts `controller` (with `routes` added to its router when given, e.g. test routes) and waits until it listens.
-    static func start(_ controller: APIServer, routes: (@Sendable (Router<APIRequestContext>) -> Void)? = nil) async throws -> ServedController {
+    /// `eventLoopGroup`: a group of the test's own, so that the server's deadline timers do not wait behind the I/O of
+    /// the other suites' servers on NIO's shared group (2 threads on this machine) — which, on a loaded machine, kept a
+    /// 1 s head timeout from firing for over 10 s.
+    static func start(_ controller: APIServer, routes: (@Sendable (Router<APIRequestContext>) -> Void)? = nil,
+                      eventLoopGroup: (any EventLoopGroup)? = nil) async throws -> ServedController {
         var logger = Logger(label: "test.http-limits")
         logger.logLevel = ProcessInfo.processInfo.environment["HTTP_LIMITS_LOG"] == nil ? .critical : .trace
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
@@ -34,7 +40,7 @@ final class ServedController: Sendable {
         let task = Task {
             let router = controller.makeRouter().router
             routes?(router)
-            try await controller.run(host: "127.0.0.1", port: 0, router: router, logger: logger, onRunning: { port in
+            try await controller.run(host: "127.0.0.1", port: 0, router: router, eventLoopGroup: eventLoopGroup, logger: logger, onRunning: { port in
                 portContinuation.yield(port ?? 0)
                 portContinuation.finish()
             }, until: {

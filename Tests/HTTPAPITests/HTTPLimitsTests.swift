@@ -6,6 +6,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresClient
 import RouteModel
 import Synchronization
@@ -27,15 +29,19 @@ struct HTTPLimitsTests {
     static func withServer(_ http: HTTPServerSettings, maxConnections: Int = 8, healthChecks: [String: @Sendable () async -> String?] = [:],
                            _ body: (ServedController, TestDatabase) async throws -> Void) async throws {
         let db = try await TestDatabase.create(maxConnections: maxConnections)
-        let served = try await ServedController.start(controller(db.store, http, healthChecks: healthChecks))
+        // The deadlines under test are timers on the server's event loop: one of its own (see `ServedController.start`).
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let served = try await ServedController.start(controller(db.store, http, healthChecks: healthChecks), eventLoopGroup: group)
         do {
             try await body(served, db)
         } catch {
             await served.stop()
+            try? await group.shutdownGracefully()
             await db.drop()
             throw error
         }
         await served.stop()
+        try? await group.shutdownGracefully()
         await db.drop()
     }
 
