@@ -65,9 +65,8 @@ struct HTTPLimitsTests {
             let connection = try await RawConnection.open(port: served.port)
             let body = #"{"name":"g","peers":[]}"# + String(repeating: " ", count: 2_000)
             #expect(await connection.send("POST /api/groups HTTP/1.1\r\nHost: x\r\nAuthorization: Token \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"))
-            let start = ContinuousClock.now
             let result = await connection.trickle(body, every: .milliseconds(100), limit: .seconds(12))
-            let after = ContinuousClock.now - start
+            let after = result.after  // timed by the trickling thread, from the body's first byte
             #expect(result.closed, "the server kept a client trickling its body for \(after)")
             #expect(after >= .milliseconds(1300) && after < .seconds(8), "closed after \(after), body timeout 1.5 s")
             #expect(try await HTTPLimitsClient(port: served.port).get("/metrics").text.contains(#"routeplane_http_request_timeouts_total{phase="body"} 1"#))
