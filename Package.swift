@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "ControlPlane", "PostgresClient", "EventStore", "RouteModel", "NATSClient", "ViewDistribution",
+                "ControlPlane", "PostgresClient", "EventStore", "RouteModel", "NATSClient", "ViewDistribution", "JSONKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -160,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "routeplane-bench",
             dependencies: [
-                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "BenchKit", "NATSAuth",
+                "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "BenchKit", "NATSAuth", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

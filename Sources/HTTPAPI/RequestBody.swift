@@ -62,7 +62,7 @@ enum RequestBodyDecoder {
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            value = try JSONValue.parse(bytes)
         } catch {
             throw APIError(.badRequest, "couldn't parse JSON request")
         }

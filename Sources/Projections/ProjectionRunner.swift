@@ -113,7 +113,9 @@ public actor ProjectionRunner {
             throw error
         }
         switch outcome {
-        case .advanced(let s): committed(tenant: tenant, sequence: s.lastSequence)
+        case .advanced(let s):
+            committed(tenant: tenant, sequence: s.lastSequence)
+            if s.viewsChanged >= ProjectionSQL.stagedViews { MallocControl.releaseFreedMemory() }
         case .caughtUp(let seq): committed(tenant: tenant, sequence: seq)
         case .busy: break
         }
@@ -174,8 +176,7 @@ public actor ProjectionRunner {
                 try s.query("COMMIT")
                 return .caughtUp(sequence: checkpoint)
             }
-            try ProjectionSQL.writeViews(s, tenant: tenant, batch.views)
-            try ProjectionSQL.writeOutbox(s, tenant: tenant, batch.views)
+            try ProjectionSQL.writeViewsAndOutbox(s, tenant: tenant, batch.views)
             try ProjectionSQL.writeReadModels(s, tenant: tenant, batch.readModels)
             try ProjectionSQL.setCheckpoint(s, tenant: tenant, sequence: batch.lastSequence)
             try configuration.beforeCommit?(batch, s)

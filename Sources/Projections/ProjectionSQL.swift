@@ -162,6 +162,66 @@ enum ProjectionSQL {
         try s.query("SELECT pg_notify('routeplane_outbox', $1)", [tenant])
     }
 
+    /// A batch at least this large (views, or bytes of bodies) goes through `writeStaged`; smaller ones take
+    /// the literal upsert and the COPY into the outbox (no temporary table to create for a one-view change).
+    static let stagedViews = 64
+    static let stagedBytes = 1 << 20
+
+    static func usesStaging(views: Int, bodyBytes: Int) -> Bool { views >= stagedViews || bodyBytes >= stagedBytes }
+
+    /// The changed views of a batch and their outbox rows: `writeViews` + `writeOutbox` for a small batch,
+    /// `writeStaged` for a large one.
+    static func writeViewsAndOutbox(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
+        guard !updates.isEmpty else { return }
+        var bytes = 0
+        for u in updates { bytes += u.body.count }
+        if usesStaging(views: updates.count, bodyBytes: bytes) {
+            try writeStaged(s, tenant: tenant, updates)
+        } else {
+            try writeViews(s, tenant: tenant, updates)
+            try writeOutbox(s, tenant: tenant, updates)
+        }
+    }
+
+    /// A large batch's views and outbox rows with each body sent once, streamed: binary COPY into a temporary
+    /// table dropped at commit, then the `peer_views` upsert and the outbox rows (in the updates' order) are
+    /// `INSERT … SELECT`s over it. The literal upsert held every body three times in the controller (the
+    /// array literal, libpq's copy of the parameter, its send buffer): 10,000 views of one route change were
+    /// the controller's memory peak (`routeplane-bench memory`). COPY hands libpq 1 MiB at a time.
+    static func writeStaged(_ s: PostgresSession, tenant: String, _ updates: [ViewUpdate]) throws {
+        try s.query("CREATE TEMPORARY TABLE routeplane_view_stage (n int, peer_id text, version bigint, digest text, body json, removed boolean) ON COMMIT DROP")
+        _ = try PostgresCopyIn.run(s, "COPY routeplane_view_stage (n, peer_id, version, digest, body, removed) FROM STDIN (FORMAT binary)") { copy in
+            for (n, u) in updates.enumerated() {
+                try copy.row(6)
+                copy.int32(Int32(n))
+                copy.text(u.peer.rawValue)
+                copy.int64(u.version)
+                copy.text(u.digest)
+                copy.bytes(u.body)
+                copy.bool(u.removed)
+            }
+        }
+        try s.query(
+            """
+            INSERT INTO peer_views (tenant_id, peer_id, version, digest, body)
+            SELECT $1, peer_id, version, digest, body FROM routeplane_view_stage WHERE NOT removed
+            ON CONFLICT (tenant_id, peer_id) DO UPDATE
+               SET version = EXCLUDED.version, digest = EXCLUDED.digest, body = EXCLUDED.body, updated_at = now()
+            """, [tenant])
+        if updates.contains(where: \.removed) {
+            try s.query("DELETE FROM peer_views WHERE tenant_id = $1 AND peer_id IN (SELECT peer_id FROM routeplane_view_stage WHERE removed)", [tenant])
+        }
+        try s.query(
+            """
+            INSERT INTO outbox (tenant_id, peer_id, version, digest, body, removed)
+            SELECT $1, peer_id, version, digest, body, removed FROM routeplane_view_stage ORDER BY n
+            """, [tenant])
+        // The table goes at commit; dropping it now frees its buffers for the rest of the transaction.
+        try s.query("DROP TABLE routeplane_view_stage")
+        // Delivered at commit: wakes the relay.
+        try s.query("SELECT pg_notify('routeplane_outbox', $1)", [tenant])
+    }
+
     static func writeReadModels(_ s: PostgresSession, tenant: String, _ updates: [ReadModelUpdate]) throws {
         for kind in ReadModelKind.allCases {
             let (table, idColumn) = kind.table

@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import ProcessSpawn
 import AsyncHTTPClient
 import ControlPlane
 import HTTPAPI
@@ -24,6 +25,10 @@ struct BenchAPI: AsyncParsableCommand {
     @Flag(help: "2 s per endpoint instead of 8.") var quick = false
     @Option(help: "Concurrent connections wrk keeps open.") var connections = 8
     @Option(help: "Routes in the tenant before the run.") var routes = 100
+    @Option(help: "Profiling aid: only the endpoints whose label starts with this (e.g. PUT).") var only: String?
+    @Option(help: "Profiling aid: seconds of wrk per endpoint (default 8, --quick 2).") var seconds: Int?
+    @Flag(help: "Profiling aid: under `valgrind --tool=callgrind --instr-atstart=no`, count instructions only while wrk runs (callgrind_control -i on/off); prints the requests to divide by.")
+    var callgrind = false
 
     func run() async throws {
         #if DEBUG
@@ -80,7 +85,7 @@ struct BenchAPI: AsyncParsableCommand {
         let serverTask = Task { try await controller.run(host: "127.0.0.1", port: port, logger: logger, until: { for await _ in stopRequested {} }) }
         try await Task.sleep(for: .milliseconds(500))
         let base = "http://127.0.0.1:\(port)"
-        let seconds = quick ? 2 : 8
+        let seconds = self.seconds ?? (quick ? 2 : 8)
         let scripts = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-wrk-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scripts) }
@@ -119,12 +124,13 @@ struct BenchAPI: AsyncParsableCommand {
         var rows: [APIFigures.Row] = []
         progress?.begin("api: wrk -c \(connections) -d \(seconds)s per endpoint", total: endpoints.count)
         do {
-            for (label, path, script) in endpoints {
-                var arguments = ["-c", String(connections), "-t", "1", "-d", "\(seconds)s", "--latency"]
+            for (label, path, script) in endpoints where only.map({ label.hasPrefix($0) }) ?? true {
+                var arguments = ["-c", String(connections), "-t", "1", "-d", "\(seconds)s", "--latency"] + (callgrind ? ["--timeout", "60s"] : [])
                 if let script { arguments += ["-s", scripts.appendingPathComponent(script).path] }
                 arguments.append(base + path)
                 let wrkArguments = arguments
-                let output = try await runOffCooperativePool { try PgBench.run("/usr/bin/wrk", wrkArguments) }
+                let output = callgrind ? try await Self.underCallgrind(wrk: wrkArguments, output: scripts.appendingPathComponent("wrk.txt").path, label: label)
+                    : try await runOffCooperativePool { try PgBench.run("/usr/bin/wrk", wrkArguments) }
                 let result = WrkResult(output)
                 rows.append(APIFigures.Row(label: label, path: path, method: String(label.prefix { $0 != " " }), baseline: script == nil,
                                            requestsPerSecond: result.requestsPerSecond, p50Ms: result.p50, p99Ms: result.p99, non2xx: result.non2xx))
@@ -144,6 +150,25 @@ struct BenchAPI: AsyncParsableCommand {
         await store.shutdown()
         return APIFigures(connections: connections, seconds: seconds, routes: routes, peers: 40,
                           cores: ProcessInfo.processInfo.activeProcessorCount, rows: rows, shutdown: shutdown)
+    }
+}
+
+extension BenchAPI {
+    /// wrk with callgrind's instrumentation on only while it runs, then a dump (valgrind 3.19 may not survive this
+    /// process's exit). Spawned with posix_spawn: Foundation's `Process` fails under valgrind (EBADF closing its fds).
+    static func underCallgrind(wrk: [String], output: String, label: String) async throws -> String {
+        let pid = String(ProcessInfo.processInfo.processIdentifier)
+        func run(_ arguments: [String], stdout: ProcessSpawn.Stream = .null) async throws {
+            let child = try ProcessSpawn.start(arguments, stdout: stdout)
+            _ = try await runOffCooperativePool { ProcessSpawn.waitBlocking(child) }
+        }
+        try await run(["/usr/bin/callgrind_control", "-i", "on", pid])
+        try await run(["/usr/bin/wrk"] + wrk, stdout: .file(output, append: false))
+        try await run(["/usr/bin/callgrind_control", "-i", "off", pid])
+        try await run(["/usr/bin/callgrind_control", "-d", pid])
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        print("callgrind: \(label): \(WrkResult(text).requests) requests while instrumented (the dump's instructions / this = per request)")
+        return text
     }
 }
 
@@ -289,10 +314,13 @@ struct WrkResult {
     var p50 = 0.0
     var p99 = 0.0
     var non2xx = 0
+    /// Requests completed (`N requests in …`).
+    var requests = 0
 
     init(_ output: String) {
         for line in output.split(separator: "\n") {
             let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if parts.count > 2, parts[1] == "requests", parts[2] == "in", let n = Int(parts[0]) { requests = n }
             if parts.first == "Requests/sec:", parts.count > 1 { requestsPerSecond = Double(parts[1]) ?? 0 }
             if parts.first == "50%", parts.count > 1 { p50 = Self.milliseconds(String(parts[1])) }
             if parts.first == "99%", parts.count > 1 { p99 = Self.milliseconds(String(parts[1])) }

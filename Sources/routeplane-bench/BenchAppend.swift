@@ -1,5 +1,6 @@
 import CommandSupport
 import ArgumentParser
+import BenchKit
 import PostgresClient
 import EventStore
 import Foundation
@@ -96,7 +97,7 @@ struct BenchAppend: AsyncParsableCommand {
             }
             let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
             let ratio = mean(ours) / mean(theirs)
-            let target = c.batch == 1 ? 0.70 : 0.50
+            let target = PerformanceTargets[c.batch == 1 ? .appendSingle : .appendBatch].target / 100
             results.append(AppendFigures.Case(
                 name: c.name, writers: c.writers, batch: c.batch, eventsPerSecond: mean(ours), pgbenchRowsPerSecond: mean(theirs),
                 ratio: ratio, target: target, met: ratio >= target, clientCPUMicrosPerAppend: cpuTotal / Double(rounds),

@@ -18,7 +18,7 @@ import RouteModel
 struct BenchMemory: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memory",
-        abstract: "Controller RSS with 10,000 peers' views loaded and one agent's RSS (targets < 300 MB and < 20 MB).")
+        abstract: "Controller RSS with 10,000 peers' views loaded and one agent's RSS (targets < 200 MB and < 20 MB, MB = 10^6 bytes).")
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Peers in the tenant.") var peers = 10_000
@@ -30,8 +30,8 @@ struct BenchMemory: AsyncParsableCommand {
     @Option(help: "Profiling aid: the controller's executable (default: this one), e.g. a copy without debug info for valgrind.")
     var controllerExecutable: String?
 
-    static let controllerTargetBytes = 300 * 1_048_576
-    static let agentTargetBytes = 20 * 1_048_576
+    static let controllerTargetBytes = PerformanceTargets.bytes(.controllerMemory)
+    static let agentTargetBytes = PerformanceTargets.bytes(.agentMemory)
 
     func run() async throws {
         #if DEBUG
@@ -286,44 +286,44 @@ struct MemoryFigures: Codable, Sendable {
     func table() -> [String] {
         var lines: [String] = []
         lines.append("routeplane-bench memory: a real controller (routeplane serve) and agent (routeplane agent --applier dry-run) as child processes; "
-                     + "/proc/PID/status, MiB = 2^20 bytes")
+                     + "/proc/PID/status, MB = 10^6 bytes")
         lines.append("tenant: \(peers) peers, \(groups) groups, \(routes) routes (\(events) events); the controller projected and published \(viewsProjected) views in "
                      + String(format: "%.1f s", projectSeconds) + ", then served \(viewsFetched) GET /api/agent/view in " + String(format: "%.1f s", viewFetchSeconds)
                      + (viewFetchErrors > 0 ? " (\(viewFetchErrors) failed)" : ""))
         var t = TextTable(headers: ["process", "state", "VmRSS", "VmHWM (peak)", "RssAnon", "threads", "target", ""],
                           alignments: [.left, .left, .right, .right, .right, .right, .left, .left])
-        func anon(_ m: ProcessMemory) -> String { m.anonymousBytes.map(Figure.mebibytes) ?? "-" }
-        t.add(["controller", "idle, before the tenant (baseline)", Figure.mebibytes(controllerIdle.rssBytes), Figure.mebibytes(controllerIdle.hwmBytes),
+        func anon(_ m: ProcessMemory) -> String { m.anonymousBytes.map(Figure.megabytes) ?? "-" }
+        t.add(["controller", "idle, before the tenant (baseline)", Figure.megabytes(controllerIdle.rssBytes), Figure.megabytes(controllerIdle.hwmBytes),
                anon(controllerIdle), "\(controllerIdle.threads)", "", ""])
         if let m = controllerProjected {
-            t.add(["controller", "\(peers) peers' views projected and published", Figure.mebibytes(m.rssBytes), Figure.mebibytes(m.hwmBytes),
+            t.add(["controller", "\(peers) peers' views projected and published", Figure.megabytes(m.rssBytes), Figure.megabytes(m.hwmBytes),
                    anon(m), "\(m.threads)", "", ""])
         }
         if let m = controllerSnapshot {
-            t.add(["controller", "and the API's snapshot (GET peers, routes, groups)", Figure.mebibytes(m.rssBytes), Figure.mebibytes(m.hwmBytes),
+            t.add(["controller", "and the API's snapshot (GET peers, routes, groups)", Figure.megabytes(m.rssBytes), Figure.megabytes(m.hwmBytes),
                    anon(m), "\(m.threads)", "", ""])
         }
-        t.add(["controller", "and every view served (GET /api/agent/view)", Figure.mebibytes(controllerLoaded.rssBytes),
-               Figure.mebibytes(controllerLoaded.hwmBytes), anon(controllerLoaded), "\(controllerLoaded.threads)", "", ""])
-        t.add(["controller", "and one agent enrolled", Figure.mebibytes(controllerWithAgent.rssBytes), Figure.mebibytes(controllerWithAgent.hwmBytes),
-               anon(controllerWithAgent), "\(controllerWithAgent.threads)", "< " + Figure.mebibytes(controllerTargetBytes), controllerMet ? "met" : "NOT met"])
-        t.add(["agent", "view v\(agentViewVersion) applied (\(agentViewRoutes) HA sets)", Figure.mebibytes(agent.rssBytes), Figure.mebibytes(agent.hwmBytes),
-               anon(agent), "\(agent.threads)", "< " + Figure.mebibytes(agentTargetBytes), agentMet ? "met" : "NOT met"])
+        t.add(["controller", "and every view served (GET /api/agent/view)", Figure.megabytes(controllerLoaded.rssBytes),
+               Figure.megabytes(controllerLoaded.hwmBytes), anon(controllerLoaded), "\(controllerLoaded.threads)", "", ""])
+        t.add(["controller", "and one agent enrolled", Figure.megabytes(controllerWithAgent.rssBytes), Figure.megabytes(controllerWithAgent.hwmBytes),
+               anon(controllerWithAgent), "\(controllerWithAgent.threads)", "< " + Figure.megabytes(controllerTargetBytes), controllerMet ? "met" : "NOT met"])
+        t.add(["agent", "view v\(agentViewVersion) applied (\(agentViewRoutes) HA sets)", Figure.megabytes(agent.rssBytes), Figure.megabytes(agent.hwmBytes),
+               anon(agent), "\(agent.threads)", "< " + Figure.megabytes(agentTargetBytes), agentMet ? "met" : "NOT met"])
         lines += t.render()
-        lines.append("  the controller's growth for the tenant: " + Figure.mebibytes(controllerLoaded.rssBytes - controllerIdle.rssBytes) + " resident ("
-                     + Figure.mebibytes(controllerPeakBytes - controllerIdle.hwmBytes) + " at the peak); the agent applied its view "
+        lines.append("  the controller's growth for the tenant: " + Figure.megabytes(controllerLoaded.rssBytes - controllerIdle.rssBytes) + " resident ("
+                     + Figure.megabytes(controllerPeakBytes - controllerIdle.hwmBytes) + " at the peak); the agent applied its view "
                      + String(format: "%.1f s", agentApplySeconds) + " after start")
         lines.append("  where the resident memory is (/proc/PID/smaps, largest mappings; RssAnon = heap, stacks and other private anonymous memory, "
                      + "the rest is file-backed: the binary's and the libraries' pages):")
         lines.append("    controller: " + controllerWithAgent.mappingSummary)
         lines.append("    agent: " + agent.mappingSummary)
         if !controllerMet {
-            lines.append("  target not met: controller peak " + Figure.mebibytes(controllerPeakBytes) + " is "
-                         + Figure.percent(Double(controllerPeakBytes) / Double(controllerTargetBytes) - 1) + " over " + Figure.mebibytes(controllerTargetBytes))
+            lines.append("  target not met: controller peak " + Figure.megabytes(controllerPeakBytes) + " is "
+                         + Figure.percent(Double(controllerPeakBytes) / Double(controllerTargetBytes) - 1) + " over " + Figure.megabytes(controllerTargetBytes))
         }
         if !agentMet {
-            lines.append("  target not met: agent peak " + Figure.mebibytes(agent.hwmBytes) + " is "
-                         + Figure.percent(Double(agent.hwmBytes) / Double(agentTargetBytes) - 1) + " over " + Figure.mebibytes(agentTargetBytes))
+            lines.append("  target not met: agent peak " + Figure.megabytes(agent.hwmBytes) + " is "
+                         + Figure.percent(Double(agent.hwmBytes) / Double(agentTargetBytes) - 1) + " over " + Figure.megabytes(agentTargetBytes))
         }
         return lines
     }
@@ -349,7 +349,7 @@ struct ProcessMemory: Codable, Sendable {
     var mappingSummary: String {
         largestMappings.prefix(6).map { m in
             let short = m.name.hasPrefix("/") ? String(m.name.split(separator: "/").last ?? "") : m.name
-            return short + " " + Figure.mebibytes(m.bytes)
+            return short + " " + Figure.megabytes(m.bytes)
         }.joined(separator: ", ")
     }
 }

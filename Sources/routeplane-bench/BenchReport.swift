@@ -26,6 +26,8 @@ struct BenchReport: Codable, Sendable {
     var memory: MemoryFigures?
     var history: HistoryFigures?
     var targets: [TargetCheck] = []
+    /// What `all --check` decides (failures and the targets this run did not cover).
+    var verdict: PerformanceTargets.Verdict?
 
     struct PropagationSummary: Codable, Sendable {
         var agents: Int
@@ -35,40 +37,52 @@ struct BenchReport: Codable, Sendable {
         var missing: Int
     }
 
-    /// Every performance target (README "Performance") that the measured parts can check.
-    mutating func computeTargets() {
-        var checks: [TargetCheck] = []
+    /// Every target of `PerformanceTargets` that the measured parts can check, and the verdict of `all --check`.
+    mutating func computeTargets(partsRun: [String] = []) {
+        var checks: [(PerformanceTarget.ID, TargetCheck)] = []
+        var skipped: Set<PerformanceTarget.ID> = []
+        func add(_ id: PerformanceTarget.ID, _ value: Double, name: String? = nil) { checks.append((id, PerformanceTargets[id].check(value, name: name))) }
         for c in append?.cases ?? [] {
-            checks.append(TargetCheck(name: "append \(c.name) vs pgbench", value: c.ratio * 100, direction: .atLeast, target: c.target * 100, unit: "%"))
+            add(c.batch == 1 ? .appendSingle : .appendBatch, c.ratio * 100, name: "append \(c.name) vs pgbench")
         }
         if let p = projection {
-            if let growth = p.growth {
-                checks.append(TargetCheck(name: "projection ms/change 10,000 vs 100 peers", value: growth, direction: .atMost, target: 2, unit: "x"))
-            }
-            if let fewer = p.fewerViews {
-                checks.append(TargetCheck(name: "projection views vs full recompute (10,000 peers)", value: fewer, direction: .atLeast, target: 50, unit: "x fewer"))
-            }
+            if let growth = p.growth { add(.projectionGrowth, growth) }
+            if let fewer = p.fewerViews { add(.projectionFewerViews, fewer) }
             // The target is for 1,000,000 events; --quick's smaller rebuild is dominated by the per-change tenants' views.
             if let r = p.rebuild, r.events >= 1_000_000 {
-                checks.append(TargetCheck(name: "rebuild of \(Figure.grouped(Double(r.events))) events", value: r.eventsPerSecond, direction: .atLeast,
-                                          target: 100_000, unit: "events/s"))
+                add(.rebuild, r.eventsPerSecond, name: "rebuild of \(Figure.grouped(Double(r.events))) events")
+            } else {
+                skipped.insert(.rebuild)
             }
         }
         for s in propagationSummary {
             // Missing views count as infinitely late.
             let p99 = s.missing > 0 ? Double.infinity : (s.latencyMs?.p99 ?? .infinity)
-            checks.append(TargetCheck(name: "propagation p99, \(Figure.grouped(Double(s.agents))) agents", value: p99, direction: .below, target: 1_000, unit: "ms"))
+            add(.propagation, p99, name: "propagation p99, \(Figure.grouped(Double(s.agents))) agents")
+            if s.agents >= 10_000 {
+                add(.propagationLarge, p99, name: "propagation p99, \(Figure.grouped(Double(s.agents))) agents")
+                let raw = s.baselineMs?.p99 ?? .nan
+                add(.propagationVsRaw, raw > 0 ? p99 / raw : .infinity)
+            }
         }
+        if !propagationSummary.contains(where: { $0.agents >= 10_000 }) { skipped.formUnion([.propagationLarge, .propagationVsRaw]) }
+        // Answers other than 2xx count as no throughput at all.
+        if let put = api?.rows.first(where: { $0.method == "PUT" && !$0.baseline }) { add(.apiPut, put.non2xx > 0 ? 0 : put.requestsPerSecond) }
         if let m = memory {
-            checks.append(TargetCheck(name: "controller RSS peak, \(Figure.grouped(Double(m.peers))) peers' views", value: Double(m.controllerPeakBytes) / 1_048_576,
-                                      direction: .below, target: Double(m.controllerTargetBytes) / 1_048_576, unit: "MiB"))
-            checks.append(TargetCheck(name: "agent RSS peak", value: Double(m.agent.hwmBytes) / 1_048_576, direction: .below,
-                                      target: Double(m.agentTargetBytes) / 1_048_576, unit: "MiB"))
+            add(.controllerMemory, Double(m.controllerPeakBytes) / Double(PerformanceTargets.megabyte),
+                name: "controller RSS peak, \(Figure.grouped(Double(m.peers))) peers' views")
+            add(.agentMemory, Double(m.agent.hwmBytes) / Double(PerformanceTargets.megabyte))
         }
-        if let h = history, h.events >= 1_000_000, let w = h.withSnapshots {
-            checks.append(TargetCheck(name: "as-of read p99, \(Figure.grouped(Double(h.events))) events", value: w.p99, direction: .below, target: 100, unit: "ms"))
+        if let h = history {
+            if h.events >= 1_000_000, let w = h.withSnapshots {
+                add(.asOfRead, w.p99, name: "as-of read p99, \(Figure.grouped(Double(h.events))) events")
+            } else {
+                skipped.insert(.asOfRead)
+            }
         }
-        targets = checks
+        targets = checks.map(\.1)
+        verdict = PerformanceTargets.verdict(partsRun: partsRun, failedParts: errors.keys.map { $0.hasPrefix("propagation-") ? "propagation" : $0 },
+                                             checks: checks, skipped: skipped)
     }
 
     func targetTable() -> [String] {

@@ -24,6 +24,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var databaseLimits: DatabaseLimitOptions
     @OptionGroup var policyOptions: PolicyOptions
     @OptionGroup var historyOptions: HistoryServeOptions
+    @OptionGroup var memoryOptions: MemoryOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -50,6 +51,7 @@ struct Serve: AsyncParsableCommand {
     var maxConnections = 16
 
     func run() async throws {
+        memoryOptions.apply()
         let apiTLS = try tls.apiTLS()
         let store = try database.makeStore(maxConnections: maxConnections)
         let logger = Logger(label: "routeplane.serve")
