@@ -98,7 +98,10 @@ ha_sync_on() {
 }
 
 # kill -9 of the primary (postmaster and its children at once), promotion of the standby, synchronous commit off.
-ha_failover() {
+ha_failover() { ha_kill_primary; ha_promote; }
+
+# kill -9 of the primary, refused unless the standby is synchronous (an acknowledged commit is then on it).
+ha_kill_primary() {
   standby_sync || die "no synchronous standby to fail over to (node $STANDBY)"
   local pm pids
   pm="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
@@ -107,6 +110,12 @@ ha_failover() {
   # shellcheck disable=SC2086
   kill -9 $pids 2>/dev/null || true
   log "kill -9 primary node $PRIMARY (postmaster $pm and its children) on 127.0.0.1:$PG_PORT" >&2
+}
+
+# pg_ctl promote of the standby (the primary must be dead: nothing here fences it), synchronous commit off on it.
+ha_promote() {
+  local pm; pm="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+  if pid_alive "$pm"; then die "the primary (node $PRIMARY) still runs: kill it first (pg-kill-primary)"; fi
   local data port; data="$(node_data "$STANDBY")"; port="$(node_port "$STANDBY")"
   pg pg_ctl -D "$data" -w -t 60 promote >/dev/null || die "pg_ctl promote of node $STANDBY failed"
   promoted() { [ "$(node_sql "$STANDBY" "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]; }

@@ -76,22 +76,31 @@ extension ChaosRun {
             await chaosSleep(.milliseconds(200))
         }
         var attempt = 0
+        var killStarted = now
         while true {
             attempt += 1
-            let at = now
-            let r = await services(["pg-failover"], timeout: .seconds(90))
-            if r.ok {
-                say("\(self.at(now))  PostgreSQL failover: primary killed with -9, standby promoted on port \(r.output) (\(String(format: "%.2f", now - at)) s); making a new standby")
-                cluster.withLock { $0.events.append(ChaosClusterEvent(fault: fault, at: at, detail: "promoted port \(r.output)")) }
-                break
-            }
+            // The kill is timed when its command returns: a write sent after that was sent after the kill.
+            killStarted = now
+            if await services(["pg-kill-primary"], timeout: .seconds(60)).ok { break }
             if attempt >= 30 || stopping.load(ordering: .relaxed) {
-                say("\(self.at(now))  PostgreSQL failover FAILED (see \(settings.workDir)/services.log)")
-                cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-failover failed \(attempt) times (see services.log)") }
+                say("\(self.at(now))  PostgreSQL failover FAILED: no kill (see \(settings.workDir)/services.log)")
+                cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-kill-primary failed \(attempt) times (see services.log)") }
                 return
             }
             await chaosSleep(.seconds(2))  // the standby is not synchronous yet (a restart or a resync in progress)
         }
+        let killed = now
+        say("\(at(killed))  PostgreSQL primary killed with -9; promoting the standby")
+        let promoted = await services(["pg-promote"], timeout: .seconds(90))
+        guard promoted.ok else {
+            say("\(at(now))  PostgreSQL promotion FAILED (see \(settings.workDir)/services.log)")
+            cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-promote failed (see services.log)") }
+            return
+        }
+        say("\(at(now))  PostgreSQL standby promoted on port \(promoted.output) (\(String(format: "%.2f", now - killed)) s after the kill); making a new standby")
+        var event = ChaosClusterEvent(fault: fault, at: killed, detail: "promoted port \(promoted.output)")
+        event.killStarted = killStarted
+        cluster.withLock { [event] in $0.events.append(event) }
         let r = await services(["pg-resync"], timeout: .seconds(180))
         let healed = now
         if r.ok {
