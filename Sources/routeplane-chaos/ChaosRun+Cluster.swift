@@ -123,7 +123,15 @@ extension ChaosRun {
         while faults.withLock({ $0.natsRestarts == 0 && $0.serviceErrors.isEmpty }) && now - waitFrom < 90 {
             await chaosSleep(.milliseconds(200))
         }
-        let versions = (try? await viewVersions()) ?? [:]
+        // Read through the run's own pool, which a failover just before may have broken: a few tries.
+        var versions: [ChaosViewKey: Int64] = [:]
+        for _ in 0..<20 {
+            if let read = try? await viewVersions() {
+                versions = read
+                break
+            }
+            await chaosSleep(.milliseconds(500))
+        }
         let at = now
         let r = await services(["nats-kill-leader"], timeout: .seconds(30))
         let parts = r.output.split(separator: " ")
