@@ -47,11 +47,15 @@ public struct ChaosSettings: Sendable {
         self.agentStateDir = agentStateDir
     }
 
-    /// The run kills and restarts what it uses: only services on this machine's loopback.
+    /// The run kills and restarts what it uses: only services on this machine's loopback (every host of a
+    /// multi-host URL or URL list).
     public static func isLoopback(_ url: String) -> Bool {
-        guard let host = URLComponents(string: url)?.host else { return false }
-        return ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
+        guard let hosts = ChaosServiceURL.hosts(url) else { return false }
+        return hosts.allSatisfy { ["127.0.0.1", "localhost", "::1"].contains($0) }
     }
+
+    /// The replicated-service faults (standby failover, NATS server kill, partition); none unless asked.
+    public var cluster = ChaosClusterSettings()
 }
 
 /// A duration in seconds.

@@ -56,6 +56,15 @@ public enum TransportCheck: Equatable, Sendable {
     /// `option`: how the user gave the URL (`--controller`), for the message. `encryptedAnyway`: TLS is used whatever
     /// the scheme says (NATS with a CA file).
     public static func evaluate(url: String, option: String, encryptedAnyway: Bool, insecure: Bool) -> TransportCheck {
+        // A NATS server list (comma-separated URLs): every server is checked; the weakest verdict is the list's.
+        if url.contains(",") {
+            let verdicts = url.split(separator: ",", omittingEmptySubsequences: false).map {
+                evaluate(url: String($0).trimmingCharacters(in: .whitespaces), option: option, encryptedAnyway: encryptedAnyway, insecure: insecure)
+            }
+            if let refused = verdicts.first(where: { if case .refused = $0 { true } else { false } }) { return refused }
+            for weakest in [TransportCheck.insecureAllowed, .loopback] where verdicts.contains(weakest) { return weakest }
+            return .encrypted
+        }
         guard let parts = parse(url) else { return .refused("\(option) \(url) is not a URL (scheme://host[:port])") }
         switch parts.scheme {
         case "https", "tls": return .encrypted

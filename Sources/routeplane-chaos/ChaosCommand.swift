@@ -16,8 +16,9 @@ struct Chaos: AsyncParsableCommand {
         abstract: "Fault-injection run: controllers killed, PostgreSQL and NATS restarted under load; checks nothing is lost (see ops/chaos).")
 
     @OptionGroup var database: DatabaseOptions
-    @Flag(help: "The short variant for the test command (30 s of faults, 3 tenants × 40 agents).") var short = false
-    @Option(help: "Seconds of workload and faults (default 120; --short 30).") var duration: Int?
+    @OptionGroup var clusterOptions: ChaosClusterOptions
+    @Flag(help: "The short variant for the test command (40 s of faults, 3 tenants × 40 agents).") var short = false
+    @Option(help: "Seconds of workload and faults (default 120; --short 40).") var duration: Int?
     @Option(help: "Controllers (routeplane serve processes) sharing the database and NATS.") var controllers = 3
     @Option(help: "Port of the first controller; the others follow.") var basePort = 18081
     @Option(help: "Tenants (default 4; --short 3).") var tenants: Int?
@@ -48,14 +49,14 @@ struct Chaos: AsyncParsableCommand {
         guard controllers >= 2 else { throw ValidationError("--controllers must be at least 2 (one is always up)") }
         let work = workDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-chaos-\(ProcessInfo.processInfo.processIdentifier)").path
         let settings = ChaosSettings(
-            duration: Double(duration ?? (short ? 30 : 120)), controllers: controllers, basePort: basePort,
+            duration: Double(duration ?? (short ? 40 : 120)), controllers: controllers, basePort: basePort,
             tenants: tenants ?? (short ? 3 : 4), agentsPerTenant: agents ?? (short ? 40 : 75), workers: workers, pauseMs: pauseMs,
             maxWrites: maxWrites, killEvery: killEvery ?? (short ? 3.5 : 5), outage: outage,
             agentRestartEvery: agentRestartEvery > 0 ? agentRestartEvery : nil,
             convergenceTimeout: Double(convergenceTimeout ?? (short ? 45 : 90)), seed: try resolvedSeed(),
             workDir: work,
             servicesScript: servicesScript, binary: binary ?? Executables.sibling("routeplane"), databaseURL: databaseURL, natsURL: nats,
-            agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work))
+            agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work)).with(cluster: try clusterOptions.settings())
         // One HTTP client for the run's own requests, shut down when the run returns.
         let passed = try await HTTPClient.withHTTPClient(configuration: ChaosHTTP.configuration) { http in
             try await ChaosRun(settings: settings, http: ChaosHTTP.Client(http, timeout: .seconds(15))).run()

@@ -59,10 +59,13 @@ enum ChaosHTTP {
     struct Client: Sendable {
         let http: HTTPClient
         let timeout: Duration
+        /// Hosts by port where a controller listens elsewhere than 127.0.0.1 (one in a network namespace).
+        let hosts: [Int: String]
 
-        init(_ http: HTTPClient, timeout: Duration) {
+        init(_ http: HTTPClient, timeout: Duration, hosts: [Int: String] = [:]) {
             self.http = http
             self.timeout = timeout
+            self.hosts = hosts
         }
 
         func send(_ request: Request, port: Int, timeout: Duration? = nil) async -> Outcome {
@@ -70,7 +73,7 @@ enum ChaosHTTP {
             let prepared: HTTPClient.Request
             do {
                 let headers = request.headers + (request.body == nil ? [] : [("Content-Type", "application/json")])
-                prepared = try HTTPClient.Request(url: "http://127.0.0.1:\(port)\(request.path)", method: HTTPMethod(rawValue: request.method),
+                prepared = try HTTPClient.Request(url: "http://\(hosts[port] ?? "127.0.0.1"):\(port)\(request.path)", method: HTTPMethod(rawValue: request.method),
                                                   headers: HTTPHeaders(headers), body: request.body.map { .bytes($0) })
             } catch {
                 return .notSent("bad request: \(error)")

@@ -26,13 +26,15 @@ final class ChaosRun: Sendable {
     let store: EventStore
     /// The faults injected so far and how they healed.
     let faults = Mutex(ChaosFaultTally())
+    /// The replicated-service faults (failover, NATS server kill, partition) so far (ChaosRun+Cluster).
+    let cluster = Mutex(ChaosClusterTally())
     let stopping = Atomic<Bool>(false)
     /// Requests whose outcome the client could not know, and how many of them committed (for the summary).
     let unknownCommitted = Mutex<(total: Int, committed: Int)>((0, 0))
 
     init(settings: ChaosSettings, http: ChaosHTTP.Client) throws {
         self.settings = settings
-        self.http = http
+        self.http = ChaosHTTP.Client(http.http, timeout: http.timeout, hosts: Self.controllerHosts(settings))
         // Not from the seed: request ids must be new in every run, also a run repeating another's seed on the same database.
         var rng = SystemRandomNumberGenerator()
         let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
@@ -45,10 +47,10 @@ final class ChaosRun: Sendable {
         controllers = (0..<settings.controllers).map { i in
             let port = settings.basePort + i
             return ChaosController(index: i, port: port,
-                                   arguments: [settings.binary, "serve", "--port", String(port), "--host", "127.0.0.1", "--nats-url", settings.natsURL,
+                                   arguments: Self.placed(i, settings: settings, [settings.binary, "serve", "--port", String(port), "--host", "127.0.0.1", "--nats-url", settings.natsURL,
                                                "--database-url", settings.databaseURL, "--max-connections", "8", "--log-level", "notice",
                                                // Every agent enrolls from loopback at once: the enrollment limits are not under test here.
-                                               "--enroll-source-burst", "100000", "--enroll-key-burst", "100000"],
+                                               "--enroll-source-burst", "100000", "--enroll-key-burst", "100000"]),
                                    environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed],
                                    log: settings.workDir + "/controller-\(i + 1).log", pidFile: pidFile)
         }
@@ -57,6 +59,7 @@ final class ChaosRun: Sendable {
         var logger = Logger(label: "routeplane.chaos")
         logger.logLevel = .critical
         store = EventStore(url: settings.databaseURL, maxConnections: 3, logger: logger, connectionRetries: 3)
+        cluster.withLock { $0.partitionedController = Self.partitionedIndex(settings) }
     }
 
     var now: Double { chaosSeconds(ContinuousClock.now - start) }
@@ -104,11 +107,16 @@ final class ChaosRun: Sendable {
         say("\(at(chaosStart))  faults and workload start: \(plan.kills) controller kills planned, PostgreSQL at \(Int(s.duration * 0.35)) s, "
             + "NATS at \(Int(s.duration * 0.6)) s (+\(Int(s.duration * 0.35)) / +\(Int(s.duration * 0.6)) s from here)")
         say("\(at(now))  \(ChaosMinimums.forRun(s).summary)")
+        let clusterPlan = ChaosClusterPlan.make(duration: s.duration, settings: s.cluster)
+        say("\(at(now))  replicated services: " + ChaosClusterFault.allCases.map { "\(clusterPlan.count($0)) \($0.rawValue)" }.joined(separator: ", ")
+            + " planned; \(ChaosClusterMinimums.forRun(duration: s.duration, settings: s.cluster).summary)")
+        if let why = s.cluster.partitionUnavailable { say("\(at(now))  SKIPPED: the partition does not run: \(why)") }
         await withTaskGroup(of: Void.self) { group in
             for w in 0..<s.workers {
                 group.addTask { await self.worker(w, until: chaosStart + s.duration) }
             }
             group.addTask { await self.execute(plan, from: chaosStart) }
+            group.addTask { await self.executeCluster(clusterPlan, from: chaosStart) }
             await group.waitForAll()
         }
         let records = ledger.all
@@ -119,11 +127,12 @@ final class ChaosRun: Sendable {
 
         let convergence = await waitForConvergence(reference: reference)
         var checks = await check(records: records, convergence: convergence, plannedKills: plan.kills)
+        checks += clusterChecks(records: records, convergence: convergence)
         let agentRestarts = await agents.restarts
         checks.append(await shutDown())
         let summary = ChaosReport.summary(settings: s, runID: ledger.runID, records: records, faults: faults.withLock { $0 }, unknown: unknownCommitted.withLock { $0 },
                                           convergence: convergence, reference: reference, agentRestarts: agentRestarts, checks: checks)
-        for line in summary { say(line) }
+        for line in clusterReport(records: records, convergence: convergence) + summary { say(line) }
         return checks.allSatisfy(\.passed)
     }
 
@@ -152,7 +161,8 @@ final class ChaosRun: Sendable {
                                             body: ["name": "chaos", "type": "reusable", "expires_in": 86400, "auto_groups": [all]], field: "key")
             keys.append(key)
         }
-        let urls = controllers.map { "http://127.0.0.1:\($0.port)" }
+        // Agents enroll at (and fall back to) the controllers on loopback: the partitioned one has no NATS to tell them.
+        let urls = controllers.filter { $0.index != Self.partitionedIndex(s) }.map { "http://127.0.0.1:\($0.port)" }
         var indices: [(tenant: Int, agent: Int)] = []
         for (t, tenant) in created.enumerated() {
             for a in 0..<s.agentsPerTenant {

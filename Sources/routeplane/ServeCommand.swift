@@ -25,6 +25,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var policyOptions: PolicyOptions
     @OptionGroup var historyOptions: HistoryServeOptions
     @OptionGroup var memoryOptions: MemoryOptions
+    @OptionGroup var clusterOptions: ServeClusterOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -99,7 +100,7 @@ struct Serve: AsyncParsableCommand {
             if let keys { natsConfiguration.userCredentials = ControllerBusUser(keys: keys).credentials }
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
-            let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: .init(name: "relay-\(port)"),
+            let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: try clusterOptions.relayConfiguration(name: "relay-\(port)"),
                                     logger: Logger(label: "routeplane.relay"))
             metrics.addGauges {
                 let m = relay.metrics

@@ -1,0 +1,216 @@
+// The fault-injection run's replicated-service faults: the PostgreSQL primary killed with -9 and its standby promoted
+// (then a new standby made), the NATS server leading the views stream killed with -9 (then started again), and the
+// last controller cut off from PostgreSQL by nftables in its network namespace. The plan, the checks and the recovery
+// times are ChaosKit's (ChaosCluster); this is the shell: ops/services, `ip netns exec … nft`, the records.
+import ChaosKit
+import Foundation
+import Synchronization
+
+extension ChaosRun {
+    /// The controller that runs in the partition's namespace, when the run has one (the last).
+    static func partitionedIndex(_ s: ChaosSettings) -> Int? {
+        s.cluster.partitionNetwork != nil && s.cluster.partitionUnavailable == nil ? s.controllers - 1 : nil
+    }
+
+    /// Where the controllers listen, by port (the partitioned one inside its namespace; the others on loopback).
+    static func controllerHosts(_ s: ChaosSettings) -> [Int: String] {
+        guard let i = partitionedIndex(s), let network = s.cluster.partitionNetwork else { return [:] }
+        return [s.basePort + i: network.controllerAddress]
+    }
+
+    /// `serve`'s arguments for controller `index`: with a NATS cluster (three servers or more) the views stream gets 3
+    /// replicas; the partitioned controller runs in its namespace (`ip netns exec`, which execs, so the pid stays the
+    /// controller's), listens there, reaches PostgreSQL through the veth and has no NATS (loopback is not reachable from
+    /// the namespace; the other controllers' relays publish what its writes put in the outbox).
+    static func placed(_ index: Int, settings s: ChaosSettings, _ arguments: [String]) -> [String] {
+        var args = arguments
+        if (ChaosServiceURL.hosts(s.natsURL)?.count ?? 1) >= 3 { args += ["--nats-stream-replicas", "3"] }
+        guard index == partitionedIndex(s), let network = s.cluster.partitionNetwork else { return args }
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            switch args[i] {
+            case "--host": out += ["--host", network.controllerAddress]; i += 2
+            case "--database-url": out += ["--database-url", args[i + 1].replacingOccurrences(of: "127.0.0.1", with: network.serviceAddress)]; i += 2
+            case "--nats-url", "--nats-stream-replicas": i += 2
+            default: out.append(args[i]); i += 1
+            }
+        }
+        let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+        return [ip, "netns", "exec", network.namespace, "/usr/bin/env", "-u", "ROUTEPLANE_NATS_URL"] + out
+    }
+
+    /// `ops/services <arguments>` of this run's instance: whether it exited 0, and its standard output (trimmed).
+    func services(_ arguments: [String], timeout: Duration) async -> (ok: Bool, output: String) {
+        let out = settings.workDir + "/services-\(UUID().uuidString.prefix(8)).out"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        guard let status = try? await ChaosSpawn.run(["/bin/bash", settings.servicesScript] + arguments, log: out,
+                                                     errorLog: settings.workDir + "/services.log", timeout: timeout) else { return (false, "") }
+        let text = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        return (ChaosSpawn.exitedCleanly(status), text)
+    }
+
+    // MARK: - Executing the plan
+
+    func executeCluster(_ plan: ChaosClusterPlan, from chaosStart: Double) async {
+        await withTaskGroup(of: Void.self) { group in
+            for step in plan.steps {
+                let wait = chaosStart + step.at - now
+                if wait > 0 { await chaosSleep(.milliseconds(Int(wait * 1000))) }
+                if stopping.load(ordering: .relaxed) { return }
+                switch step.fault {
+                case .failover: group.addTask { await self.failover() }
+                case .natsNodeKill: group.addTask { await self.natsNodeKill() }
+                case .partition: group.addTask { await self.partition() }
+                }
+            }
+        }
+    }
+
+    /// kill -9 of the primary and promotion of the standby, once the planned PostgreSQL restart is over and the standby is
+    /// synchronous again (ops/services refuses a failover without one); then a new standby from the promoted primary.
+    func failover() async {
+        let fault = ChaosClusterFault.failover
+        let waitFrom = now
+        while faults.withLock({ $0.postgresRestarts == 0 && $0.serviceErrors.isEmpty }) && now - waitFrom < 90 {
+            await chaosSleep(.milliseconds(200))
+        }
+        var attempt = 0
+        var killStarted = now
+        while true {
+            attempt += 1
+            // The kill is timed when its command returns: a write sent after that was sent after the kill.
+            killStarted = now
+            if await services(["pg-kill-primary"], timeout: .seconds(60)).ok { break }
+            if attempt >= 30 || stopping.load(ordering: .relaxed) {
+                say("\(self.at(now))  PostgreSQL failover FAILED: no kill (see \(settings.workDir)/services.log)")
+                cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-kill-primary failed \(attempt) times (see services.log)") }
+                return
+            }
+            await chaosSleep(.seconds(2))  // the standby is not synchronous yet (a restart or a resync in progress)
+        }
+        let killed = now
+        say("\(at(killed))  PostgreSQL primary killed with -9; promoting the standby")
+        let promoted = await services(["pg-promote"], timeout: .seconds(90))
+        guard promoted.ok else {
+            say("\(at(now))  PostgreSQL promotion FAILED (see \(settings.workDir)/services.log)")
+            cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-promote failed (see services.log)") }
+            return
+        }
+        say("\(at(now))  PostgreSQL standby promoted on port \(promoted.output) (\(String(format: "%.2f", now - killed)) s after the kill); making a new standby")
+        var event = ChaosClusterEvent(fault: fault, at: killed, detail: "promoted port \(promoted.output)")
+        event.killStarted = killStarted
+        cluster.withLock { [event] in $0.events.append(event) }
+        let r = await services(["pg-resync"], timeout: .seconds(180))
+        let healed = now
+        if r.ok {
+            say("\(at(healed))  PostgreSQL: new synchronous standby streaming")
+            cluster.withLock { tally in
+                if let i = tally.events.lastIndex(where: { $0.fault == fault }) { tally.events[i].healed = healed }
+            }
+        } else {
+            say("\(at(healed))  PostgreSQL: making the new standby FAILED (see \(settings.workDir)/services.log)")
+            cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-resync failed (see services.log)") }
+        }
+        faults.withLock { $0.lastHealed = max($0.lastHealed, healed) }
+    }
+
+    /// kill -9 of the NATS server leading the views stream (once the planned NATS restart is over), started again after
+    /// `natsDownFor` seconds.
+    func natsNodeKill() async {
+        let fault = ChaosClusterFault.natsNodeKill
+        let waitFrom = now
+        while faults.withLock({ $0.natsRestarts == 0 && $0.serviceErrors.isEmpty }) && now - waitFrom < 90 {
+            await chaosSleep(.milliseconds(200))
+        }
+        // Read through the run's own pool, which a failover just before may have broken: a few tries.
+        var versions: [ChaosViewKey: Int64] = [:]
+        for _ in 0..<20 {
+            if let read = try? await viewVersions() {
+                versions = read
+                break
+            }
+            await chaosSleep(.milliseconds(500))
+        }
+        let at = now
+        let r = await services(["nats-kill-leader"], timeout: .seconds(30))
+        let parts = r.output.split(separator: " ")
+        guard r.ok, parts.count == 2 else {
+            say("\(self.at(now))  NATS server kill FAILED (see \(settings.workDir)/services.log)")
+            cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services nats-kill-leader failed (see services.log)") }
+            return
+        }
+        let replicas = Int(parts[1]) ?? 0
+        say("\(self.at(now))  kill -9 NATS server \(parts[0]) (leader of the views stream, on \(replicas) server(s)); start again in \(String(format: "%.0f", settings.cluster.natsDownFor)) s")
+        cluster.withLock {
+            $0.events.append(ChaosClusterEvent(fault: fault, at: at, detail: "\(parts[0])", viewVersions: versions, replicas: replicas > 0 ? replicas : nil))
+        }
+        await chaosSleep(.milliseconds(Int(settings.cluster.natsDownFor * 1000)))
+        let started = await services(["start", "nats"], timeout: .seconds(90))
+        let healed = now
+        if started.ok {
+            say("\(self.at(healed))  NATS server \(parts[0]) up again")
+            cluster.withLock { tally in
+                if let i = tally.events.lastIndex(where: { $0.fault == fault }) { tally.events[i].healed = healed }
+            }
+        } else {
+            cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services start nats failed after the kill (see services.log)") }
+        }
+        faults.withLock { $0.lastHealed = max($0.lastHealed, healed) }
+    }
+
+    /// nftables in the partitioned controller's namespace drops its traffic with PostgreSQL both ways for
+    /// `partitionHold` seconds, then the table is deleted.
+    func partition() async {
+        let fault = ChaosClusterFault.partition
+        guard let index = Self.partitionedIndex(settings), let network = settings.cluster.partitionNetwork else { return }
+        let rules = settings.workDir + "/partition.nft"
+        _ = FileManager.default.createFile(atPath: rules, contents: Data(network.dropRules.utf8))
+        let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+        let nft = ["/usr/sbin/nft", "/sbin/nft"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/nft"
+        let log = settings.workDir + "/partition.log"
+        let applied = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "-f", rules], log: log, timeout: .seconds(30))
+        guard let applied, ChaosSpawn.exitedCleanly(applied) else {
+            say("\(self.at(now))  partition FAILED: nft in namespace \(network.namespace) refused the rules (see \(log))")
+            cluster.withLock { $0.errors.append("\(fault.rawValue): nft -f in \(network.namespace) failed (see partition.log)") }
+            return
+        }
+        let at = now
+        cluster.withLock { $0.events.append(ChaosClusterEvent(fault: fault, at: at, detail: "controller \(index + 1)")) }
+        say("\(self.at(at))  partition: controller \(index + 1) (namespace \(network.namespace)) cut off from PostgreSQL for \(String(format: "%.0f", settings.cluster.partitionHold)) s")
+        await chaosSleep(.milliseconds(Int(settings.cluster.partitionHold * 1000)))
+        var healedOK = false
+        for _ in 0..<5 {
+            if let s = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "delete", "table", "inet", "rp_partition"], log: log,
+                                                 timeout: .seconds(30)), ChaosSpawn.exitedCleanly(s) {
+                healedOK = true
+                break
+            }
+            await chaosSleep(.seconds(1))
+        }
+        let healed = now
+        if healedOK {
+            say("\(self.at(healed))  partition healed: controller \(index + 1) reaches PostgreSQL again")
+            cluster.withLock { tally in
+                if let i = tally.events.lastIndex(where: { $0.fault == fault }) { tally.events[i].healed = healed }
+            }
+        } else {
+            cluster.withLock { $0.errors.append("\(fault.rawValue): the drop rules could not be deleted (see partition.log)") }
+        }
+        faults.withLock { $0.lastHealed = max($0.lastHealed, healed) }
+    }
+
+    // MARK: - Checks and report
+
+    func clusterChecks(records: [ChaosRequestRecord], convergence: ChaosConvergence) -> [ChaosCheck] {
+        let m = ChaosClusterMinimums.forRun(duration: settings.duration, settings: settings.cluster)
+        return ChaosChecks.cluster(cluster.withLock { $0 }, records: records, agents: convergence.histories, minimums: m)
+    }
+
+    func clusterReport(records: [ChaosRequestRecord], convergence: ChaosConvergence) -> [String] {
+        var lines = ["", "replicated services (time to recover after each fault):"]
+        lines += ChaosReport.recoveryLines(cluster.withLock { $0 }, records: records, agents: convergence.histories)
+        if let why = settings.cluster.partitionUnavailable { lines.append("  SKIPPED the partition: \(why)") }
+        return lines
+    }
+}
