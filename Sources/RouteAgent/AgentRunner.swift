@@ -275,6 +275,9 @@ public actor AgentRunner {
             let p = try HealthProber(configuration: probeConfiguration)
             p.start()
             prober = p
+            // The persisted view was applied before the prober existed: give it that view's candidates now (otherwise
+            // nothing is probed until the view changes, and a restart with an unchanged view never chooses a peer).
+            if let view = machine.view { await perform([.probe(AgentStateMachine.candidates(of: view.haSets))]) }
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.followNATS(identity) }

@@ -64,4 +64,15 @@ struct ExitNodePlannerTests {
         let both = DesiredRouteState(routes: [ClientRoute(destination: ExitNodes.v6Default, nextHop: addr("fd00::1"))], unreachable: [ExitNodes.v6Default])
         #expect(throws: DesiredStateError.self) { try both.validate() }
     }
+
+    @Test("ip -N prints an unreachable route's type as 7: read back as unreachable, so the blackhole converges and can be deleted")
+    func numericRouteType() throws {
+        let text = #"[{"type":"7","dst":"default","dev":"lo","protocol":"239","metric":1024,"flags":[],"pref":"medium"}]"#
+        let routes = try KernelStateParser.routes(fromIPJSON: text, family: .v6, table: 254)
+        #expect(routes.map(\.type) == ["unreachable"])
+        let desired = DesiredRouteState(unreachable: [ExitNodes.v6Default])
+        #expect(plan(desired, ObservedState(routes: routes)).actions.isEmpty)
+        let removal = plan(DesiredRouteState(), ObservedState(routes: routes))
+        #expect(LinuxCommandScripts.ipBatch(removal.actions) == "route del unreachable ::/0 dev lo proto 239 metric 1024 table 254\n")
+    }
 }
