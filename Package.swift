@@ -33,6 +33,8 @@ let package = Package(
         // System libraries from Debian's packages (ops/setup installs them).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        // glibc's resolver (libresolv, part of libc6-dev): the agent resolves domain routes with it to read the records' TTLs.
+        .systemLibrary(name: "CResolv"),
 
         // The hot paths' JSON: one strict byte-level reader (stored events, view envelopes, JetStream acks) and one writer
         // and string escaper (canonical views, envelopes, event metadata). Codable everywhere else. No I/O.
@@ -85,7 +87,7 @@ let package = Package(
         .target(
             name: "RouteAgent",
             dependencies: [
-                "RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn",
+                "RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn", "CResolv",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -69,7 +69,9 @@ struct RoutesController: Sendable {
     }
 
     @Sendable func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let input = try await access.body(Body.self, of: request, context).input
+        let body = try await access.body(Body.self, of: request, context)
+        try Self.refuseWildcardDomains(body.domains)
+        let input = body.input
         let id = RouteID(Secrets.id())
         let decision: Decision = { s in try decideOrThrow(.createRoute(id: id, input), s.state) }
         if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
@@ -79,7 +81,9 @@ struct RoutesController: Sendable {
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
-        let input = try await access.body(Body.self, of: request, context).input
+        let body = try await access.body(Body.self, of: request, context)
+        try Self.refuseWildcardDomains(body.domains)
+        let input = body.input
         let decision: Decision = { s in try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { return preview }
         let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision)

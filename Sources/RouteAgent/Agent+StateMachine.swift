@@ -15,12 +15,16 @@ public struct AgentStateMachine: Sendable {
         /// Treat every candidate as connected (direct, latency unknown) instead of waiting for probes:
         /// for simulated agents whose mesh addresses exist nowhere.
         public var assumeCandidatesUp: Bool
+        /// Domain routes: TTL bounds, retry backoff (Agent+RouteChoices.swift).
+        public var domains: DomainResolutionStateMachine.Configuration
 
         public init(meshRanges: [Prefix] = [try! Prefix(parsing: "100.64.0.0/10")],
-                    selection: SelectionStateMachine.Configuration = .default, assumeCandidatesUp: Bool = false) {
+                    selection: SelectionStateMachine.Configuration = .default, assumeCandidatesUp: Bool = false,
+                    domains: DomainResolutionStateMachine.Configuration = .init()) {
             self.meshRanges = meshRanges
             self.selection = selection
             self.assumeCandidatesUp = assumeCandidatesUp
+            self.domains = domains
         }
     }
 
@@ -62,6 +66,8 @@ public struct AgentStateMachine: Sendable {
         case publishStatus
         /// Something an operator wants in the log (selection switches with their reasons, ignored views).
         case log(String)
+        /// Resolve these names (domain routes) and feed the outcome to `domainResolved` (Agent+RouteChoices.swift).
+        case resolve([String])
     }
 
     public struct Counters: Sendable, Equatable {
@@ -87,6 +93,10 @@ public struct AgentStateMachine: Sendable {
     public private(set) var arbiter: DestinationArbiter
     public private(set) var desired = DesiredRouteState.empty
     public private(set) var counters = Counters()
+    /// The user's route selection (exit nodes, skip_auto_apply routes): Agent+RouteChoices.swift.
+    public internal(set) var choices = RouteChoices.defaults
+    /// The names of domain routes and their addresses: Agent+RouteChoices.swift.
+    public internal(set) var domains: DomainResolutionStateMachine
     private var probeTargets: [PeerID: IPAddress] = [:]
     /// The last health observation of every probed candidate (the full picture the selection machine needs).
     private var observed: [PeerID: PeerHealth] = [:]
@@ -117,6 +127,7 @@ public struct AgentStateMachine: Sendable {
         self.configuration = configuration
         self.selection = SelectionStateMachine(configuration: configuration.selection)
         self.arbiter = DestinationArbiter(configuration: configuration.selection)
+        self.domains = DomainResolutionStateMachine(configuration: configuration.domains)
     }
 
     /// A view from any source. Applied only when newer than the one held; an older one or the same
@@ -156,6 +167,7 @@ public struct AgentStateMachine: Sendable {
         if configuration.assumeCandidatesUp {
             selectionActions += selection.healthObserved(Dictionary(uniqueKeysWithValues: targets.keys.map { ($0, PeerHealth.connected()) }), now: now)
         }
+        actions += domainNamesChanged(haSets, now: now)
         let shadowChanges = arbitrate()
         actions += logLines(selectionActions, shadowChanges)
         actions += reconcile()
@@ -175,7 +187,7 @@ public struct AgentStateMachine: Sendable {
 
     /// Periodic re-evaluation (latency-only changes, held-back switches).
     public mutating func tick(now: Instant) -> [Action] {
-        return settle(selection.tick(now: now))
+        return domainTick(now: now) + settle(selection.tick(now: now))
     }
 
     /// Operator drain marks of routing peers. `receive` sets them from each view's candidates (the
@@ -189,25 +201,30 @@ public struct AgentStateMachine: Sendable {
     public func computeDesired() -> DesiredRouteState {
         var routes: [Prefix: ClientRoute] = [:]
         for key in selection.keys where arbiter.shadowedBy[key] == nil {
-            // Domain routes need a resolver on the client; only network ranges are installed here.
+            // Domain routes: host routes to their resolved addresses, added after every range (addDomainRoutes).
             guard case .network(let prefix) = key.destination, let chosen = selection.selection(for: key)?.candidate,
-                  Self.installs(chosen, for: key), routes[prefix] == nil else { continue }
+                  installs(chosen, for: key), routes[prefix] == nil else { continue }
             routes[prefix] = ClientRoute(destination: prefix, nextHop: chosen.meshIP, keepRoute: chosen.keepRoute)
         }
+        addDomainRoutes(to: &routes)
         var networks: [(network: Prefix, masquerade: Bool)] = []
         for forward in view?.forwards ?? [] {
-            if case .network(let prefix) = forward.key.destination { networks.append((prefix, forward.masquerade)) }
+            if case .network(let prefix) = forward.key.destination {
+                networks.append((prefix, forward.masquerade))
+            } else {
+                networks += domainForwardNetworks(masquerade: forward.masquerade)
+            }
         }
         let filters = ForwardFilter.filters(from: view?.forwards ?? [], meshRanges: configuration.meshRanges)
         let routing = networks.isEmpty ? RoutingPeerState.off
             : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges, filters: filters)
-        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing)
+        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing, unreachable: exitNodeBlackholes(routes))
     }
 
-    /// Whether `candidate`, chosen for `key`, installs anything: not `skip_auto_apply` (offered, not applied), and
-    /// for a range a next hop of its family.
-    static func installs(_ candidate: RouteCandidate, for key: HAKey) -> Bool {
-        if candidate.skipAutoApply { return false }
+    /// Whether `candidate`, chosen for `key`, installs anything: the user's choices let the HA set in (`RouteChoices.applies`:
+    /// exit nodes and `skip_auto_apply` sets only when selected), and for a range a next hop of its family.
+    func installs(_ candidate: RouteCandidate, for key: HAKey) -> Bool {
+        guard choices.applies(key, candidates: selection.candidates(of: key)) else { return false }
         if case .network(let prefix) = key.destination { return candidate.meshIP.family == prefix.family }
         return true
     }
@@ -218,8 +235,8 @@ public struct AgentStateMachine: Sendable {
         selection.keys.compactMap { key in
             guard let standing = selection.standing(of: key) else { return nil }
             if let chosen = standing.candidate {
-                guard Self.installs(chosen, for: key) else { return nil }
-            } else if !selection.candidates(of: key).contains(where: { Self.installs($0, for: key) }) {
+                guard installs(chosen, for: key) else { return nil }
+            } else if !selection.candidates(of: key).contains(where: { installs($0, for: key) }) {
                 return nil
             }
             return DestinationEntrant(key: key, standing: standing)
@@ -246,7 +263,7 @@ public struct AgentStateMachine: Sendable {
     }
 
     /// After the selection moved: the arbiter chooses again, the OS follows; a status goes out when anything changed.
-    private mutating func settle(_ selectionActions: [SelectionStateMachine.Action]) -> [Action] {
+    mutating func settle(_ selectionActions: [SelectionStateMachine.Action]) -> [Action] {
         let shadowChanges = arbitrate()
         let changes = reconcile()
         return logLines(selectionActions, shadowChanges) + changes

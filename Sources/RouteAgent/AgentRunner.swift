@@ -69,6 +69,8 @@ public actor AgentRunner {
         /// A message that is not an acceptable view (before any signature check: unparseable, unsigned envelope, …).
         case rejected(reason: String, detail: String, streamLast: Bool = false)
         case nats(connected: Bool)
+        /// The system resolver's outcome for a domain route's name (AgentRunner+Routes.swift).
+        case domainResolved(String, DomainResolutionStateMachine.Outcome)
     }
 
     public let configuration: AgentConfiguration
@@ -110,6 +112,8 @@ public actor AgentRunner {
     let input: AsyncStream<Input>.Continuation
     /// The agent's NATS user key (seed in the state folder) and its current JWT, read by libnats at every (re)connect.
     let bus = BusCredentialState()
+    /// The user's route selection file and the route listing the agent writes (AgentRunner+Routes.swift).
+    var routeFiles = RouteFilesState()
 
     public init(configuration: AgentConfiguration, applier: any RouteApplier, logger: Logger = Logger(label: "routeplane.agent")) throws {
         try configuration.transport.check(controller: configuration.controller, nats: configuration.natsURL)
@@ -241,6 +245,7 @@ public actor AgentRunner {
     /// controller and NATS unreachable), then follows NATS, with HTTP as the fallback.
     public func run() async throws {
         let identity = try await loadOrEnroll()
+        await loadRouteChoices()
         if configuration.natsCredentials == nil {
             bus.set(key: try folder.loadOrCreateNATSKey(), jwt: folder.loadNATSJWT())
         }
@@ -270,6 +275,9 @@ public actor AgentRunner {
             let p = try HealthProber(configuration: probeConfiguration)
             p.start()
             prober = p
+            // The persisted view was applied before the prober existed: give it that view's candidates now (otherwise
+            // nothing is probed until the view changes, and a restart with an unchanged view never chooses a peer).
+            if let view = machine.view { await perform([.probe(AgentStateMachine.candidates(of: view.haSets))]) }
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.followNATS(identity) }
@@ -332,6 +340,9 @@ public actor AgentRunner {
                 if !snapshot.isEmpty { actions = machine.healthObserved(snapshot, now: now) }
             }
             actions += machine.tick(now: now)
+            actions += routeChoicesTick(now: now)
+        case .domainResolved(let name, let outcome):
+            actions = machine.domainResolved(name, outcome, now: now)
         case .publishStatus: actions = [.publishStatus]
         case .rejected(let reason, let detail, let streamLast):
             reject(reason: reason, detail: detail)
@@ -342,6 +353,7 @@ public actor AgentRunner {
             natsConnected = connected
         }
         await perform(actions)
+        writeRouteListingIfChanged()
     }
 
     func perform(_ actions: [AgentStateMachine.Action]) async {
@@ -380,6 +392,8 @@ public actor AgentRunner {
                 publishStatus()
             case .log(let line):
                 logger.notice("\(line)")
+            case .resolve(let names):
+                resolve(names)
             }
         }
     }

@@ -9,10 +9,13 @@ public struct DesiredRouteState: Hashable, Sendable, CustomStringConvertible {
     public var routes: [ClientRoute]
     /// Routing-peer side: forwarding and masquerade; `.off` when this peer routes nothing.
     public var routingPeer: RoutingPeerState
+    /// Destinations installed `unreachable` (the `::/0` blackhole beside an IPv4 exit node, ExitNodeSelection.swift).
+    public var unreachable: [Prefix]
 
-    public init(routes: [ClientRoute] = [], routingPeer: RoutingPeerState = .off) {
+    public init(routes: [ClientRoute] = [], routingPeer: RoutingPeerState = .off, unreachable: [Prefix] = []) {
         self.routes = routes
         self.routingPeer = routingPeer
+        self.unreachable = unreachable
     }
 
     /// Nothing installed: the state `cleanup` reconciles towards.
@@ -32,6 +35,9 @@ public struct DesiredRouteState: Hashable, Sendable, CustomStringConvertible {
                 throw DesiredStateError(reason: "route \(r.destination): invalid interface name \"\(d)\"")
             }
         }
+        for p in unreachable where !seen.insert(p).inserted {
+            throw DesiredStateError(reason: "unreachable \(p) is also a route or appears twice")
+        }
         for m in routingPeer.masquerade where m.source.family != m.destination.family {
             throw DesiredStateError(reason: "masquerade \(m.source) → \(m.destination) mixes address families")
         }
@@ -39,6 +45,7 @@ public struct DesiredRouteState: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         var lines = routes.sorted().map { "route \($0)" }
+        lines += unreachable.sorted().map { "unreachable \($0)" }
         lines += routingPeer.descriptionLines
         return lines.isEmpty ? "(nothing)" : lines.joined(separator: "\n")
     }

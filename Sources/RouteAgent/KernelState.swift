@@ -107,7 +107,7 @@ public enum KernelStateParser {
                 proto = 3 // iproute2 leaves out `proto boot` (RTPROT_BOOT), the default of `ip route add`
             }
             out.append(KernelRoute(destination: dst, gateway: gateway, device: entry["dev"] as? String, metric: metric,
-                                   protocolNumber: proto, table: table, type: (entry["type"] as? String) ?? "unicast"))
+                                   protocolNumber: proto, table: table, type: routeType(entry["type"])))
         }
         return out
     }
@@ -195,6 +195,24 @@ public enum KernelStateParser {
         }
         guard let a = try? IPAddress(parsing: text), a.family == family else { return nil }
         return Prefix(a, length: family.bitWidth)
+    }
+
+    /// The route type by name: `ip -N` prints it as a number (`"type":"7"` for unreachable), which `ip route` cannot read back.
+    static func routeType(_ value: Any?) -> String {
+        let text = (value as? String) ?? (value as? NSNumber)?.stringValue ?? "unicast"
+        switch text {
+        case "1": return "unicast"
+        case "2": return "local"
+        case "3": return "broadcast"
+        case "4": return "anycast"
+        case "5": return "multicast"
+        case "6": return "blackhole"
+        case "7": return "unreachable"
+        case "8": return "prohibit"
+        case "9": return "throw"
+        case "10": return "nat"
+        default: return text
+        }
     }
 
     /// iproute2's names, for output that was not numeric.

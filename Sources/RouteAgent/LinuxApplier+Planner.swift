@@ -45,6 +45,12 @@ public struct RouteMarking: Hashable, Sendable {
         family == .v6 && metric == 0 ? 1024 : metric
     }
 
+    /// The kernel route of an `unreachable` destination (the `::/0` blackhole beside an exit node).
+    public func unreachableRoute(_ destination: Prefix) -> KernelRoute {
+        KernelRoute(destination: destination, gateway: nil, metric: storedMetric(destination.family), protocolNumber: routeProtocol,
+                    table: table, type: "unreachable")
+    }
+
     /// The kernel route that realises `route`.
     public func kernelRoute(for route: ClientRoute) -> KernelRoute {
         KernelRoute(destination: route.destination, gateway: route.nextHop, device: route.device,
@@ -81,6 +87,8 @@ public enum LinuxApplyPlanner {
     ///
     /// - Routes: only routes that `marking.isOurs` are ever removed or replaced. A desired route
     ///   whose key (destination, metric) is held by someone else's route is a conflict, never installed.
+    ///   A default route (an exit node's, the `unreachable ::/0` beside it) is a conflict as soon as another program
+    ///   has a default route of that family in the table, whatever its metric.
     /// - Forwarding: turned on where wanted; turned off only where this applier turned it on
     ///   (`forwardingEnabledByUs`): forwarding someone else enabled (Docker, …) is left alone.
     /// - NAT: the table is left as is when it already holds exactly the wanted rules, rewritten as a
@@ -96,29 +104,37 @@ public enum LinuxApplyPlanner {
         // Routes. Ours grouped by destination; a destination keeps at most one route of ours.
         var ours: [Prefix: [KernelRoute]] = [:]
         var foreignKeys: [RouteKey: KernelRoute] = [:]
+        var foreignDefaults: [Prefix: KernelRoute] = [:]
         for r in observed.routes where r.table == marking.table {
             if marking.isOurs(r) {
                 ours[r.destination, default: []].append(r)
-            } else if foreignKeys[RouteKey(r)] == nil {
-                foreignKeys[RouteKey(r)] = r
+            } else {
+                if foreignKeys[RouteKey(r)] == nil { foreignKeys[RouteKey(r)] = r }
+                if r.destination.length == 0, foreignDefaults[r.destination] == nil { foreignDefaults[r.destination] = r }
             }
         }
         var wanted: [Prefix: ClientRoute] = [:]
         for route in desired.routes { wanted[route.destination] = route }
+        // Unreachable destinations (the ::/0 blackhole beside an exit node), reported as a route to :: / 0.0.0.0 in conflicts.
+        var unreachable: [Prefix: KernelRoute] = [:]
+        for p in desired.unreachable where wanted[p] == nil { unreachable[p] = marking.unreachableRoute(p) }
 
-        for dst in ours.keys.sorted() where wanted[dst] == nil {
+        for dst in ours.keys.sorted() where wanted[dst] == nil && unreachable[dst] == nil {
             for r in ours[dst]!.sorted() { removals.append(.removeRoute(r)) }
         }
-        for dst in wanted.keys.sorted() {
-            let route = wanted[dst]!
-            let target = marking.kernelRoute(for: route)
+        for dst in Set(wanted.keys).union(unreachable.keys).sorted() {
+            let route = wanted[dst] ?? ClientRoute(destination: dst, nextHop: Prefix(dst.address, length: 0).address)
+            let target = unreachable[dst] ?? marking.kernelRoute(for: route)
+            // A default route (exit node, blackhole) never goes beside another program's default route in the same table,
+            // whatever its metric: in the main table it would take the host's default traffic (controller included).
+            let foreignAtKey = foreignKeys[RouteKey(target)] ?? (dst.length == 0 ? foreignDefaults[dst] : nil)
             let existing = (ours[dst] ?? []).sorted()
             // A route of ours at the same key can be changed in place; others of ours go.
             let sameKey = existing.first { $0.metric == target.metric }
             for r in existing where r != sameKey { removals.append(.removeRoute(r)) }
             if let current = sameKey {
-                if !matches(current, target) {
-                    if let foreign = foreignKeys[RouteKey(target)] {
+                if !matches(current, target) || (dst.length == 0 && foreignAtKey != nil) {
+                    if let foreign = foreignAtKey {
                         // `replace` could hit the other route: take ours away instead of risking it.
                         removals.append(.removeRoute(current))
                         conflicts.append(RouteConflict(route: route, existing: foreign))
@@ -126,7 +142,7 @@ public enum LinuxApplyPlanner {
                         installs.append(.replaceRoute(old: current, new: target))
                     }
                 }
-            } else if let foreign = foreignKeys[RouteKey(target)] {
+            } else if let foreign = foreignAtKey {
                 conflicts.append(RouteConflict(route: route, existing: foreign))
             } else {
                 installs.append(.addRoute(target))
@@ -217,7 +233,7 @@ public enum LinuxApplyPlanner {
     /// Our route already realises the target (the device only counts when the target names one).
     static func matches(_ current: KernelRoute, _ target: KernelRoute) -> Bool {
         current.gateway == target.gateway && current.protocolNumber == target.protocolNumber
-            && current.metric == target.metric && current.type == "unicast"
+            && current.metric == target.metric && current.type == target.type
             && (target.device == nil || current.device == target.device)
     }
 

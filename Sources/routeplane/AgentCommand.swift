@@ -9,17 +9,22 @@ import UnixSignals
 
 struct Agent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the agent on a peer: enroll once, follow this peer's route view, choose HA routing peers locally, apply routes.")
+        abstract: "Run the agent on a peer: enroll once, follow this peer's route view, choose HA routing peers locally, apply routes.",
+        subcommands: [AgentRoutes.self])
 
     enum ApplierKind: String, ExpressibleByArgument, CaseIterable { case linux, dryRun = "dry-run" }
 
-    @Option(help: "Controller URL, e.g. https://controller.example.net (http:// only to loopback, unless --insecure).") var controller: String
+    // Optional for the parser only (the `routes` subcommand runs without it); `run` requires it.
+    @Option(help: "Controller URL, e.g. https://controller.example.net (http:// only to loopback, unless --insecure).") var controller: String?
     @OptionGroup var transport: AgentTransportOptions
+    @OptionGroup var domainOptions: AgentDomainOptions
     @Option(help: "FOR TESTS ONLY: the setup key on the command line is readable by every local user (/proc/PID/cmdline); use --setup-key-file or $ROUTEPLANE_SETUP_KEY.")
     var setupKey: String?
     @Option(help: "File holding the setup key to enroll with (only needed the first time; keep it 0600). Or set $ROUTEPLANE_SETUP_KEY.")
     var setupKeyFile: String?
-    @Option(help: "Folder for the identity and the last applied view (created 0700, files 0600).") var stateDir: String
+    /// `--state-dir`, shared with `agent routes` (AgentRoutesCommand.swift).
+    @OptionGroup var stateFolder: AgentStateDirOption
+    var stateDir: String { stateFolder.stateDir }
     @Option(help: "linux (ip route / nftables; needs root) or dry-run (records what it would do).") var applier: ApplierKind = .linux
     @Option(help: "Peer name at enrollment (default: host name).") var name: String?
     @Option(help: "Mesh IP to report at enrollment (default: the controller allocates one).") var ip: String?
@@ -32,6 +37,7 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Log level.") var logLevel: Logger.Level = .notice
 
     func run() async throws {
+        guard let controller else { throw ArgumentParser.ValidationError("Missing expected argument '--controller <controller>'") }
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "routeplane.agent")
         let setupKey: String?
@@ -55,7 +61,7 @@ struct Agent: AsyncParsableCommand {
         var configuration = AgentConfiguration(
             controller: controller, setupKey: setupKey, stateFolder: stateDir,
             name: name ?? ProcessInfo.processInfo.hostName, os: "linux", ip: ip, natsURL: natsURL, natsCredentials: natsCredentials,
-            machine: .init(assumeCandidatesUp: assumeCandidatesUp), probe: assumeCandidatesUp ? nil : probe,
+            machine: .init(assumeCandidatesUp: assumeCandidatesUp, domains: domainOptions.configuration), probe: assumeCandidatesUp ? nil : probe,
             answerProbes: !assumeCandidatesUp)
         configuration.transport = transport.settings
         let runner = try AgentRunner(configuration: configuration, applier: routeApplier, logger: logger)

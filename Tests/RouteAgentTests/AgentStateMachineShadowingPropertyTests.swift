@@ -68,7 +68,8 @@ struct AgentStateMachineShadowingPropertyTests {
             }
             // A destination with an installable HA set that is up is installed.
             for key in m.selection.keys {
-                guard case .network(let prefix) = key.destination, case .up(let c)? = m.selection.standing(of: key), !c.candidate.skipAutoApply else { continue }
+                guard case .network(let prefix) = key.destination, case .up? = m.selection.standing(of: key),
+                      m.choices.applies(key, candidates: m.selection.candidates(of: key)) else { continue }
                 #expect(installed[prefix] != nil, "seed \(seed) step \(step): \(key) is up but \(prefix) is not installed")
             }
         }

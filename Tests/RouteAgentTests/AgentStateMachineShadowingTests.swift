@@ -67,13 +67,15 @@ struct AgentStateMachineShadowingTests {
         #expect(m.counters.shadowings == 1)
     }
 
-    @Test("two exit nodes: exactly one default route; equal metric and health go to the lower network id")
+    @Test("two exit nodes: no default route until the user selects one; then exactly that one, nothing shadowed")
     func twoExitNodes() throws {
         var m = AgentStateMachine(configuration: .init(assumeCandidatesUp: true))
         let exitB = Self.key("exit-b", "0.0.0.0/0"), exitA = Self.key("exit-a", "0.0.0.0/0")
         _ = receive(&m, [HASet(key: exitB, candidates: [r2]), HASet(key: exitA, candidates: [r1]), HASet(key: dc, candidates: [r3])], at: 0)
-        #expect(try installed(m) == ["0.0.0.0/0": "100.64.0.1", "10.30.0.0/16": "100.64.0.3"])
-        #expect(m.arbiter.shadowedBy == [exitB: exitA])
+        #expect(try installed(m) == ["10.30.0.0/16": "100.64.0.3"])
+        _ = m.choicesChanged(RouteChoices(exitNode: "exit-b", generation: 1), now: at(1))
+        #expect(try installed(m) == ["0.0.0.0/0": "100.64.0.2", "10.30.0.0/16": "100.64.0.3"])
+        #expect(m.arbiter.shadowedBy.isEmpty, "the exit node not selected does not compete")
     }
 
     @Test("equal metric: the better connection wins (direct over relayed, then latency), and only then the network id")
