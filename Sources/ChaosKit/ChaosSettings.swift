@@ -21,6 +21,9 @@ public struct ChaosSettings: Sendable {
     public var databaseURL: String
     public var natsURL: String
     public var agentStateDir: String?
+    /// TEST ONLY (`--inject-lost-write`): the first controller acknowledges this write of its own without committing
+    /// it, so the run must fail (its checks are shown to catch a lost write).
+    public var injectLostWrite: Int?
 
     public init(duration: Double, controllers: Int, basePort: Int, tenants: Int, agentsPerTenant: Int, workers: Int,
                 pauseMs: Int, maxWrites: Int, killEvery: Double, outage: Double, agentRestartEvery: Double? = nil,
@@ -45,6 +48,12 @@ public struct ChaosSettings: Sendable {
         self.databaseURL = databaseURL
         self.natsURL = natsURL
         self.agentStateDir = agentStateDir
+    }
+
+    /// The environment that turns a controller's test-only lost-write switch on (empty when off).
+    public var lostWriteEnvironment: [String: String] {
+        guard let n = injectLostWrite else { return [:] }
+        return ["ROUTEPLANE_TEST_LOSE_WRITE": String(n), "ROUTEPLANE_TEST_I_KNOW_THIS_LOSES_DATA": "yes"]
     }
 
     /// The run kills and restarts what it uses: only services on this machine's loopback (every host of a

@@ -52,7 +52,8 @@ public struct CommandWriter: Sendable {
         tenant: String, actor: Actor, requestID: String,
         ifMatch: (object: ObjectRef, version: Int64)? = nil,
         decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
-        sideStatements: @escaping @Sendable ([RouteEvent]) -> [EventStore.SideStatement] = { _ in [] }
+        sideStatements: @escaping @Sendable ([RouteEvent]) -> [EventStore.SideStatement] = { _ in [] },
+        finish: Finish? = nil
     ) async throws -> WriteResult {
         try await turns.wait(tenant)
         defer { turns.done(tenant) }
@@ -61,7 +62,7 @@ public struct CommandWriter: Sendable {
         // queue in PostgreSQL instead of deciding, failing and deciding again (measured with `bench scaleout`).
         if contention.isContended(tenant) {
             return try await writeUnderLock(tenant: tenant, actor: actor, requestID: requestID, ifMatch: ifMatch,
-                                            decide: decide, sideStatements: sideStatements)
+                                            decide: decide, sideStatements: sideStatements, finish: finish)
         }
         var snapshot = try await cache.current(tenant)
         try Self.check(ifMatch, snapshot)
@@ -71,7 +72,7 @@ public struct CommandWriter: Sendable {
         do {
             let sequences = try await store.append(tenant: tenant, expected: expected,
                                                    events: Self.newEvents(events, actor: actor, requestID: requestID),
-                                                   with: sideStatements(events))
+                                                   with: sideStatements(events) + Self.finishing(finish, snapshot, events))
             for (event, sequence) in zip(events, sequences) { snapshot.apply(event, sequence: sequence) }
             cache.remember(tenant, snapshot)
             return WriteResult(snapshot: snapshot, events: events, sequences: sequences)
@@ -81,8 +82,21 @@ public struct CommandWriter: Sendable {
             logger.debug("write conflict; deciding again under the tenant lock",
                          metadata: ["tenant": "\(tenant)", "expected": "\(expectedVersion)", "actual": "\(actual)", "request_id": "\(requestID)"])
             return try await writeUnderLock(tenant: tenant, actor: actor, requestID: requestID, ifMatch: ifMatch,
-                                            decide: decide, sideStatements: sideStatements)
+                                            decide: decide, sideStatements: sideStatements, finish: finish)
         }
+    }
+
+    /// Statements that join the append's transaction and need the write's outcome (the idempotency record and its
+    /// answer): given the result the append will produce — the snapshot after the events, numbered from the version
+    /// they are appended at (`append_events` checks that exact version, so the numbers cannot differ).
+    public typealias Finish = @Sendable (WriteResult) throws -> [EventStore.SideStatement]
+
+    static func finishing(_ finish: Finish?, _ before: TenantSnapshot, _ events: [RouteEvent]) throws -> [EventStore.SideStatement] {
+        guard let finish, !events.isEmpty else { return [] }
+        var after = before
+        let sequences = (before.version + 1)...(before.version + Int64(events.count))
+        for (event, sequence) in zip(events, sequences) { after.apply(event, sequence: sequence) }
+        return try finish(WriteResult(snapshot: after, events: events, sequences: sequences))
     }
 
     /// The write decided and appended in one transaction holding the tenant's append lock
@@ -91,7 +105,8 @@ public struct CommandWriter: Sendable {
         tenant: String, actor: Actor, requestID: String,
         ifMatch: (object: ObjectRef, version: Int64)?,
         decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
-        sideStatements: @escaping @Sendable ([RouteEvent]) -> [EventStore.SideStatement]
+        sideStatements: @escaping @Sendable ([RouteEvent]) -> [EventStore.SideStatement],
+        finish: Finish? = nil
     ) async throws -> WriteResult {
         // Catch up outside the lock, so the lock is held only for what was appended since.
         let base = try await cache.current(tenant)
@@ -104,7 +119,7 @@ public struct CommandWriter: Sendable {
             try Self.check(ifMatchValue.map { ($0.object, $0.version) }, snapshot)
             let events = try decide(snapshot)
             return EventStore.LockedAppend(events: Self.newEvents(events, actor: actor, requestID: requestID),
-                                           statements: events.isEmpty ? [] : sideStatements(events),
+                                           statements: events.isEmpty ? [] : sideStatements(events) + (try Self.finishing(finish, snapshot, events)),
                                            value: Decided(snapshot: snapshot, events: events))
         }
         var snapshot = decided.snapshot

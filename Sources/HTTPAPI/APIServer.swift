@@ -23,6 +23,8 @@ public struct ControllerConfiguration: Sendable {
     public var database = DatabaseLimits()
     /// How `?as_of=` reads and history diffs are served (snapshot interval).
     public var history = HistorySettings()
+    /// Idempotency keys, the start gate, the test-only lost-write switch.
+    public var reliability = ReliabilitySettings()
 
     /// Where agents find NATS (told to them at enrollment).
     public var natsURL: String? {
@@ -75,14 +77,16 @@ public struct APIServer: Sendable {
     public func makeRouter() -> (router: Router<APIRequestContext>, endpoints: [Endpoint]) {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(metrics: metrics, logger: logger))
+        router.add(middleware: StartGateMiddleware(gate: configuration.reliability.startGate))
         router.add(middleware: DatabaseBudgetMiddleware(limits: configuration.database))
         let recorder = EndpointRecorder(router: router)
         let http = configuration.http
-        let access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes,
+        var access = ResourceAccess(controlPlane: controlPlane, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes,
                                     unknownSecrets: .init(ttl: http.negativeTokenTTL, capacity: http.negativeTokenEntries),
                                     history: TenantHistory(store: controlPlane.store, settings: configuration.history, logger: logger))
+        access.lostWrite = configuration.reliability.lostWrite
         // Authentication before the handler, so before any body is read (see `AuthenticationMiddleware`).
-        let tokens = AuthenticationMiddleware(access: access, kind: .apiToken)
+        let tokens = AuthenticationMiddleware(access: access, kind: .apiToken, idempotency: idempotencyGate)
         OperationsController(store: controlPlane.store, metrics: metrics, settings: http, logger: logger, healthChecks: healthChecks)
             .addRoutes(to: recorder.group())
         let asOf = AsOfHeaderMiddleware()
@@ -102,6 +106,13 @@ public struct APIServer: Sendable {
         TokensController(access: access).addRoutes(to: recorder.group("/api/users").add(middleware: tokens))
         ConsoleController().addRoutes(to: router)  // the web console (no credentials; not part of the API document)
         return (router, recorder.endpoints.sorted())
+    }
+
+    /// `Idempotency-Key` on the API tokens' writes (`IdempotencyGate`).
+    var idempotencyGate: IdempotencyGate {
+        IdempotencyGate(keys: IdempotencyKeys(pool: controlPlane.store.pool, logger: logger, retention: configuration.reliability.idempotencyRetention,
+                                              lease: configuration.reliability.idempotencyLease),
+                        maxBodyBytes: configuration.maxBodyBytes, logger: logger)
     }
 
     /// The HTTP server as a service (for a `ServiceGroup`) on `host`:`port`: HTTP/1.1 with the timeouts of

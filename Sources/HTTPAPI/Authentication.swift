@@ -10,10 +10,14 @@ struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let access: ResourceAccess
     let kind: CredentialStore.Kind
+    /// `Idempotency-Key` on writes, checked right after authentication (the key belongs to the caller).
+    var idempotency: IdempotencyGate? = nil
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.principal = try await access.authenticate(request, as: kind)
+        let principal = try await access.authenticate(request, as: kind)
+        context.principal = principal
+        if let idempotency { return try await idempotency.handle(request, context: context, principal: principal, next: next) }
         return try await next(request, context)
     }
 }

@@ -71,8 +71,7 @@ struct GroupsController: Sendable {
         let id = GroupID(Secrets.id())
         let decision: Decision = { s in try decideOrThrow(.createGroup(id: id, name: name, peers: peers), s.state) }
         if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, decide: decision)
-        return try Self.response(id, result.snapshot)
+        return try await access.write(request, context, decide: decision) { try Self.answer(id, $0.snapshot) }
     }
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -81,20 +80,20 @@ struct GroupsController: Sendable {
         let (name, peers) = (body.name, body.peers?.ids ?? [])
         let decision: Decision = { s in try decideOrThrow(.updateGroup(id: GroupID(id), name: name, peers: peers), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.group, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id), decide: decision)
-        return try Self.response(GroupID(id), result.snapshot)
+        return try await access.write(request, context, ifMatch: ObjectRef(.group, id), decide: decision) { try Self.answer(GroupID(id), $0.snapshot) }
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         let decision: Decision = { s in try decideOrThrow(.deleteGroup(id: GroupID(id)), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.group, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.group, id), decide: decision)
-        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+        return try await access.write(request, context, ifMatch: ObjectRef(.group, id), decide: decision) { JSONAnswer(EmptyObject(), sequence: $0.snapshot.version) }
     }
 
-    static func response(_ id: GroupID, _ s: TenantSnapshot) throws -> Response {
+    static func response(_ id: GroupID, _ s: TenantSnapshot) throws -> Response { try answer(id, s).response }
+
+    static func answer(_ id: GroupID, _ s: TenantSnapshot) throws -> JSONAnswer {
         guard let group = s.state.group(id) else { throw ControlPlaneError.notFound(field: "group_id", message: "group \(id.rawValue) not found") }
-        return jsonResponse(GroupJSON(group, in: s.state), etag: s.version(of: ObjectRef(.group, id.rawValue)), sequence: s.version)
+        return JSONAnswer(GroupJSON(group, in: s.state), etag: s.version(of: ObjectRef(.group, id.rawValue)), sequence: s.version)
     }
 }

@@ -123,10 +123,10 @@ public enum OpenAPIDocument {
         ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
     }
 
-    static var paths: [String: [String: Any]] { withHistory(withDryRun(([
+    static var paths: [String: [String: Any]] { withIdempotency(withHistory(withDryRun(([
         "/healthz": ["get": ["summary": "Dependencies (database, projections, NATS): ok or degraded, no details", "security": [],
                                 "responses": ["200": json(ref("Health"), "Serving; `status` ok or degraded"),
-                                              "503": json(ref("Health"), "The database does not answer; see Retry-After")]]],
+                                              "503": json(ref("Health"), "The database does not answer, or the controller is starting (status starting: `waiting_for` says what for); see Retry-After")]]],
         "/metrics": ["get": ["summary": "Prometheus metrics", "security": [], "responses": ["200": ["description": "Prometheus text format", "content": ["text/plain": ["schema": string]]]]]],
         "/api/openapi.json": ["get": ["summary": "This document", "security": [], "responses": ["200": json(["type": "object"])]]],
         "/api/routes": [
@@ -237,7 +237,7 @@ public enum OpenAPIDocument {
               + "beyond that; a search cut by its time limit answers 503 naming `search`)"),
         ]).merging(["responses": Self.errors.merging(["200": json(array(ref("Event"))),
                                                        "429": json(ref("Error"), "Too many audit searches at once for this account; see Retry-After")]) { $1 }]) { $1 }],
-    ] as [String: [String: Any]]).merging(policyPaths) { mine, _ in mine })) }
+    ] as [String: [String: Any]]).merging(policyPaths) { mine, _ in mine }))) }
 
     static var document: [String: Any] { [
         "openapi": "3.0.3",
@@ -253,8 +253,9 @@ public enum OpenAPIDocument {
                 "Error": ["type": "object", "required": ["message", "code"],
                           "properties": ["message": string, "code": ["type": "integer"], "field": string]],
                 "Health": ["type": "object", "required": ["status", "checks"], "properties": [
-                    "status": ["type": "string", "enum": ["ok", "degraded", "unavailable"]],
-                    "checks": ["type": "object", "additionalProperties": ["type": "string", "enum": ["ok", "degraded"]]]]],
+                    "status": ["type": "string", "enum": ["ok", "degraded", "unavailable", "starting"]],
+                    "checks": ["type": "object", "additionalProperties": ["type": "string", "enum": ["ok", "degraded", "starting"]]],
+                    "waiting_for": ["type": "string", "description": "while starting: what the controller waits for (e.g. PostgreSQL)"]]],
                 "RouteRequest": ["type": "object", "description": "absent or null fields take Go's zero values as in NetBird (false, 0, \"\", no groups); network_type is ignored (derived)",
                                  "properties": [
                     "network_id": ["type": "string", "minLength": 1, "maxLength": 40], "description": string,

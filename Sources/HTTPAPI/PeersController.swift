@@ -58,8 +58,14 @@ struct PeersController: Sendable {
             return events
         }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { return preview }
-        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id), decide: decision)
-        return try await response(id, result.snapshot, tenant: principal.tenant)
+        // The agent's status is not part of the write: read first, so the answer (stored with an Idempotency-Key) is
+        // built from the write's result alone.
+        let status = try await access.controlPlane.peerStatuses(tenant: try context.caller().tenant, peer: id)[id]
+        return try await access.write(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { result in
+            let s = result.snapshot
+            guard let peer = s.state.peer(PeerID(id)) else { throw ControlPlaneError.notFound(field: "peer_id", message: "peer \(id) not found") }
+            return JSONAnswer(PeerJSON(peer, in: s, status: status, now: Date()), etag: s.version(of: ObjectRef(.peer, id)), sequence: s.version)
+        }
     }
 
     /// The peer's credential and NATS user are revoked with its removal; then the NATS resolver learns it.
@@ -67,11 +73,14 @@ struct PeersController: Sendable {
         let id = try context.pathID()
         let decision: Decision = { s in try decideOrThrow(.removePeer(id: PeerID(id)), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { return preview }
-        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.peer, id), decide: decision) { tenant, _ in
+        let tenant = try context.caller().tenant
+        let response = try await access.write(request, context, ifMatch: ObjectRef(.peer, id), decide: decision, sideStatements: { tenant, _ in
             ControlPlane.peerRemovalStatements(tenant: tenant, peer: id)
-        }
-        await access.controlPlane.peerRemoved(tenant: principal.tenant, peer: id, sequence: result.snapshot.version)
-        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+        }, answer: { JSONAnswer(EmptyObject(), sequence: $0.snapshot.version) })
+        // A replayed delete never reaches here (answered by the idempotency gate); a no-op one pushes again, harmlessly.
+        let sequence = response.headers[.routeplaneSequence].flatMap { Int64($0) } ?? 0
+        await access.controlPlane.peerRemoved(tenant: tenant, peer: id, sequence: sequence)
+        return response
     }
 
     func response(_ id: String, _ s: TenantSnapshot, tenant: String) async throws -> Response {

@@ -80,8 +80,7 @@ struct PoliciesController: Sendable {
         let ruleIDs = input.rules.map { _ in Secrets.id() }
         let decision: Decision = { s in try decideOrThrow(PolicyCommand.createPolicy(id: id, input, newRuleIDs: ruleIDs), s.state) }
         if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, decide: decision)
-        return try Self.response(id, result.snapshot)
+        return try await access.write(request, context, decide: decision) { try Self.answer(id, $0.snapshot) }
     }
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -90,23 +89,23 @@ struct PoliciesController: Sendable {
         let ruleIDs = input.rules.map { _ in Secrets.id() }
         let decision: Decision = { s in try decideOrThrow(PolicyCommand.updatePolicy(id: PolicyID(id), input, newRuleIDs: ruleIDs), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.policy, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.policy, id), decide: decision)
-        return try Self.response(PolicyID(id), result.snapshot)
+        return try await access.write(request, context, ifMatch: ObjectRef(.policy, id), decide: decision) { try Self.answer(PolicyID(id), $0.snapshot) }
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         let decision: Decision = { s in try decideOrThrow(PolicyCommand.deletePolicy(id: PolicyID(id)), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.policy, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.policy, id), decide: decision)
-        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+        return try await access.write(request, context, ifMatch: ObjectRef(.policy, id), decide: decision) { JSONAnswer(EmptyObject(), sequence: $0.snapshot.version) }
     }
 
-    static func response(_ id: PolicyID, _ s: TenantSnapshot) throws -> Response {
+    static func response(_ id: PolicyID, _ s: TenantSnapshot) throws -> Response { try answer(id, s).response }
+
+    static func answer(_ id: PolicyID, _ s: TenantSnapshot) throws -> JSONAnswer {
         guard let policy = s.state.policies[id] else {
             throw ControlPlaneError.notFound(field: "policy_id", message: "policy \(id.rawValue) not found")
         }
-        return jsonResponse(PolicyJSON(policy, in: s.state), etag: s.version(of: ObjectRef(.policy, id.rawValue)), sequence: s.version)
+        return JSONAnswer(PolicyJSON(policy, in: s.state), etag: s.version(of: ObjectRef(.policy, id.rawValue)), sequence: s.version)
     }
 }
 

@@ -20,6 +20,8 @@ struct ResourceAccess: Sendable {
     let unknownSecrets: NegativeTokenCache.Shared
     /// The tenant's state at past points (`?as_of=`, `/api/history`).
     let history: TenantHistory
+    /// TEST ONLY: loses one acknowledged write (`ReliabilitySettings.lostWrite`).
+    var lostWrite: LostWriteSwitch? = nil
 
     /// The caller behind `Authorization: Token <secret>` (NetBird's scheme; `Bearer` is accepted too).
     func authenticate(_ request: Request, as kind: CredentialStore.Kind = .apiToken) async throws -> Principal {
@@ -77,7 +79,8 @@ struct ResourceAccess: Sendable {
     func write(
         _ request: Request, _ context: APIRequestContext, ifMatch object: ObjectRef? = nil,
         decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
-        sideStatements: @escaping @Sendable (_ tenant: String, [RouteEvent]) -> [EventStore.SideStatement] = { _, _ in [] }
+        sideStatements: @escaping @Sendable (_ tenant: String, [RouteEvent]) -> [EventStore.SideStatement] = { _, _ in [] },
+        finish: CommandWriter.Finish? = nil
     ) async throws -> (WriteResult, Principal) {
         let principal = try context.caller()
         // A dry run reaches `write` only where no dry run is offered (tokens): refused, so it never writes.
@@ -88,7 +91,8 @@ struct ResourceAccess: Sendable {
         if let object, let v = try request.ifMatchVersion() { precondition = (object, v) }
         let start = ContinuousClock.now
         let result = try await controlPlane.writer.write(tenant: tenant, actor: controlPlane.actor(principal, before), requestID: context.requestID,
-                                                         ifMatch: precondition, decide: decide, sideStatements: { sideStatements(tenant, $0) })
+                                                         ifMatch: precondition, decide: decide, sideStatements: { sideStatements(tenant, $0) },
+                                                         finish: finish)
         if result.sequences != nil { metrics.append(duration: ContinuousClock.now - start) }
         return (result, principal)
     }

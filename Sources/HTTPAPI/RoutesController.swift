@@ -75,8 +75,7 @@ struct RoutesController: Sendable {
         let id = RouteID(Secrets.id())
         let decision: Decision = { s in try decideOrThrow(.createRoute(id: id, input), s.state) }
         if let preview = try await access.dryRun(request, context, decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, decide: decision)
-        return try Self.response(id, result.snapshot)
+        return try await access.write(request, context, decide: decision) { try Self.answer(id, $0.snapshot) }
     }
 
     @Sendable func update(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -86,20 +85,20 @@ struct RoutesController: Sendable {
         let input = body.input
         let decision: Decision = { s in try decideOrThrow(.updateRoute(id: RouteID(id), input), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision)
-        return try Self.response(RouteID(id), result.snapshot)
+        return try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { try Self.answer(RouteID(id), $0.snapshot) }
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         let decision: Decision = { s in try decideOrThrow(.deleteRoute(id: RouteID(id)), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision)
-        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+        return try await access.write(request, context, ifMatch: ObjectRef(.route, id), decide: decision) { JSONAnswer(EmptyObject(), sequence: $0.snapshot.version) }
     }
 
-    static func response(_ id: RouteID, _ s: TenantSnapshot) throws -> Response {
+    static func response(_ id: RouteID, _ s: TenantSnapshot) throws -> Response { try answer(id, s).response }
+
+    static func answer(_ id: RouteID, _ s: TenantSnapshot) throws -> JSONAnswer {
         guard let route = s.state.route(id) else { throw ControlPlaneError.notFound(field: "route_id", message: "route \(id.rawValue) not found") }
-        return jsonResponse(RouteJSON(route, in: s.state), etag: s.version(of: ObjectRef(.route, id.rawValue)), sequence: s.version)
+        return JSONAnswer(RouteJSON(route, in: s.state), etag: s.version(of: ObjectRef(.route, id.rawValue)), sequence: s.version)
     }
 }

@@ -86,28 +86,30 @@ struct SetupKeysController: Sendable {
             try decideOrThrow(AccessCommand.updateSetupKey(id: SetupKeyID(id), revoked: revoked, autoGroups: autoGroups, now: now), s.state)
         }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { tenant, events in
+        return try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision, sideStatements: { tenant, events in
             let revokes = events.contains { if case .setupKeyUpdated(let e) = $0 { return e.new.revoked && !e.old.revoked }; return false }
             return revokes ? [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)] : []
-        }
-        return try Self.response(SetupKeyID(id), result.snapshot, now: Int64(Date().timeIntervalSince1970), plainKey: nil)
+        }, answer: { try Self.answer(SetupKeyID(id), $0.snapshot, now: Int64(Date().timeIntervalSince1970), plainKey: nil) })
     }
 
     @Sendable func delete(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = try context.pathID()
         let decision: Decision = { s in try decideOrThrow(AccessCommand.deleteSetupKey(id: SetupKeyID(id)), s.state) }
         if let preview = try await access.dryRun(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { return preview }
-        let (result, _) = try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision) { tenant, _ in
+        return try await access.write(request, context, ifMatch: ObjectRef(.setupKey, id), decide: decision, sideStatements: { tenant, _ in
             [CredentialStore.revoke(tenant: tenant, kind: .setupKey, subject: id)]
-        }
-        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+        }, answer: { JSONAnswer(EmptyObject(), sequence: $0.snapshot.version) })
     }
 
     static func response(_ id: SetupKeyID, _ s: TenantSnapshot, now: Int64, plainKey: String?) throws -> Response {
+        try answer(id, s, now: now, plainKey: plainKey).response
+    }
+
+    static func answer(_ id: SetupKeyID, _ s: TenantSnapshot, now: Int64, plainKey: String?) throws -> JSONAnswer {
         guard let key = s.state.setupKeys[id] else {
             throw ControlPlaneError.notFound(field: "setup_key_id", message: "setup key \(id.rawValue) not found")
         }
-        return jsonResponse(SetupKeyJSON(key, in: s.state, now: now, plainKey: plainKey),
+        return JSONAnswer(SetupKeyJSON(key, in: s.state, now: now, plainKey: plainKey),
                             etag: s.version(of: ObjectRef(.setupKey, id.rawValue)), sequence: s.version)
     }
 }

@@ -97,17 +97,19 @@ struct TokensController: Sendable {
         // The path's user is checked before anything is decided (a wrong user writes nothing).
         try Self.checkUser(context, try context.caller())
         let id = try context.pathID("tokenId")
-        let (result, principal) = try await access.write(request, context, ifMatch: ObjectRef(.token, id)) { s in
+        let principal = try context.caller()
+        return try await access.write(request, context, ifMatch: ObjectRef(.token, id), decide: { s in
             guard let token = s.state.tokens[TokenID(id)], !token.revoked else {
                 throw ControlPlaneError.notFound(field: "token_id", message: "PAT: \(id) not found")
             }
             return try decideOrThrow(AccessCommand.revokeToken(id: TokenID(id)), s.state)
-        } sideStatements: { tenant, _ in
+        }, sideStatements: { tenant, _ in
             [CredentialStore.revoke(tenant: tenant, kind: .apiToken, subject: id)]
-        }
-        access.controlPlane.logger.info("API token deleted", metadata: [
-            "tenant_id": "\(principal.tenant)", "token_id": "\(id)", "request_id": "\(context.requestID)"])
-        return jsonResponse(EmptyObject(), sequence: result.snapshot.version)
+        }, answer: { result in
+            access.controlPlane.logger.info("API token deleted", metadata: [
+                "tenant_id": "\(principal.tenant)", "token_id": "\(id)", "request_id": "\(context.requestID)"])
+            return JSONAnswer(EmptyObject(), sequence: result.snapshot.version)
+        })
     }
 
     /// The path's user must be the caller's tenant's service user (its id is the tenant id).

@@ -29,6 +29,8 @@ public final class PeerStatusRecorder: Sendable {
     let counters = Mutex(Counters())
 
     public struct Counters: Sendable, Equatable {
+        /// Well-formed messages this recorder received (a message goes to one recorder of the queue group).
+        public var received = 0
         public var recorded = 0
         /// Refused before the database: malformed subject or body, too large, NUL, tenant/peer mismatch.
         public var refused = 0
@@ -128,6 +130,7 @@ public final class PeerStatusRecorder: Sendable {
                     switch Self.report(subject: message.subject, payload: message.payload) {
                     case .success(let r):
                         pending.reports.withLock { $0[r.tenant + "/" + r.peer] = r }
+                        self.counters.withLock { $0.received += 1 }
                     case .failure(let refusal):
                         let n = self.counters.withLock { c in c.refused += 1; return c.refused }
                         if n == 1 || n % 1000 == 0 {

@@ -36,6 +36,7 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "ops/services script (stop/start postgres|nats of this run's own instance, from its environment).") var servicesScript = "ops/services"
     @Option(help: "routeplane binary for the controllers and admin commands (default: the one next to this executable).") var binary: String?
     @Option(name: .customLong("nats-url"), help: "NATS URL (default: $ROUTEPLANE_NATS_URL).") var natsURL: String?
+    @Flag(help: "TEST ONLY: controller 1 acknowledges its 40th write without committing it (the run must then fail).") var injectLostWrite = false
 
     func run() async throws {
         bootstrapLogging(level: database.logLevel)
@@ -48,7 +49,7 @@ struct Chaos: AsyncParsableCommand {
         }
         guard controllers >= 2 else { throw ValidationError("--controllers must be at least 2 (one is always up)") }
         let work = workDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-chaos-\(ProcessInfo.processInfo.processIdentifier)").path
-        let settings = ChaosSettings(
+        var settings = ChaosSettings(
             duration: Double(duration ?? (short ? 40 : 120)), controllers: controllers, basePort: basePort,
             tenants: tenants ?? (short ? 3 : 4), agentsPerTenant: agents ?? (short ? 40 : 75), workers: workers, pauseMs: pauseMs,
             maxWrites: maxWrites, killEvery: killEvery ?? (short ? 3.5 : 5), outage: outage,
@@ -57,9 +58,14 @@ struct Chaos: AsyncParsableCommand {
             workDir: work,
             servicesScript: servicesScript, binary: binary ?? Executables.sibling("routeplane"), databaseURL: databaseURL, natsURL: nats,
             agentStateDir: agentStateDir ?? ChaosSettings.defaultAgentStateDir(workDir: work)).with(cluster: try clusterOptions.settings())
+        if injectLostWrite {
+            settings.injectLostWrite = 40
+            print("routeplane-chaos: --inject-lost-write: controller 1 will acknowledge its write number 40 WITHOUT committing it; this run must FAIL")
+        }
         // One HTTP client for the run's own requests, shut down when the run returns.
+        let runSettings = settings
         let passed = try await HTTPClient.withHTTPClient(configuration: ChaosHTTP.configuration) { http in
-            try await ChaosRun(settings: settings, http: ChaosHTTP.Client(http, timeout: .seconds(15))).run()
+            try await ChaosRun(settings: runSettings, http: ChaosHTTP.Client(http, timeout: .seconds(15))).run()
         }
         if !passed { throw ExitCode(1) }
     }

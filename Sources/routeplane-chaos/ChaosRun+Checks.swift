@@ -41,6 +41,7 @@ extension ChaosRun {
         unknownCommitted.withLock { $0 = (unknown.total, unknown.committed) }
         checks.append(unknown.check)
         checks.append(ChaosChecks.conditionalBursts(records, logged: logged, minimum: m.bursts))
+        checks.append(exactlyOnceCheck(logged: logged, plannedKills: plannedKills))
         checks.append(ChaosChecks.answers(records, minimum: m.requests))
         checks.append(ChaosChecks.unsent(records, minimums: m))
         checks.append(await verifyProjections())

@@ -11,10 +11,17 @@ extension ChaosRun {
     /// One request through controller `controller`, recorded in the ledger.
     @discardableResult
     func send(_ tenant: ChaosTenant, kind: ChaosRequestKind, controller: Int, method: String, path: String, body: [UInt8]? = nil,
-              ifMatch: String? = nil, burst: Int? = nil, requestID: String? = nil) async -> (ChaosOutcome, ChaosHTTP.Response?) {
+              ifMatch: String? = nil, burst: Int? = nil, requestID: String? = nil,
+              attempt: (@Sendable (ChaosRequestRecord) -> Void)? = nil) async -> (ChaosOutcome, ChaosHTTP.Response?) {
         let c = controllers[controller]
         let rid = requestID ?? ledger.newRequestID()
+        // Workload writes go through `sendRetryingByKey` (ChaosRun+Retries), which calls back here once per attempt.
+        if kind.isWrite, kind != .setup, attempt == nil {
+            return await sendRetryingByKey(tenant, kind: kind, controller: controller, method: method, path: path, body: body, ifMatch: ifMatch,
+                                           burst: burst, requestID: rid)
+        }
         var headers = [("Authorization", "Token \(tenant.token)"), ("X-Request-Id", rid)]
+        if attempt != nil { headers.append(("Idempotency-Key", rid)) }
         if let ifMatch { headers.append(("If-Match", ifMatch)) }
         let generation = c.generation
         let wasUp = c.isUp
@@ -30,8 +37,9 @@ extension ChaosRun {
         case .broken(let why): outcome = .unknown(reason: why, timedOut: false)
         case .timedOut: outcome = .unknown(reason: "no answer within the deadline", timedOut: true)
         }
-        ledger.add(ChaosRequestRecord(requestID: rid, tenant: tenant.id, kind: kind, controller: controller, conditional: ifMatch != nil,
-                                      burst: burst, outcome: outcome, controllerKilledDuring: killed, start: started, end: now))
+        let record = ChaosRequestRecord(requestID: rid, tenant: tenant.id, kind: kind, controller: controller, conditional: ifMatch != nil,
+                                        burst: burst, outcome: outcome, controllerKilledDuring: killed, start: started, end: now)
+        if let attempt { attempt(record) } else { ledger.add(record) }
         return (outcome, result.response)
     }
 

@@ -31,6 +31,8 @@ final class ChaosRun: Sendable {
     let stopping = Atomic<Bool>(false)
     /// Requests whose outcome the client could not know, and how many of them committed (for the summary).
     let unknownCommitted = Mutex<(total: Int, committed: Int)>((0, 0))
+    /// Workload writes sent with an Idempotency-Key and their retries (ChaosRun+Retries).
+    let retries = ChaosRetryLedger()
 
     init(settings: ChaosSettings, http: ChaosHTTP.Client) throws {
         self.settings = settings
@@ -50,8 +52,10 @@ final class ChaosRun: Sendable {
                                    arguments: Self.placed(i, settings: settings, [settings.binary, "serve", "--port", String(port), "--host", "127.0.0.1", "--nats-url", settings.natsURL,
                                                "--database-url", settings.databaseURL, "--max-connections", "8", "--log-level", "notice",
                                                // Every agent enrolls from loopback at once: the enrollment limits are not under test here.
-                                               "--enroll-source-burst", "100000", "--enroll-key-burst", "100000"]),
-                                   environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed],
+                                               "--enroll-source-burst", "100000", "--enroll-key-burst", "100000",
+                                               // A killed controller's keys free after 5 s (not 30): its writes' retries wait less.
+                                               "--idempotency-lease-seconds", "5"]),
+                                   environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed].merging(i == 0 ? settings.lostWriteEnvironment : [:]) { a, _ in a },
                                    log: settings.workDir + "/controller-\(i + 1).log", pidFile: pidFile)
         }
         agentLog = ChaosAgentLog(start: start)

@@ -26,6 +26,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var historyOptions: HistoryServeOptions
     @OptionGroup var memoryOptions: MemoryOptions
     @OptionGroup var clusterOptions: ServeClusterOptions
+    @OptionGroup var reliabilityOptions: ReliabilityServeOptions
 
     @Option(help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -56,9 +57,12 @@ struct Serve: AsyncParsableCommand {
         let apiTLS = try tls.apiTLS()
         let store = try database.makeStore(maxConnections: maxConnections)
         let logger = Logger(label: "routeplane.serve")
-        if migrate {
-            _ = try await Migrator(store: store).migrate(try Migrator.load(directory: migrations ?? Migrator.defaultDirectory()))
-        }
+        // PostgreSQL may not answer yet: the API starts at once behind a closed gate (503 + Retry-After, /healthz says
+        // why); `DatabaseStartService` migrates once it answers, then opens the gate and the background work starts.
+        var pending: [Migrator.Migration]?
+        if migrate { pending = try Migrator.load(directory: migrations ?? Migrator.defaultDirectory()) }
+        let gate = StartGate(waitingFor: "waiting for PostgreSQL")
+        let start = DatabaseStartService(store: store, migrations: pending, gate: gate, giveUpAfter: try reliabilityOptions.databaseWait(), logger: logger)
         let nats = natsURL ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
         let keysFolder = (natsKeys ?? ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_KEYS"]).flatMap { $0.isEmpty ? nil : $0 }
         let keys = try keysFolder.map { try NATSKeyDirectory.load(at: $0) }
@@ -71,6 +75,8 @@ struct Serve: AsyncParsableCommand {
         configuration.http = try httpOptions.settings()
         configuration.database = try databaseLimits.limits(maxConnections: maxConnections)
         configuration.history = try historyOptions.settings()
+        configuration.reliability = try reliabilityOptions.settings(logger: logger)
+        configuration.reliability.startGate = gate
         var accountPublisher: NATSAccountPublisher?
         if let nats {
             guard let keys else {
@@ -110,9 +116,9 @@ struct Serve: AsyncParsableCommand {
                         ("routeplane_relay_last_publish_latency_seconds", latency),
                         ("routeplane_nats_connected", connection.isConnected ? 1 : 0)]
             }
-            services.append(.init(service: RelayService(relay: relay)))
-            services.append(.init(service: StatusService(recorder: PeerStatusRecorder(store: store, connection: connection))))
-            if let accountPublisher { services.append(.init(service: AccountPublisherService(publisher: accountPublisher))) }
+            services.append(.init(service: GatedService(gate: gate, base: RelayService(relay: relay))))
+            services.append(.init(service: GatedService(gate: gate, base: StatusService(recorder: PeerStatusRecorder(store: store, connection: connection)))))
+            if let accountPublisher { services.append(.init(service: GatedService(gate: gate, base: AccountPublisherService(publisher: accountPublisher)))) }
         } else {
             logger.warning("no NATS URL (--nats-url or ROUTEPLANE_NATS_URL): views stay in the outbox, agents read them over HTTP")
         }
@@ -128,7 +134,8 @@ struct Serve: AsyncParsableCommand {
         // is published by another controller's relay, deduplicated by Nats-Msg-Id); then the pool closes, which
         // releases this controller's advisory locks (projection ownership).
         let group = ServiceGroup(configuration: .init(
-            services: services + [.init(service: ProjectionService(runner: runner)), .init(service: http)],
+            services: [.init(service: start, successTerminationBehavior: .ignore)] + services
+                + [.init(service: GatedService(gate: gate, base: ProjectionService(runner: runner))), .init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
