@@ -34,6 +34,12 @@ primary_node() { cat "$STATE_DIR/pg-primary" 2>/dev/null || echo a; }
 # A postmaster killed with -9 may stay a zombie (nothing reaps it here), which pg_ctl status counts as running.
 pid_alive() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$1/stat"; }
 node_running() { local d; d="$(node_data "$1")"; [ -f "$d/postmaster.pid" ] && pid_alive "$(head -n 1 "$d/postmaster.pid")"; }
+# The socket lock of a postmaster killed with -9 stays behind with its pid; while that pid is a zombie PostgreSQL takes
+# it for a live server ("lock file ... already exists") and refuses to start on the port: removed when its pid is dead.
+clear_stale_socket_lock() {
+  local lock="$PG_SOCK/.s.PGSQL.$1.lock"
+  if [ -f "$lock" ] && ! pid_alive "$(head -n 1 "$lock")"; then rm -f "$lock" "$PG_SOCK/.s.PGSQL.$1"; log "removed the stale socket lock of port $1"; fi
+}
 node_sql() { "$PG_BIN/psql" -h 127.0.0.1 -p "$(node_port "$1")" -U postgres -d postgres -Atqc "$2"; }
 
 if [ "$PG_HA" = 1 ]; then
@@ -57,6 +63,7 @@ ha_start_standby() {
   if [ -f "$data/standby.signal" ] && [ -f "$data/PG_VERSION" ]; then
     pg_allow_extra_clients "$data"
     if ! node_running "$STANDBY"; then
+      clear_stale_socket_lock "$port"
       pg pg_ctl -D "$data" -l "$STATE_DIR/postgres-$STANDBY.log" -o "-p $port -k $PG_SOCK$PG_LISTEN_OPT" -w -t 60 start >/dev/null \
         || { tail -n 20 "$STATE_DIR/postgres-$STANDBY.log" >&2; die "the standby did not start"; }
     fi
@@ -80,6 +87,7 @@ ha_resync() {
   echo "primary_conninfo = 'host=127.0.0.1 port=$PG_PORT user=postgres application_name=$STANDBY_NAME'" >>"$data/postgresql.auto.conf"
   pg_allow_extra_clients "$data"
   [ "$(id -u)" -eq 0 ] && chown -R postgres "$data"
+  clear_stale_socket_lock "$port"
   pg pg_ctl -D "$data" -l "$STATE_DIR/postgres-$STANDBY.log" -o "-p $port -k $PG_SOCK$PG_LISTEN_OPT" -w -t 60 start >/dev/null \
     || { tail -n 20 "$STATE_DIR/postgres-$STANDBY.log" >&2; die "the standby did not start"; }
   ha_sync_on

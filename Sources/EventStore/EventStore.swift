@@ -117,8 +117,10 @@ public final class EventStore: Sendable {
             "false",
         ]
         let count = Int64(events.count)
+        let backend = Mutex<Int32?>(nil)
         do {
             let text = try await StatementBudget.writing { try await pool.withSession { session -> String? in
+                backend.withLock { $0 = session.backendPID }
                 try session.script("BEGIN")
                 do {
                     let head = try session.value(prepared: Self.appendBatchSQL, parameters)
@@ -139,6 +141,13 @@ public final class EventStore: Sendable {
             let actual = Self.actualVersion(fromDetail: detail) ?? -1
             logger.debug("append conflict", metadata: ["tenant": "\(tenant)", "detail": "\(message)"])
             throw EventStoreError.conflict(tenant: tenant, expected: expected.sqlValue, actual: actual)
+        } catch let error as EventStoreError {
+            guard case .connectionLost = error else { throw error }
+            // The COMMIT may have reached the server (or a promoted standby) before the connection broke.
+            guard let committed = await outcomeAfterLostConnection(tenant: tenant, ids: events.map(\.id), backendPID: backend.withLock { $0 })
+            else { throw error }
+            notifier.appended(tenant: tenant)
+            return committed
         }
     }
 
@@ -166,7 +175,11 @@ public final class EventStore: Sendable {
         tenant: String, after version: Int64,
         _ decide: @escaping @Sendable ([RecordedEvent]) throws -> LockedAppend<Value>
     ) async throws -> (sequences: ClosedRange<Int64>?, value: Value) {
-        let outcome = try await StatementBudget.writing { try await pool.withSession { session -> (ClosedRange<Int64>?, Value) in
+        // What was sent for COMMIT, kept for the case the connection breaks before the answer (see below).
+        let sent = Mutex<(backendPID: Int32?, ids: [UUID], value: Value?)>((nil, [], nil))
+        let outcome: (ClosedRange<Int64>?, Value)
+        do { outcome = try await StatementBudget.writing { try await pool.withSession { session -> (ClosedRange<Int64>?, Value) in
+            sent.withLock { $0.backendPID = session.backendPID }
             try session.script("BEGIN")
             do {
                 _ = try session.query("SELECT pg_advisory_xact_lock(hashtextextended('routeplane.tenant:' || $1, 0))", [tenant])
@@ -198,13 +211,21 @@ public final class EventStore: Sendable {
                     throw EventStoreError.invalidResponse("append_events returned no head")
                 }
                 for statement in decision.statements { try session.query(statement.sql, statement.parameters) }
+                sent.withLock { $0.ids = events.map(\.id); $0.value = decision.value }
                 try session.script("COMMIT")
                 return ((head - Int64(events.count) + 1)...head, decision.value)
             } catch {
                 try? session.script("ROLLBACK")
                 throw error
             }
-        } }
+        } } } catch let error as EventStoreError {
+            guard case .connectionLost = error else { throw error }
+            let (pid, ids, value) = sent.withLock { $0 }
+            guard let value, !ids.isEmpty,
+                  let committed = await outcomeAfterLostConnection(tenant: tenant, ids: ids, backendPID: pid) else { throw error }
+            notifier.appended(tenant: tenant)
+            return (sequences: committed, value: value)
+        }
         if outcome.0 != nil { notifier.appended(tenant: tenant) }
         return (sequences: outcome.0, value: outcome.1)
     }
@@ -214,7 +235,7 @@ public final class EventStore: Sendable {
     static let appendBatchSQL = "SELECT append_events($1, $2, $3::uuid[], $4::text[], $5::json[], $6::jsonb[], $7::boolean)"
 
     /// The sequence numbers of a batch if every one of its event ids is stored for this tenant, consecutively.
-    private func storedSequences(tenant: String, ids: [UUID]) async throws -> ClosedRange<Int64>? {
+    func storedSequences(tenant: String, ids: [UUID]) async throws -> ClosedRange<Int64>? {
         let rows = try await retryingOnConnectionLoss("append-lookup") {
             try await self.pool.withSession { session in
                 try session.query("SELECT seq FROM events WHERE tenant_id = $1 AND event_id = ANY($2::uuid[]) ORDER BY seq",

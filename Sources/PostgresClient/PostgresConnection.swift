@@ -239,6 +239,10 @@ public struct PostgresSession {
     /// answer "would block"; `PQexec…` and `PQgetResult` still wait.
     var libpqHandle: OpaquePointer { handle }
 
+    /// The server process serving this session (libpq's `PQbackendPID`, no round trip): after the connection broke
+    /// mid-transaction, `pg_stat_activity` tells whether that process may still commit.
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
     /// Runs one statement with `$1…` parameters (text format). Values are never interpolated into SQL.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> PostgresRows {
