@@ -201,7 +201,7 @@ public struct AgentStateMachine: Sendable {
         let filters = ForwardFilter.filters(from: view?.forwards ?? [], meshRanges: configuration.meshRanges)
         let routing = networks.isEmpty ? RoutingPeerState.off
             : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges, filters: filters)
-        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing)
+        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing, meshPeers: view?.wireguardPeers ?? [])
     }
 
     /// Whether `candidate`, chosen for `key`, installs anything: not `skip_auto_apply` (offered, not applied), and
