@@ -8,8 +8,8 @@ import RouteModel
 /// priority does not get a packet past another table's `policy drop`). So masquerade and access control stay in
 /// Routeplane's own tables, but the traffic it routes must also be let through each foreign forward chain whose policy
 /// is drop: the agent inserts, at the top of each such chain, its own rules (each commented `routeplane <fingerprint>`)
-///   `iifname "<wg>" ip daddr { <routed ranges> } accept` (and `ip6 daddr` for IPv6 ranges), and
-///   `oifname "<wg>" ct state established,related accept` (the replies);
+///   `iifname "<wg>" ip daddr { <routed ranges> } accept`, `oifname "<wg>" ip saddr { <routed ranges> } accept` (and
+///   `ip6` for IPv6 ranges), and `oifname "<wg>" ct state established,related accept` (the replies);
 /// and removes exactly the rules carrying its comment when it stops routing or the ranges change. Nothing else in
 /// those chains is touched. Pure; no I/O.
 public enum ForwardPinholePlanner {
@@ -53,8 +53,16 @@ public enum ForwardPinholePlanner {
         let v4 = Set(ranges.filter(\.isV4)).sorted().map(\.description)
         let v6 = Set(ranges.filter(\.isV6)).sorted().map(\.description)
         var out: [String] = []
-        if family != "ip6", !v4.isEmpty { out.append("iifname \"\(interface)\" ip daddr { \(v4.joined(separator: ", ")) } accept") }
-        if family != "ip", !v6.isEmpty { out.append("iifname \"\(interface)\" ip6 daddr { \(v6.joined(separator: ", ")) } accept") }
+        if family != "ip6", !v4.isEmpty {
+            out.append("iifname \"\(interface)\" ip daddr { \(v4.joined(separator: ", ")) } accept")
+            // Without masquerade the range answers the mesh addresses themselves (and a flow NATed before masquerade was
+            // turned off keeps a conntrack entry its un-NATed replies do not match): let the range's traffic in.
+            out.append("oifname \"\(interface)\" ip saddr { \(v4.joined(separator: ", ")) } accept")
+        }
+        if family != "ip", !v6.isEmpty {
+            out.append("iifname \"\(interface)\" ip6 daddr { \(v6.joined(separator: ", ")) } accept")
+            out.append("oifname \"\(interface)\" ip6 saddr { \(v6.joined(separator: ", ")) } accept")
+        }
         if !out.isEmpty { out.append("oifname \"\(interface)\" ct state established,related accept") }
         return out
     }

@@ -10,13 +10,14 @@ typealias Planner = ForwardPinholePlanner
 
     @Test func aDropPolicyChainGetsOurRulesAnAcceptOneNothing() {
         let actions = Planner.plan(interface: "rp-wg", ranges: [pfx("10.20.0.0/24")], chains: [Self.dropChain, Self.acceptChain])
-        #expect(actions.count == 2)
+        #expect(actions.count == 3)
         let expressions = actions.compactMap { a -> String? in
             if case .insert(_, let table, _, let e, let comment) = a, table == "x", comment.hasPrefix("routeplane ") { return e }
             return nil
         }
         // Inserted at the top in reverse: the range's accept ends up first, the replies' second.
         #expect(expressions == [#"oifname "rp-wg" ct state established,related accept"#,
+                                #"oifname "rp-wg" ip saddr { 10.20.0.0/24 } accept"#,
                                 #"iifname "rp-wg" ip daddr { 10.20.0.0/24 } accept"#])
     }
 
@@ -26,20 +27,21 @@ typealias Planner = ForwardPinholePlanner
         for (i, a) in first.enumerated() { if case .insert(_, _, _, _, let c) = a { chain.ourRules[10 + i] = c } }
         #expect(Planner.plan(interface: "rp-wg", ranges: [pfx("10.20.0.0/24")], chains: [chain]).isEmpty)
         let changed = Planner.plan(interface: "rp-wg", ranges: [pfx("10.20.0.0/24"), pfx("10.21.0.0/24")], chains: [chain])
-        #expect(changed.prefix(2) == [.delete(family: "inet", table: "x", chain: "forward", handle: 10),
-                                      .delete(family: "inet", table: "x", chain: "forward", handle: 11)])
-        #expect(changed.count == 4)
-        #expect(Planner.plan(interface: nil, ranges: [], chains: [chain]).count == 2)
+        #expect(changed.prefix(3) == [.delete(family: "inet", table: "x", chain: "forward", handle: 10),
+                                      .delete(family: "inet", table: "x", chain: "forward", handle: 11),
+                                      .delete(family: "inet", table: "x", chain: "forward", handle: 12)])
+        #expect(changed.count == 6)
+        #expect(Planner.plan(interface: nil, ranges: [], chains: [chain]).count == 3)
         // A chain whose policy is no longer drop loses our rules too.
         chain.dropPolicy = false
-        #expect(Planner.plan(interface: "rp-wg", ranges: [pfx("10.20.0.0/24")], chains: [chain]).count == 2)
+        #expect(Planner.plan(interface: "rp-wg", ranges: [pfx("10.20.0.0/24")], chains: [chain]).count == 3)
     }
 
     @Test func familiesOnlyGetTheirRanges() {
         let ranges = [pfx("10.20.0.0/24"), pfx("fd20::/64")]
         #expect(Planner.expressions(interface: "w", ranges: ranges, family: "ip").allSatisfy { !$0.contains("ip6") })
         #expect(Planner.expressions(interface: "w", ranges: ranges, family: "ip6").allSatisfy { !$0.contains("ip daddr") })
-        #expect(Planner.expressions(interface: "w", ranges: ranges, family: "inet").count == 3)
+        #expect(Planner.expressions(interface: "w", ranges: ranges, family: "inet").count == 5)
         #expect(Planner.expressions(interface: "w", ranges: [pfx("fd20::/64")], family: "ip").isEmpty)
     }
 
