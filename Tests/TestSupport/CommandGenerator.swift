@@ -1,5 +1,4 @@
 import RouteModel
-import Foundation
 
 
 /// Random command sequences over a small universe (so that HA sets, conflicts, refusals and
@@ -54,22 +53,12 @@ public struct CommandGenerator: Sendable {
             keepRoute: chance(0.2), accessControlGroups: chance(0.2) ? [existingGroup(state)] : nil, skipAutoApply: chance(0.1))
     }
 
-    /// A valid, distinct WireGuard identity for peer number `n` (32 bytes: n, then zeros; one endpoint).
-    public static func wireGuardIdentity(_ n: Int) -> WireGuardIdentity {
-        var key = [UInt8](repeating: 0, count: 32)
-        key[0] = UInt8(truncatingIfNeeded: n)
-        key[1] = UInt8(truncatingIfNeeded: n >> 8)
-        return WireGuardIdentity(publicKey: Data(key).base64EncodedString(), endpoints: ["192.0.2.\(n % 250 + 1):51820"])
-    }
-
     public mutating func next(_ state: TenantState) -> Command {
         switch Int.random(in: 0..<100, using: &rng) {
         case 0..<14:
             let p = pick(peerIDs)
             let n = Int(p.rawValue.dropFirst())!
-            // Two peers in three report a WireGuard key (taken from the peer id: no extra random draw).
-            return .enrollPeer(id: p, name: p.rawValue, os: pick(oses), meshIP: chance(0.8) ? "100.64.0.\(n)" : "fd7a::\(n)",
-                               wireguard: n % 3 == 2 ? nil : Self.wireGuardIdentity(n))
+            return .enrollPeer(id: p, name: p.rawValue, os: pick(oses), meshIP: chance(0.8) ? "100.64.0.\(n)" : "fd7a::\(n)")
         case 14..<17: return .removePeer(id: existingPeers(state, max: 1).first ?? pick(peerIDs))
         case 17..<19: return .renamePeer(id: pick(peerIDs), name: "n\(Int.random(in: 0..<3, using: &rng))")
         case 19..<27:
