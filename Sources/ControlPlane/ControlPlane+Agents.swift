@@ -24,8 +24,11 @@ extension ControlPlane {
     /// a free host address of the range. `source`: the caller's address, for the per-source rate limit (by address, or
     /// by /64 for IPv6; checked first, then the per-key one, both before the key is looked up: a flood costs no database
     /// work).
+    /// `wireguard`: the agent's WireGuard key and endpoints, checked before anything else (422 naming the field).
     public func enroll(setupKey: String, name: String, os: String, reportedIP: String?, natsPublicKey: String?,
-                       requestID: String, source: String? = nil) async throws -> Enrollment {
+                       requestID: String, source: String? = nil, wireguardPublicKey: String? = nil,
+                       wireguardEndpoints: [String]? = nil) async throws -> Enrollment {
+        let wireguard = try WireGuardIdentity.validated(publicKey: wireguardPublicKey, endpoints: wireguardEndpoints)
         if let throttle {
             if let source, case .limited(let retry) = throttle.perSource.admit(enrollmentSourceKey(source)) {
                 logger.notice("enrollment refused: too many from this address",
@@ -65,7 +68,7 @@ extension ControlPlane {
             // The address is chosen in `decide`, against the state this append lands on (decided again under the
             // tenant's lock when another controller appended first), so concurrent enrollments never share one.
             try decideOrThrow(AccessCommand.enrollWithSetupKey(key: keyID, peerID: peerID, name: name, os: os, meshIP: reportedIP, now: now,
-                                                               meshRange: range), s.state)
+                                                               meshRange: range, wireguard: wireguard), s.state)
         } sideStatements: { _ in
             [CredentialStore.insert(secret: credential, tenant: tenant, kind: .peer, subject: peerID.rawValue)]
                 + (natsKey.map { [AgentBusIssuer.insert(tenant: tenant, peer: peerID.rawValue, publicKey: $0)] } ?? [])

@@ -25,6 +25,8 @@ struct AgentController: Sendable {
         var os: String
         var ip: String?
         var nats_public_key: String?
+        var wireguard_public_key: String?
+        var wireguard_endpoints: [String]?
     }
 
     struct Enrolled: Encodable {
@@ -40,6 +42,8 @@ struct AgentController: Sendable {
         var nats_inbox_prefix: String?
         /// The controller's view signing public key: the agent pins it and accepts only views it signed.
         var view_signing_key: String
+        /// The deployment's mesh range: the agent gives its WireGuard interface its mesh IP with this prefix length.
+        var mesh_range: String
     }
 
     /// `POST /api/agent/enroll` → the peer's id, mesh IP and credential, and (when the agent sent its NATS public key and
@@ -48,13 +52,15 @@ struct AgentController: Sendable {
         let body = try await access.credentialBody(EnrollBody.self, of: request)
         let enrolled = try await access.controlPlane.enroll(setupKey: body.setup_key, name: body.name, os: body.os, reportedIP: body.ip,
                                                             natsPublicKey: body.nats_public_key, requestID: context.requestID,
-                                                            source: context.sourceAddress)
+                                                            source: context.sourceAddress, wireguardPublicKey: body.wireguard_public_key,
+                                                            wireguardEndpoints: body.wireguard_endpoints)
         let (tenant, peerID, issued) = (enrolled.tenant, enrolled.peerID, enrolled.bus)
         return jsonResponse(Enrolled(peer_id: peerID.rawValue, tenant_id: tenant, ip: enrolled.meshIP, credential: enrolled.credential,
                                      routes_subject: "routeplane.\(tenant).peer.\(peerID).routes",
                                      status_subject: "routeplane.\(tenant).peer.\(peerID).status", nats_url: natsURL,
                                      nats_jwt: issued?.nats_jwt, nats_jwt_expires_at: issued?.nats_jwt_expires_at,
-                                     nats_inbox_prefix: issued?.nats_inbox_prefix, view_signing_key: access.controlPlane.viewSigner.publicKey),
+                                     nats_inbox_prefix: issued?.nats_inbox_prefix, view_signing_key: access.controlPlane.viewSigner.publicKey,
+                                     mesh_range: access.controlPlane.settings.meshRange.description),
                             status: .created, sequence: enrolled.sequence)
     }
 

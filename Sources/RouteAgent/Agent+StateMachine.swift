@@ -218,7 +218,8 @@ public struct AgentStateMachine: Sendable {
         let filters = ForwardFilter.filters(from: view?.forwards ?? [], meshRanges: configuration.meshRanges)
         let routing = networks.isEmpty ? RoutingPeerState.off
             : RoutingPeerState(networks: networks, meshRanges: configuration.meshRanges, filters: filters)
-        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing, unreachable: exitNodeBlackholes(routes))
+        return DesiredRouteState(routes: routes.values.sorted(), routingPeer: routing, unreachable: exitNodeBlackholes(routes),
+                                 meshPeers: view?.wireguardPeers ?? [])
     }
 
     /// Whether `candidate`, chosen for `key`, installs anything: the user's choices let the HA set in (`RouteChoices.applies`:

@@ -18,9 +18,12 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
     /// The controller's view signing public key (base64url), pinned at enrollment and moved on by endorsed key
     /// rotations. nil in identities written before views were signed: such an agent refuses every view.
     public var viewSigningKey: String?
+    /// The deployment's mesh range as the controller said at enrollment (nil in identities written before it did).
+    public var meshRange: String? = nil
 
     public init(controller: String, tenantID: String, peerID: String, ip: String, credential: String, natsURL: String?,
-                viewSigningKey: String? = nil, natsInboxPrefix: String? = nil) {
+                viewSigningKey: String? = nil, natsInboxPrefix: String? = nil, meshRange: String? = nil) {
+        self.meshRange = meshRange
         self.natsInboxPrefix = natsInboxPrefix
         self.controller = controller
         self.tenantID = tenantID
@@ -38,6 +41,7 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
         case natsURL = "nats_url"
         case natsInboxPrefix = "nats_inbox_prefix"
         case viewSigningKey = "view_signing_key"
+        case meshRange = "mesh_range"
     }
 }
 

@@ -35,6 +35,11 @@ public struct AgentConfiguration: Sendable {
     public var viewApplied: (@Sendable (AgentStateMachine.ViewUpdate) -> Void)? = nil
     /// Clear text allowed or not, and the CA files for HTTPS and NATS over TLS (checked when the runner is created).
     public var transport = AgentTransport()
+    /// The WireGuard key and endpoints reported at enrollment (nil: the agent runs no WireGuard).
+    public var wireguard: WireGuardIdentity? = nil
+    /// Run once the identity is known, before health probes are answered (the WireGuard applier brings its interface up
+    /// with the mesh address here, so the responder can bind to it).
+    public var prepare: (@Sendable (AgentIdentity) async throws -> Void)? = nil
 
     public init(controller: String, setupKey: String?, stateFolder: String, name: String, os: String = "linux", ip: String? = nil,
                 natsURL: String? = nil, natsCredentials: String? = nil, statusInterval: Duration = .seconds(5), httpFallbackInterval: Duration = .seconds(10),
@@ -151,7 +156,8 @@ public actor AgentRunner {
         while enrollment == nil {
             do {
                 enrollment = try await configuration.controllerClient.enroll(
-                    setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey)
+                    setupKey: key, name: configuration.name, os: configuration.os, ip: configuration.ip, natsPublicKey: natsKey.publicKey,
+                    wireguard: configuration.wireguard)
             } catch AgentError.enrollmentRateLimited(let message) where attempt < waits.count {
                 logger.notice("enrollment refused for its rate; asking again",
                               metadata: ["controller": "\(configuration.controller)", "wait_s": "\(waits[attempt])", "message": "\(message)"])
@@ -245,6 +251,7 @@ public actor AgentRunner {
     /// controller and NATS unreachable), then follows NATS, with HTTP as the fallback.
     public func run() async throws {
         let identity = try await loadOrEnroll()
+        if let prepare = configuration.prepare { try await prepare(identity) }
         await loadRouteChoices()
         if configuration.natsCredentials == nil {
             bus.set(key: try folder.loadOrCreateNATSKey(), jwt: folder.loadNATSJWT())
@@ -412,7 +419,7 @@ public actor AgentRunner {
             if let rtt = h.smoothedRTT { entry["rtt_us"] = String(rtt.components.seconds * 1_000_000 + rtt.components.attoseconds / 1_000_000_000_000) }
             health.append(entry)
         }
-        let status: [String: Any] = [
+        var status: [String: Any] = [
             "status_version": 1, "tenant_id": identity.tenantID, "peer_id": identity.peerID,
             "applied_version": machine.appliedVersion, "digest": machine.appliedDigest ?? "",
             "selections": selections, "health": health, "shadowed": machine.shadowed.map(\.jsonObject),
@@ -420,6 +427,7 @@ public actor AgentRunner {
             "rejected": rejectedMessages, "rejected_by_reason": rejectedByReason,
             "forward_counters": forwardCounters.map(\.jsonObject),
         ]
+        if let wg = configuration.wireguard { status["wireguard"] = ["public_key": wg.publicKey, "endpoints": wg.endpoints] as [String: Any] }
         guard let payload = try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys]) else { return }
         do {
             try connection.publish("routeplane.\(identity.tenantID).peer.\(identity.peerID).status", payload: Array(payload))

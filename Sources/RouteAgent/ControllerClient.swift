@@ -42,7 +42,7 @@ public struct ControllerClient: Sendable {
         return configuration
     }
 
-    func call(_ method: String, _ path: String, token: String? = nil, body: [String: String]? = nil) async throws -> (Int, Data) {
+    func call(_ method: String, _ path: String, token: String? = nil, body: [String: any Sendable]? = nil) async throws -> (Int, Data) {
         guard URL(string: baseURL + path) != nil else { throw AgentError.controller("bad controller URL \(baseURL)") }
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = HTTPMethod(rawValue: method)
@@ -85,10 +85,15 @@ public struct ControllerClient: Sendable {
     }
 
     /// `POST /api/agent/enroll`.
-    public func enroll(setupKey: String, name: String, os: String, ip: String?, natsPublicKey: String? = nil) async throws -> (AgentIdentity, BusCredentials?) {
-        var body = ["setup_key": setupKey, "name": name, "os": os]
+    public func enroll(setupKey: String, name: String, os: String, ip: String?, natsPublicKey: String? = nil,
+                       wireguard: WireGuardIdentity? = nil) async throws -> (AgentIdentity, BusCredentials?) {
+        var body: [String: any Sendable] = ["setup_key": setupKey, "name": name, "os": os]
         if let ip { body["ip"] = ip }
         if let natsPublicKey { body["nats_public_key"] = natsPublicKey }
+        if let wireguard {
+            body["wireguard_public_key"] = wireguard.publicKey
+            body["wireguard_endpoints"] = wireguard.endpoints
+        }
         let (status, data) = try await call("POST", "/api/agent/enroll", body: body)
         if status == 429 { throw AgentError.enrollmentRateLimited(Self.message(data)) }
         guard status == 201 else { throw AgentError.enrollment("controller answered \(status): \(Self.message(data))") }
@@ -99,7 +104,7 @@ public struct ControllerClient: Sendable {
         }
         return (AgentIdentity(controller: baseURL, tenantID: tenant, peerID: peer, ip: meshIP, credential: credential,
                               natsURL: object["nats_url"] as? String, viewSigningKey: object["view_signing_key"] as? String,
-                              natsInboxPrefix: object["nats_inbox_prefix"] as? String),
+                              natsInboxPrefix: object["nats_inbox_prefix"] as? String, meshRange: object["mesh_range"] as? String),
                 Self.busCredentials(object))
     }
 

@@ -11,11 +11,16 @@ public struct DesiredRouteState: Hashable, Sendable, CustomStringConvertible {
     public var routingPeer: RoutingPeerState
     /// Destinations installed `unreachable` (the `::/0` blackhole beside an IPv4 exit node, ExitNodeSelection.swift).
     public var unreachable: [Prefix]
+    /// The WireGuard peers of the view (candidates; on a routing peer, its clients). Only a WireGuard applier uses them:
+    /// it gives each its mesh address and the routes whose next hop it is as allowed IPs (`WireGuardPlanner`).
+    public var meshPeers: [WireGuardPeer]
 
-    public init(routes: [ClientRoute] = [], routingPeer: RoutingPeerState = .off, unreachable: [Prefix] = []) {
+    public init(routes: [ClientRoute] = [], routingPeer: RoutingPeerState = .off, unreachable: [Prefix] = [],
+                meshPeers: [WireGuardPeer] = []) {
         self.routes = routes
         self.routingPeer = routingPeer
         self.unreachable = unreachable
+        self.meshPeers = meshPeers
     }
 
     /// Nothing installed: the state `cleanup` reconciles towards.
@@ -47,6 +52,7 @@ public struct DesiredRouteState: Hashable, Sendable, CustomStringConvertible {
         var lines = routes.sorted().map { "route \($0)" }
         lines += unreachable.sorted().map { "unreachable \($0)" }
         lines += routingPeer.descriptionLines
+        lines += meshPeers.sorted().map { "wireguard peer \($0.peerID) \($0.meshIP)" }
         return lines.isEmpty ? "(nothing)" : lines.joined(separator: "\n")
     }
 }
@@ -112,6 +118,9 @@ public struct RoutingPeerState: Hashable, Sendable {
     public var masquerade: [MasqueradeRule]
     /// Guarded ranges (routes with access-control groups); empty means no filter table at all.
     public var filters: [ForwardFilter]
+    /// Every range this peer forwards (masqueraded or not), sorted: what a WireGuard applier lets through foreign
+    /// forward chains (`ForwardPinholePlanner`).
+    public var networks: [Prefix] = []
 
     public init(forwardIPv4: Bool, forwardIPv6: Bool, masquerade: [MasqueradeRule] = [], filters: [ForwardFilter] = []) {
         self.forwardIPv4 = forwardIPv4
@@ -127,6 +136,7 @@ public struct RoutingPeerState: Hashable, Sendable {
     /// each masqueraded network gets one rule per mesh range of its family.
     public init(networks: [(network: Prefix, masquerade: Bool)], meshRanges: [Prefix], filters: [ForwardFilter] = []) {
         self.filters = filters
+        self.networks = Set(networks.map { $0.network }).sorted()
         forwardIPv4 = networks.contains { $0.network.isV4 }
         forwardIPv6 = networks.contains { $0.network.isV6 }
         var rules = Set<MasqueradeRule>()

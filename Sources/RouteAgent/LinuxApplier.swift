@@ -99,6 +99,8 @@ public actor LinuxApplier: RouteApplier {
         var state = ObservedState()
         for family in [IPAddress.Family.v4, .v6] {
             let r = try await run(["ip", "-j", "-N", family == .v4 ? "-4" : "-6", "route", "show", "table", "\(m.table)"])
+            // A table of our own (not main) exists only once it holds a route: empty, not an error.
+            if !r.succeeded, r.stderr.contains("FIB table does not exist") { continue }
             guard r.succeeded else {
                 throw ApplierError.commandFailed(command: "ip route show table \(m.table)", status: r.status, stderr: r.stderr)
             }

@@ -297,7 +297,7 @@ enum AccessRules {
             guard let old = state.setupKeys[id] else { throw .notFound("setup_key_id", "setup key \(id) not found") }
             return [.setupKeyDeleted(SetupKeyDeleted(setupKey: old))]
 
-        case .enrollWithSetupKey(let key, let peerID, let name, let os, let reportedIP, let now, let meshRange):
+        case .enrollWithSetupKey(let key, let peerID, let name, let os, let reportedIP, let now, let meshRange, let wireguard):
             switch state.setupKeyState(key, now: now) {
             case nil: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is not valid")
             case .revoked?: throw ValidationError(.permissionDenied, field: "setup_key", "setup key is revoked")
@@ -307,7 +307,7 @@ enum AccessRules {
             }
             // The address is chosen here, against the state the append lands on (see `MeshAddresses`).
             let meshIP = try MeshAddresses.choose(reported: reportedIP, in: meshRange, state: state)
-            var events = try decideOrThrow(.enrollPeer(id: peerID, name: name, os: os, meshIP: meshIP.description), state)
+            var events = try decideOrThrow(.enrollPeer(id: peerID, name: name, os: os, meshIP: meshIP.description, wireguard: wireguard), state)
             guard case .peerEnrolled(var enrolled)? = events.first else { return events }
             enrolled.setupKeyID = key
             enrolled.enrolledAt = now
@@ -361,7 +361,7 @@ public enum AccessCommand: Hashable, Sendable {
     /// An agent joining with a setup key: the peer, then its auto groups. `meshIP` nil or empty: the lowest free address
     /// of `meshRange`; given: accepted only when it is a free host address of `meshRange`.
     case enrollWithSetupKey(key: SetupKeyID, peerID: PeerID, name: String, os: String, meshIP: String?, now: Int64,
-                            meshRange: Prefix = MeshAddresses.defaultRange)
+                            meshRange: Prefix = MeshAddresses.defaultRange, wireguard: WireGuardIdentity? = nil)
 }
 
 public func decide(_ command: AccessCommand, _ state: TenantState) -> Result<[RouteEvent], ValidationError> {

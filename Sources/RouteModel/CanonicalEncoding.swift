@@ -63,6 +63,24 @@ extension PeerRouteView {
             w.raw("}")
         }
         w.raw("],\"peer_id\":"); w.string(peerID.rawValue)
+        // Only when some peer to reach has a WireGuard key: other views keep the bytes they had before WireGuard.
+        if !wireguardPeers.isEmpty {
+            w.raw(",\"wireguard_peers\":[")
+            for (i, p) in wireguardPeers.enumerated() {
+                if i > 0 { w.raw(",") }
+                // Keys in byte order: endpoints < mesh_ip < peer_id < public_key.
+                w.raw("{\"endpoints\":[")
+                for (j, e) in p.endpoints.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.string(e)
+                }
+                w.raw("],\"mesh_ip\":"); w.address(p.meshIP)
+                w.raw(",\"peer_id\":"); w.string(p.peerID.rawValue)
+                w.raw(",\"public_key\":"); w.string(p.publicKey)
+                w.raw("}")
+            }
+            w.raw("]")
+        }
         w.raw("}")
         return w.bytes
     }

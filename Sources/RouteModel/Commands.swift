@@ -55,7 +55,9 @@ public enum Command: Hashable, Sendable {
     case deleteGroup(id: GroupID)
 
     /// `meshIP` is text so its validation lives here with the other rules.
-    case enrollPeer(id: PeerID, name: String, os: String, meshIP: String)
+    /// `wireguard`: the agent's WireGuard key and endpoints (already checked by `WireGuardIdentity.validated`); the key
+    /// must not be another peer's of the tenant.
+    case enrollPeer(id: PeerID, name: String, os: String, meshIP: String, wireguard: WireGuardIdentity? = nil)
     case renamePeer(id: PeerID, name: String)
     /// Operator drain mode (no event when the peer already is in that mode).
     case setPeerDraining(id: PeerID, draining: Bool)

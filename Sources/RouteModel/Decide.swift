@@ -64,7 +64,7 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
         try GroupLinks.checkDeletable(old, in: state)
         return [.groupDeleted(GroupDeleted(group: old))]
 
-    case .enrollPeer(let id, let name, let os, let meshIPText):
+    case .enrollPeer(let id, let name, let os, let meshIPText, let wireguard):
         try checkID(id.rawValue, field: "id", what: "peer")
         if state.peer(id) != nil { throw .conflict("id", "peer \(id) already exists") }
         try checkName(name, field: "name")
@@ -82,7 +82,16 @@ public func decideOrThrow(_ command: Command, _ state: TenantState) throws(Valid
         if let other = state.peer(meshIP: meshIP) {
             throw .conflict("ip", "mesh ip \(meshIP) is already used by peer \(other)")
         }
-        var events: [RouteEvent] = [.peerEnrolled(PeerEnrolled(peer: Peer(id: id, name: name, os: osName, meshIP: meshIP)))]
+        if let wireguard {
+            // Re-checked here so no path can store a malformed key; one key on two peers would make them one WireGuard peer.
+            guard WireGuardIdentity.isValidPublicKey(wireguard.publicKey) else {
+                throw .invalid("wireguard_public_key", "wireguard_public_key must be the base64 of a 32-byte WireGuard public key (44 characters)")
+            }
+            if let other = state.peer(wireGuardKey: wireguard.publicKey) {
+                throw .conflict("wireguard_public_key", "wireguard_public_key is already used by peer \(other); generate a new key")
+            }
+        }
+        var events: [RouteEvent] = [.peerEnrolled(PeerEnrolled(peer: Peer(id: id, name: name, os: osName, meshIP: meshIP, wireguard: wireguard)))]
         // NetBird `AddPeer` (`management/server/peer.go`): a new peer joins the "All" group in the same transaction.
         if let all = state.allGroupID {
             events.append(.groupMembersChanged(GroupMembersChanged(groupID: all, added: [id], removed: [])))

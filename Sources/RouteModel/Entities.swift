@@ -231,20 +231,24 @@ public struct Peer: Hashable, Sendable, Codable {
     /// Marked by an operator for maintenance: as a routing peer it is chosen by clients only when no
     /// other candidate of the HA set is up (`PeerDrainingChanged`).
     public var draining: Bool
+    /// The agent's WireGuard public key and underlay endpoints, as reported at enrollment; nil for peers enrolled
+    /// without (before WireGuard, or by an agent that runs none).
+    public var wireguard: WireGuardIdentity?
 
-    public init(id: PeerID, name: String, os: String, meshIP: IPAddress, draining: Bool = false) {
+    public init(id: PeerID, name: String, os: String, meshIP: IPAddress, draining: Bool = false, wireguard: WireGuardIdentity? = nil) {
         self.id = id
         self.name = name
         self.os = os
         self.meshIP = meshIP
         self.draining = draining
+        self.wireguard = wireguard
     }
 
     /// Only Linux peers can be routing peers (forwarding and masquerade need Linux).
     public var canRoute: Bool { os == "linux" }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, os, draining
+        case id, name, os, draining, wireguard
         case meshIP = "ip"
     }
 
@@ -256,9 +260,11 @@ public struct Peer: Hashable, Sendable, Codable {
         meshIP = try c.decode(IPAddress.self, forKey: .meshIP)
         // Absent in events written before drain mode existed (and whenever it is off).
         draining = try c.decodeIfPresent(Bool.self, forKey: .draining) ?? false
+        // Absent in events written before WireGuard (and for peers that reported none).
+        wireguard = try c.decodeIfPresent(WireGuardIdentity.self, forKey: .wireguard)
     }
 
-    /// `draining` is written only when set, so a peer that was never drained encodes as it always did
+    /// `draining` and `wireguard` are written only when set, so a peer that was never drained encodes as it always did
     /// (stored events and read-model bodies keep their bytes).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -267,5 +273,6 @@ public struct Peer: Hashable, Sendable, Codable {
         try c.encode(os, forKey: .os)
         try c.encode(meshIP, forKey: .meshIP)
         if draining { try c.encode(true, forKey: .draining) }
+        if let wireguard { try c.encode(wireguard, forKey: .wireguard) }
     }
 }

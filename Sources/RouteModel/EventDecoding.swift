@@ -104,6 +104,7 @@ extension Peer: JSONReadable {
     public static func read(from r: inout JSONReader) throws(JSONReadError) -> Peer {
         var id = JSONField<PeerID>(), name = JSONField<String>(), os = JSONField<String>(), meshIP = JSONField<IPAddress>()
         var draining = JSONField<Bool>()  // optional: absent or null is false (events written before drain mode lack it)
+        var wireguard = JSONField<WireGuardIdentity>()  // optional: events written before WireGuard lack it
         try r.readObject { (key, r) throws(JSONReadError) -> Bool in
             switch key {
             case "id": try id.read(&r)
@@ -111,12 +112,28 @@ extension Peer: JSONReadable {
             case "os": try os.read(&r)
             case "ip": try meshIP.read(&r)
             case "draining": try draining.readNullable(&r)
+            case "wireguard": try wireguard.readNullable(&r)
             default: return false
             }
             return true
         }
         return Peer(id: try id.required("id", r), name: try name.required("name", r), os: try os.required("os", r),
-                    meshIP: try meshIP.required("ip", r), draining: draining.value ?? false)
+                    meshIP: try meshIP.required("ip", r), draining: draining.value ?? false, wireguard: wireguard.value)
+    }
+}
+
+extension WireGuardIdentity: JSONReadable {
+    public static func read(from r: inout JSONReader) throws(JSONReadError) -> WireGuardIdentity {
+        var key = JSONField<String>(), endpoints = JSONField<[String]>()
+        try r.readObject { (k, r) throws(JSONReadError) -> Bool in
+            switch k {
+            case "public_key": try key.read(&r)
+            case "endpoints": try endpoints.readNullable(&r)
+            default: return false
+            }
+            return true
+        }
+        return WireGuardIdentity(publicKey: try key.required("public_key", r), endpoints: endpoints.value ?? [])
     }
 }
 

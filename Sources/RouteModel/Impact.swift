@@ -117,6 +117,13 @@ enum Impact {
     /// `changed` peers joined or left `group` (read on one side of the change).
     static func addMembershipImpact(group: GroupID, changed: [PeerID], in state: TenantState, to out: inout Set<PeerID>) {
         addForwardRuleImpact(group: group, in: state, to: &out)
+        // A routing peer's view lists the WireGuard keys of the clients it serves (the members of its routes'
+        // distribution groups): a member with a key joining or leaving changes it.
+        if changed.contains(where: { state.peer($0)?.wireguard != nil }) {
+            for id in state.routeIDs(distributedTo: group) {
+                if let r = state.route(id), r.enabled { out.formUnion(state.routingPeerIDs(of: r)) }
+            }
+        }
         // The changed peers' own views depend on the group if any route uses it in any role
         // (distribution, access control, or peer group: they start or stop serving).
         guard state.isUsedByRoutes(group) else { return }

@@ -167,11 +167,15 @@ public struct PeerRouteView: Hashable, Sendable, Codable {
     public var haSets: [HASet]
     /// Sorted by route id.
     public var forwards: [ForwardedRoute]
+    /// The WireGuard peers the agent must reach (`TenantState.wireGuardPeers`), sorted by peer id; written only when not
+    /// empty, so views of tenants without WireGuard keep their bytes and digests.
+    public var wireguardPeers: [WireGuardPeer]
 
-    public init(peerID: PeerID, haSets: [HASet] = [], forwards: [ForwardedRoute] = []) {
+    public init(peerID: PeerID, haSets: [HASet] = [], forwards: [ForwardedRoute] = [], wireguardPeers: [WireGuardPeer] = []) {
         self.peerID = peerID
         self.haSets = haSets
         self.forwards = forwards
+        self.wireguardPeers = wireguardPeers
     }
 
     /// The view of a peer that does not exist or has nothing to install.
@@ -183,6 +187,24 @@ public struct PeerRouteView: Hashable, Sendable, Codable {
         case forwards
         case peerID = "peer_id"
         case haSets = "ha_sets"
+        case wireguardPeers = "wireguard_peers"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        peerID = try c.decode(PeerID.self, forKey: .peerID)
+        haSets = try c.decode([HASet].self, forKey: .haSets)
+        forwards = try c.decode([ForwardedRoute].self, forKey: .forwards)
+        // Absent in views written before WireGuard, and whenever no peer to reach has a key.
+        wireguardPeers = try c.decodeIfPresent([WireGuardPeer].self, forKey: .wireguardPeers) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(forwards, forKey: .forwards)
+        try c.encode(haSets, forKey: .haSets)
+        try c.encode(peerID, forKey: .peerID)
+        if !wireguardPeers.isEmpty { try c.encode(wireguardPeers, forKey: .wireguardPeers) }
     }
 }
 
@@ -201,6 +223,8 @@ public struct PeerRouteView: Hashable, Sendable, Codable {
 ///   without candidates is left out.
 /// - `forwards`: every enabled route the peer serves, if it can route, with its masquerade flag and
 ///   its forward rules (nil when the route has no access-control groups).
+/// - `wireguardPeers`: the candidates of its HA sets and the clients of the routes it forwards (members of their
+///   distribution groups), each with its WireGuard key, endpoints and mesh address; peers without a key are left out.
 public func view(for peerID: PeerID, in state: TenantState) -> PeerRouteView {
     guard let peer = state.peer(peerID) else { return .empty(peerID) }
     let myGroups = state.groups(of: peerID)
@@ -258,5 +282,6 @@ public func view(for peerID: PeerID, in state: TenantState) -> PeerRouteView {
         haSets.append(HASet(key: key, candidates: unique))
     }
     haSets.sort { $0.key < $1.key }
-    return PeerRouteView(peerID: peerID, haSets: haSets, forwards: forwards)
+    return PeerRouteView(peerID: peerID, haSets: haSets, forwards: forwards,
+                         wireguardPeers: state.wireGuardPeers(for: peerID, haSets: haSets, forwards: forwards))
 }

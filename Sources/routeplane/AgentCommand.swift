@@ -18,6 +18,7 @@ struct Agent: AsyncParsableCommand {
     @Option(help: "Controller URL, e.g. https://controller.example.net (http:// only to loopback, unless --insecure).") var controller: String?
     @OptionGroup var transport: AgentTransportOptions
     @OptionGroup var domainOptions: AgentDomainOptions
+    @OptionGroup var wireGuard: AgentWireGuardOptions
     @Option(help: "FOR TESTS ONLY: the setup key on the command line is readable by every local user (/proc/PID/cmdline); use --setup-key-file or $ROUTEPLANE_SETUP_KEY.")
     var setupKey: String?
     @Option(help: "File holding the setup key to enroll with (only needed the first time; keep it 0600). Or set $ROUTEPLANE_SETUP_KEY.")
@@ -50,11 +51,12 @@ struct Agent: AsyncParsableCommand {
         } catch {
             throw ArgumentParser.ValidationError(error.description)
         }
-        let routeApplier: any RouteApplier
+        var routeApplier: any RouteApplier
         switch applier {
         case .linux: routeApplier = try LinuxApplier(logger: logger)
         case .dryRun: routeApplier = DryRunApplier()
         }
+        if wireGuard.wireguard, applier != .linux { throw ArgumentParser.ValidationError("--wireguard needs --applier linux") }
         var probe = HealthProbeConfiguration()
         probe.interval = .milliseconds(probeIntervalMs)
         probe.port = probePort
@@ -64,6 +66,10 @@ struct Agent: AsyncParsableCommand {
             machine: .init(assumeCandidatesUp: assumeCandidatesUp, domains: domainOptions.configuration), probe: assumeCandidatesUp ? nil : probe,
             answerProbes: !assumeCandidatesUp)
         configuration.transport = transport.settings
+        if let wg = try wireGuard.setUp(stateDir: stateDir, controller: controller, natsURL: natsURL, configuration: &configuration,
+                                        logger: logger) {
+            routeApplier = wg
+        }
         let runner = try AgentRunner(configuration: configuration, applier: routeApplier, logger: logger)
         if cleanup {
             try await runner.cleanup(keepRoutes: false)
