@@ -67,6 +67,12 @@ ha_start_standby() {
       pg pg_ctl -D "$data" -l "$STATE_DIR/postgres-$STANDBY.log" -o "-p $port -k $PG_SOCK$PG_LISTEN_OPT" -w -t 60 start >/dev/null \
         || { tail -n 20 "$STATE_DIR/postgres-$STANDBY.log" >&2; die "the standby did not start"; }
     fi
+    # A standby left behind by an interrupted run may need WAL the primary has already removed: made again instead.
+    if ! wait_for standby standby_streaming 20; then
+      log "the standby (node $STANDBY) does not stream from the primary (too far behind?): making it again"
+      ha_resync
+      return
+    fi
   else
     ha_resync
     return
