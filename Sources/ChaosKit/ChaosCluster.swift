@@ -206,7 +206,7 @@ extension ChaosChecks {
         return ChaosCheck(name: "PostgreSQL primary killed with -9, standby promoted, service resumed", passed: problems.isEmpty,
                           detail: "\(done.count) failover(s) (minimum \(m.failovers)), writes acknowledged after each: "
                             + (after.isEmpty ? "none" : after.map(String.init).joined(separator: ", ")) + " (minimum \(m.writesAfterFailover) each); "
-                            + "\(indeterminate) write(s) answered with an error while in flight at a kill (outcome indeterminate, left out of the failed-writes check)",
+                            + "\(indeterminate) write(s) answered with an error while in flight at a kill (checked by the failed-writes check like every other)",
                           problems: Array(problems.prefix(maxProblems)))
     }
 
@@ -268,9 +268,9 @@ extension ChaosChecks {
     }
 
     /// Writes in flight while a primary was killed that the controller answered with an error: their COMMIT may have
-    /// reached the synchronous standby before the primary died (then they are committed on the promoted primary) —
-    /// the controller cannot know, and answers 503. Their outcome is indeterminate: the failed-writes check leaves them
-    /// out and the failover check counts them.
+    /// reached the synchronous standby before the primary died. The controller looks such an append up on the promoted
+    /// primary before answering, so an error answer must have left no trace: the failed-writes check covers them, and
+    /// the failover check counts them (how much of that check the failover exercised).
     public static func indeterminateAtKills(_ tally: ChaosClusterTally, records: [ChaosRequestRecord]) -> Set<String> {
         let windows = tally.done(.failover).map { ($0.killStarted ?? $0.at)...$0.at }
         return Set(records.filter { r in

@@ -56,7 +56,7 @@ echo "  *.e2e.test refused: 422 $(python3 -c 'import json,sys; print(json.load(o
 
 ED_T0=$(now)
 ED_DNS_ROUTE=$(api POST /api/routes "{\"network_id\":\"lan-host-by-name\",\"domains\":[\"$ED_NAME\"],\"peer\":\"$R1_ID\",\"metric\":100,\"masquerade\":true,\"groups\":[\"$GROUP\"],\"enabled\":true,\"description\":\"netns e2e: domain route\"}" | json '["id"]')
-ed_host_route() { ip -n "$NS_C" route show "$LAN_HOST/32" proto 239 | grep -q "via $MESH_R1 "; }
+ed_host_route() { ip -n "$NS_C" route show table "$RP_TABLE" "$LAN_HOST/32" proto 239 | grep -q "via $MESH_R1 "; }
 wait_until 30 "client host route $LAN_HOST/32 via R1 ($MESH_R1), resolved from $ED_NAME" ed_host_route
 ED_T1=$(now)
 wait_until 15 "R1 masquerading the mesh for the domain route" bash -c "ip netns exec $NS_R1 nft list table inet routeplane | grep -q 'daddr 0.0.0.0/0 masquerade'"
@@ -64,7 +64,7 @@ ED_A=$(seen r1)
 wait_until 10 "the LAN host answering the client by its name's address" nsx "$NS_C" ping -c 1 -W 1 "$LAN_HOST"
 ED_B=$(seen r1)
 [ "$ED_B" -gt "$ED_A" ] || fail "the domain route's traffic did not go through R1"
-echo "  client's kernel: $(ip -n "$NS_C" route show "$LAN_HOST/32" proto 239)   ($(elapsed "$ED_T0" "$ED_T1") s after the POST)"
+echo "  client's kernel: $(ip -n "$NS_C" route show table "$RP_TABLE" "$LAN_HOST/32" proto 239)   ($(elapsed "$ED_T0" "$ED_T1") s after the POST)"
 echo "  dnsmasq: $(grep -c "query\[A\] $ED_NAME" "$WORK/dnsmasq.log" || true) A queries for $ED_NAME; LAN host saw R1's address: $ED_A → $ED_B"
 routes_cli list | sed 's/^/  | /'
 
@@ -78,7 +78,7 @@ ED_EXIT2=$(api POST /api/routes "$(exit_body exit-r2 "$R2_ID")" | json '["id"]')
 wait_until 30 "the client offering exit-r1 and exit-r2" bash -c "grep -q '\"exit-r1\"' $ED_STATE/routes.json && grep -q '\"exit-r2\"' $ED_STATE/routes.json"
 wait_until 15 "R2 masquerading for its exit node" bash -c "ip netns exec $NS_R2 nft list table inet routeplane | grep -q 'daddr 0.0.0.0/0 masquerade'"
 sleep 1
-client_default() { ip -n "$NS_C" route show default proto 239; }
+client_default() { ip -n "$NS_C" route show table "$RP_TABLE" default proto 239; }
 [ -z "$(client_default)" ] || fail "an exit node was installed without a select: $(client_default)"
 nsx "$NS_C" ping -c 1 -W 1 "$ED_TEST" >/dev/null 2>&1 && fail "$ED_TEST answered before any exit node was selected"
 routes_cli list | sed 's/^/  | /'
@@ -86,9 +86,9 @@ routes_cli list | sed 's/^/  | /'
 step "routeplane agent routes select exit-r1"
 ED_T2=$(now)
 routes_cli select --append exit-r1 | sed 's/^/  /'
-wait_until 15 "client default route via R1 ($MESH_R1)" bash -c "ip -n $NS_C route show default proto 239 | grep -q 'via $MESH_R1 '"
+wait_until 15 "client default route via R1 ($MESH_R1)" bash -c "ip -n $NS_C route show table $RP_TABLE default proto 239 | grep -q 'via $MESH_R1 '"
 ED_T3=$(now)
-ED_V6=$(ip -n "$NS_C" -6 route show default proto 239)
+ED_V6=$(ip -n "$NS_C" -6 route show table "$RP_TABLE" default proto 239)
 [[ "$ED_V6" == unreachable* ]] || fail "no unreachable ::/0 beside the IPv4 exit node (got '$ED_V6')"
 ED_C=$(seen r1)
 wait_until 10 "$ED_TEST answering through the exit node" nsx "$NS_C" ping -c 1 -W 1 "$ED_TEST"
@@ -102,7 +102,7 @@ echo "  ip route get $MGMT_IP (controller, NATS) → $ED_MGMT_ROUTE"
 
 step "routeplane agent routes select exit-r2: replaces exit-r1 (at most one exit node)"
 routes_cli select --append exit-r2 | sed 's/^/  /'
-wait_until 15 "client default route via R2 ($MESH_R2)" bash -c "ip -n $NS_C route show default proto 239 | grep -q 'via $MESH_R2 '"
+wait_until 15 "client default route via R2 ($MESH_R2)" bash -c "ip -n $NS_C route show table $RP_TABLE default proto 239 | grep -q 'via $MESH_R2 '"
 [ "$(client_default | wc -l)" -eq 1 ] || fail "more than one default route: $(client_default)"
 ED_E=$(seen r2)
 wait_until 10 "$ED_TEST answering through R2" nsx "$NS_C" ping -c 1 -W 1 "$ED_TEST"
@@ -113,18 +113,18 @@ step "the choice survives an agent restart"
 stop_pid "${AGENT_PID[client]}"
 [ -z "$(client_default)" ] || fail "the exit node's route stayed after the agent stopped"
 start_agent "$NS_C" client "$MESH_C" "$KEY_CLIENTS"
-wait_until 30 "client default route via R2 again after the restart" bash -c "ip -n $NS_C route show default proto 239 | grep -q 'via $MESH_R2 '"
+wait_until 30 "client default route via R2 again after the restart" bash -c "ip -n $NS_C route show table $RP_TABLE default proto 239 | grep -q 'via $MESH_R2 '"
 echo "  restarted: $(client_default)"
 
 step "routeplane agent routes deselect exit-r2: the default route goes"
 routes_cli deselect exit-r2 | sed 's/^/  /'
-wait_until 15 "client default route removed" bash -c "[ -z \"\$(ip -n $NS_C route show default proto 239)\" ] && [ -z \"\$(ip -n $NS_C -6 route show default proto 239)\" ]"
+wait_until 15 "client default route removed" bash -c "[ -z \"\$(ip -n $NS_C route show table $RP_TABLE default proto 239)\" ] && [ -z \"\$(ip -n $NS_C -6 route show table $RP_TABLE default proto 239)\" ]"
 nsx "$NS_C" ping -c 1 -W 1 "$ED_TEST" >/dev/null 2>&1 && fail "$ED_TEST still answers after the deselect"
 ed_host_route || fail "the domain route went with the exit node"
 routes_cli list | sed 's/^/  | /'
 
 for id in "$ED_EXIT1" "$ED_EXIT2" "$ED_DNS_ROUTE"; do api DELETE "/api/routes/$id" >/dev/null; done
-wait_until 15 "the domain route's host route removed" bash -c "[ -z \"\$(ip -n $NS_C route show $LAN_HOST/32 proto 239)\" ]"
+wait_until 15 "the domain route's host route removed" bash -c "[ -z \"\$(ip -n $NS_C route show table $RP_TABLE $LAN_HOST/32 proto 239)\" ]"
 echo "  exit nodes and domain route deleted: nothing of ours left in the client's table"
 ED_SUMMARY="  domain route ($ED_NAME)               host route $LAN_HOST/32 via R1 $(elapsed "$ED_T0" "$ED_T1") s after the POST; LAN host answered by it; *.e2e.test refused (422)
   exit node                             offered, not installed; select → default via R1 $(elapsed "$ED_T2" "$ED_T3") s later (unreachable ::/0 beside it), controller off the tunnel; exit-r2 replaced it; kept over a restart; deselect removed it"
