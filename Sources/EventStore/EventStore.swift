@@ -100,9 +100,10 @@ public final class EventStore: Sendable {
         }
     }
 
-    /// `append` plus `statements`, in one transaction. Not retried on a lost connection: the caller
-    /// cannot know whether it committed, so it gets `connectionLost` (retrying with the same event
-    /// ids is safe: the append is idempotent by event id and side statements should be too).
+    /// `append` plus `statements`, in one transaction. Not retried on a lost connection: the store first looks
+    /// whether it committed (`outcomeAfterLostConnection`) and answers as committed when it did; otherwise, or when that
+    /// cannot be known in time, the caller gets `connectionLost` (retrying with the same event ids is safe: the append
+    /// is idempotent by event id and side statements should be too).
     @discardableResult
     public func append(tenant: String, expected: ExpectedVersion, events: [NewEvent], with statements: [SideStatement]) async throws -> ClosedRange<Int64> {
         guard !statements.isEmpty else { return try await append(tenant: tenant, expected: expected, events: events) }
@@ -170,7 +171,8 @@ public final class EventStore: Sendable {
     /// tenant in every process queue on the lock instead of failing and deciding again, so it is the path
     /// for a tenant under contention (the optimistic `append` is one round trip, this is four or more, and
     /// the lock is held for them). `decide` runs on the connection's thread while the lock is held: keep it
-    /// pure and quick. A throw from it rolls back and appends nothing. Not retried on a lost connection.
+    /// pure and quick. A throw from it rolls back and appends nothing. Not retried on a lost connection (an append whose
+    /// COMMIT was sent is looked up first, as in `append(…, with:)`).
     public func appendUnderTenantLock<Value: Sendable>(
         tenant: String, after version: Int64,
         _ decide: @escaping @Sendable ([RecordedEvent]) throws -> LockedAppend<Value>
