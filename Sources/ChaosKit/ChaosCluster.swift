@@ -1,4 +1,5 @@
 import Foundation
+import RouteModel
 
 // The faults of replicated services: a PostgreSQL primary killed with -9 and its synchronous standby promoted, the NATS
 // JetStream server leading the views stream killed with -9, and one controller cut off from PostgreSQL by a network
@@ -335,17 +336,8 @@ public enum ChaosServiceURL {
             }
             // The authority ends at the path, query or fragment; a comma separates hosts (or URLs).
             let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" || $0 == "," }) ?? rest.endIndex
-            var authority = rest[..<end]
-            if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-            let host: Substring
-            if authority.hasPrefix("[") {
-                guard let close = authority.firstIndex(of: "]") else { return nil }
-                host = authority[authority.index(after: authority.startIndex)..<close]
-            } else {
-                host = authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            }
-            guard !host.isEmpty else { return nil }
-            hosts.append(String(host).lowercased())
+            guard let host = URLAuthority.host(rest[..<end]) else { return nil }
+            hosts.append(host)
             if end < rest.endIndex && rest[end] == "," {
                 rest = rest[rest.index(after: end)...]
             } else {

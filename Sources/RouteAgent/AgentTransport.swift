@@ -2,6 +2,7 @@
 // --insecure), and the CA files it trusts for HTTPS and NATS over TLS. The URL check is a pure function.
 
 import Foundation
+import RouteModel
 import NATSClient
 
 /// The agent's transport settings (`routeplane agent --insecure --controller-ca --nats-ca`).
@@ -85,16 +86,8 @@ public enum TransportCheck: Equatable, Sendable {
         let scheme = url[..<separator.lowerBound].lowercased()
         var authority = url[separator.upperBound...]
         if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { authority = authority[..<end] }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        let host: Substring
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = authority[authority.index(after: authority.startIndex)..<close]
-        } else {
-            host = authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        }
-        guard !scheme.isEmpty, !host.isEmpty else { return nil }
-        return (scheme, host.lowercased())
+        guard !scheme.isEmpty, let host = URLAuthority.host(authority) else { return nil }
+        return (scheme, host)
     }
 
     /// 127.0.0.0/8, ::1 (any spelling), ::ffff:127.x.x.x, `localhost` and names under `.localhost` (RFC 6761).

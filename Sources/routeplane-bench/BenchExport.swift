@@ -24,14 +24,7 @@ struct BenchExport: AsyncParsableCommand {
     @Flag(help: "10,000 and 100,000 events (a check, not the figure).") var quick = false
 
     func run() async throws {
-        #if DEBUG
-        print("note: debug build; `swift build -c release` gives representative figures")
-        #endif
-        bootstrapLogging(level: database.logLevel)
-        let progress = BenchProgress()
-        let figures = try await measure(progress: progress)
-        progress.end()
-        for line in figures.table() { print(line) }
+        try await database.runMeasurement({ try await measure(progress: $0) }, lines: { $0.table() })
     }
 
     var sizeList: [Int] {

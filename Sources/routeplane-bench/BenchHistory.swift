@@ -30,14 +30,7 @@ struct BenchHistory: AsyncParsableCommand {
     @Flag(help: "100,000 events, 100 reads, 3 baseline reads (a check, not the figure).") var quick = false
 
     func run() async throws {
-        #if DEBUG
-        print("note: debug build; `swift build -c release` gives representative figures")
-        #endif
-        bootstrapLogging(level: database.logLevel)
-        let progress = BenchProgress()
-        let figures = try await measure(progress: progress)
-        progress.end()
-        for line in figures.lines() { print(line) }
+        try await database.runMeasurement({ try await measure(progress: $0) }, lines: { $0.lines() })
     }
 
     func measure(progress: BenchProgress? = nil) async throws -> HistoryFigures {

@@ -1,4 +1,5 @@
 import BenchKit
+import CommandSupport
 import Foundation
 import Synchronization
 
@@ -115,5 +116,20 @@ final class BenchProgress: Sendable {
         var size = winsize()
         if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 20 { return Int(size.ws_col) }
         return 100
+    }
+}
+
+extension DatabaseOptions {
+    /// What the `run()` of a bench command that measures once does around its measurement: the debug-build note,
+    /// logging at `--log-level`, progress on standard error while it measures, then its figures' lines.
+    func runMeasurement<Figures>(_ measure: (BenchProgress) async throws -> Figures, lines: (Figures) -> [String]) async throws {
+        #if DEBUG
+        print("note: debug build; `swift build -c release` gives representative figures")
+        #endif
+        bootstrapLogging(level: logLevel)
+        let progress = BenchProgress()
+        let figures = try await measure(progress)
+        progress.end()
+        for line in lines(figures) { print(line) }
     }
 }
