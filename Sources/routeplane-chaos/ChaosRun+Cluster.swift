@@ -4,6 +4,7 @@
 // times are ChaosKit's (ChaosCluster); this is the shell: ops/services, `ip netns exec … nft`, the records.
 import ChaosKit
 import Foundation
+import RouteModel
 import Synchronization
 
 extension ChaosRun {
@@ -178,6 +179,12 @@ extension ChaosRun {
         let at = now
         cluster.withLock { $0.events.append(ChaosClusterEvent(fault: fault, at: at, detail: "controller \(index + 1)")) }
         say("\(self.at(at))  partition: controller \(index + 1) (namespace \(network.namespace)) cut off from PostgreSQL for \(String(format: "%.0f", settings.cluster.partitionHold)) s")
+        // Writes for the cut-off controller while it is cut off: the workload picks controllers at random and may send it
+        // too few (2 in 6 s once, with it also killed and restarted), so the partition check would have too little to
+        // judge. Recorded and checked like every workload write; not awaited before the heal (a write may be retried
+        // by its key on another controller for up to 30 s).
+        let holdEnd = at + settings.cluster.partitionHold
+        let probes = Task { await self.writesToCutOffController(index, until: holdEnd) }
         await chaosSleep(.milliseconds(Int(settings.cluster.partitionHold * 1000)))
         var healedOK = false
         for _ in 0..<5 {
@@ -198,6 +205,7 @@ extension ChaosRun {
             cluster.withLock { $0.errors.append("\(fault.rawValue): the drop rules could not be deleted (see partition.log)") }
         }
         faults.withLock { $0.lastHealed = max($0.lastHealed, healed) }
+        await probes.value
     }
 
     // MARK: - Checks and report
@@ -212,5 +220,22 @@ extension ChaosRun {
         lines += ChaosReport.recoveryLines(cluster.withLock { $0 }, records: records, agents: convergence.histories)
         if let why = settings.cluster.partitionUnavailable { lines.append("  SKIPPED the partition: \(why)") }
         return lines
+    }
+}
+
+extension ChaosRun {
+    /// A group creation (the workload's own request) to controller `index` every 0.5 s until `end`.
+    func writesToCutOffController(_ index: Int, until end: Double) async {
+        var rng = ChaosRandom(seed: settings.seed &+ 0x5a17)
+        while now < end {
+            if let tenant = tenants.withLock({ $0 }).randomElement(using: &rng) {
+                let rid = ledger.newRequestID()
+                let body = ChaosWorkload.groupBody(tenant, prefix: "p", requestID: rid, using: &rng)
+                let (outcome, response) = await send(tenant, kind: .createGroup, controller: index, method: "POST", path: "/api/groups",
+                                                     body: ChaosWorkload.json(body), requestID: rid)
+                learn(tenant.id, .createGroup, status: outcome.status, createdID: response.flatMap { Self.field("id", of: $0.body) })
+            }
+            await chaosSleep(.milliseconds(500))
+        }
     }
 }
