@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // glibc's resolver (libresolv, part of libc6-dev): the agent resolves domain routes with it to read the records' TTLs.
         .systemLibrary(name: "CResolv"),
+        // glibc's posix_spawn_file_actions_addclosefrom_np (declared only under _GNU_SOURCE): children get descriptors 0-2 only.
+        .systemLibrary(name: "CSpawn"),
 
         // The hot paths' JSON: one strict byte-level reader (stored events, view envelopes, JetStream acks) and one writer
         // and string escaper (canonical views, envelopes, event metadata). Codable everywhere else. No I/O.
@@ -132,7 +134,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Starting child processes with posix_spawn: the one helper for the agent's commands, the chaos run and the tests.
-        .target(name: "ProcessSpawn", swiftSettings: swiftSettings),
+        .target(name: "ProcessSpawn", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
         // The benchmarks' pure parts: percentiles, CDF, tables, the SVG chart (no I/O).
         .target(name: "BenchKit", swiftSettings: swiftSettings),
         // The fault-injection run's pure parts: request records and the checks over them, the fault plan, the workload
@@ -195,7 +197,7 @@ let package = Package(
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "NATSClient", "ViewDistribution", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ViewDistributionTests", dependencies: ["ViewDistribution", "NATSClient", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", "ProcessSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",

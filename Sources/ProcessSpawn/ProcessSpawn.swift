@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 
 /// Starting a child process with `posix_spawn` — the one place the project does it (the agent's `ip`/`nft` commands,
@@ -6,8 +7,10 @@ import Foundation
 ///
 /// The child gets an empty signal mask and the default disposition of SIGPIPE, SIGINT, SIGTERM and SIGHUP (a parent
 /// that ignores or handles them through Dispatch must not pass that on), the parent's environment plus `environment`,
-/// and exactly the descriptors 0, 1 and 2 described by `stdin`, `stdout` and `stderr` (every other descriptor the
-/// parent opens is expected to be close-on-exec).
+/// and exactly the descriptors 0, 1 and 2 described by `stdin`, `stdout` and `stderr`: every other descriptor is closed
+/// in the child (`posix_spawn_file_actions_addclosefrom_np`). Close-on-exec cannot be relied on: SwiftNIO accepts
+/// connections without it, so a child started while a server held a connection kept that connection open after the
+/// server closed it (a client dropped for a slow request stayed connected until the unrelated child exited).
 public enum ProcessSpawn {
     /// Where one of the child's standard descriptors comes from.
     public enum Stream: Sendable, Equatable {
@@ -41,6 +44,8 @@ public enum ProcessSpawn {
             case .stdout: posix_spawn_file_actions_adddup2(&actions, 1, fd)
             }
         }
+        // After the dup2s above (file actions run in order), so a `.descriptor` source is closed too.
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
