@@ -118,6 +118,8 @@ extension ChaosRun {
                 throw ChaosSpawn.Failure(description: "namespaced agent \(dead + 1) exited (\(ChaosSpawn.describe(list[dead].exited!))); see \(list[dead].log)")
             }
             if list.allSatisfy({ $0.peerID != nil && !$0.applied.isEmpty }) {
+                // Enrolled (the identity is in each state folder): the setup keys are not needed on disk any longer.
+                for k in 0..<network.agents { try? FileManager.default.removeItem(atPath: settings.workDir + "/netns-agent-\(k + 1).key") }
                 say("\(at(now))  \(list.count) agents (routeplane agent) in namespace \(network.namespace) enrolled at \(network.serviceAddress) (relayed to the loopback controllers) "
                     + "and on their views; NATS through \(network.natsURL)")
                 let poller = Task { [self] in
