@@ -182,8 +182,21 @@ extension ChaosRun {
         cluster.withLock { $0.events.append(event) }
         let hold = settings.cluster.agentPartitionHold
         say("\(at(cut))  agent partition: \(before.count) agents in namespace \(network.namespace) cut off from NATS for \(String(format: "%.0f", hold)) s; a route for their tenants every second meanwhile")
-        let writes = Task { await self.routesForCutOffAgents(until: cut + hold) }
+        // Held for `hold` seconds and until a route for their tenants was acknowledged, plus a second for it to be
+        // projected (at most 30 s more): with PostgreSQL down or failing over during the whole hold, nothing would
+        // change for the agents to catch up on, and the check would rightly call the cut untested.
+        let done = Atomic<Bool>(false)
+        let acknowledged = Atomic<Int>(0)
+        let writes = Task { await self.routesForCutOffAgents(until: done, acknowledged: acknowledged) }
         await chaosSleep(.milliseconds(Int(hold * 1000)))
+        if acknowledged.load(ordering: .relaxed) == 0 {
+            say("\(at(now))  agent partition: no route for the cut-off agents' tenants acknowledged yet; holding the cut until one is (at most 30 s)")
+            while acknowledged.load(ordering: .relaxed) == 0 && now - cut < hold + 30 && !stopping.load(ordering: .relaxed) {
+                await chaosSleep(.milliseconds(250))
+            }
+            await chaosSleep(.seconds(1))
+        }
+        done.store(true, ordering: .relaxed)
         var healedOK = false
         for _ in 0..<5 {
             if let s = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "delete", "table", "inet", "rp_agent_partition"], log: log,
@@ -212,13 +225,13 @@ extension ChaosRun {
         await writes.value
     }
 
-    /// A route distributed to the all-peers group of each namespaced agent's tenant, every second until `end`, through a
-    /// loopback controller that is up; recorded and checked like every workload write.
-    func routesForCutOffAgents(until end: Double) async {
+    /// A route distributed to the all-peers group of each namespaced agent's tenant, every second until `done`, through a
+    /// loopback controller that is up; recorded and checked like every workload write; 2xx answers counted in `acknowledged`.
+    func routesForCutOffAgents(until done: borrowing Atomic<Bool>, acknowledged: borrowing Atomic<Int>) async {
         var rng = ChaosRandom(seed: settings.seed &+ 0xa9e7)
         let ids = Set(netnsAgents.agents.withLock { $0.map(\.tenantID) })
         let loopback = controllers.filter { $0.index != Self.partitionedIndex(settings) }
-        while now < end && !stopping.load(ordering: .relaxed) {
+        while !done.load(ordering: .relaxed) && !stopping.load(ordering: .relaxed) {
             for tenant in tenants.withLock({ $0 }) where ids.contains(tenant.id) && !tenant.allGroup.isEmpty {
                 let up = loopback.filter(\.isUp)
                 guard let controller = (up.isEmpty ? loopback : up).randomElement(using: &rng) else { continue }
@@ -229,6 +242,7 @@ extension ChaosRun {
                 let (outcome, response) = await send(tenant, kind: .createRoute, controller: controller.index, method: "POST", path: "/api/routes",
                                                      body: ChaosWorkload.json(body), requestID: rid)
                 learn(tenant.id, .createRoute, status: outcome.status, createdID: response.flatMap { Self.field("id", of: $0.body) })
+                if outcome.isSuccess { acknowledged.add(1, ordering: .relaxed) }
             }
             await chaosSleep(.seconds(1))
         }
