@@ -22,6 +22,13 @@ public struct ChaosClusterSettings: Sendable, Equatable {
     public var partitionHold: Double
     /// Where the partitioned controller runs (set up by ops/chaos).
     public var partitionNetwork: ChaosPartitionNetwork?
+    /// A few real agents in the partition's namespace; nftables there drops their packets to NATS for `agentPartitionHold`
+    /// (ChaosAgentPartition.swift).
+    public var agentPartition = false
+    /// Why the agent partition cannot run (no namespace, no NATS ports given): its minimum is then 0 and the run says so.
+    public var agentPartitionUnavailable: String?
+    public var agentPartitionHold = 5.0
+    public var agentPartitionNetwork: ChaosAgentPartitionNetwork?
 
     public init(failover: Bool = false, natsNodeKill: Bool = false, partition: Bool = false, partitionUnavailable: String? = nil,
                 every: Double = 300, natsDownFor: Double = 3, partitionHold: Double = 6, partitionNetwork: ChaosPartitionNetwork? = nil) {
@@ -75,6 +82,7 @@ public enum ChaosClusterFault: String, Sendable, Equatable, CaseIterable {
     case failover = "PostgreSQL failover"
     case natsNodeKill = "NATS leader kill"
     case partition = "partition controller↔PostgreSQL"
+    case agentPartition = "partition agents↔NATS"
 }
 
 /// When each replicated-service fault happens (seconds from the start of the chaos phase). The first failover comes at
@@ -100,6 +108,7 @@ public struct ChaosClusterPlan: Sendable, Equatable {
         if s.failover { add(.failover, first: duration * 0.5, lasts: 2) }
         if s.natsNodeKill { add(.natsNodeKill, first: duration * 0.7, lasts: s.natsDownFor) }
         if s.partition && s.partitionUnavailable == nil { add(.partition, first: duration * 0.12, lasts: s.partitionHold) }
+        if s.agentPartition && s.agentPartitionUnavailable == nil { add(.agentPartition, first: duration * 0.22, lasts: s.agentPartitionHold) }
         return ChaosClusterPlan(steps: steps.sorted { $0.at < $1.at })
     }
 
@@ -119,6 +128,9 @@ public struct ChaosClusterEvent: Sendable, Equatable {
     public var replicas: Int?
     /// For a failover: when the kill command started (`at` is when it returned; the kill is in between).
     public var killStarted: Double?
+    /// For an agent partition: the namespaced agents' projected view versions when the cut began (`viewVersions` holds
+    /// them at the heal: the views each agent must reach after it).
+    public var viewVersionsAtCut: [ChaosViewKey: Int64] = [:]
 
     public init(fault: ChaosClusterFault, at: Double, healed: Double? = nil, detail: String = "", viewVersions: [ChaosViewKey: Int64] = [:],
                 replicas: Int? = nil) {
@@ -153,29 +165,46 @@ public struct ChaosClusterMinimums: Sendable, Equatable {
     public var writesAfterFailover: Int
     /// Requests sent to the partitioned controller while it was cut off.
     public var requestsDuringPartition: Int
+    /// Agent partitions (agents cut off from NATS), the agents in the namespace during each, and the seconds each of
+    /// them has after the heal to reach the view of its peer as projected at the heal.
+    public var agentPartitions: Int
+    public var agentsInPartition: Int
+    public var agentCatchUpBound: Double
 
-    public init(failovers: Int, natsNodeKills: Int, partitions: Int, writesAfterFailover: Int, requestsDuringPartition: Int) {
+    public init(failovers: Int, natsNodeKills: Int, partitions: Int, writesAfterFailover: Int, requestsDuringPartition: Int,
+                agentPartitions: Int = 0, agentsInPartition: Int = 0, agentCatchUpBound: Double = 10) {
         self.failovers = failovers
         self.natsNodeKills = natsNodeKills
         self.partitions = partitions
         self.writesAfterFailover = writesAfterFailover
         self.requestsDuringPartition = requestsDuringPartition
+        self.agentPartitions = agentPartitions
+        self.agentsInPartition = agentsInPartition
+        self.agentCatchUpBound = agentCatchUpBound
     }
 
     /// At least one of each fault kind in every run (also when a `--no-…` switch removed it, so that removing a fault
     /// fails the run), and every planned one; the partition only where namespaces work.
     public static func forRun(duration: Double, settings s: ChaosClusterSettings) -> ChaosClusterMinimums {
-        let plan = ChaosClusterPlan.make(duration: duration, settings: ChaosClusterSettings(failover: true, natsNodeKill: true, partition: true,
-                                                                                            partitionUnavailable: s.partitionUnavailable, every: s.every,
-                                                                                            natsDownFor: s.natsDownFor, partitionHold: s.partitionHold))
+        var all = ChaosClusterSettings(failover: true, natsNodeKill: true, partition: true, partitionUnavailable: s.partitionUnavailable, every: s.every,
+                                       natsDownFor: s.natsDownFor, partitionHold: s.partitionHold)
+        all.agentPartition = true
+        all.agentPartitionUnavailable = s.agentPartitionUnavailable
+        all.agentPartitionHold = s.agentPartitionHold
+        let plan = ChaosClusterPlan.make(duration: duration, settings: all)
+        let agentsCut = s.agentPartitionUnavailable == nil
         return ChaosClusterMinimums(failovers: max(1, plan.count(.failover)), natsNodeKills: max(1, plan.count(.natsNodeKill)),
                                     partitions: s.partitionUnavailable == nil ? max(1, plan.count(.partition)) : 0,
-                                    writesAfterFailover: 5, requestsDuringPartition: s.partitionUnavailable == nil ? 3 : 0)
+                                    writesAfterFailover: 5, requestsDuringPartition: s.partitionUnavailable == nil ? 3 : 0,
+                                    agentPartitions: agentsCut ? max(1, plan.count(.agentPartition)) : 0,
+                                    agentsInPartition: agentsCut ? min(2, s.agentPartitionNetwork?.agents ?? 2) : 0,
+                                    agentCatchUpBound: ChaosAgentPartitionNetwork.catchUpBound)
     }
 
     public var summary: String {
         "replicated-service minimums: \(failovers) PostgreSQL failover(s) with \(writesAfterFailover) writes acknowledged after each, "
-            + "\(natsNodeKills) NATS leader kill(s), \(partitions) partition(s) with \(requestsDuringPartition) requests to the cut-off controller each"
+            + "\(natsNodeKills) NATS leader kill(s), \(partitions) partition(s) with \(requestsDuringPartition) requests to the cut-off controller each, "
+            + "\(agentPartitions) agent partition(s) with \(agentsInPartition) agents cut off from NATS, on the view of the heal within \(Int(agentCatchUpBound)) s"
     }
 }
 
@@ -279,10 +308,11 @@ extension ChaosChecks {
         }.map(\.requestID))
     }
 
-    /// The three checks above.
+    /// The checks above, and the agent partition's (ChaosAgentPartition.swift).
     public static func cluster(_ tally: ChaosClusterTally, records: [ChaosRequestRecord], agents: [ChaosAgentHistory],
                                minimums m: ChaosClusterMinimums) -> [ChaosCheck] {
-        [failovers(tally, records: records, minimums: m), natsNodeKills(tally, agents: agents, minimums: m), partitions(tally, records: records, minimums: m)]
+        [failovers(tally, records: records, minimums: m), natsNodeKills(tally, agents: agents, minimums: m), partitions(tally, records: records, minimums: m),
+         agentPartitions(tally, agents: agents, minimums: m)]
     }
 }
 
@@ -304,6 +334,7 @@ extension ChaosReport {
                 case .failover: return ChaosChecks.firstAcknowledged(records, after: e.at)
                 case .natsNodeKill: return ChaosChecks.catchUp(agents, targets: e.viewVersions, since: e.at)
                 case .partition: return e.healed.flatMap { ChaosChecks.firstAcknowledged(records, after: $0, controller: tally.partitionedController) }
+                case .agentPartition: return e.healed.flatMap { ChaosChecks.catchUp(agents, targets: e.viewVersions, since: $0) }
                 }
             }
             let worst = times.contains { $0 == nil } ? nil : times.compactMap { $0 }.max()
@@ -311,6 +342,7 @@ extension ChaosReport {
             case .failover: "from kill -9 to the first write acknowledged"
             case .natsNodeKill: "from kill -9 until every agent had the view of that moment"
             case .partition: "from the heal to the controller's first write acknowledged"
+            case .agentPartition: "from the heal until every cut-off agent had the view of that moment"
             }
             lines.append("  recovery: \(fault.rawValue) ×\(done.count), \(what): worst \(seconds(worst)) (each: \(times.map(seconds).joined(separator: ", ")))")
         }

@@ -19,6 +19,12 @@ struct ChaosClusterOptions: ParsableArguments {
     @Option(help: "PostgreSQL's address on the root side of the namespace's veth.") var partitionServiceAddress: String?
     @Option(help: "PostgreSQL ports (primary and standby), comma-separated.") var partitionPostgresPorts: String?
     @Option(help: "Seconds a partition lasts.") var partitionHold = 6.0
+    @Flag(inversion: .prefixedNo, help: "Cut a few `routeplane agent` processes in the partition's namespace off from NATS with nftables (needs --partition-nats-ports).")
+    var agentPartition = true
+    @Option(help: "NATS client ports (every server), comma-separated: relayed on --partition-service-address for the namespaced agents, dropped by the agent partition.")
+    var partitionNatsPorts: String?
+    @Option(help: "`routeplane agent` processes in the partition's namespace.") var partitionAgents = 3
+    @Option(help: "Seconds an agent partition lasts.") var agentPartitionHold = 5.0
     @Option(help: "Seconds a killed NATS server stays down.") var natsDownFor = 3.0
     @Option(help: "Seconds between repeated failovers, NATS kills and partitions in a long run.") var clusterFaultEvery = 300.0
 
@@ -35,10 +41,25 @@ struct ChaosClusterOptions: ParsableArguments {
         } else if unavailable == nil {
             unavailable = "no --partition-netns given (ops/chaos makes the namespace when it runs as root)"
         }
-        guard partitionHold > 0, natsDownFor > 0, clusterFaultEvery >= 30 else {
-            throw ValidationError("--partition-hold and --nats-down-for must be positive, --cluster-fault-every at least 30 s")
+        guard partitionHold > 0, natsDownFor > 0, agentPartitionHold > 0, clusterFaultEvery >= 30 else {
+            throw ValidationError("--partition-hold, --agent-partition-hold and --nats-down-for must be positive, --cluster-fault-every at least 30 s")
         }
-        return ChaosClusterSettings(failover: failover, natsNodeKill: natsNodeKill, partition: partition, partitionUnavailable: unavailable,
-                                    every: clusterFaultEvery, natsDownFor: natsDownFor, partitionHold: partitionHold, partitionNetwork: network)
+        guard (1...20).contains(partitionAgents) else { throw ValidationError("--partition-agents must be between 1 and 20") }
+        var s = ChaosClusterSettings(failover: failover, natsNodeKill: natsNodeKill, partition: partition, partitionUnavailable: unavailable,
+                                     every: clusterFaultEvery, natsDownFor: natsDownFor, partitionHold: partitionHold, partitionNetwork: network)
+        s.agentPartition = agentPartition
+        s.agentPartitionHold = agentPartitionHold
+        let natsPorts = (partitionNatsPorts ?? "").split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        if let network, unavailable == nil {
+            if natsPorts.isEmpty {
+                s.agentPartitionUnavailable = "no --partition-nats-ports given (ops/chaos passes the NATS servers' ports)"
+            } else {
+                s.agentPartitionNetwork = ChaosAgentPartitionNetwork(namespace: network.namespace, serviceAddress: network.serviceAddress,
+                                                                     natsPorts: natsPorts, agents: partitionAgents)
+            }
+        } else {
+            s.agentPartitionUnavailable = unavailable ?? "no partition namespace"
+        }
+        return s
     }
 }

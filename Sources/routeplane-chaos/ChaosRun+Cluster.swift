@@ -63,6 +63,7 @@ extension ChaosRun {
                 case .failover: group.addTask { await self.failover() }
                 case .natsNodeKill: group.addTask { await self.natsNodeKill() }
                 case .partition: group.addTask { await self.partition() }
+                case .agentPartition: group.addTask { await self.agentPartition() }
                 }
             }
         }
@@ -210,15 +211,20 @@ extension ChaosRun {
 
     // MARK: - Checks and report
 
-    func clusterChecks(records: [ChaosRequestRecord], convergence: ChaosConvergence) -> [ChaosCheck] {
+    func clusterChecks(records: [ChaosRequestRecord], convergence: ChaosConvergence) async -> [ChaosCheck] {
         let m = ChaosClusterMinimums.forRun(duration: settings.duration, settings: settings.cluster)
-        return ChaosChecks.cluster(cluster.withLock { $0 }, records: records, agents: convergence.histories, minimums: m)
+        // The namespaced agents' histories first (waiting for them to reach their projected views), then every check
+        // over every agent: the in-process ones and the namespaced ones.
+        let netns = await netnsAgentChecks(convergence)
+        let agents = convergence.histories + netnsAgents.final.withLock { $0 }
+        return ChaosChecks.cluster(cluster.withLock { $0 }, records: records, agents: agents, minimums: m) + netns
     }
 
     func clusterReport(records: [ChaosRequestRecord], convergence: ChaosConvergence) -> [String] {
         var lines = ["", "replicated services (time to recover after each fault):"]
-        lines += ChaosReport.recoveryLines(cluster.withLock { $0 }, records: records, agents: convergence.histories)
+        lines += ChaosReport.recoveryLines(cluster.withLock { $0 }, records: records, agents: convergence.histories + netnsAgents.final.withLock { $0 })
         if let why = settings.cluster.partitionUnavailable { lines.append("  SKIPPED the partition: \(why)") }
+        lines += netnsAgentReport()
         return lines
     }
 }

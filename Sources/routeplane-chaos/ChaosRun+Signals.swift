@@ -13,6 +13,7 @@ extension ChaosRun {
     func shutDown() async -> ChaosCheck {
         stopping.store(true, ordering: .relaxed)
         await agents.stopAll()
+        await stopNetnsAgents()
         var statuses: [String] = []
         var clean = true
         for c in controllers {
@@ -30,6 +31,7 @@ extension ChaosRun {
 
     func killEverything() {
         for c in controllers { c.killNow() }
+        netnsAgents.killNow()
         if let folder = settings.agentStateDir { try? FileManager.default.removeItem(atPath: folder) }
     }
 

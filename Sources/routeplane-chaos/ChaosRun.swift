@@ -33,6 +33,8 @@ final class ChaosRun: Sendable {
     let unknownCommitted = Mutex<(total: Int, committed: Int)>((0, 0))
     /// Workload writes sent with an Idempotency-Key and their retries (ChaosRun+Retries).
     let retries = ChaosRetryLedger()
+    /// The `routeplane agent` processes in the partition's namespace (ChaosRun+AgentPartition).
+    let netnsAgents = ChaosNetnsAgents()
 
     init(settings: ChaosSettings, http: ChaosHTTP.Client) throws {
         self.settings = settings
@@ -115,6 +117,7 @@ final class ChaosRun: Sendable {
         say("\(at(now))  replicated services: " + ChaosClusterFault.allCases.map { "\(clusterPlan.count($0)) \($0.rawValue)" }.joined(separator: ", ")
             + " planned; \(ChaosClusterMinimums.forRun(duration: s.duration, settings: s.cluster).summary)")
         if let why = s.cluster.partitionUnavailable { say("\(at(now))  SKIPPED: the partition does not run: \(why)") }
+        if let why = s.cluster.agentPartitionUnavailable { say("\(at(now))  SKIPPED: the agent partition does not run: \(why)") }
         await withTaskGroup(of: Void.self) { group in
             for w in 0..<s.workers {
                 group.addTask { await self.worker(w, until: chaosStart + s.duration) }
@@ -131,7 +134,7 @@ final class ChaosRun: Sendable {
 
         let convergence = await waitForConvergence(reference: reference)
         var checks = await check(records: records, convergence: convergence, plannedKills: plan.kills)
-        checks += clusterChecks(records: records, convergence: convergence)
+        checks += await clusterChecks(records: records, convergence: convergence)
         let agentRestarts = await agents.restarts
         checks.append(await shutDown())
         let summary = ChaosReport.summary(settings: s, runID: ledger.runID, records: records, faults: faults.withLock { $0 }, unknown: unknownCommitted.withLock { $0 },
@@ -220,6 +223,7 @@ final class ChaosRun: Sendable {
             }
         }
         tenants.withLock { $0 = created }
+        try await startNetnsAgents(created, setupKeys: keys)
         say("\(at(now))  tenants ready: \(created.map { "\($0.id) (\($0.peers.count) peers, \($0.groups.count + 1) groups, \($0.routes.count) routes)" }.joined(separator: ", "))")
     }
 

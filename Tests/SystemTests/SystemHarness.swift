@@ -47,6 +47,18 @@ final class System: Sendable {
         let db = try await TestDatabase.create(maxConnections: 16)
         trace("nats")
         let nats = try await PrivateNATS.start()
+        do {
+            return try await start(db: db, nats: nats, agentJWTLifetime: agentJWTLifetime)
+        } catch {
+            // Nothing owns the database and the server yet: a setup that fails must not leave them (a nats-server
+            // outliving the test run).
+            await nats.destroy()
+            await db.drop()
+            throw error
+        }
+    }
+
+    private static func start(db: TestDatabase, nats: PrivateNATS, agentJWTLifetime: Duration) async throws -> System {
         trace("app")
         var logger = Logger(label: "test.system")
         logger.logLevel = .warning
@@ -63,7 +75,11 @@ final class System: Sendable {
         let server = Task<Void, Never> { _ = try? await app.runService(gracefulShutdownSignals: []) }
         let deadline = ContinuousClock.now + .seconds(10)
         while portBox.withLock({ $0 }) == nil {
-            guard ContinuousClock.now < deadline else { throw TestSetupError("controller did not start") }
+            guard ContinuousClock.now < deadline else {
+                server.cancel()
+                _ = await server.value
+                throw TestSetupError("controller did not start")
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         let system = System(db: db, nats: nats, controller: controller, port: portBox.withLock { $0! }, logger: logger)
@@ -71,7 +87,13 @@ final class System: Sendable {
         trace("runner")
         let runner = ProjectionRunner(store: db.store, logger: logger)
         system.tasks.withLock { $0["projections"] = Task { await runner.run() } }
-        try await system.startRelay(name: "relay")
+        do {
+            try await system.startRelay(name: "relay")
+        } catch {
+            // The caller destroys the server and drops the database; the tasks holding them stop first.
+            for name in system.tasks.withLock({ Array($0.keys) }) { await system.stopTask(name) }
+            throw error
+        }
         trace("started")
         return system
     }

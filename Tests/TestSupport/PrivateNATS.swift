@@ -14,6 +14,8 @@ public final class PrivateNATS: Sendable {
     /// The deployment keys of an operator-mode server.
     public let keys: NATSKeyDirectory?
     private let pid = Mutex<pid_t?>(nil)
+    /// The key folder `start()` made for this server (removed by `destroy`; a caller's `keys` folder is the caller's).
+    private let ownKeysFolder = Mutex<String?>(nil)
     public var url: String { "nats://127.0.0.1:\(port)" }
     public var logPath: String { directory + "/nats.log" }
 
@@ -23,8 +25,15 @@ public final class PrivateNATS: Sendable {
     /// `NATSKeyDirectory.initialize` in the server's temp folder: `keys`. No connection without credentials is accepted.
     public static func start() async throws -> PrivateNATS {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("routeplane-nats-keys-\(UUID().uuidString.prefix(8))").path
-        let (keys, _) = try NATSKeyDirectory.initialize(at: folder)
-        return try await start(keys: keys)
+        do {
+            let (keys, _) = try NATSKeyDirectory.initialize(at: folder)
+            let server = try await start(keys: keys)
+            server.ownKeysFolder.withLock { $0 = folder }
+            return server
+        } catch {
+            try? FileManager.default.removeItem(atPath: folder)
+            throw error
+        }
     }
 
     /// A user of the routeplane account without permission limits, for tests that play the controller, a bench or
@@ -55,6 +64,11 @@ public final class PrivateNATS: Sendable {
             } catch let error as PortInUse {
                 _ = Self.reserved.withLock { $0.remove(port) }
                 if attempt == 5 { throw TestSetupError("\(error)") }
+            } catch {
+                // Not started (cancelled, not ready in time): `start()` stopped it; nothing of it stays.
+                _ = Self.reserved.withLock { $0.remove(port) }
+                try? FileManager.default.removeItem(atPath: directory)
+                throw error
             }
         }
         throw TestSetupError("unreachable")
@@ -123,7 +137,14 @@ public final class PrivateNATS: Sendable {
                 await stop()
                 throw PortInUse()
             }
-            try await Task.sleep(for: .milliseconds(50))
+            do {
+                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                // Cancelled while waiting (a test's time limit, a cancelled task group): the caller gets no server to
+                // destroy, so this one must not outlive the wait.
+                await stop()
+                throw error
+            }
         }
         await stop()
         throw TestSetupError("nats-server on \(port) not ready: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
@@ -179,6 +200,7 @@ public final class PrivateNATS: Sendable {
         if ProcessInfo.processInfo.environment["ROUTEPLANE_KEEP_NATS_LOGS"] == nil {
             try? FileManager.default.removeItem(atPath: directory)
         }
+        if let folder = ownKeysFolder.withLock({ f in defer { f = nil }; return f }) { try? FileManager.default.removeItem(atPath: folder) }
     }
 }
 
