@@ -57,7 +57,7 @@ let package = Package(
         // Event store on PostgreSQL (through PostgresClient): migrations, append, read, subscribe.
         .target(
             name: "EventStore",
-            dependencies: ["PostgresClient", "JSONKit", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Projections: per-peer route views, read models and the outbox, from the event stream.

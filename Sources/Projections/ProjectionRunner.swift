@@ -17,7 +17,10 @@ import Synchronization
 ///
 /// Which tenants need work: NOTIFY `routeplane_events` (payload: the tenant) from every append, plus
 /// a periodic sweep of `tenant_heads` against the checkpoints, so a missed notification, a dead peer
-/// controller or a failed batch only delays a tenant by one sweep interval.
+/// controller or a failed batch only delays a tenant by one sweep interval. With a `PartitionOwnership`
+/// (several controllers), `run()` works only on the tenants of the partitions this controller owns: other
+/// tenants' NOTIFYs are ignored without a query, the sweep keeps only owned tenants, and a gained partition
+/// is swept at once (a dead owner's tenants move within its handover time).
 public actor ProjectionRunner {
     public struct Configuration: Sendable {
         /// Events per batch (per transaction).
@@ -67,6 +70,8 @@ public actor ProjectionRunner {
 
     public let store: EventStore
     public let configuration: Configuration
+    /// nil: this runner works on every tenant.
+    public let ownership: PartitionOwnership?
     let logger: Logger
 
     /// One cached projection per tenant. Guarded by a mutex because the batch folds it on the
@@ -89,10 +94,17 @@ public actor ProjectionRunner {
     private var stopping = false
     private var reportedFailures: [String: String] = [:]
 
-    public init(store: EventStore, configuration: Configuration = .init(), logger: Logger = Logger(label: "routeplane.projections")) {
+    public init(store: EventStore, configuration: Configuration = .init(), ownership: PartitionOwnership? = nil,
+                logger: Logger = Logger(label: "routeplane.projections")) {
         self.store = store
         self.configuration = configuration
+        self.ownership = ownership
         self.logger = logger
+    }
+
+    /// Whether `run()` works on `tenant` (its partition is ours, or there is no partitioning).
+    nonisolated func mine(_ tenant: String) -> Bool {
+        ownership?.owns(tenant: tenant) ?? true
     }
 
     // MARK: - One tenant
@@ -278,6 +290,7 @@ public actor ProjectionRunner {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.listenLoop() }
                 group.addTask { await self.sweepLoop() }
+                if let ownership = self.ownership { group.addTask { await self.ownershipLoop(ownership) } }
                 for _ in 0..<max(1, configuration.workers) { group.addTask { await self.workerLoop() } }
                 await group.waitForAll()
             }
@@ -335,7 +348,7 @@ public actor ProjectionRunner {
         var down = false
         while !Task.isCancelled && !stopping {
             do {
-                for tenant in try await sweep() { nudge(tenant) }
+                for tenant in try await sweep() where mine(tenant) { nudge(tenant) }
                 if down { logger.notice("projection sweep works again") }
                 down = false
             } catch {
@@ -346,17 +359,26 @@ public actor ProjectionRunner {
         }
     }
 
+    /// Sweeps at once when the owned partitions change (a gained partition's tenants may be behind).
+    private func ownershipLoop(_ ownership: PartitionOwnership) async {
+        for await owned in ownership.updates() {
+            if stopping { break }
+            logger.debug("owned partitions changed; sweeping", metadata: ["owned": "\(owned.count)"])
+            if let behind = try? await sweep() { for t in behind where mine(t) { nudge(t) } }
+        }
+    }
+
     private func listenLoop() async {
         for await event in store.pool.notifications(channels: ["routeplane_events"], label: "projection-listen") {
             if stopping { break }
             switch event {
             case let .notification(note):
                 logger.trace("notified", metadata: ["tenant": "\(note.payload)"])
-                if note.channel == "routeplane_events" { nudge(note.payload) }
+                if note.channel == "routeplane_events", mine(note.payload) { nudge(note.payload) }
             case let .listening(recovered):
                 if recovered { logger.notice("projection runner listening again") }
                 // Notifications sent while nobody listened are lost: look at every tenant.
-                if let behind = try? await sweep() { for t in behind { nudge(t) } }
+                if let behind = try? await sweep() { for t in behind where mine(t) { nudge(t) } }
             case let .unavailable(reason):
                 logger.warning("projection runner cannot LISTEN; relying on the sweep", metadata: ["error": "\(reason)"])
             case let .lost(reason):

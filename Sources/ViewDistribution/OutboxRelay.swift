@@ -33,6 +33,10 @@ import Synchronization
 /// NATS down: nothing is claimed (no transaction held open), the relay backs off (capped, with jitter) and wakes
 /// when libnats reconnects; it logs once per state change. Work is found by `LISTEN routeplane_outbox` (the
 /// projection runner NOTIFYs after writing outbox rows) with a poll fallback.
+///
+/// With a `PartitionOwnership` (several controllers) a relay claims only rows of tenants in the partitions its
+/// controller owns (the claim filters on the tenant's partition before it tries a peer's lock), ignores other
+/// tenants' NOTIFYs without a query, claims nothing while it owns nothing, and looks at once when it gains a partition.
 public final class OutboxRelay: Sendable {
     public struct Configuration: Sendable {
         public var stream: StreamSpec
@@ -97,6 +101,8 @@ public final class OutboxRelay: Sendable {
     public let configuration: Configuration
     /// Signs every published envelope (and keys its message ids).
     public let signer: ViewSigner
+    /// nil: this relay claims rows of every tenant.
+    public let ownership: PartitionOwnership?
     let logger: Logger
     /// Idle publishers (each has its own ack inbox and handles one batch at a time); a batch takes one or makes one.
     private let publisherPool = Mutex<[JetStreamPublisher]>([])
@@ -105,10 +111,11 @@ public final class OutboxRelay: Sendable {
     private let workerHealth = Mutex<[OutboxRelayStateMachine.Health]>([])
 
     public init(store: EventStore, connection: NATSConnection, signer: ViewSigner, configuration: Configuration = .init(),
-                logger: Logger = Logger(label: "routeplane.outbox-relay")) {
+                ownership: PartitionOwnership? = nil, logger: Logger = Logger(label: "routeplane.outbox-relay")) {
         self.store = store
         self.connection = connection
         self.signer = signer
+        self.ownership = ownership
         self.configuration = configuration
         self.logger = logger
     }
@@ -159,6 +166,17 @@ public final class OutboxRelay: Sendable {
             counters.withLock { $0.failedAttempts += 1 }
             return .init(claimed: 0, published: 0, failure: .natsUnavailable("NATS connection \(connection.status)"))
         }
+        // Which partitions to claim from: nil = every tenant (no partitioning, or we own them all).
+        var partitionFilter: [Int]?
+        if let ownership {
+            let owned = ownership.owned
+            if owned.isEmpty {
+                return .init(claimed: 0, published: 0, failure: nil)
+            }
+            if owned.count < ownership.partitions.count { partitionFilter = owned.sorted() }
+        }
+        let candidates = partitionFilter == nil ? Self.candidatesSQL : Self.candidatesSQL(partitions: ownership!.partitions)
+        let filter = partitionFilter
         let publisher: JetStreamPublisher
         do {
             publisher = try takePublisher()
@@ -174,7 +192,8 @@ public final class OutboxRelay: Sendable {
         defer { returnPublisher(publisher) }
         do {
             report = try await store.pool.withSession { s in
-                try Self.batch(s, limit: limit, publisher: publisher, signer: signer, timeout: timeout, hook: hook)
+                try Self.batch(s, candidatesSQL: candidates, partitions: filter, limit: limit, publisher: publisher,
+                               signer: signer, timeout: timeout, hook: hook)
             }
         } catch {
             counters.withLock { $0.failedAttempts += 1 }
@@ -222,6 +241,23 @@ public final class OutboxRelay: Sendable {
          LIMIT $1
         """
 
+    /// `candidatesSQL` for the rows of some partitions only (`$2`: the partitions). The CASE makes the partition test
+    /// run before the peer's lock is tried, so a relay never locks (and so never hides from its owner) a peer of a
+    /// partition it does not own.
+    static func candidatesSQL(partitions: TenantPartitions) -> String {
+        """
+        SELECT o.id, o.tenant_id, o.peer_id, o.version
+          FROM outbox o
+         WHERE o.sent_at IS NULL
+           AND o.tenant_id ~ '\(ViewSubjects.tokenPattern)' AND o.peer_id ~ '\(ViewSubjects.tokenPattern)'
+           AND CASE WHEN \(partitions.sqlExpression(tenantColumn: "o.tenant_id")) = ANY($2::int4[])
+                    THEN pg_try_advisory_xact_lock(hashtextextended('routeplane.outbox:' || o.tenant_id || ':' || o.peer_id, 0))
+                    ELSE false END
+         ORDER BY o.id
+         LIMIT $1
+        """
+    }
+
     /// For each locked peer, in a statement (so a snapshot) taken after the lock: its rows from its oldest
     /// candidate version up (the newest among them is what to publish; the unsent ones are what to mark). One
     /// backward range scan of the `(tenant_id, peer_id, version)` unique index per peer (OFFSET 0 keeps it a
@@ -258,11 +294,13 @@ public final class OutboxRelay: Sendable {
 
     /// The batch transaction; runs on the pooled connection's thread (the publish blocks that thread, never a
     /// cooperative one).
-    static func batch(_ s: PostgresSession, limit: Int, publisher: JetStreamPublisher, signer: ViewSigner, timeout: Duration,
+    static func batch(_ s: PostgresSession, candidatesSQL: String = candidatesSQL, partitions: [Int]? = nil, limit: Int,
+                      publisher: JetStreamPublisher, signer: ViewSigner, timeout: Duration,
                       hook: (@Sendable ([PublishedRow], PostgresSession) throws -> Void)?) throws -> BatchReport {
         try s.script(beginSQL)
         do {
-            let candidates = try s.query(prepared: candidatesSQL, [String(limit)])
+            let candidates = try s.query(prepared: candidatesSQL,
+                                         [String(limit)] + (partitions.map { [PostgresArray.literal($0.map(String.init))] } ?? []))
             var report = BatchReport(claimed: candidates.count)
             let peers = OutboxClaim.lockedPeers(try candidates.map { r in
                 guard let tenant = r.string("tenant_id"), let peer = r.string("peer_id"), let version = r.int64("version") else {
@@ -347,6 +385,10 @@ public final class OutboxRelay: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listenLoop(wakes) }
             group.addTask { await self.watchConnection(wakes) }
+            if let ownership = self.ownership {
+                // A gained partition may have unsent rows: look at once.
+                group.addTask { for await _ in ownership.updates() { wakes.signal(.outbox) } }
+            }
             for (worker, wake) in wakes.all.enumerated() {
                 group.addTask { await self.mainLoop(wake, worker: worker) }
             }
@@ -415,7 +457,7 @@ public final class OutboxRelay: Sendable {
         for await event in store.pool.notifications(channels: ["routeplane_outbox"], label: "outbox-listen") {
             switch event {
             case let .notification(note):
-                if note.channel == "routeplane_outbox" { wake.signal(.outbox) }
+                if note.channel == "routeplane_outbox", ownership?.owns(tenant: note.payload) ?? true { wake.signal(.outbox) }
             case let .listening(recovered):
                 if recovered { logger.notice("outbox relay listening again", metadata: ["relay": relay]) }
                 // Notifications sent while nobody listened are lost: look once.

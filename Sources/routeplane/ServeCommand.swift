@@ -95,7 +95,10 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let metrics = ControllerMetrics()
-        let runner = ProjectionRunner(store: store)
+        // Tenants are hashed to partitions; this controller projects and relays only the partitions it owns
+        // (session advisory locks on a dedicated connection, rebalanced over the live controllers).
+        let ownership = PartitionOwnership(pool: store.pool, logger: Logger(label: "routeplane.partitions"))
+        let runner = ProjectionRunner(store: store, ownership: ownership)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
         if let nats {
@@ -107,7 +110,7 @@ struct Serve: AsyncParsableCommand {
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
             let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: try clusterOptions.relayConfiguration(name: "relay-\(port)"),
-                                    logger: Logger(label: "routeplane.relay"))
+                                    ownership: ownership, logger: Logger(label: "routeplane.relay"))
             metrics.addGauges {
                 let m = relay.metrics
                 let latency = m.lastPublishLatency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
@@ -134,7 +137,8 @@ struct Serve: AsyncParsableCommand {
         // is published by another controller's relay, deduplicated by Nats-Msg-Id); then the pool closes, which
         // releases this controller's advisory locks (projection ownership).
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: start, successTerminationBehavior: .ignore)] + services
+            services: [.init(service: start, successTerminationBehavior: .ignore),
+                       .init(service: GatedService(gate: gate, base: PartitionOwnershipService(ownership: ownership)))] + services
                 + [.init(service: GatedService(gate: gate, base: ProjectionService(runner: runner))), .init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
@@ -182,6 +186,15 @@ struct ProjectionService: Service {
         await cancelWhenGracefulShutdown {
             await runner.run()
         }
+    }
+}
+
+/// Holds and balances this controller's tenant partitions; stopped after the work loops, it closes its connection,
+/// which frees the partitions for the other controllers.
+struct PartitionOwnershipService: Service {
+    let ownership: PartitionOwnership
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await ownership.run() }
     }
 }
 
