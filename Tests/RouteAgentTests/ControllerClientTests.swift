@@ -29,7 +29,11 @@ import Testing
             self.fd = fd
             port = Int(UInt16(bigEndian: address.sin_port))
             let recorder = self.recorder
+            // The accept thread closes the listening descriptor itself, after its last accept: were `deinit` to close it,
+            // a thread not yet in accept() could accept on the next listener given the same descriptor number, answer
+            // that listener's client with this one's script, and fail another test (seen under load).
             Thread {
+                defer { close(fd) }
                 while true {
                     let c = accept(fd, nil, nil)
                     if c < 0 { return }
@@ -42,7 +46,8 @@ import Testing
             }.start()
         }
 
-        deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        /// Wakes the accept thread (accept fails on a shut-down socket), which then closes the descriptor.
+        deinit { shutdown(fd, Int32(SHUT_RDWR)) }
 
         var received: [String] { recorder.requests.withLock { $0 } }
 
