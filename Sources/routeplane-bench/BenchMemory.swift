@@ -29,6 +29,8 @@ struct BenchMemory: AsyncParsableCommand {
     var controllerPrefix: String?
     @Option(help: "Profiling aid: the controller's executable (default: this one), e.g. a copy without debug info for valgrind.")
     var controllerExecutable: String?
+    @Option(help: "Then restart the agent with its controller and NATS unreachable for this many seconds and report its RSS growth (target < 1 MiB; e.g. 1800).")
+    var soak: Double?
 
     static let controllerTargetBytes = PerformanceTargets.bytes(.controllerMemory)
     static let agentTargetBytes = PerformanceTargets.bytes(.agentMemory)
@@ -199,6 +201,8 @@ struct BenchMemory: AsyncParsableCommand {
         let controllerAfter = try serve.memory()
         agent.stop()
         serve.stop()
+        var soakFigures: SoakFigures?
+        if let soak { soakFigures = try await runSoak(seconds: soak, executable: executable, stateDir: stateDir, scratch: scratch, progress: progress) }
 
         return MemoryFigures(
             peers: peers, groups: builder.groupCount, routes: builder.state.routes.count, events: events.count,
@@ -207,7 +211,7 @@ struct BenchMemory: AsyncParsableCommand {
             viewsProjected: peers, projectSeconds: projectSeconds, viewsFetched: ok, viewFetchErrors: codes.filter { $0.key != 200 }.values.reduce(0, +),
             viewFetchSeconds: fetchSeconds,
             agent: agentMemory, agentViewVersion: agentView.version, agentViewRoutes: agentView.routes, agentApplySeconds: agentSeconds,
-            controllerTargetBytes: Self.controllerTargetBytes, agentTargetBytes: Self.agentTargetBytes)
+            controllerTargetBytes: Self.controllerTargetBytes, agentTargetBytes: Self.agentTargetBytes, soak: soakFigures)
     }
 
     /// Polls `condition` every 250 ms until it holds or `timeout` passes.
@@ -277,6 +281,8 @@ struct MemoryFigures: Codable, Sendable {
     var agentApplySeconds: Double
     var controllerTargetBytes: Int
     var agentTargetBytes: Int
+    /// `--soak`: the agent's growth with its controller and NATS unreachable.
+    var soak: SoakFigures? = nil
 
     /// The controller's figure for the target: the larger of its resident set after loading and its peak (VmHWM).
     var controllerPeakBytes: Int { max(controllerWithAgent.hwmBytes, controllerLoaded.hwmBytes) }
@@ -321,6 +327,7 @@ struct MemoryFigures: Codable, Sendable {
             lines.append("  target not met: controller peak " + Figure.megabytes(controllerPeakBytes) + " is "
                          + Figure.percent(Double(controllerPeakBytes) / Double(controllerTargetBytes) - 1) + " over " + Figure.megabytes(controllerTargetBytes))
         }
+        if let soak { lines += soak.lines() }
         if !agentMet {
             lines.append("  target not met: agent peak " + Figure.megabytes(agent.hwmBytes) + " is "
                          + Figure.percent(Double(agent.hwmBytes) / Double(agentTargetBytes) - 1) + " over " + Figure.megabytes(agentTargetBytes))
