@@ -15,6 +15,8 @@ public struct PerformanceTarget: Sendable, Equatable, Codable {
         case controllerMemory = "controller-memory"
         case agentMemory = "agent-memory"
         case asOfRead = "as-of-read"
+        case scaleOutWrites = "scale-out-writes"
+        case scaleOutCPU = "scale-out-cpu-per-write"
     }
 
     public var id: ID
@@ -55,6 +57,8 @@ public enum PerformanceTargets {
         .init(id: .controllerMemory, part: "memory", name: "controller RSS peak, 10,000 peers' views", direction: .below, target: 200, unit: "MB"),
         .init(id: .agentMemory, part: "memory", name: "agent RSS peak", direction: .below, target: 20, unit: "MB"),
         .init(id: .asOfRead, part: "history", name: "as-of read p99", direction: .below, target: 100, unit: "ms", onlyAt: "1,000,000 events"),
+        .init(id: .scaleOutWrites, part: "scaleout", name: "3 controllers' writes/s vs 1's (one database)", direction: .atLeast, target: 0.9, unit: "x"),
+        .init(id: .scaleOutCPU, part: "scaleout", name: "3 controllers' CPU per write vs 1's", direction: .atMost, target: 1.15, unit: "x"),
     ]
 
     public static subscript(_ id: PerformanceTarget.ID) -> PerformanceTarget {
@@ -80,7 +84,7 @@ public enum PerformanceTargets {
         var failures = failedParts.sorted().map { "part \($0) failed" }
         for (_, c) in checks where !c.met {
             failures.append("\(c.name): \(c.value.isFinite ? Figure.fixed(c.value, 2) : "missing") \(c.unit), target \(c.direction.rawValue) "
-                            + "\(Figure.grouped(c.target)) \(c.unit)")
+                            + "\(Figure.targetValue(c.target)) \(c.unit)")
         }
         let checked = Set(checks.map(\.0))
         var unchecked: [String] = []
@@ -97,6 +101,9 @@ public enum PerformanceTargets {
 }
 
 extension Figure {
+    /// A target as written: `1,000`, `0.9`, `1.15`.
+    public static func targetValue(_ target: Double) -> String { target == target.rounded() ? grouped(target) : fixed(target, 2) }
+
     /// `12_345_678` → `"12.3 MB"` (MB = 10^6 bytes, the unit of the memory targets).
     public static func megabytes(_ bytes: Int) -> String { fixed(Double(bytes) / Double(PerformanceTargets.megabyte), 1) + " MB" }
 }

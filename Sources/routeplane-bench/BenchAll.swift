@@ -18,7 +18,7 @@ struct BenchAll: AsyncParsableCommand {
             agents and 2 at 10,000; api 2 s per endpoint; memory at 10,000 peers; history: 100 as-of reads of a 100,000-event tenant.
             """)
 
-    static let allParts = ["append", "projection", "propagation", "api", "memory", "history", "export"]
+    static let allParts = ["append", "projection", "propagation", "api", "memory", "history", "export", "scaleout"]
 
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Smaller sizes (see above): under 5 minutes on 2 cores.") var quick = false
@@ -134,6 +134,13 @@ struct BenchAll: AsyncParsableCommand {
                     let figures = try await BenchExport.parse(common + (quick ? ["--quick"] : [])).measure(progress: progress)
                     progress.end()
                     for line in figures.table() { print(line) }
+                case "scaleout":
+                    report.sizes[part] = quick ? "1 and 3 controllers, 4 s each" : "1 and 3 controllers and 3 with tenant affinity, 8 s each"
+                    let figures = try await BenchScaleOut.parse(common + ["--seconds", quick ? "4" : "8"] + (quick ? [] : ["--affinity"]))
+                        .measure(progress: progress)
+                    progress.end()
+                    report.scaleout = figures
+                    for line in figures.lines() { print(line) }
                 default:
                     break
                 }

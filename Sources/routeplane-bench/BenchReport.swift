@@ -25,6 +25,7 @@ struct BenchReport: Codable, Sendable {
     var api: APIFigures?
     var memory: MemoryFigures?
     var history: HistoryFigures?
+    var scaleout: ScaleOutFigures?
     var targets: [TargetCheck] = []
     /// What `all --check` decides (failures and the targets this run did not cover).
     var verdict: PerformanceTargets.Verdict?
@@ -80,6 +81,10 @@ struct BenchReport: Codable, Sendable {
                 skipped.insert(.asOfRead)
             }
         }
+        if let s = scaleout {
+            add(.scaleOutWrites, s.writesRatio ?? .nan)
+            add(.scaleOutCPU, s.cpuPerWriteRatio ?? .infinity)
+        }
         targets = checks.map(\.1)
         verdict = PerformanceTargets.verdict(partsRun: partsRun, failedParts: errors.keys.map { $0.hasPrefix("propagation-") ? "propagation" : $0 },
                                              checks: checks, skipped: skipped)
@@ -89,7 +94,7 @@ struct BenchReport: Codable, Sendable {
         var t = TextTable(headers: ["check", "figure", "target", "", "off by"], alignments: [.left, .right, .left, .left, .right])
         for c in targets {
             let value = c.value.isFinite ? (c.value >= 1_000 ? Figure.grouped(c.value) : Figure.fixed(c.value, c.value < 10 ? 2 : 0)) : "missing"
-            t.add([c.name, value + " " + c.unit, c.direction.rawValue + " " + Figure.grouped(c.target) + " " + c.unit, c.met ? "met" : "NOT met",
+            t.add([c.name, value + " " + c.unit, c.direction.rawValue + " " + Figure.targetValue(c.target) + " " + c.unit, c.met ? "met" : "NOT met",
                    c.met ? "" : (c.shortfall.isFinite ? Figure.percent(c.shortfall) : "-")])
         }
         return t.render()

@@ -1,6 +1,7 @@
 import CommandSupport
 import ArgumentParser
 import AsyncHTTPClient
+import BenchKit
 import ControlPlane
 import EventStore
 import Foundation
@@ -39,6 +40,10 @@ struct BenchScaleOut: AsyncParsableCommand {
         #if DEBUG
         print("note: debug build; use `swift build -c release` and .build/release/routeplane for representative figures")
         #endif
+        for line in try await measure().lines() { print(line) }
+    }
+
+    func measure(progress: BenchProgress? = nil) async throws -> ScaleOutFigures {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
             throw ValidationError("wrk not found: run ops/setup (Debian package wrk)")
         }
@@ -82,12 +87,8 @@ struct BenchScaleOut: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scripts) }
         let nats = ProcessInfo.processInfo.environment["ROUTEPLANE_NATS_URL"]
-        print("routeplane-bench scaleout: PUT /api/routes/{id} (unconditional, a new metric each) over \(tenants) tenants of \(Self.routesPerTenant) routes and 10 peers, \(connections) connections in total, "
-              + "\(seconds) s per phase, \(ProcessInfo.processInfo.activeProcessorCount) cores, NATS relay \(nats == nil ? "off" : "on")")
-        print(pad("controllers", 13) + pad("writes/s", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("non-2xx", 9)
-              + pad("CPU s: controllers", 20) + pad("postgres", 10) + pad("other", 8) + "CPU s per 1,000 writes (ctl / pg)")
-
-        var results: [(Int, Double)] = []
+        var figures = ScaleOutFigures(tenants: tenants, routesPerTenant: Self.routesPerTenant, connections: connections, seconds: seconds,
+                                      cores: ProcessInfo.processInfo.activeProcessorCount, relay: nats != nil, phases: [])
         let phases: [(count: Int, affinity: Bool)] = [(1, false), (controllers, false)] + (affinity ? [(controllers, true)] : [])
         for (phase, (count, withAffinity)) in phases.enumerated() {
             let ports = (0..<count).map { basePort + 10 * phase + $0 }
@@ -105,6 +106,7 @@ struct BenchScaleOut: AsyncParsableCommand {
                 children.append(process)
             }
             for port in ports { try await Self.waitForHealth(port: port) }
+            progress?.begin("scaleout: \(count) controller(s)\(withAffinity ? " with tenant affinity" : ""), \(seconds) s of PUTs")
 
             // One wrk per controller, each updating routes round-robin over the tenants (writers of different controllers
             // hit the same tenants: that is the contention several controllers see).
@@ -145,22 +147,10 @@ struct BenchScaleOut: AsyncParsableCommand {
             let p50 = outputs.map(\.p50).max() ?? 0
             let p99 = outputs.map(\.p99).max() ?? 0
             let errors = outputs.map(\.non2xx).reduce(0, +)
-            let total = writes * Double(seconds)
-            print(pad(withAffinity ? "\(count) (affinity)" : String(count), 13) + pad(String(format: "%.0f", writes), 10) + pad(String(format: "%.1f", p50), 9)
-                  + pad(String(format: "%.1f", p99), 9) + pad(String(errors), 9)
-                  + pad(String(format: "%.1f", cpu.controllers), 20) + pad(String(format: "%.1f", cpu.postgres), 10)
-                  + pad(String(format: "%.1f", cpu.other), 8)
-                  + String(format: "%.2f / %.2f", 1000 * cpu.controllers / max(total, 1), 1000 * cpu.postgres / max(total, 1)))
-            results.append((count, writes))
+            figures.phases.append(.init(controllers: count, affinity: withAffinity, writesPerSecond: writes, p50Ms: p50, p99Ms: p99, non2xx: errors,
+                                        cpuControllers: cpu.controllers, cpuPostgres: cpu.postgres, cpuOther: cpu.other))
         }
-        if results.count >= 2, results[0].1 > 0 {
-            print(String(format: "  %d controllers: %.2f× the writes/s of 1 (same database, same run). The machine has %d cores; the CPU columns say who used them.",
-                         results[1].0, results[1].1 / results[0].1, ProcessInfo.processInfo.activeProcessorCount))
-        }
-        if results.count == 3, results[0].1 > 0 {
-            print(String(format: "  %d controllers with tenant affinity: %.2f× the writes/s of 1 (the difference to the row above is cross-controller contention on a tenant).",
-                         results[2].0, results[2].1 / results[0].1))
-        }
+        return figures
     }
 
     static func waitForHealth(port: Int) async throws {
@@ -213,5 +203,74 @@ struct CPUSample {
 
     static func - (a: CPUSample, b: CPUSample) -> CPUSample {
         CPUSample(controllers: a.controllers - b.controllers, postgres: a.postgres - b.postgres, other: a.other - b.other)
+    }
+}
+
+/// What `scaleout` measured: one row per phase (1 controller, N controllers, N with tenant affinity).
+struct ScaleOutFigures: Codable, Sendable {
+    struct Phase: Codable, Sendable {
+        var controllers: Int
+        var affinity: Bool
+        var writesPerSecond: Double
+        var p50Ms: Double
+        var p99Ms: Double
+        var non2xx: Int
+        var cpuControllers: Double
+        var cpuPostgres: Double
+        var cpuOther: Double
+    }
+
+    var tenants: Int
+    var routesPerTenant: Int
+    var connections: Int
+    var seconds: Int
+    var cores: Int
+    var relay: Bool
+    var phases: [Phase]
+
+    /// Controller plus PostgreSQL CPU seconds per write in `phase` (answers other than 2xx count as no writes).
+    func cpuPerWrite(_ phase: Phase) -> Double {
+        let writes = phase.non2xx > 0 ? 0 : phase.writesPerSecond * Double(seconds)
+        return writes > 0 ? (phase.cpuControllers + phase.cpuPostgres) / writes : .infinity
+    }
+
+    var single: Phase? { phases.first { $0.controllers == 1 } }
+    var several: Phase? { phases.first { $0.controllers > 1 && !$0.affinity } }
+
+    /// Writes/s of several controllers over one's (the scale-out target), answers other than 2xx counting as none.
+    var writesRatio: Double? {
+        guard let one = single, let many = several, one.writesPerSecond > 0 else { return nil }
+        return many.non2xx > 0 ? 0 : many.writesPerSecond / one.writesPerSecond
+    }
+
+    /// CPU per write of several controllers over one's.
+    var cpuPerWriteRatio: Double? {
+        guard let one = single, let many = several else { return nil }
+        let base = cpuPerWrite(one)
+        return base.isFinite && base > 0 ? cpuPerWrite(many) / base : .infinity
+    }
+
+    func lines() -> [String] {
+        var lines = ["routeplane-bench scaleout: PUT /api/routes/{id} (unconditional, a new metric each) over \(tenants) tenants of \(routesPerTenant) routes and 10 peers, "
+                     + "\(connections) connections in total, \(seconds) s per phase, \(cores) cores, NATS relay \(relay ? "on" : "off")"]
+        lines.append(pad("controllers", 13) + pad("writes/s", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("non-2xx", 9)
+                     + pad("CPU s: controllers", 20) + pad("postgres", 10) + pad("other", 8) + "CPU ms per write (ctl / pg)")
+        for p in phases {
+            let total = max(p.writesPerSecond * Double(seconds), 1)
+            lines.append(pad(p.affinity ? "\(p.controllers) (affinity)" : String(p.controllers), 13) + pad(String(format: "%.0f", p.writesPerSecond), 10)
+                         + pad(String(format: "%.1f", p.p50Ms), 9) + pad(String(format: "%.1f", p.p99Ms), 9) + pad(String(p.non2xx), 9)
+                         + pad(String(format: "%.1f", p.cpuControllers), 20) + pad(String(format: "%.1f", p.cpuPostgres), 10) + pad(String(format: "%.1f", p.cpuOther), 8)
+                         + String(format: "%.2f / %.2f", 1000 * p.cpuControllers / total, 1000 * p.cpuPostgres / total))
+        }
+        if let ratio = writesRatio, let many = several {
+            lines.append(String(format: "  %d controllers: %.2f× the writes/s of 1 (same database, same run; target ≥ %.2f×), controller + PostgreSQL CPU per write %.2f× of 1's (target ≤ %.2f×). "
+                                + "The machine has %d cores; the CPU columns say who used them.", many.controllers, ratio, PerformanceTargets[.scaleOutWrites].target,
+                                cpuPerWriteRatio ?? .infinity, PerformanceTargets[.scaleOutCPU].target, cores))
+        }
+        if let one = single, let affine = phases.first(where: \.affinity), one.writesPerSecond > 0 {
+            lines.append(String(format: "  %d controllers with tenant affinity: %.2f× the writes/s of 1 (the difference to the row above is cross-controller contention on a tenant).",
+                                affine.controllers, affine.writesPerSecond / one.writesPerSecond))
+        }
+        return lines
     }
 }
