@@ -13,6 +13,16 @@ import Synchronization
 /// `updates()` to sweep partitions they gain. A controller killed with -9 closes its socket; PostgreSQL frees its
 /// locks, and the survivors lock its partitions within one tick (250 ms by default).
 public final class PartitionOwnership: Sendable {
+    /// The work whose partitions are owned. Projection and relay work are owned separately (lock classes of their own):
+    /// a controller without NATS has no relay and must not hold relay partitions, or their views would stay in the
+    /// outbox (a chaos run found exactly that when the controller cut off in a namespace ran without NATS).
+    public enum Work: String, Sendable {
+        case projection, relay
+        /// Added to both lock class bases.
+        var classOffset: Int32 { self == .projection ? 0 : 20_000 }
+    }
+
+    public let work: Work
     public let partitions: TenantPartitions
     public let configuration: PartitionOwnershipStateMachine.Configuration
     private let pool: ConnectionPool
@@ -32,11 +42,13 @@ public final class PartitionOwnership: Sendable {
     /// keys, which `pg_locks` shows with `objsubid = 1`, so they never collide).
     static let memberClassBase: Int32 = 7_260_000
     static let partitionClassBase: Int32 = 7_270_000
-    var memberClass: Int32 { Self.memberClassBase + Int32(partitions.count) }
-    var partitionClass: Int32 { Self.partitionClassBase + Int32(partitions.count) }
+    var memberBase: Int32 { Self.memberClassBase + work.classOffset }
+    var memberClass: Int32 { memberBase + Int32(partitions.count) }
+    var partitionClass: Int32 { Self.partitionClassBase + work.classOffset + Int32(partitions.count) }
 
-    public init(pool: ConnectionPool, partitions: TenantPartitions = .standard, tick: Duration = .milliseconds(250),
+    public init(pool: ConnectionPool, work: Work = .projection, partitions: TenantPartitions = .standard, tick: Duration = .milliseconds(250),
                 label: String = "partition-ownership", logger: Logger = Logger(label: "routeplane.partitions")) {
+        self.work = work
         self.pool = pool
         self.partitions = partitions
         self.configuration = .init(partitions: partitions.count, tick: tick)
@@ -120,10 +132,10 @@ public final class PartitionOwnership: Sendable {
             }
         case .observe:
             guard let connection = shared.withLock({ $0.connection }) else { return machine.connectionLost(reason: "connection closed") }
-            let (memberClass, partitionClass) = (memberClass, partitionClass)
+            let (memberBase, memberClass, partitionClass) = (memberBase, memberClass, partitionClass)
             do {
                 let observation = try await connection.withSession { s in
-                    try Self.observe(s, memberClass: memberClass, partitionClass: partitionClass)
+                    try Self.observe(s, memberBase: memberBase, memberClass: memberClass, partitionClass: partitionClass)
                 }
                 return machine.observed(observation)
             } catch {
@@ -174,14 +186,14 @@ public final class PartitionOwnership: Sendable {
         }
     }
 
-    static func observe(_ s: PostgresSession, memberClass: Int32, partitionClass: Int32) throws -> PartitionOwnershipStateMachine.Observation {
+    static func observe(_ s: PostgresSession, memberBase: Int32, memberClass: Int32, partitionClass: Int32) throws -> PartitionOwnershipStateMachine.Observation {
         let rows = try s.query("""
             SELECT classid::int8 AS class, objid::int8 AS key, pid, pg_backend_pid() AS me FROM pg_locks
              WHERE locktype = 'advisory' AND objsubid = 2 AND granted
                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND (classid::int8 BETWEEN $1 AND $1 + 1024 OR classid::int8 = $2)
             UNION ALL SELECT NULL, NULL, NULL, pg_backend_pid()
-            """, [String(memberClassBase), String(partitionClass)])
+            """, [String(memberBase), String(partitionClass)])
         var observation = PartitionOwnershipStateMachine.Observation(me: 0, members: 0, owners: [:])
         for r in rows {
             if let me = r.int64("me") { observation.me = Int32(truncatingIfNeeded: me) }
@@ -200,12 +212,12 @@ public final class PartitionOwnership: Sendable {
     private func log(_ event: PartitionOwnershipStateMachine.LogEvent) {
         switch event {
         case let .rebalanced(acquired, released, owned, members):
-            logger.notice("tenant partitions rebalanced: this controller projects and relays the tenants of its partitions", metadata: [
+            logger.notice("tenant partitions rebalanced: this controller does the \(work.rawValue) work of the tenants of its partitions", metadata: [
                 "acquired": "\(acquired)", "released": "\(released)", "owned": "\(owned.count) of \(partitions.count)",
                 "controllers": "\(members)",
             ])
         case let .unavailable(reason):
-            logger.warning("cannot open the partition ownership connection; no projection or relay work until it opens (retrying)",
+            logger.warning("cannot open the partition ownership connection; no \(work.rawValue) work until it opens (retrying)",
                            metadata: ["error": "\(reason)"])
         case let .lost(reason):
             logger.warning("partition ownership connection lost: all partitions given up, reconnecting (other controllers take them over)",

@@ -95,9 +95,11 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let metrics = ControllerMetrics()
-        // Tenants are hashed to partitions; this controller projects and relays only the partitions it owns
-        // (session advisory locks on a dedicated connection, rebalanced over the live controllers).
-        let ownership = PartitionOwnership(pool: store.pool, logger: Logger(label: "routeplane.partitions"))
+        // Tenants are hashed to partitions; this controller projects only the partitions it owns (session advisory
+        // locks on a dedicated connection, rebalanced over the live controllers), and relays only the relay partitions
+        // it owns, balanced over the controllers that have NATS (a controller without NATS holds none).
+        let ownership = PartitionOwnership(pool: store.pool, work: .projection, label: "partition-ownership-projection",
+                                           logger: Logger(label: "routeplane.partitions"))
         let runner = ProjectionRunner(store: store, ownership: ownership)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var natsConnection: NATSConnection?
@@ -109,8 +111,12 @@ struct Serve: AsyncParsableCommand {
             if let keys { natsConfiguration.userCredentials = ControllerBusUser(keys: keys).credentials }
             let connection = try await NATSConnection.connect(natsConfiguration, logger: Logger(label: "routeplane.nats"))
             natsConnection = connection
+            let relayOwnership = PartitionOwnership(pool: store.pool, work: .relay, label: "partition-ownership-relay",
+                                                    logger: Logger(label: "routeplane.partitions"))
             let relay = OutboxRelay(store: store, connection: connection, signer: viewSigner, configuration: try clusterOptions.relayConfiguration(name: "relay-\(port)"),
-                                    ownership: ownership, logger: Logger(label: "routeplane.relay"))
+                                    ownership: relayOwnership, logger: Logger(label: "routeplane.relay"))
+            // Before the relay: started first, stopped after it (a ServiceGroup stops in reverse order).
+            services.append(.init(service: GatedService(gate: gate, base: PartitionOwnershipService(ownership: relayOwnership))))
             metrics.addGauges {
                 let m = relay.metrics
                 let latency = m.lastPublishLatency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
