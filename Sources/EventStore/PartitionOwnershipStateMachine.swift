@@ -1,3 +1,5 @@
+import PostgresClient
+
 /// Which tenant partitions this controller owns: the pure logic behind `PartitionOwnership` (no I/O).
 ///
 /// Ownership is a PostgreSQL *session* advisory lock per partition, held on one dedicated connection, plus one
@@ -207,11 +209,6 @@ public struct PartitionOwnershipStateMachine: Sendable {
     }
 
     func backoff(afterFailures failures: Int) -> Duration {
-        var delay = configuration.minBackoff
-        for _ in 1..<max(failures, 1) {
-            delay = delay * 2
-            if delay >= configuration.maxBackoff { return configuration.maxBackoff }
-        }
-        return min(delay, configuration.maxBackoff)
+        Backoff.doubling(afterFailures: failures, first: configuration.minBackoff, limit: configuration.maxBackoff)
     }
 }

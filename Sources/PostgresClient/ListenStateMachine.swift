@@ -120,12 +120,7 @@ public struct ListenStateMachine: Sendable {
 
     /// `minBackoff`, doubled after each further failure, at most `maxBackoff`.
     func backoff(afterFailures failures: Int) -> Duration {
-        var delay = configuration.minBackoff
-        for _ in 1..<max(failures, 1) {
-            delay = delay * 2
-            if delay >= configuration.maxBackoff { return configuration.maxBackoff }
-        }
-        return min(delay, configuration.maxBackoff)
+        Backoff.doubling(afterFailures: failures, first: configuration.minBackoff, limit: configuration.maxBackoff)
     }
 }
 

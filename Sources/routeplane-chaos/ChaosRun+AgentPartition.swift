@@ -91,7 +91,7 @@ extension ChaosRun {
             relay.start()
             netnsAgents.relays.withLock { $0.append(relay) }
         }
-        let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+        let ip = Self.ipTool
         let base = (settings.agentStateDir ?? settings.workDir + "/agents") + "/netns"
         for k in 0..<network.agents {
             let t = k % tenants.count
@@ -165,13 +165,8 @@ extension ChaosRun {
         let fault = ChaosClusterFault.agentPartition
         guard let network = settings.cluster.agentPartitionNetwork else { return }
         let before = await netnsViewVersions()
-        let rules = settings.workDir + "/agent-partition.nft"
-        _ = FileManager.default.createFile(atPath: rules, contents: Data(network.dropRules.utf8))
-        let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
-        let nft = ["/usr/sbin/nft", "/sbin/nft"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/nft"
         let log = settings.workDir + "/agent-partition.log"
-        let applied = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "-f", rules], log: log, timeout: .seconds(30))
-        guard let applied, ChaosSpawn.exitedCleanly(applied) else {
+        guard await applyNftRules(network.dropRules, file: settings.workDir + "/agent-partition.nft", namespace: network.namespace, log: log) else {
             say("\(at(now))  agent partition FAILED: nft in namespace \(network.namespace) refused the rules (see \(log))")
             cluster.withLock { $0.errors.append("\(fault.rawValue): nft -f in \(network.namespace) failed (see agent-partition.log)") }
             return
@@ -197,15 +192,7 @@ extension ChaosRun {
             await chaosSleep(.seconds(1))
         }
         done.store(true, ordering: .relaxed)
-        var healedOK = false
-        for _ in 0..<5 {
-            if let s = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "delete", "table", "inet", "rp_agent_partition"], log: log,
-                                                 timeout: .seconds(30)), ChaosSpawn.exitedCleanly(s) {
-                healedOK = true
-                break
-            }
-            await chaosSleep(.seconds(1))
-        }
+        let healedOK = await deleteNftTable("rp_agent_partition", namespace: network.namespace, log: log)
         let healed = now
         guard healedOK else {
             cluster.withLock { $0.errors.append("\(fault.rawValue): the drop rules could not be deleted (see agent-partition.log)") }

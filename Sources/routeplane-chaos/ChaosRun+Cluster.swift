@@ -37,7 +37,7 @@ extension ChaosRun {
             default: out.append(args[i]); i += 1
             }
         }
-        let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+        let ip = Self.ipTool
         return [ip, "netns", "exec", network.namespace, "/usr/bin/env", "-u", "ROUTEPLANE_NATS_URL"] + out
     }
 
@@ -166,13 +166,8 @@ extension ChaosRun {
     func partition() async {
         let fault = ChaosClusterFault.partition
         guard let index = Self.partitionedIndex(settings), let network = settings.cluster.partitionNetwork else { return }
-        let rules = settings.workDir + "/partition.nft"
-        _ = FileManager.default.createFile(atPath: rules, contents: Data(network.dropRules.utf8))
-        let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
-        let nft = ["/usr/sbin/nft", "/sbin/nft"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/nft"
         let log = settings.workDir + "/partition.log"
-        let applied = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "-f", rules], log: log, timeout: .seconds(30))
-        guard let applied, ChaosSpawn.exitedCleanly(applied) else {
+        guard await applyNftRules(network.dropRules, file: settings.workDir + "/partition.nft", namespace: network.namespace, log: log) else {
             say("\(self.at(now))  partition FAILED: nft in namespace \(network.namespace) refused the rules (see \(log))")
             cluster.withLock { $0.errors.append("\(fault.rawValue): nft -f in \(network.namespace) failed (see partition.log)") }
             return
@@ -187,15 +182,7 @@ extension ChaosRun {
         let holdEnd = at + settings.cluster.partitionHold
         let probes = Task { await self.writesToCutOffController(index, until: holdEnd) }
         await chaosSleep(.milliseconds(Int(settings.cluster.partitionHold * 1000)))
-        var healedOK = false
-        for _ in 0..<5 {
-            if let s = try? await ChaosSpawn.run([ip, "netns", "exec", network.namespace, nft, "delete", "table", "inet", "rp_partition"], log: log,
-                                                 timeout: .seconds(30)), ChaosSpawn.exitedCleanly(s) {
-                healedOK = true
-                break
-            }
-            await chaosSleep(.seconds(1))
-        }
+        let healedOK = await deleteNftTable("rp_partition", namespace: network.namespace, log: log)
         let healed = now
         if healedOK {
             say("\(self.at(healed))  partition healed: controller \(index + 1) reaches PostgreSQL again")
@@ -230,6 +217,28 @@ extension ChaosRun {
 }
 
 extension ChaosRun {
+    static let ipTool = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+    static let nftTool = ["/usr/sbin/nft", "/sbin/nft"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/nft"
+
+    /// Writes `rules` to `file` and loads them with `nft -f` in `namespace` (output to `log`); false when nft refused them.
+    func applyNftRules(_ rules: String, file: String, namespace: String, log: String) async -> Bool {
+        _ = FileManager.default.createFile(atPath: file, contents: Data(rules.utf8))
+        let status = try? await ChaosSpawn.run([Self.ipTool, "netns", "exec", namespace, Self.nftTool, "-f", file], log: log, timeout: .seconds(30))
+        return status.map(ChaosSpawn.exitedCleanly) ?? false
+    }
+
+    /// Deletes nftables table `inet table` in `namespace` (the heal), up to 5 tries a second apart; false when it could not.
+    func deleteNftTable(_ table: String, namespace: String, log: String) async -> Bool {
+        for _ in 0..<5 {
+            if let status = try? await ChaosSpawn.run([Self.ipTool, "netns", "exec", namespace, Self.nftTool, "delete", "table", "inet", table], log: log,
+                                                      timeout: .seconds(30)), ChaosSpawn.exitedCleanly(status) {
+                return true
+            }
+            await chaosSleep(.seconds(1))
+        }
+        return false
+    }
+
     /// A group creation (the workload's own request) to controller `index` every 0.5 s until `end`, each sent without
     /// waiting for the answers before it: a cut-off controller may hold a request for seconds (its pool waiting for
     /// PostgreSQL), and one request at a time sent only 2 in a 6 s cut of the 1800 s run.
