@@ -15,12 +15,12 @@ struct PartitionOwnershipWorkTests {
         let relayA = PartitionOwnership(pool: db.store.pool, work: .relay, label: "a-relay")
         let projectionB = PartitionOwnership(pool: db.store.pool, work: .projection, label: "b-projection")
         let runs = [Task { await projectionA.run() }, Task { await relayA.run() }, Task { await projectionB.run() }]
-        let balanced = await eventually(timeout: .seconds(10)) {
+        let balanced = await eventually(timeout: .seconds(30)) {
             projectionA.owned.count == 8 && projectionB.owned.count == 8 && projectionA.owned.isDisjoint(with: projectionB.owned)
         }
         #expect(balanced, "projection: A \(projectionA.owned.sorted()) B \(projectionB.owned.sorted())")
         // Two controllers are live, but only A has a relay: its relay share is all 16, not ceil(16 / 2).
-        #expect(await eventually(timeout: .seconds(10)) { relayA.owned.count == 16 }, "relay: A \(relayA.owned.sorted())")
+        #expect(await eventually(timeout: .seconds(30)) { relayA.owned.count == 16 }, "relay: A \(relayA.owned.sorted())")
         // Still 16 after a few more ticks (B's member lock must not make A give half of them up).
         try await Task.sleep(for: .seconds(1))
         #expect(relayA.owned.count == 16, "relay: A \(relayA.owned.sorted())")

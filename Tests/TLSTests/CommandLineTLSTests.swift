@@ -98,8 +98,12 @@ import Testing
         do {
             #expect(await eventually(timeout: .seconds(60)) { child.text.contains("serving the API over TLS") }, "\(child.text)")
             #expect(child.text.contains("https://127.0.0.1:\(port)"))
-            let status = try await APIServerTLSTests.get("https://127.0.0.1:\(port)/healthz", trusting: ca.certificate)
-            #expect(status == 200)
+            // 503 ("starting") until the first health probe ran: wait for 200 over HTTPS (a loaded machine takes seconds).
+            var status = 0
+            #expect(await eventually(timeout: .seconds(60)) {
+                status = (try? await APIServerTLSTests.get("https://127.0.0.1:\(port)/healthz", trusting: ca.certificate)) ?? 0
+                return status == 200
+            }, "last /healthz over HTTPS: \(status)")
             await #expect(throws: (any Error).self) { try await APIServerTLSTests.get("http://127.0.0.1:\(port)/healthz", trusting: nil) }
         } catch {
             _ = await child.stop(); child.remove(); await db.drop()

