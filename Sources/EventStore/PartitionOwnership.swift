@@ -31,6 +31,7 @@ public final class PartitionOwnership: Sendable {
 
     private struct Shared {
         var owned: Set<Int> = []
+        var observations = 0
         var subscribers: [Int: AsyncStream<Set<Int>>.Continuation] = [:]
         var nextSubscriber = 0
         var connection: PostgresConnection?
@@ -58,6 +59,9 @@ public final class PartitionOwnership: Sendable {
 
     /// The partitions held now.
     public var owned: Set<Int> { shared.withLock { $0.owned } }
+
+    /// Ticks that read the locks so far (each one may balance): lets a caller wait for "a few more ticks" by condition.
+    public var observations: Int { shared.withLock { $0.observations } }
 
     /// Whether this controller works on `tenant` now (no query).
     public func owns(tenant: String) -> Bool {
@@ -137,7 +141,9 @@ public final class PartitionOwnership: Sendable {
                 let observation = try await connection.withSession { s in
                     try Self.observe(s, memberBase: memberBase, memberClass: memberClass, partitionClass: partitionClass)
                 }
-                return machine.observed(observation)
+                let actions = machine.observed(observation)
+                shared.withLock { $0.observations += 1 }
+                return actions
             } catch {
                 return machine.connectionLost(reason: "\(error)")
             }

@@ -202,12 +202,7 @@ extension ChaosRun {
         // The view each agent must reach after the heal: its peer's as projected now.
         let targets = await netnsViewVersions()
         say("\(at(healed))  agent partition healed: the agents reach NATS again (views to reach: \(targets.values.sorted().map(String.init).joined(separator: ", ")))")
-        cluster.withLock { tally in
-            if let i = tally.events.lastIndex(where: { $0.fault == fault }) {
-                tally.events[i].healed = healed
-                tally.events[i].viewVersions = targets
-            }
-        }
+        recordHeal(fault, at: healed, viewVersions: targets)
         faults.withLock { $0.lastHealed = max($0.lastHealed, healed) }
         await writes.value
     }

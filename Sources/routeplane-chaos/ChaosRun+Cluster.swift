@@ -107,9 +107,7 @@ extension ChaosRun {
         let healed = now
         if r.ok {
             say("\(at(healed))  PostgreSQL: new synchronous standby streaming")
-            cluster.withLock { tally in
-                if let i = tally.events.lastIndex(where: { $0.fault == fault }) { tally.events[i].healed = healed }
-            }
+            recordHeal(fault, at: healed)
         } else {
             say("\(at(healed))  PostgreSQL: making the new standby FAILED (see \(settings.workDir)/services.log)")
             cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services pg-resync failed (see services.log)") }
@@ -152,9 +150,7 @@ extension ChaosRun {
         let healed = now
         if started.ok {
             say("\(self.at(healed))  NATS server \(parts[0]) up again")
-            cluster.withLock { tally in
-                if let i = tally.events.lastIndex(where: { $0.fault == fault }) { tally.events[i].healed = healed }
-            }
+            recordHeal(fault, at: healed)
         } else {
             cluster.withLock { $0.errors.append("\(fault.rawValue): ops/services start nats failed after the kill (see services.log)") }
         }
@@ -186,14 +182,22 @@ extension ChaosRun {
         let healed = now
         if healedOK {
             say("\(self.at(healed))  partition healed: controller \(index + 1) reaches PostgreSQL again")
-            cluster.withLock { tally in
-                if let i = tally.events.lastIndex(where: { $0.fault == fault }) { tally.events[i].healed = healed }
-            }
+            recordHeal(fault, at: healed)
         } else {
             cluster.withLock { $0.errors.append("\(fault.rawValue): the drop rules could not be deleted (see partition.log)") }
         }
         faults.withLock { $0.lastHealed = max($0.lastHealed, healed) }
         await probes.value
+    }
+
+    /// Marks the last event of `fault` healed at `healed`; `viewVersions`, when given, are the views the agents must
+    /// reach after the heal.
+    func recordHeal(_ fault: ChaosClusterFault, at healed: Double, viewVersions: [ChaosViewKey: Int64]? = nil) {
+        cluster.withLock { tally in
+            guard let i = tally.events.lastIndex(where: { $0.fault == fault }) else { return }
+            tally.events[i].healed = healed
+            if let viewVersions { tally.events[i].viewVersions = viewVersions }
+        }
     }
 
     // MARK: - Checks and report

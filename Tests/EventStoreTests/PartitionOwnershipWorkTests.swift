@@ -21,8 +21,9 @@ struct PartitionOwnershipWorkTests {
         #expect(balanced, "projection: A \(projectionA.owned.sorted()) B \(projectionB.owned.sorted())")
         // Two controllers are live, but only A has a relay: its relay share is all 16, not ceil(16 / 2).
         #expect(await eventually(timeout: .seconds(30)) { relayA.owned.count == 16 }, "relay: A \(relayA.owned.sorted())")
-        // Still 16 after a few more ticks (B's member lock must not make A give half of them up).
-        try await Task.sleep(for: .seconds(1))
+        // Still 16 after four more ticks (B's member lock must not make A give half of them up).
+        let ticks = relayA.observations
+        #expect(await eventually(timeout: .seconds(30)) { relayA.observations >= ticks + 4 })
         #expect(relayA.owned.count == 16, "relay: A \(relayA.owned.sorted())")
         for run in runs { run.cancel() }
         for run in runs { await run.value }
