@@ -16,6 +16,10 @@ public struct ChaosFaultTally: Sendable {
     public var postgresBack: Double?
     /// When NATS answered again, and every peer's view version at that moment.
     public var natsBack: (at: Double, versions: [ChaosViewKey: Int64])?
+    /// From each PostgreSQL stop to its answering again (run seconds).
+    public var postgresDown: [ClosedRange<Double>] = []
+    /// Each controller kill's partition handover (ChaosHandover.swift).
+    public var handovers: [ChaosHandoverSample] = []
 
     public init() {}
 }

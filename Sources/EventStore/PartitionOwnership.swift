@@ -45,7 +45,13 @@ public final class PartitionOwnership: Sendable {
     static let partitionClassBase: Int32 = 7_270_000
     var memberBase: Int32 { Self.memberClassBase + work.classOffset }
     var memberClass: Int32 { memberBase + Int32(partitions.count) }
-    var partitionClass: Int32 { Self.partitionClassBase + work.classOffset + Int32(partitions.count) }
+    var partitionClass: Int32 { Self.partitionLockClass(work, partitions: partitions) }
+
+    /// The first key of partition `p`'s advisory lock for `work` (the second is `p`): what `pg_locks` shows as `classid`
+    /// (with `objid` = p, `objsubid` = 2) while a controller owns it. For operators and the fault-injection run.
+    public static func partitionLockClass(_ work: Work, partitions: TenantPartitions = .standard) -> Int32 {
+        partitionClassBase + work.classOffset + Int32(partitions.count)
+    }
 
     public init(pool: ConnectionPool, work: Work = .projection, partitions: TenantPartitions = .standard, tick: Duration = .milliseconds(250),
                 label: String = "partition-ownership", logger: Logger = Logger(label: "routeplane.partitions")) {

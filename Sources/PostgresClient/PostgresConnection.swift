@@ -47,7 +47,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private static func open(url: String, label: String, connectTimeoutSeconds: Int) throws -> OpaquePointer {
         let keys = ["dbname", "connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"]
-        let values = [url, String(connectTimeoutSeconds), "routeplane", "1", "10", "5", "3"]
+        // libpq's own PGAPPNAME, when set, names the process in pg_stat_activity (e.g. which controller of several).
+        let applicationName = getenv("PGAPPNAME").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "routeplane"
+        let values = [url, String(connectTimeoutSeconds), applicationName, "1", "10", "5", "3"]
         let cKeys = keys.map { strdup($0) }
         let cValues = values.map { strdup($0) }
         defer { (cKeys + cValues).forEach { free($0) } }

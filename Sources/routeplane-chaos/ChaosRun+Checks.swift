@@ -58,6 +58,7 @@ extension ChaosRun {
         checks.append(ChaosCheck(name: "no controller exited on its own", passed: f.crashes.isEmpty,
                                  detail: "\(f.crashes.count) crash(es)", problems: f.crashes))
         checks.append(ChaosChecks.faultsInjected(f, plannedKills: plannedKills, minimums: m))
+        checks.append(ChaosChecks.handovers(f.handovers, disturbed: ChaosChecks.handoverDisturbances(cluster.withLock { $0 }, postgresDown: f.postgresDown)))
         return checks
     }
 }

@@ -31,7 +31,11 @@ extension ChaosRun {
                         continue
                     }
                     let victim = controllers[index].isUp ? controllers[index] : up[Int(step.at * 1000) % up.count]
+                    // Its partitions just before the kill; the handover is timed from here (ChaosRun+Handover).
+                    let held = await partitionLocksBeforeKill()
+                    let killedAt = now
                     await victim.kill9()
+                    group.addTask { await self.measureHandover(of: victim, killedAt: killedAt, heldBefore: held) }
                     faults.withLock { $0.kills += 1 }
                     say("\(at(now))  kill -9 controller \(victim.index + 1) (port \(victim.port)); restart in \(String(format: "%.1f", downFor)) s")
                     group.addTask {
@@ -59,6 +63,7 @@ extension ChaosRun {
     func outage(_ service: String, name: String, hold: Double) async {
         let log = settings.workDir + "/services.log"
         say("\(at(now))  stop \(name) (ops/services stop \(service)); \(String(format: "%.0f", hold)) s down")
+        let down = now
         do {
             let stopped = try await ChaosSpawn.run(["/bin/bash", settings.servicesScript, "stop", service], log: log, timeout: .seconds(60))
             if !ChaosSpawn.exitedCleanly(stopped) { throw ChaosSpawn.Failure(description: "ops/services stop \(service): \(ChaosSpawn.describe(stopped))") }
@@ -72,7 +77,7 @@ extension ChaosRun {
             if !ChaosSpawn.exitedCleanly(started) { throw ChaosSpawn.Failure(description: "ops/services start \(service): \(ChaosSpawn.describe(started))") }
             say("\(at(now))  \(name) up again")
             let back = now
-            if service == "postgres" { faults.withLock { $0.postgresBack = back } }
+            if service == "postgres" { faults.withLock { $0.postgresBack = back; $0.postgresDown.append(down...back) } }
             if service == "nats", let versions = try? await viewVersions() { faults.withLock { $0.natsBack = (back, versions) } }
             faults.withLock {
                 if service == "postgres" { $0.postgresRestarts += 1 } else { $0.natsRestarts += 1 }

@@ -57,7 +57,8 @@ final class ChaosRun: Sendable {
                                                "--enroll-source-burst", "100000", "--enroll-key-burst", "100000",
                                                // A killed controller's keys free after 5 s (not 30): its writes' retries wait less.
                                                "--idempotency-lease-seconds", "5"]),
-                                   environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed].merging(i == 0 ? settings.lostWriteEnvironment : [:]) { a, _ in a },
+                                   // PGAPPNAME names its sessions in pg_locks' holders (the partition handover check, ChaosRun+Handover).
+                                   environment: ["ROUTEPLANE_VIEW_SIGNING_SEED": viewSigningSeed, "PGAPPNAME": Self.applicationName(i)].merging(i == 0 ? settings.lostWriteEnvironment : [:]) { a, _ in a },
                                    log: settings.workDir + "/controller-\(i + 1).log", pidFile: pidFile)
         }
         agentLog = ChaosAgentLog(start: start)
