@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "routeplane", targets: ["routeplane"]),
         .executable(name: "routeplane-bench", targets: ["routeplane-bench"]),
         .executable(name: "routeplane-chaos", targets: ["routeplane-chaos"]),
+        .executable(name: "routeplane-agent", targets: ["routeplane-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -78,18 +79,25 @@ let package = Package(
             dependencies: ["CNATS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        // Getting views to agents: the outbox relay, view envelopes and signatures, the view feed, peer status, NATS
-        // account pushes, bus permissions and subjects.
+        // What controllers and agents both speak about views, without PostgreSQL: view envelopes and signatures, the view
+        // feed, subjects, JetStream acks, bus permissions, status reports. The agent links this, not ViewDistribution.
+        .target(
+            name: "ViewTransport",
+            dependencies: ["NATSClient", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Getting views to agents, the controller's side: the outbox relay, peer status, NATS account pushes (re-exports
+        // ViewTransport).
         .target(
             name: "ViewDistribution",
-            dependencies: ["NATSClient", "PostgresClient", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ViewTransport", "NATSClient", "PostgresClient", "EventStore", "RouteModel", "NATSAuth", "JSONKit", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The agent: enrollment, subscription, health probes, selection loop, OS appliers.
         .target(
             name: "RouteAgent",
             dependencies: [
-                "RouteModel", "RouteSelection", "NATSClient", "ViewDistribution", "NATSAuth", "ProcessSpawn", "CResolv",
+                "RouteModel", "RouteSelection", "NATSClient", "ViewTransport", "NATSAuth", "ProcessSpawn", "CResolv",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -142,16 +150,42 @@ let package = Package(
         .target(name: "ChaosKit", dependencies: ["RouteModel"], swiftSettings: swiftSettings),
         // Fixtures for tests that need the real PostgreSQL of ops/services (fresh database per test).
         .target(name: "TestSupport", dependencies: ["PostgresClient", "EventStore", "RouteModel", "NATSAuth", "ProcessSpawn"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
-        // What the three command-line tools share: database options, logging set-up, finding each other's executables.
+        // The command-line tools' logging set-up and --log-level (no PostgreSQL: the lean agent links it).
+        .target(
+            name: "CommandLogging",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // What the three command-line tools share: database options, logging set-up (re-exports CommandLogging), finding
+        // each other's executables.
         .target(
             name: "CommandSupport",
-            dependencies: ["PostgresClient", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CommandLogging", "PostgresClient", "EventStore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The agent's command line (`routeplane agent` and `routeplane-agent`): options, start, `agent routes`.
+        .target(
+            name: "AgentCommandLine",
+            dependencies: [
+                "CommandLogging", "RouteAgent", "RouteModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The lean agent executable: the agent command alone, without the controller, Hummingbird or the console.
+        .executableTarget(
+            name: "routeplane-agent",
+            dependencies: ["AgentCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         // The product: serve, agent, migrate, nats, demo, admin commands.
         .executableTarget(
             name: "routeplane",
             dependencies: [
+                "AgentCommandLine",
                 "CommandSupport", "PostgresClient", "EventStore", "RouteModel", "Projections", "ControlPlane", "HTTPAPI", "NATSClient", "ViewDistribution", "RouteAgent", "NATSAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -196,8 +230,8 @@ let package = Package(
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "PostgresClient", "EventStore", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RouteSelectionTests", dependencies: ["RouteSelection", "RouteModel", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "NATSAuthTests", dependencies: ["NATSAuth", "NATSClient", "ViewDistribution", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ViewDistributionTests", dependencies: ["ViewDistribution", "NATSClient", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "RouteSelection", "RouteModel", "TestSupport", "ProcessSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "ViewDistributionTests", dependencies: ["ViewDistribution", "ViewTransport", "NATSClient", "PostgresClient", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RouteAgentTests", dependencies: ["RouteAgent", "ViewTransport", "RouteSelection", "RouteModel", "TestSupport", "ProcessSpawn", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosKit", "RouteModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemTests",

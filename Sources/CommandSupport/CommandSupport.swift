@@ -1,8 +1,8 @@
 import ArgumentParser
+@_exported import CommandLogging
 import EventStore
 import Foundation
 import Logging
-import Synchronization
 
 /// What the command-line tools share (the product `routeplane`, `routeplane-bench`, `routeplane-chaos`): database
 /// options, logging set-up, finding each other's executables.
@@ -26,31 +26,6 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     public func makeStore(maxConnections: Int = 8) throws -> EventStore {
         bootstrapLogging(level: logLevel)
         return EventStore(url: try resolvedURL(), maxConnections: maxConnections)
-    }
-}
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-private let loggingBootstrapped = LoggingOnce()
-
-final class LoggingOnce: Sendable {
-    private let done = Mutex(false)
-    func run(_ body: () -> Void) {
-        let first = done.withLock { value in
-            defer { value = true }
-            return !value
-        }
-        if first { body() }
-    }
-}
-
-public func bootstrapLogging(level: Logger.Level) {
-    loggingBootstrapped.run {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
     }
 }
 

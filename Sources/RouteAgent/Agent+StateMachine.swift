@@ -1,4 +1,4 @@
-import ViewDistribution
+import ViewTransport
 import RouteModel
 import RouteSelection
 

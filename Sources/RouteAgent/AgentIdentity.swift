@@ -1,6 +1,6 @@
 import Foundation
 import NATSAuth
-import ViewDistribution
+import ViewTransport
 import RouteModel
 
 /// Who this agent is, from its enrollment; kept in the state folder (mode 0600) so a restart does not

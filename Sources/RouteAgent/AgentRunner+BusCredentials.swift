@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import ViewDistribution
+import ViewTransport
 import NATSAuth
 import NATSClient
 import Synchronization

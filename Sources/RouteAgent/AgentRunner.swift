@@ -2,7 +2,7 @@
 // status); its bus credentials live in AgentRunner+BusCredentials.swift.
 import Foundation
 import Logging
-import ViewDistribution
+import ViewTransport
 import NATSAuth
 import NATSClient
 import Synchronization

@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import Foundation
-import ViewDistribution
+import ViewTransport
 import NIOCore
 import NIOHTTP1
 import NIOSSL

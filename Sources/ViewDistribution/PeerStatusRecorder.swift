@@ -17,7 +17,7 @@ import Synchronization
 /// and no string in it may hold U+0000 (PostgreSQL's jsonb refuses it). The stored JSON is re-encoded from the parsed
 /// object. A batch the database refuses anyway is written again row by row, so one bad row never drops the others.
 public final class PeerStatusRecorder: Sendable {
-    public static let subject = "routeplane.*.peer.*.status"
+    public static let subject = BusPermissions.statusWildcard
     /// The queue group every controller's recorder joins.
     public static let queueGroup = "routeplane-status"
     public static let maxBodyBytes = 64 * 1024

@@ -60,7 +60,7 @@ extension BenchMemory {
         let natsPort = try Self.closedLoopbackPort()
         let log = scratch.appendingPathComponent("agent-soak.log").path
         progress?.begin("memory: soak, the agent with its controller and NATS unreachable for " + String(format: "%.0f s", seconds))
-        let agent = try ChildProcess.start(executable, ["agent", "--controller", "http://127.0.0.1:\(controllerPort)", "--nats-url", "nats://127.0.0.1:\(natsPort)",
+        let agent = try ChildProcess.start(executable, ["--controller", "http://127.0.0.1:\(controllerPort)", "--nats-url", "nats://127.0.0.1:\(natsPort)",
                                                         "--state-dir", stateDir, "--applier", "dry-run", "--assume-candidates-up", "--log-level", "info"],
                                            log: log)
         defer { agent.stop() }

@@ -12,7 +12,7 @@ import RouteModel
 /// `routeplane-bench memory`: resident memory of a real controller (`routeplane serve`, a child process)
 /// holding a 10,000-peer tenant — it projects every peer's view from event zero, publishes them all over
 /// NATS, answers the tenant's API snapshot and `GET /api/agent/view` for every peer — and of one real agent
-/// (`routeplane agent --applier dry-run`, a child process) that enrolled with a setup key and applied its
+/// (`routeplane-agent --applier dry-run`, the lean executable, a child process) that enrolled with a setup key and applied its
 /// view. Read from `/proc/PID/status` (VmRSS now, VmHWM peak). Baseline in the same run: the same
 /// controller idle, before the tenant's events exist.
 struct BenchMemory: AsyncParsableCommand {
@@ -33,6 +33,15 @@ struct BenchMemory: AsyncParsableCommand {
     var soak: Double?
 
     static let controllerTargetBytes = PerformanceTargets.bytes(.controllerMemory)
+
+    /// The lean agent executable of this build (`routeplane-agent`, next to this one), the one the agent figures are of.
+    static func agentExecutable() throws -> String {
+        let path = Executables.sibling("routeplane-agent")
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw ValidationError("no routeplane-agent next to routeplane-bench (\(path)): build every product (swift build -c release)")
+        }
+        return path
+    }
     static let agentTargetBytes = PerformanceTargets.bytes(.agentMemory)
 
     func run() async throws {
@@ -81,8 +90,9 @@ struct BenchMemory: AsyncParsableCommand {
         let controller = ControlPlane(store: store, logger: logger)
         let tenant = try await controller.createTenant(name: "bench-memory")
         let token = try await controller.createToken(tenant: tenant, name: "bench").token
-        // The product executable next to this one: the controller and the agent measured.
+        // The product executables next to this one: the controller (`routeplane serve`) and the lean agent measured.
         let executable = Executables.sibling("routeplane")
+        let agentExecutable = try Self.agentExecutable()
         let port = self.port ?? 19_000 + Int(ProcessInfo.processInfo.processIdentifier % 1000)
         let base = "http://127.0.0.1:\(port)"
 
@@ -175,7 +185,7 @@ struct BenchMemory: AsyncParsableCommand {
         // 5. One agent: enrolls with the setup key, receives its view over NATS, applies it (dry run).
         progress?.begin("memory: starting one agent (dry-run applier) and waiting until it applied its view")
         let stateDir = scratch.appendingPathComponent("agent").path
-        let agent = try ChildProcess.start(executable, ["agent", "--controller", base, "--setup-key", setupKey, "--state-dir", stateDir,
+        let agent = try ChildProcess.start(agentExecutable, ["--controller", base, "--setup-key", setupKey, "--state-dir", stateDir,
                                                         "--applier", "dry-run", "--assume-candidates-up", "--name", "bench-agent", "--log-level", "warning"],
                                            log: scratch.appendingPathComponent("agent.log").path)
         started(agent)
@@ -202,7 +212,7 @@ struct BenchMemory: AsyncParsableCommand {
         agent.stop()
         serve.stop()
         var soakFigures: SoakFigures?
-        if let soak { soakFigures = try await runSoak(seconds: soak, executable: executable, stateDir: stateDir, scratch: scratch, progress: progress) }
+        if let soak { soakFigures = try await runSoak(seconds: soak, executable: agentExecutable, stateDir: stateDir, scratch: scratch, progress: progress) }
 
         return MemoryFigures(
             peers: peers, groups: builder.groupCount, routes: builder.state.routes.count, events: events.count,
@@ -291,7 +301,7 @@ struct MemoryFigures: Codable, Sendable {
 
     func table() -> [String] {
         var lines: [String] = []
-        lines.append("routeplane-bench memory: a real controller (routeplane serve) and agent (routeplane agent --applier dry-run) as child processes; "
+        lines.append("routeplane-bench memory: a real controller (routeplane serve) and agent (routeplane-agent --applier dry-run) as child processes; "
                      + "/proc/PID/status, MB = 10^6 bytes")
         lines.append("tenant: \(peers) peers, \(groups) groups, \(routes) routes (\(events) events); the controller projected and published \(viewsProjected) views in "
                      + String(format: "%.1f s", projectSeconds) + ", then served \(viewsFetched) GET /api/agent/view in " + String(format: "%.1f s", viewFetchSeconds)

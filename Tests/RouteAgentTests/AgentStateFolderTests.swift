@@ -1,5 +1,5 @@
 import Foundation
-import ViewDistribution
+import ViewTransport
 import RouteAgent
 import RouteModel
 import Testing

@@ -1,7 +1,7 @@
 import RouteAgent
 import RouteModel
 import RouteSelection
-import ViewDistribution
+import ViewTransport
 import Testing
 
 /// HA sets of different network ids that lead to the same destination: the agent installs exactly one of them and

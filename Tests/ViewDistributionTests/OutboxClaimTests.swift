@@ -1,5 +1,6 @@
 @testable import NATSClient
 @testable import ViewDistribution
+@testable import ViewTransport
 import PostgresClient
 import EventStore
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import RouteModel
 @testable import ViewDistribution
+@testable import ViewTransport
 import Testing
 
 /// The `shadowed` list of an agent's status message: optional and additive, so agents and controllers of either

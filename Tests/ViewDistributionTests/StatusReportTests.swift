@@ -1,5 +1,6 @@
 import Foundation
 @testable import ViewDistribution
+@testable import ViewTransport
 import Testing
 
 /// What the status recorder accepts from the bus before anything reaches PostgreSQL (pure; no I/O).

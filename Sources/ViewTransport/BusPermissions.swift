@@ -25,9 +25,11 @@ public enum BusPermissions {
     /// A controller: publishes every view (through JetStream: the stream API and its acks), records every status.
     public static let controller = NATSPermissions(
         publishAllow: [ViewSubjects.wildcard, "$JS.API.>"],
-        subscribeAllow: [PeerStatusRecorder.subject, "_INBOX.>"])
+        subscribeAllow: [statusWildcard, "_INBOX.>"])
 
     public static func statusSubject(tenant: String, peer: String) -> String { "routeplane.\(tenant).peer.\(peer).status" }
+    /// Every peer's status subject (the controllers' `PeerStatusRecorder` subscribes to it).
+    public static let statusWildcard = "routeplane.*.peer.*.status"
 }
 
 /// A controller's own NATS user: a key pair made at start (never written anywhere) and a user JWT minted from the

@@ -3,7 +3,7 @@ import NATSClient
 
 extension JetStreamPublisher {
     /// The relay's publisher: acknowledgements read in place with JSONKit's reader.
-    static func forViews(connection: NATSConnection, stream: String) throws -> JetStreamPublisher {
+    package static func forViews(connection: NATSConnection, stream: String) throws -> JetStreamPublisher {
         try JetStreamPublisher(connection: connection, stream: stream, readAck: { quickAck($0) })
     }
 

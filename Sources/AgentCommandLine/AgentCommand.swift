@@ -1,4 +1,4 @@
-import CommandSupport
+import CommandLogging
 import ArgumentParser
 import Foundation
 import Logging
@@ -7,10 +7,15 @@ import RouteModel
 import ServiceLifecycle
 import UnixSignals
 
-struct Agent: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the agent on a peer: enroll once, follow this peer's route view, choose HA routing peers locally, apply routes.",
-        subcommands: [AgentRoutes.self])
+/// `routeplane agent` and the lean executable `routeplane-agent` (Sources/routeplane-agent): one command, two names.
+public struct Agent: AsyncParsableCommand {
+    /// Named after the executable run: `routeplane-agent` when it is the lean executable, else `agent` (a subcommand).
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: CommandLine.arguments.first?.split(separator: "/").last == "routeplane-agent" ? "routeplane-agent" : "agent",
+            abstract: "Run the agent on a peer: enroll once, follow this peer's route view, choose HA routing peers locally, apply routes.",
+            subcommands: [AgentRoutes.self])
+    }
 
     enum ApplierKind: String, ExpressibleByArgument, CaseIterable { case linux, dryRun = "dry-run" }
 
@@ -37,7 +42,9 @@ struct Agent: AsyncParsableCommand {
     @Flag(help: "Remove every route and NAT rule the agent added (keep_route routes included) and exit.") var cleanup = false
     @Option(help: "Log level.") var logLevel: Logger.Level = .notice
 
-    func run() async throws {
+    public init() {}
+
+    public func run() async throws {
         guard let controller else { throw ArgumentParser.ValidationError("Missing expected argument '--controller <controller>'") }
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "routeplane.agent")
