@@ -36,6 +36,8 @@ public actor ProjectionRunner {
         /// A cached projection at most this many events behind the checkpoint (another runner advanced the
         /// tenant) is fast-forwarded; further behind, it is refolded from the first event.
         public var fastForwardLimit: Int64 = 100_000
+        /// Profiling hook: each committed batch that advanced reports its stage timestamps.
+        public var onBatchTiming: (@Sendable (ProjectionBatchTiming) -> Void)?
 
         public init(batchSize: Int = 1_000, mode: ProjectionMode = .incremental, sweepInterval: Duration = .seconds(2),
                     workers: Int = 2, beforeCommit: (@Sendable (ProjectionBatch, PostgresSession) throws -> Void)? = nil) {
@@ -151,6 +153,7 @@ public actor ProjectionRunner {
 
     /// The batch transaction; runs on the connection's thread.
     static func batch(_ s: PostgresSession, tenant: String, slot: Slot, configuration: Configuration) throws -> Outcome {
+        let began = configuration.onBatchTiming == nil ? 0 : ProjectionBatchTiming.now()
         try s.query("BEGIN")
         do {
             guard try ProjectionSQL.tryLock(s, tenant: tenant) else {
@@ -188,11 +191,16 @@ public actor ProjectionRunner {
                 try s.query("COMMIT")
                 return .caughtUp(sequence: checkpoint)
             }
+            let applied = configuration.onBatchTiming == nil ? 0 : ProjectionBatchTiming.now()
             try ProjectionSQL.writeViewsAndOutbox(s, tenant: tenant, batch.views)
             try ProjectionSQL.writeReadModels(s, tenant: tenant, batch.readModels)
             try ProjectionSQL.setCheckpoint(s, tenant: tenant, sequence: batch.lastSequence)
             try configuration.beforeCommit?(batch, s)
+            let written = configuration.onBatchTiming == nil ? 0 : ProjectionBatchTiming.now()
             try s.query("COMMIT")
+            configuration.onBatchTiming?(ProjectionBatchTiming(
+                tenant: tenant, began: began, applied: applied, written: written, committed: ProjectionBatchTiming.now(),
+                lastSequence: batch.lastSequence, viewsChanged: batch.views.count))
             return .advanced(BatchSummary(tenant: tenant, firstSequence: batch.firstSequence, lastSequence: batch.lastSequence,
                                           viewsChanged: batch.views.count, viewsComputed: batch.viewsComputed,
                                           affectedPeers: batch.affectedPeers, reloaded: reloaded))

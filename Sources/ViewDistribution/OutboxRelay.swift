@@ -51,6 +51,8 @@ public final class OutboxRelay: Sendable {
         /// Test hook: runs after the batch's acknowledgements, before rows are marked sent and the transaction
         /// commits. Throwing (or terminating the session) is a relay killed between publish and mark-sent.
         public var afterPublish: (@Sendable ([PublishedRow], PostgresSession) throws -> Void)?
+        /// Profiling hook: each batch that claimed something reports its stage timestamps (after COMMIT).
+        public var onBatchTiming: (@Sendable (RelayBatchTiming) -> Void)?
 
         public init(stream: StreamSpec = .views, machine: OutboxRelayStateMachine.Configuration = .init(),
                     publishTimeout: Duration = .seconds(5), name: String = "outbox-relay", workers: Int = 2,
@@ -187,13 +189,14 @@ public final class OutboxRelay: Sendable {
         let limit = configuration.machine.batchSize
         let timeout = configuration.publishTimeout
         let hook = configuration.afterPublish
+        let observe = configuration.onBatchTiming
         let signer = self.signer
         let report: BatchReport
         defer { returnPublisher(publisher) }
         do {
             report = try await store.pool.withSession { s in
                 try Self.batch(s, candidatesSQL: candidates, partitions: filter, limit: limit, publisher: publisher,
-                               signer: signer, timeout: timeout, hook: hook)
+                               signer: signer, timeout: timeout, hook: hook, observe: observe)
             }
         } catch {
             counters.withLock { $0.failedAttempts += 1 }
@@ -296,7 +299,9 @@ public final class OutboxRelay: Sendable {
     /// cooperative one).
     static func batch(_ s: PostgresSession, candidatesSQL: String = candidatesSQL, partitions: [Int]? = nil, limit: Int,
                       publisher: JetStreamPublisher, signer: ViewSigner, timeout: Duration,
-                      hook: (@Sendable ([PublishedRow], PostgresSession) throws -> Void)?) throws -> BatchReport {
+                      hook: (@Sendable ([PublishedRow], PostgresSession) throws -> Void)?,
+                      observe: (@Sendable (RelayBatchTiming) -> Void)? = nil) throws -> BatchReport {
+        var timing = RelayBatchTiming(began: observe == nil ? 0 : RelayBatchTiming.now())
         try s.script(beginSQL)
         do {
             let candidates = try s.query(prepared: candidatesSQL,
@@ -328,6 +333,7 @@ public final class OutboxRelay: Sendable {
                 payloads[id] = (digest, body, r.bool("removed") == true, r.int64("created_at_millis") ?? 0)
             }
             let plan = OutboxClaim.plan(peerRows)
+            if observe != nil { timing.claimed = RelayBatchTiming.now() }
             var rows: [PublishedRow] = []
             var messages: [OutgoingMessage] = []
             rows.reserveCapacity(plan.publish.count)
@@ -343,10 +349,12 @@ public final class OutboxRelay: Sendable {
                 rows.append(PublishedRow(outboxID: p.newest.id, tenant: p.newest.tenant, peer: p.newest.peer, version: p.newest.version,
                                          result: .failed(.timeout)))
             }
+            if observe != nil { timing.signed = RelayBatchTiming.now() }
             let clock = ContinuousClock()
             let started = clock.now
             let results = publisher.publishBlocking(messages, timeout: timeout)
             report.latency = clock.now - started
+            if observe != nil { timing.acknowledged = RelayBatchTiming.now() }
             for i in rows.indices { rows[i].result = results[i] }
             try hook?(rows, s)
             let toMark = plan.superseded + rows.indices.filter { rows[$0].result.isStored }.flatMap { plan.publish[$0].markOnAck }
@@ -354,6 +362,12 @@ public final class OutboxRelay: Sendable {
                 report.marked = try s.query(prepared: markSQL, [PostgresArray.literal(toMark.map(String.init))]).affectedRows
             }
             try s.query("COMMIT")
+            if let observe {
+                timing.committed = RelayBatchTiming.now()
+                timing.claimedRows = candidates.count
+                timing.messages = messages.count
+                observe(timing)
+            }
             let acknowledged = rows.filter { $0.result.isStored }
             report.published = acknowledged.count
             report.duplicates = acknowledged.filter { if case .stored(_, true) = $0.result { true } else { false } }.count

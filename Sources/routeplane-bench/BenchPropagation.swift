@@ -46,6 +46,8 @@ struct BenchPropagation: AsyncParsableCommand {
     @Flag(name: .customLong("skip-agent-signature-check"),
           help: "Simulated agents decode and check the digest but not the signature: separates the cost of verifying 10,000 views in one process (real agents each verify one) from the controller's signing.")
     var skipAgentSignatureCheck = false
+    @Flag(help: "Also print where each change's time went: projection and relay stages (per-batch timestamps) and every pipeline process's CPU.")
+    var stages = false
 
     func run() async throws {
         if let tenant = agentProcessTenant {
@@ -84,6 +86,8 @@ struct BenchPropagation: AsyncParsableCommand {
         var relayConfiguration = OutboxRelay.Configuration(name: "bench-relay")
         if let relayWorkers { relayConfiguration.workers = max(1, relayWorkers) }
         if let relayBatch { relayConfiguration.machine.batchSize = max(1, relayBatch) }
+        let stageLog = stages ? PropagationStages(database: name) : nil
+        if let stageLog { relayConfiguration.onBatchTiming = { t in stageLog.relay.withLock { $0.append(t) } } }
         let store = EventStore(url: url, maxConnections: 8 + relayConfiguration.workers, logger: logger)
         _ = try await Migrator(store: store).migrate(try Migrator.load(directory: Migrator.defaultDirectory()))
         let signer = ViewSigner.ephemeral()
@@ -122,7 +126,9 @@ struct BenchPropagation: AsyncParsableCommand {
         let publisherConnection = try await NATSConnection.connect(try BenchNATS.configuration(url: nats, name: "bench-relay"), logger: logger)
         let relay = OutboxRelay(store: store, connection: publisherConnection, signer: signer, configuration: relayConfiguration, logger: logger)
         _ = try await relay.ensureStream()
-        let runner = ProjectionRunner(store: store, logger: logger)
+        var runnerConfiguration = ProjectionRunner.Configuration()
+        if let stageLog { runnerConfiguration.onBatchTiming = { t in stageLog.projection.withLock { $0.append(t) } } }
+        let runner = ProjectionRunner(store: store, configuration: runnerConfiguration, logger: logger)
         let pipeline = [Task { await runner.run() }, Task { await relay.run() }]
         defer { for t in pipeline { t.cancel() } }
         let head = try await store.version(tenant: tenant)
@@ -137,6 +143,7 @@ struct BenchPropagation: AsyncParsableCommand {
         var wallNanos: UInt64 = 0
         let cpuBefore = ProcessCPU.now()
         let childCPUBefore = child.cpuSeconds()
+        let otherCPUBefore = stageLog?.otherCPU()
         for k in 0..<changes {
             progress?("route change \(k + 1) of \(changes)")
             let start = MonotonicClock.nanoseconds()
@@ -153,6 +160,10 @@ struct BenchPropagation: AsyncParsableCommand {
         }
         let cpu = ProcessCPU.now() - cpuBefore
         let childCPU = child.cpuSeconds().map { after in childCPUBefore.map { after - $0 } ?? after }
+        let otherCPU = stageLog.flatMap { log in otherCPUBefore.map { before in
+            let after = log.otherCPU()
+            return PropagationStages.ProcessCPU(postgres: after.postgres - before.postgres, nats: after.nats - before.nats)
+        } }
 
         // Baseline: the same number of messages of the same size, raw core-NATS publish → receive, one subject per
         // agent, received and hashed by the same agents' process.
@@ -185,6 +196,11 @@ struct BenchPropagation: AsyncParsableCommand {
             let times = receipts.view[version] ?? []
             latencies += times.map { ms(committed, $0) }
             if let first = times.min() { firstReceipts.append(ms(committed, first)) }
+        }
+        if let stageLog, let otherCPU {
+            let lines = stageLog.report(committedAt: committedAt, views: receipts.view,
+                                        cpu: (cpu.user + cpu.system, childCPU, otherCPU), messages: latencies.count)
+            for line in lines { print(line) }
         }
         var baseline: [Double] = []
         for (version, sent) in sentAt { baseline += (receipts.raw[version] ?? []).map { ms(sent, $0) } }
