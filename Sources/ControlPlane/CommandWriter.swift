@@ -38,6 +38,8 @@ public struct CommandWriter: Sendable {
     let turns = TenantTurns()
     /// Tenants written by other controllers lately (see `write`).
     let contention = TenantContention()
+    /// Tenants whose cached snapshot was found behind lately (see `writeOnCachedSnapshot`).
+    let staleCache = TenantContention()
     /// Every write is refused when it grows a kind past its quota, on the state it lands on (see `withAllGroup`).
     let quotas: TenantQuotas?
 
@@ -64,6 +66,11 @@ public struct CommandWriter: Sendable {
             return try await writeUnderLock(tenant: tenant, actor: actor, requestID: requestID, ifMatch: ifMatch,
                                             decide: decide, sideStatements: sideStatements, finish: finish)
         }
+        if !staleCache.isContended(tenant), let cached = cache.cached(tenant),
+           let result = try await writeOnCachedSnapshot(cached, tenant: tenant, actor: actor, requestID: requestID, ifMatch: ifMatch,
+                                                        decide: decide, sideStatements: sideStatements, finish: finish) {
+            return result
+        }
         var snapshot = try await cache.current(tenant)
         try Self.check(ifMatch, snapshot)
         let events = try decide(snapshot)
@@ -83,6 +90,38 @@ public struct CommandWriter: Sendable {
                          metadata: ["tenant": "\(tenant)", "expected": "\(expectedVersion)", "actual": "\(actual)", "request_id": "\(requestID)"])
             return try await writeUnderLock(tenant: tenant, actor: actor, requestID: requestID, ifMatch: ifMatch,
                                             decide: decide, sideStatements: sideStatements, finish: finish)
+        }
+    }
+
+    /// The write decided on the cached snapshot without catching it up first (one query less per write; writes of a
+    /// tenant served by one controller find the cache current): the append expects exactly the cached version, so it
+    /// lands only on the state it was decided against. Nil — take the ordinary path (catch up, decide again) — when
+    /// another controller appended since (the append conflicts; the tenant then skips this path for a while), and when
+    /// the decision on the cached snapshot refuses, does nothing or fails `If-Match`: a snapshot that may be behind is
+    /// trusted only for a write PostgreSQL confirms, never for an answer that is not a write.
+    func writeOnCachedSnapshot(
+        _ cached: TenantSnapshot, tenant: String, actor: Actor, requestID: String,
+        ifMatch: (object: ObjectRef, version: Int64)?,
+        decide: @escaping @Sendable (TenantSnapshot) throws -> [RouteEvent],
+        sideStatements: @escaping @Sendable ([RouteEvent]) -> [EventStore.SideStatement],
+        finish: Finish?
+    ) async throws -> WriteResult? {
+        guard cached.version > 0, (try? Self.check(ifMatch, cached)) != nil,
+              let events = try? decide(cached), !events.isEmpty,
+              let finishing = try? Self.finishing(finish, cached, events) else { return nil }
+        var snapshot = cached
+        do {
+            let sequences = try await store.append(tenant: tenant, expected: .exactly(cached.version),
+                                                   events: Self.newEvents(events, actor: actor, requestID: requestID),
+                                                   with: sideStatements(events) + finishing)
+            for (event, sequence) in zip(events, sequences) { snapshot.apply(event, sequence: sequence) }
+            cache.remember(tenant, snapshot)
+            return WriteResult(snapshot: snapshot, events: events, sequences: sequences)
+        } catch EventStoreError.conflict(_, let expectedVersion, let actual) {
+            staleCache.noteConflict(tenant)
+            logger.debug("cached snapshot was behind; catching up and deciding again",
+                         metadata: ["tenant": "\(tenant)", "expected": "\(expectedVersion)", "actual": "\(actual)", "request_id": "\(requestID)"])
+            return nil
         }
     }
 

@@ -105,6 +105,16 @@ public struct ControlPlane: Sendable {
         }
     }
 
+    /// `actor(principal, snapshot)` with the tenant's snapshot: a token's name never changes once created, so a cached
+    /// snapshot that has the token names it without catching up (one query less per API write); anything else (a peer,
+    /// whose name can change, or a token this controller has not seen yet) catches the tenant up first.
+    public func namedActor(_ principal: Principal) async throws -> Actor {
+        if case let .token(tenant, id, _) = principal, let name = cache.cached(tenant)?.state.tokens[TokenID(id)]?.name {
+            return Actor(id: "token:\(id)", name: name)
+        }
+        return actor(principal, try await cache.current(principal.tenant))
+    }
+
     // MARK: - Admin operations (the CLI's `tenants`, `tokens` and `peers`, also used by tests)
 
     /// Creates a tenant (its first event) and returns its id.

@@ -132,10 +132,24 @@ public final class TenantCache: Sendable {
     let store: EventStore
     private let snapshots = Mutex<[String: TenantSnapshot]>([:])
 
+    /// Catch-ups run (`current` calls), for tests that count the queries a write makes.
+    private let catchUps = Atomic<Int>(0)
+
     public init(store: EventStore) { self.store = store }
+
+    /// How many times `current` has caught a tenant up (one query or more each).
+    public var catchUpCount: Int { catchUps.load(ordering: .relaxed) }
+
+    /// The tenant's cached snapshot as it is, without catching up: possibly behind the event store (another controller
+    /// may have written since). Only for decisions that PostgreSQL checks again (an append expecting its version) or
+    /// for facts that never change once written (a token's name).
+    public func cached(_ tenant: String) -> TenantSnapshot? {
+        snapshots.withLock { $0[tenant] }
+    }
 
     /// The tenant's snapshot, caught up to its latest committed event.
     public func current(_ tenant: String) async throws -> TenantSnapshot {
+        catchUps.add(1, ordering: .relaxed)
         var snapshot = snapshots.withLock { $0[tenant] } ?? TenantSnapshot()
         while true {
             let batch = try await store.read(tenant: tenant, fromSequence: snapshot.version + 1, limit: 2000)

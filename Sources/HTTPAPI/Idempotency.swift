@@ -40,6 +40,14 @@ struct JSONAnswer: Sendable {
         self.sequence = sequence
     }
 
+    /// An answer whose body is already JSON text.
+    init(json body: [UInt8], status: Int = 200, etag: Int64? = nil, sequence: Int64? = nil) {
+        self.body = body
+        self.status = status
+        self.etag = etag
+        self.sequence = sequence
+    }
+
     init(stored: IdempotencyKeys.Answer) {
         body = Array(stored.body.utf8)
         status = stored.status

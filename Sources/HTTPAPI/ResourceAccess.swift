@@ -86,11 +86,11 @@ struct ResourceAccess: Sendable {
         // A dry run reaches `write` only where no dry run is offered (tokens): refused, so it never writes.
         if try request.isDryRun() { throw APIError(.badRequest, "dry_run is not offered on \(request.uri.path)", field: "dry_run") }
         let tenant = principal.tenant
-        let before = try await controlPlane.cache.current(tenant)
+        let actor = try await controlPlane.namedActor(principal)
         var precondition: (ObjectRef, Int64)?
         if let object, let v = try request.ifMatchVersion() { precondition = (object, v) }
         let start = ContinuousClock.now
-        let result = try await controlPlane.writer.write(tenant: tenant, actor: controlPlane.actor(principal, before), requestID: context.requestID,
+        let result = try await controlPlane.writer.write(tenant: tenant, actor: actor, requestID: context.requestID,
                                                          ifMatch: precondition, decide: decide, sideStatements: { sideStatements(tenant, $0) },
                                                          finish: finish)
         if result.sequences != nil { metrics.append(duration: ContinuousClock.now - start) }

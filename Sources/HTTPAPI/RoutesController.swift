@@ -59,7 +59,7 @@ struct RoutesController: Sendable {
     @Sendable func list(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let (s, _) = try await access.snapshot(request, context)
         let routes = s.inCreationOrder(Array(s.state.routes.values)) { ObjectRef(.route, $0.id.rawValue) }
-        return jsonResponse(routes.map { RouteJSON($0, in: s.state) }, sequence: s.version)
+        return rawJSONResponse(RouteJSON.jsonBytes(routes.map { RouteJSON($0, in: s.state) }), sequence: s.version)
     }
 
     @Sendable func get(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -99,6 +99,6 @@ struct RoutesController: Sendable {
 
     static func answer(_ id: RouteID, _ s: TenantSnapshot) throws -> JSONAnswer {
         guard let route = s.state.route(id) else { throw ControlPlaneError.notFound(field: "route_id", message: "route \(id.rawValue) not found") }
-        return JSONAnswer(RouteJSON(route, in: s.state), etag: s.version(of: ObjectRef(.route, id.rawValue)), sequence: s.version)
+        return JSONAnswer(json: RouteJSON(route, in: s.state).jsonBytes, etag: s.version(of: ObjectRef(.route, id.rawValue)), sequence: s.version)
     }
 }

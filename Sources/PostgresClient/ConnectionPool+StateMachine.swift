@@ -106,15 +106,19 @@ public struct PoolStateMachine: Sendable {
         }.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    /// Leases the most recently handed back idle connection, if any.
-    private mutating func takeIdle() -> ConnectionID? {
+    /// Leases the most recently handed back idle connection that `preferred` accepts, else the most recently handed
+    /// back idle connection, if any.
+    private mutating func takeIdle(preferring preferred: (ConnectionID) -> Bool = { _ in true }) -> ConnectionID? {
         var best: (since: Int, id: ConnectionID)?
+        var bestPreferred: (since: Int, id: ConnectionID)?
         for (id, state) in connections {
-            if case let .idle(since) = state, since > best?.since ?? Int.min { best = (since, id) }
+            guard case let .idle(since) = state else { continue }
+            if since > best?.since ?? Int.min { best = (since, id) }
+            if since > bestPreferred?.since ?? Int.min, preferred(id) { bestPreferred = (since, id) }
         }
-        guard let best else { return nil }
-        connections[best.id] = .leased
-        return best.id
+        guard let chosen = bestPreferred ?? best else { return nil }
+        connections[chosen.id] = .leased
+        return chosen.id
     }
 
     /// A lease asked for. `deadline`: how long the caller may wait in the queue (none: until served or failed).
@@ -146,9 +150,11 @@ public struct PoolStateMachine: Sendable {
     /// A lease served at once from the idle connections, without queueing a waiter: the connection now
     /// leased, or nil (nothing idle, or shutting down), in which case the caller asks with `leaseRequested`.
     /// Never overtakes a waiter: connections are idle only while nobody waits.
-    public mutating func leaseIdle() -> ConnectionID? {
+    /// `preferring`: connections to lease first when one of them is idle (the shell prefers those whose session
+    /// settings already match the lease's, which saves a round trip to change them).
+    public mutating func leaseIdle(preferring preferred: (ConnectionID) -> Bool = { _ in true }) -> ConnectionID? {
         guard case .running = state else { return nil }
-        return takeIdle()
+        return takeIdle(preferring: preferred)
     }
 
     public mutating func waiterCancelled(_ waiter: WaiterID) -> [Action] {

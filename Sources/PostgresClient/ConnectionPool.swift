@@ -134,8 +134,12 @@ public final class ConnectionPool: Sendable {
 
     private func lease() async throws -> (ConnectionID, PostgresConnection) {
         // An idle connection: take it without a continuation (the common case under load).
+        // Preferably one whose statement_timeout is already this task's: work alternating between reads and appends
+        // (each with its own limit) would otherwise pay a `set_config` round trip on most leases.
+        let wanted = StatementBudget.currentMilliseconds
         let idle: (ConnectionID, PostgresConnection)? = state.withLock { state in
-            guard let id = state.machine.leaseIdle() else { return nil }
+            let timeouts = state.statementTimeouts
+            guard let id = state.machine.leaseIdle(preferring: { (timeouts[$0] ?? 0) == wanted }) else { return nil }
             guard let connection = state.open[id] else {
                 preconditionFailure("state machine leased \(id), which the pool does not hold")
             }

@@ -102,6 +102,18 @@ public enum RouteEvent: Hashable, Sendable {
 
     func encodedJSON() -> [UInt8] {
         switch self {
+        // Route events are written by hand, byte for byte as the encoder below writes them (`EventEncoding.swift`).
+        case .routeCreated(let e): return FastEventEncoding.encode(e)
+        case .routeUpdated(let e): return FastEventEncoding.encode(e)
+        case .routeDeleted(let e): return FastEventEncoding.encode(e)
+        default: return encodedJSONWithFoundation()
+        }
+    }
+
+    /// The reference encoder: Foundation's `JSONEncoder` through the payloads' Codable conformances (sorted keys,
+    /// slashes unescaped). `encodedJSON()` must give the same bytes for every event.
+    func encodedJSONWithFoundation() -> [UInt8] {
+        switch self {
         case .routeCreated(let e): return EventCoding.encode(e)
         case .routeUpdated(let e): return EventCoding.encode(e)
         case .routeDeleted(let e): return EventCoding.encode(e)
