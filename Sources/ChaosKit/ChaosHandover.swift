@@ -19,6 +19,8 @@ public struct ChaosHandoverSample: Sendable, Equatable {
     /// Why this kill tells nothing about the handover (PostgreSQL unreachable, the killed controller held nothing);
     /// nil when it was measured.
     public var notMeasured: String?
+    /// What the last reads of pg_locks saw, for a handover over the bound or never done (the check prints it).
+    public var detail = ""
 
     public init(killedAt: Double, controller: Int, projectionPartitions: Int = 0, relayPartitions: Int = 0, seconds: Double? = nil,
                 notMeasured: String? = nil) {
@@ -63,12 +65,14 @@ extension ChaosChecks {
                 continue
             }
             guard let seconds = s.seconds else {
-                problems.append("\(label): its \(s.projectionPartitions) projection and \(s.relayPartitions) relay partition(s) were not all owned again within the measurement's limit")
+                problems.append("\(label): its \(s.projectionPartitions) projection and \(s.relayPartitions) relay partition(s) were not all owned again within the measurement's limit"
+                                + (s.detail.isEmpty ? "" : " (\(s.detail))"))
                 continue
             }
             judged.append(seconds)
             if seconds > bound {
-                problems.append("\(label): its partitions were owned again after \(String(format: "%.2f", seconds)) s, over the bound of \(String(format: "%.0f", bound)) s")
+                problems.append("\(label): its partitions were owned again after \(String(format: "%.2f", seconds)) s, over the bound of \(String(format: "%.0f", bound)) s"
+                                + (s.detail.isEmpty ? "" : " (\(s.detail))"))
             }
         }
         if judged.count < minimum {

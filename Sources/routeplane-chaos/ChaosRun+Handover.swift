@@ -1,7 +1,8 @@
 // Partition handover after a controller kill, read from pg_locks: which controller holds which projection and relay
 // partition just before the kill, then every 50 ms until each of the killed controller's partitions is locked again by
 // a live controller (ChaosKit's ChaosHandover has the check). Controllers are told apart by their PostgreSQL
-// application_name (PGAPPNAME, set per controller by ChaosRun.init).
+// application_name (PGAPPNAME, set per controller by ChaosRun.init). The reads go through a connection of their own
+// (`lockReader`), so the workload's and the convergence poll's queries never delay them.
 import ChaosKit
 import EventStore
 import Foundation
@@ -24,7 +25,7 @@ extension ChaosRun {
     func partitionLocks() async -> [ChaosPartitionLock]? {
         let projection = PartitionOwnership.partitionLockClass(.projection)
         let relay = PartitionOwnership.partitionLockClass(.relay)
-        guard let rows = try? await store.pool.withSession({ s in
+        guard let rows = try? await lockReader.withSession({ s in
             try s.query("""
                 SELECT l.pid, l.classid::int8 AS class, l.objid::int8 AS partition, coalesce(a.application_name, '') AS application_name
                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -63,23 +64,39 @@ extension ChaosRun {
         let count = TenantPartitions.standard.count
         // A failed read (the run's pool reconnecting after a failover) is tried again at the next poll; kills near a
         // PostgreSQL fault are not judged anyway (ChaosChecks.handoverDisturbances).
-        var answered = false
+        var (answered, failed) = (0, 0)
+        var last = ""
         while now - killedAt < 10 {
+            if stopping.load(ordering: .relaxed) {
+                sample.notMeasured = "the run ended before the handover did"
+                return
+            }
             guard let locks = await partitionLocks() else {
+                failed += 1
                 await chaosSleep(.milliseconds(50))
                 continue
             }
-            answered = true
+            answered += 1
+            let stillHeld = locks.filter { victimPids.contains($0.pid) }.count
             let live = locks.filter { !victimPids.contains($0.pid) }
             let projection = Set(live.filter { $0.work == .projection }.map(\.partition))
             let relay = Set(live.filter { $0.work == .relay }.map(\.partition))
-            if !locks.contains(where: { victimPids.contains($0.pid) }) && projection.count == count && (!relayExpected || relay.count == count) {
+            if stillHeld == 0 && projection.count == count && (!relayExpected || relay.count == count) {
                 sample.seconds = now - killedAt
+                if sample.seconds ?? 0 > ChaosChecks.handoverBound {
+                    sample.detail = "before: \(last); \(answered) reads of pg_locks, \(failed) failed"
+                }
                 return
             }
+            last = "at \(String(format: "%.2f", now - killedAt)) s the killed controller's sessions held \(stillHeld) lock(s), "
+                + "live controllers \(projection.count) projection and \(relay.count) relay partition(s)\(relayExpected ? "" : " (relay not expected)")"
             await chaosSleep(.milliseconds(50))
         }
-        if !answered { sample.notMeasured = "PostgreSQL did not answer during the handover" }
+        if answered == 0 {
+            sample.notMeasured = "PostgreSQL did not answer during the handover"
+        } else {
+            sample.detail = "last: \(last); \(answered) reads of pg_locks, \(failed) failed"
+        }
     }
 
     /// `partitionLocks()`, tried up to three times 50 ms apart (just before a kill: the pool may be reconnecting).

@@ -1,6 +1,7 @@
 // The fault-injection run's end: shutdown (agents, then controllers with SIGTERM) and what SIGINT/SIGTERM and the
 // run's time bound do (kill the controllers at once).
 import ChaosKit
+import PostgresClient
 import Dispatch
 import EventStore
 import Foundation
@@ -23,6 +24,7 @@ extension ChaosRun {
             }
         }
         await store.shutdown()
+        lockReader.shutdown()
         if let folder = settings.agentStateDir { try? FileManager.default.removeItem(atPath: folder) }
         return ChaosCheck(name: "controllers stop gracefully on SIGTERM (exit 0)", passed: clean, detail: statuses.joined(separator: ", "))
     }

@@ -24,6 +24,8 @@ final class ChaosRun: Sendable {
     let agentLog: ChaosAgentLog
     let tenants = Mutex<[ChaosTenant]>([])
     let store: EventStore
+    /// One connection for the partition handover's reads of pg_locks (ChaosRun+Handover), apart from `store`'s.
+    let lockReader: ConnectionPool
     /// The faults injected so far and how they healed.
     let faults = Mutex(ChaosFaultTally())
     /// The replicated-service faults (failover, NATS server kill, partition) so far (ChaosRun+Cluster).
@@ -66,6 +68,7 @@ final class ChaosRun: Sendable {
         var logger = Logger(label: "routeplane.chaos")
         logger.logLevel = .critical
         store = EventStore(url: settings.databaseURL, maxConnections: 3, logger: logger, connectionRetries: 3)
+        lockReader = ConnectionPool(url: settings.databaseURL, configuration: .init(maxConnections: 1), logger: logger)
         cluster.withLock { $0.partitionedController = Self.partitionedIndex(settings) }
     }
 
