@@ -24,7 +24,7 @@ final class ChaosRun: Sendable {
     let agentLog: ChaosAgentLog
     let tenants = Mutex<[ChaosTenant]>([])
     let store: EventStore
-    /// One connection for the partition handover's reads of pg_locks (ChaosRun+Handover), apart from `store`'s.
+    /// Two connections for the partition handover's waits in pg_locks (ChaosRun+Handover), apart from `store`'s.
     let lockReader: ConnectionPool
     /// The faults injected so far and how they healed.
     let faults = Mutex(ChaosFaultTally())
@@ -68,7 +68,7 @@ final class ChaosRun: Sendable {
         var logger = Logger(label: "routeplane.chaos")
         logger.logLevel = .critical
         store = EventStore(url: settings.databaseURL, maxConnections: 3, logger: logger, connectionRetries: 3)
-        lockReader = ConnectionPool(url: settings.databaseURL, configuration: .init(maxConnections: 1), logger: logger)
+        lockReader = ConnectionPool(url: settings.databaseURL, configuration: .init(maxConnections: 2), logger: logger)
         cluster.withLock { $0.partitionedController = Self.partitionedIndex(settings) }
     }
 
