@@ -8,18 +8,18 @@ extension RouteJSON {
     func write(_ w: inout JSONWriter) {
         if let access_control_groups {
             w.raw("{\"access_control_groups\":")
-            Self.strings(access_control_groups, &w)
+            w.strings(access_control_groups)
             w.raw(",\"description\":")
         } else {
             w.raw("{\"description\":")
         }
         w.string(description)
         w.raw(",\"domains\":")
-        if let domains { Self.strings(domains, &w) } else { w.raw("null") }
+        if let domains { w.strings(domains) } else { w.raw("null") }
         w.raw(",\"enabled\":")
         w.bool(enabled)
         w.raw(",\"groups\":")
-        Self.strings(groups, &w)
+        w.strings(groups)
         w.raw(",\"id\":")
         w.string(id)
         w.raw(",\"keep_route\":")
@@ -38,7 +38,7 @@ extension RouteJSON {
         w.string(peer)
         if let peer_groups {
             w.raw(",\"peer_groups\":")
-            Self.strings(peer_groups, &w)
+            w.strings(peer_groups)
         }
         w.raw(",\"skip_auto_apply\":")
         w.bool(skip_auto_apply)
@@ -76,14 +76,5 @@ extension RouteJSON {
         }
         w.raw("]")
         return w.bytes
-    }
-
-    static func strings(_ strings: [String], _ w: inout JSONWriter) {
-        w.raw("[")
-        for (i, s) in strings.enumerated() {
-            if i > 0 { w.raw(",") }
-            w.string(s)
-        }
-        w.raw("]")
     }
 }

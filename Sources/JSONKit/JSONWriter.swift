@@ -33,4 +33,17 @@ public struct JSONWriter {
     public mutating func string(_ s: String) {
         JSONString.append(s, to: &bytes)
     }
+
+    /// `values` as a JSON array of string literals, in their order.
+    @inlinable
+    public mutating func strings<S: Sequence>(_ values: S) where S.Element == String {
+        raw("[")
+        var first = true
+        for value in values {
+            if !first { raw(",") }
+            first = false
+            string(value)
+        }
+        raw("]")
+    }
 }

@@ -45,17 +45,17 @@ enum FastEventEncoding {
     /// `Route`'s Codable form (`Route.encode(to:)`), members sorted by name.
     static func route(_ r: Route, _ w: inout JSONWriter) {
         w.raw("{\"access_control_groups\":")
-        ids(r.accessControlGroups, &w)
+        w.strings(r.accessControlGroups.lazy.map(\.rawValue))
         w.raw(",\"description\":")
         w.string(r.description)
         if case .domains(let domains) = r.destination {
             w.raw(",\"domains\":")
-            strings(domains, &w)
+            w.strings(domains)
         }
         w.raw(",\"enabled\":")
         w.bool(r.enabled)
         w.raw(",\"groups\":")
-        ids(r.groups, &w)
+        w.strings(r.groups.lazy.map(\.rawValue))
         w.raw(",\"id\":")
         w.string(r.id.rawValue)
         w.raw(",\"keep_route\":")
@@ -78,13 +78,13 @@ enum FastEventEncoding {
             w.string(peer.rawValue)
         case .peerGroups(let groups):
             w.raw(",\"peer_groups\":")
-            ids(groups, &w)
+            w.strings(groups.lazy.map(\.rawValue))
         }
         w.raw(",\"skip_auto_apply\":")
         w.bool(r.skipAutoApply)
         if let written = r.writtenDomains {
             w.raw(",\"written_domains\":")
-            strings(written, &w)
+            w.strings(written)
         }
         w.raw("}")
     }
@@ -102,24 +102,6 @@ enum FastEventEncoding {
             w.raw(",\"os\":")
             w.string(p.os)
             w.raw("}")
-        }
-        w.raw("]")
-    }
-
-    static func ids<ID: StringIdentifier>(_ ids: [ID], _ w: inout JSONWriter) {
-        w.raw("[")
-        for (i, id) in ids.enumerated() {
-            if i > 0 { w.raw(",") }
-            w.string(id.rawValue)
-        }
-        w.raw("]")
-    }
-
-    static func strings(_ strings: [String], _ w: inout JSONWriter) {
-        w.raw("[")
-        for (i, s) in strings.enumerated() {
-            if i > 0 { w.raw(",") }
-            w.string(s)
         }
         w.raw("]")
     }
