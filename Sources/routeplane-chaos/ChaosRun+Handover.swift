@@ -23,6 +23,13 @@ struct ChaosPartitionLock: Sendable, Equatable {
 }
 
 extension ChaosRun {
+    /// Granted two-key advisory locks (`objsubid = 2`, as `PartitionOwnership` takes them) in this database: the part
+    /// of the read before the kill and of the server-side wait that picks out partition locks.
+    static let grantedPartitionLocks = """
+        l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """
+
     /// The application_name controller `index` connects with.
     static func applicationName(_ index: Int) -> String { "routeplane-chaos-ctl\(index + 1)" }
 
@@ -37,8 +44,7 @@ extension ChaosRun {
                 let rows = try s.query("""
                     SELECT l.pid, l.classid::int8 AS class, l.objid::int8 AS partition, coalesce(a.application_name, '') AS application_name
                       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                     WHERE \(Self.grantedPartitionLocks)
                        AND l.classid::int8 IN (\(projection), \(relay))
                     """)
                 let time = try s.query("SELECT extract(epoch FROM clock_timestamp())::float8 AS now").first?.string("now").flatMap(Double.init)
@@ -74,8 +80,7 @@ extension ChaosRun {
                    count(DISTINCT l.objid) FILTER (WHERE NOT (l.pid = ANY (victim)) AND l.classid::int8 = relay_class)
               INTO v, p, r
               FROM pg_locks l
-             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             WHERE \(grantedPartitionLocks)
                AND l.classid::int8 IN (projection_class, relay_class);
             IF v = 0 AND p = partitions AND (NOT need_relay OR r = partitions) THEN
               RETURN QUERY SELECT extract(epoch FROM t0)::float8, extract(epoch FROM clock_timestamp())::float8, v, p, r;
